@@ -1,0 +1,74 @@
+// berth_native: the few system calls Node does not expose.
+//
+// flock(2) makes the embedded file store safe for concurrent processes: the
+// kernel drops the lock when its holder dies, so a crashed CNI plugin can never
+// wedge the store the way a stale lock file can.
+#include <node_api.h>
+#include <sys/file.h>
+#include <errno.h>
+#include <string.h>
+
+namespace {
+
+napi_value Throw(napi_env env, const char* syscall, int err) {
+  napi_value code, msg, error;
+  napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &msg);
+  napi_create_error(env, nullptr, msg, &error);
+  napi_value errno_value, syscall_value;
+  napi_create_int32(env, -err, &errno_value);
+  napi_set_named_property(env, error, "errno", errno_value);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
+  napi_set_named_property(env, error, "syscall", syscall_value);
+  const char* name = err == EWOULDBLOCK ? "EWOULDBLOCK" : err == EBADF ? "EBADF" : err == EINTR ? "EINTR" : "EIO";
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+  napi_set_named_property(env, error, "code", code);
+  napi_throw(env, error);
+  return nullptr;
+}
+
+// flock(fd, operation): operation is a bitmask of LOCK_SH/LOCK_EX/LOCK_UN/LOCK_NB.
+// Returns true when the lock was taken, false when LOCK_NB was set and it is held elsewhere.
+napi_value Flock(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int32_t fd = -1, op = 0;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &op) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "flock(fd, operation) takes two integers");
+    return nullptr;
+  }
+  int rc;
+  do {
+    rc = flock(fd, op);
+  } while (rc != 0 && errno == EINTR);
+  napi_value result;
+  if (rc != 0) {
+    if (errno == EWOULDBLOCK && (op & LOCK_NB)) {
+      napi_get_boolean(env, false, &result);
+      return result;
+    }
+    return Throw(env, "flock", errno);
+  }
+  napi_get_boolean(env, true, &result);
+  return result;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  napi_value fn;
+  napi_create_function(env, "flock", NAPI_AUTO_LENGTH, Flock, nullptr, &fn);
+  napi_set_named_property(env, exports, "flock", fn);
+  const struct { const char* name; int value; } constants[] = {
+    {"LOCK_SH", LOCK_SH}, {"LOCK_EX", LOCK_EX}, {"LOCK_UN", LOCK_UN}, {"LOCK_NB", LOCK_NB},
+  };
+  for (const auto& c : constants) {
+    napi_value v;
+    napi_create_int32(env, c.value, &v);
+    napi_set_named_property(env, exports, c.name, v);
+  }
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)
