@@ -1,0 +1,214 @@
+// The pool's data model and the Store interface that both stores implement.
+//
+// Only non-free addresses have a record, so a store's size follows the
+// addresses in use (plus the released ones remembered for least-recently-
+// released order), never the size of the subnet.
+import type { PoolConfig } from './pool-config.js';
+
+export type AddressState = 'free' | 'allocated' | 'reserved';
+
+/**
+ * The stored record of one non-free address. Keys are short because Redis
+ * holds one per address in use.
+ */
+export interface AddrRecord {
+  /** 'a' allocated, 'r' reserved */
+  s: 'a' | 'r';
+  /** owner key */
+  o?: string;
+  /** container id: of the attachment (allocated) or of the last one (held) */
+  c?: string;
+  /** interface name of the attachment */
+  i?: string;
+  /** generation of the allocation: unique within the pool */
+  g?: number;
+  /** since (ms since the epoch) */
+  t: number;
+  /** reserved until (ms): set on a hold after release, absent on admin reservations */
+  u?: number;
+  /** admin note */
+  n?: string;
+  /** 1 when the address came from an admin reservation it returns to on release */
+  p?: 1;
+}
+
+/** The pool's counters and allocation cursor. */
+export interface PoolMeta {
+  /** next never-used address to consider; '' once every range has been walked */
+  cursor: string;
+  /** last generation handed out */
+  gen: number;
+  allocated: number;
+  reserved: number;
+}
+
+/** Who asks: recorded in the history. */
+export interface Actor {
+  actor?: string;
+}
+
+export interface AllocateRequest extends Actor {
+  containerId: string;
+  ifname: string;
+  owner: string;
+  /** a specific address (hex) */
+  ip?: string;
+}
+
+export interface Allocation {
+  pool: string;
+  /** hex */
+  ip: string;
+  gen: number;
+  owner: string;
+  /** true when the attachment already had this address (idempotent ADD) */
+  existing: boolean;
+}
+
+export type ReleaseRequest = Actor &
+  ({ containerId: string; ifname: string; ip?: undefined } | { ip: string; containerId?: undefined; ifname?: undefined }) & {
+    /** refuse unless the address is still at this generation */
+    gen?: number;
+  };
+
+export interface ReleaseResult {
+  released: boolean;
+  /** hex, when something was released */
+  ip?: string;
+  /** the state the address went to */
+  state?: AddressState;
+}
+
+export interface ReserveRequest extends Actor {
+  owner?: string;
+  note?: string;
+}
+
+/** An address as the CLI and API show it. */
+export interface AddressInfo {
+  pool: string;
+  /** hex */
+  ip: string;
+  state: AddressState;
+  owner?: string;
+  containerId?: string;
+  ifname?: string;
+  gen?: number;
+  since?: number;
+  /** hold end (ms) of an address reserved after release */
+  until?: number;
+  note?: string;
+  pinned?: boolean;
+}
+
+export interface PoolUsage {
+  conf: PoolConfig;
+  allocated: number;
+  reserved: number;
+  /** assignable addresses (decimal string: an IPv6 pool may exceed 2^53) */
+  capacity: string;
+}
+
+export type HistoryEvent = 'allocate' | 'release' | 'reserve' | 'unreserve' | 'expire' | 'repair' | 'pin' | 'unpin';
+
+export interface HistoryEntry {
+  /** ms since the epoch */
+  at: number;
+  event: HistoryEvent;
+  /** hex */
+  ip: string;
+  owner?: string;
+  containerId?: string;
+  ifname?: string;
+  gen?: number;
+  actor?: string;
+  note?: string;
+}
+
+/** Everything of one pool, read at one instant: the input of the consistency check. */
+export interface PoolSnapshot {
+  conf: PoolConfig;
+  meta: PoolMeta;
+  addr: Map<string, AddrRecord>;
+  att: Map<string, string>;
+  /** owner "\0" hex */
+  held: Set<string>;
+  expiry: Map<string, number>;
+  free: Map<string, number>;
+  now: number;
+}
+
+/** A guarded repair: applied only if the current value still equals `expect`. */
+export type Fix =
+  | { kind: 'addr'; key: string; expect: string | null; value: string | null }
+  | { kind: 'att'; key: string; expect: string | null; value: string | null }
+  | { kind: 'held'; key: string; present: boolean }
+  | { kind: 'expiry'; key: string; value: number | null }
+  | { kind: 'free'; key: string; value: number | null }
+  | { kind: 'meta'; key: 'allocated' | 'reserved' | 'cursor' | 'gen'; value: string };
+
+export interface ListOptions {
+  state?: AddressState;
+}
+
+export interface HistoryOptions {
+  ip?: string;
+  limit?: number;
+}
+
+/** A pool store: every operation is atomic and, once it resolves, durable. */
+export interface Store {
+  /** Human-readable location, without credentials. */
+  readonly location: string;
+  createPool(conf: PoolConfig, actor?: string): Promise<PoolConfig>;
+  /** Removes a pool; refuses while addresses are allocated unless forced. Returns how many were allocated. */
+  removePool(name: string, opts?: { force?: boolean; actor?: string }): Promise<{ allocated: number }>;
+  getPool(name: string): Promise<PoolConfig>;
+  listPools(): Promise<PoolUsage[]>;
+  usage(name: string): Promise<PoolUsage>;
+  allocate(pool: string, req: AllocateRequest): Promise<Allocation>;
+  release(pool: string, req: ReleaseRequest): Promise<ReleaseResult>;
+  reserve(pool: string, ip: string, req: ReserveRequest): Promise<AddressInfo>;
+  unreserve(pool: string, ip: string, req: Actor): Promise<AddressInfo>;
+  getAddress(pool: string, ip: string): Promise<AddressInfo>;
+  /** Non-free addresses in address order (free ones are derived by the caller). */
+  listAddresses(pool: string): Promise<AddressInfo[]>;
+  /** Newest first. */
+  history(pool: string, opts?: HistoryOptions): Promise<HistoryEntry[]>;
+  snapshot(pool: string): Promise<PoolSnapshot>;
+  applyFixes(pool: string, fixes: Fix[], actor?: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Key of an attachment in the attachment index. Interface names never hold "/". */
+export function attachmentKey(containerId: string, ifname: string): string {
+  return `${containerId}/${ifname}`;
+}
+
+/** Key of a held-index entry. */
+export function heldKey(owner: string, hex: string): string {
+  return `${owner}\u0000${hex}`;
+}
+
+/** The state of a record at `now`: a hold past its end counts as free. */
+export function stateOf(rec: AddrRecord | undefined, now: number): AddressState {
+  if (!rec) return 'free';
+  if (rec.s === 'a') return 'allocated';
+  return rec.u !== undefined && rec.u <= now ? 'free' : 'reserved';
+}
+
+/** The CLI/API view of an address. */
+export function addressInfo(pool: string, ip: string, rec: AddrRecord | undefined, now: number): AddressInfo {
+  const state = stateOf(rec, now);
+  const info: AddressInfo = { pool, ip, state };
+  if (!rec || state === 'free') return info;
+  if (rec.o !== undefined) info.owner = rec.o;
+  if (rec.c !== undefined) info.containerId = rec.c;
+  if (rec.i !== undefined) info.ifname = rec.i;
+  if (rec.g !== undefined) info.gen = rec.g;
+  info.since = rec.t;
+  if (rec.u !== undefined) info.until = rec.u;
+  if (rec.n !== undefined) info.note = rec.n;
+  if (rec.p) info.pinned = true;
+  return info;
+}

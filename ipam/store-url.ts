@@ -1,0 +1,136 @@
+// Store URLs (CONTRACT.md): file:///dir, redis://, rediss://, redis+sentinel://.
+import { ValidationError } from './errors.js';
+
+export const DEFAULT_STORE = 'file:///var/lib/berth';
+
+export type StoreLocation =
+  | { kind: 'file'; dir: string }
+  | {
+      kind: 'redis';
+      tls: boolean;
+      hosts: Array<{ host: string; port: number }>;
+      /** Sentinel master name; absent for a direct connection */
+      sentinelName?: string;
+      username?: string;
+      password?: string;
+      db: number;
+      prefix: string;
+      /** ms a command may take before it fails as STORE_UNAVAILABLE */
+      timeout: number;
+      connectTimeout: number;
+      ca?: string;
+      cert?: string;
+      key?: string;
+      servername?: string;
+      sentinelUsername?: string;
+      sentinelPassword?: string;
+    };
+
+const QUERY_KEYS = new Set([
+  'prefix',
+  'timeout',
+  'connectTimeout',
+  'ca',
+  'cert',
+  'key',
+  'servername',
+  'sentinelUsername',
+  'sentinelPassword',
+]);
+const URL_RE = /^(redis|rediss|redis\+sentinel|rediss\+sentinel):\/\/(?:([^@/]*)@)?([^/?#]+)(\/[^?#]*)?(?:\?([^#]*))?$/;
+
+/** The store URL to use: a flag, else BERTH_STORE, else the embedded default. */
+export function resolveStoreUrl(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  return flag || env.BERTH_STORE || DEFAULT_STORE;
+}
+
+/** Parses a store URL; `field` names where it came from in errors. */
+export function parseStoreUrl(url: unknown, field = 'store'): StoreLocation {
+  if (typeof url !== 'string' || url === '') throw new ValidationError(field, 'must be a store URL');
+  if (url.startsWith('file:')) {
+    let dir: string;
+    try {
+      dir = decodeURIComponent(new URL(url).pathname);
+    } catch {
+      throw new ValidationError(field, `"${url}" is not a valid file URL`);
+    }
+    if (!url.startsWith('file:///') || dir === '/' || dir === '') {
+      throw new ValidationError(field, `"${url}" must name an absolute directory, like file:///var/lib/berth`);
+    }
+    return { kind: 'file', dir: dir.replace(/\/+$/, '') };
+  }
+  const m = URL_RE.exec(url);
+  if (!m) {
+    throw new ValidationError(
+      field,
+      `"${redact(url)}" is not a store URL (file:///DIR, redis://[user:pass@]host:port[/db], rediss://…, redis+sentinel://host:port[,host:port]/master[/db])`,
+    );
+  }
+  const [, scheme, userinfo, hostList, path = '', query = ''] = m;
+  const sentinel = scheme!.endsWith('+sentinel');
+  const hosts = hostList!.split(',').map((h) => parseHostPort(h, sentinel ? 26379 : 6379, field));
+  if (!sentinel && hosts.length !== 1) throw new ValidationError(field, 'a redis:// URL names one host; use redis+sentinel:// for several');
+  const segments = path.split('/').filter((s) => s !== '');
+  let sentinelName: string | undefined;
+  if (sentinel) {
+    sentinelName = segments.shift();
+    if (!sentinelName) throw new ValidationError(field, 'redis+sentinel:// needs the master name as the path, like /mymaster');
+  }
+  if (segments.length > 1) throw new ValidationError(field, `unexpected path "${path}"`);
+  const db = segments.length ? Number(segments[0]) : 0;
+  if (!Number.isInteger(db) || db < 0 || db > 15 || !/^\d+$/.test(segments[0] ?? '0')) {
+    throw new ValidationError(`${field}.db`, `must be a database number from 0 to 15, got "${segments[0]}"`);
+  }
+  const loc: StoreLocation = {
+    kind: 'redis',
+    tls: scheme!.startsWith('rediss'),
+    hosts,
+    db,
+    prefix: 'berth',
+    timeout: 3000,
+    connectTimeout: 2000,
+  };
+  if (sentinelName) loc.sentinelName = sentinelName;
+  if (userinfo) {
+    const colon = userinfo.indexOf(':');
+    const user = decodeURIComponent(colon >= 0 ? userinfo.slice(0, colon) : '');
+    const pass = decodeURIComponent(colon >= 0 ? userinfo.slice(colon + 1) : userinfo);
+    if (user) loc.username = user;
+    if (pass) loc.password = pass;
+  }
+  for (const [k, v] of new URLSearchParams(query)) {
+    if (!QUERY_KEYS.has(k)) throw new ValidationError(`${field}.${k}`, `unknown option (${[...QUERY_KEYS].join(', ')})`);
+    switch (k) {
+      case 'prefix':
+        if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(v)) throw new ValidationError(`${field}.prefix`, 'must be 1-64 of letters, digits, _ . : -');
+        loc.prefix = v;
+        break;
+      case 'timeout':
+      case 'connectTimeout': {
+        const ms = Number(v);
+        if (!Number.isInteger(ms) || ms < 10 || ms > 600000) throw new ValidationError(`${field}.${k}`, 'must be milliseconds from 10 to 600000');
+        loc[k] = ms;
+        break;
+      }
+      default:
+        loc[k as 'ca' | 'cert' | 'key' | 'servername' | 'sentinelUsername' | 'sentinelPassword'] = v;
+    }
+  }
+  return loc;
+}
+
+/** The URL with any password replaced, for messages and logs. */
+export function redact(url: string): string {
+  return url.replace(/^([a-z+]+:\/\/)([^@/]*)@/i, (_, scheme: string, info: string) => {
+    const colon = info.indexOf(':');
+    return `${scheme}${colon >= 0 ? `${info.slice(0, colon)}:***` : '***'}@`;
+  }).replace(/(sentinelPassword=)[^&]*/, '$1***');
+}
+
+function parseHostPort(text: string, defaultPort: number, field: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+)(?::(\d{1,5}))?$/.exec(text);
+  if (!m) throw new ValidationError(field, `"${text}" is not HOST[:PORT]`);
+  const port = m[2] ? Number(m[2]) : defaultPort;
+  if (port < 1 || port > 65535) throw new ValidationError(field, `port ${port} is out of range 1-65535`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
