@@ -1,0 +1,657 @@
+// The embedded store for one host: no server, safe for concurrent processes,
+// crash-safe.
+//
+// Layout of the store directory:
+//   lock            flock(2) target: exclusive for changes, shared for reads
+//   snapshot.json   every pool at some epoch, replaced by rename
+//   journal.log     a header line {"epoch":N}, then one JSON line per change,
+//                   appended and fdatasync'd before the change is acknowledged
+//   history/P.jsonl the pool's history, one line per state change
+//
+// A process keeps the state in memory and, on each operation, reads only the
+// journal lines appended since it last looked. A crash mid-append leaves a
+// line without its newline: it was never acknowledged and the next writer cuts
+// it off. Compaction writes snapshot N+1, then a fresh journal with header N+1;
+// a journal whose epoch is behind the snapshot's is already in it.
+import fs from 'node:fs';
+import { join } from 'node:path';
+import { native } from '../native/index.js';
+import { checkRecordShape } from './record.js';
+import { BerthError, isBerthError } from './errors.js';
+import * as engine from './engine.js';
+import { TimeQueue } from './time-queue.js';
+import { assertNoOverlap, capacity, isAssignable, readPoolConfig, validatePoolName, type PoolConfig } from './pool-config.js';
+import { formatIp } from './address.js';
+import {
+  addressInfo,
+  attachmentKey,
+  heldKey,
+  type Actor,
+  type AddrRecord,
+  type AddressInfo,
+  type AllocateRequest,
+  type Allocation,
+  type Fix,
+  type HistoryEntry,
+  type HistoryOptions,
+  type PoolMeta,
+  type PoolSnapshot,
+  type PoolUsage,
+  type ReleaseRequest,
+  type ReleaseResult,
+  type ReserveRequest,
+  type Store,
+} from './model.js';
+
+/** Journal size past which the next writer compacts it into the snapshot. */
+const COMPACT_BYTES = 8 * 1024 * 1024;
+/** History file size past which it is rotated to P.jsonl.1. */
+const HISTORY_ROTATE_BYTES = 16 * 1024 * 1024;
+
+interface PoolState {
+  conf: PoolConfig;
+  meta: PoolMeta;
+  addr: Map<string, AddrRecord>;
+  free: TimeQueue;
+  // Indexes, derived from addr and never written to disk.
+  att: Map<string, string>;
+  held: Map<string, Set<string>>;
+  expiry: TimeQueue;
+}
+
+type JournalEntry =
+  | { t: 'create'; conf: PoolConfig; meta: PoolMeta }
+  | { t: 'rm'; pool: string }
+  | { t: 'put'; pool: string; a: Record<string, AddrRecord | null>; f: Record<string, number | null>; m: PoolMeta };
+
+interface SnapshotFile {
+  v: 1;
+  epoch: number;
+  pools: Record<string, { conf: PoolConfig; meta: PoolMeta; addr: Record<string, AddrRecord>; free: Array<[string, number]> }>;
+}
+
+export interface FileStoreOptions {
+  /** ms to wait for the lock */
+  lockTimeout?: number;
+}
+
+/** The embedded file store. */
+export class FileStore implements Store {
+  readonly location: string;
+  private readonly dir: string;
+  private readonly lockTimeout: number;
+  private lockFd = -1;
+  private journalFd = -1;
+  private pools: Map<string, PoolState> | null = null;
+  private epoch = 0;
+  private ino = -1;
+  private offset = 0;
+
+  constructor(dir: string, opts: FileStoreOptions = {}) {
+    this.dir = dir;
+    this.location = `file://${dir}`;
+    this.lockTimeout = opts.lockTimeout ?? 5000;
+  }
+
+  async createPool(conf: PoolConfig, actor?: string): Promise<PoolConfig> {
+    void actor;
+    return this.write(() => {
+      const pools = this.pools!;
+      if (pools.has(conf.name)) throw new BerthError('POOL_EXISTS', `pool "${conf.name}" already exists`);
+      assertNoOverlap(conf, [...pools.values()].map((p) => p.conf));
+      const meta: PoolMeta = { cursor: conf.ranges[0]![0], gen: 0, allocated: 0, reserved: 0 };
+      return { entries: [{ t: 'create', conf, meta }], result: conf };
+    });
+  }
+
+  async removePool(name: string, opts: { force?: boolean; actor?: string } = {}): Promise<{ allocated: number }> {
+    return this.write(() => {
+      const pool = this.pool(name);
+      if (pool.meta.allocated > 0 && !opts.force) {
+        throw new BerthError('POOL_IN_USE', `pool "${name}" has ${pool.meta.allocated} allocated addresses; release them or use --force`, {
+          allocated: pool.meta.allocated,
+        });
+      }
+      return { entries: [{ t: 'rm', pool: name }], result: { allocated: pool.meta.allocated }, removeHistory: name };
+    });
+  }
+
+  async getPool(name: string): Promise<PoolConfig> {
+    return this.read(() => this.pool(name).conf);
+  }
+
+  async listPools(): Promise<PoolUsage[]> {
+    return this.read(() => [...this.pools!.values()].sort((a, b) => cmp(a.conf.name, b.conf.name)).map(usageOf));
+  }
+
+  async usage(name: string): Promise<PoolUsage> {
+    return this.read(() => usageOf(this.pool(name)));
+  }
+
+  async allocate(pool: string, req: AllocateRequest): Promise<Allocation> {
+    return this.change(pool, (txn) => engine.allocate(txn, req));
+  }
+
+  async release(pool: string, req: ReleaseRequest): Promise<ReleaseResult> {
+    return this.change(pool, (txn) => engine.release(txn, req));
+  }
+
+  async reserve(pool: string, ip: string, req: ReserveRequest): Promise<AddressInfo> {
+    return this.change(pool, (txn) => engine.reserve(txn, ip, req));
+  }
+
+  async unreserve(pool: string, ip: string, req: Actor): Promise<AddressInfo> {
+    return this.change(pool, (txn) => engine.unreserve(txn, ip, req));
+  }
+
+  async getAddress(pool: string, ip: string): Promise<AddressInfo> {
+    return this.read(() => {
+      const p = this.pool(pool);
+      const rec = p.addr.get(ip);
+      if (!rec && !isAssignable(p.conf, ip)) {
+        throw new BerthError('IP_NOT_IN_POOL', `${formatIp(ip)} is not an assignable address of pool "${pool}"`);
+      }
+      return addressInfo(pool, ip, rec, Date.now());
+    });
+  }
+
+  async listAddresses(pool: string): Promise<AddressInfo[]> {
+    return this.read(() => {
+      const p = this.pool(pool);
+      const now = Date.now();
+      return [...p.addr.keys()].sort(cmp).map((hex) => addressInfo(pool, hex, p.addr.get(hex), now));
+    });
+  }
+
+  async history(pool: string, opts: HistoryOptions = {}): Promise<HistoryEntry[]> {
+    return this.read(() => {
+      this.pool(pool);
+      const file = this.historyFile(pool);
+      const lines = [readText(`${file}.1`), readText(file)].join('').split('\n');
+      const out: HistoryEntry[] = [];
+      for (let i = lines.length - 1; i >= 0 && (opts.limit === undefined || out.length < opts.limit); i--) {
+        if (!lines[i]) continue;
+        let entry: HistoryEntry;
+        try {
+          entry = JSON.parse(lines[i]!) as HistoryEntry;
+        } catch {
+          continue; // a line cut by a crash was never acknowledged
+        }
+        if (opts.ip === undefined || entry.ip === opts.ip) out.push(entry);
+      }
+      return out;
+    });
+  }
+
+  async snapshot(pool: string): Promise<PoolSnapshot> {
+    return this.read(() => {
+      const p = this.pool(pool);
+      const held = new Set<string>();
+      for (const [owner, set] of p.held) for (const hex of set) held.add(heldKey(owner, hex));
+      return {
+        conf: p.conf,
+        meta: { ...p.meta },
+        addr: new Map(p.addr),
+        att: new Map(p.att),
+        held,
+        expiry: new Map(p.expiry),
+        free: new Map(p.free),
+        now: Date.now(),
+      };
+    });
+  }
+
+  async applyFixes(pool: string, fixes: Fix[], actor?: string): Promise<number> {
+    void actor;
+    // The indexes are derived from the records here, so only the free list and
+    // the counters can disagree with them.
+    return this.change(pool, (txn, p) => {
+      let applied = 0;
+      for (const fix of fixes) {
+        if (fix.kind === 'free') {
+          txn.putFree(fix.key, fix.value ?? undefined);
+          applied++;
+        } else if (fix.kind === 'meta' && fix.key === 'gen') {
+          p.meta.gen = Math.max(p.meta.gen, Number(fix.value));
+          applied++;
+        } else if (fix.kind === 'meta') {
+          let allocated = 0;
+          for (const rec of p.addr.values()) if (rec.s === 'a') allocated++;
+          p.meta.allocated = allocated;
+          p.meta.reserved = p.addr.size - allocated;
+          applied++;
+        } else {
+          applied++;
+        }
+      }
+      return applied;
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const fd of [this.journalFd, this.lockFd]) if (fd >= 0) fs.closeSync(fd);
+    this.journalFd = -1;
+    this.lockFd = -1;
+    this.pools = null;
+  }
+
+  // --- transactions -------------------------------------------------------
+
+  /** Runs an engine operation on one pool under the exclusive lock and journals what it changed. */
+  private change<T>(pool: string, fn: (txn: engine.PoolTxn, p: PoolState) => T): Promise<T> {
+    return this.write(() => {
+      const p = this.pool(pool);
+      const txn = new FileTxn(p, Date.now());
+      let result: T;
+      try {
+        result = fn(txn, p);
+      } catch (err) {
+        // What ran before an expected failure (ended holds turned free) stands,
+        // as it does in a Lua script; anything else leaves memory untrusted.
+        if (!isBerthError(err)) throw err;
+        return { entries: txn.entries(), history: txn.history, error: err };
+      }
+      return { entries: txn.entries(), history: txn.history, result };
+    });
+  }
+
+  private async write<T>(
+    fn: () => { entries: JournalEntry[]; result?: T; error?: unknown; history?: HistoryEntry[]; removeHistory?: string },
+  ): Promise<T> {
+    return this.locked(true, () => {
+      let out: ReturnType<typeof fn>;
+      try {
+        out = fn();
+      } catch (err) {
+        this.pools = null; // state may be half-changed: reload on next use
+        throw err;
+      }
+      if (out.entries.length > 0) {
+        if (!out.error) {
+          // entries were applied in memory by the transaction (put) or are applied now (create/rm)
+          for (const e of out.entries) if (e.t !== 'put') applyEntry(this.pools!, e);
+        }
+        this.appendJournal(out.entries);
+      }
+      if (out.history && out.history.length > 0) this.appendHistory(out.history);
+      if (out.removeHistory) {
+        const file = this.historyFile(out.removeHistory);
+        fs.rmSync(file, { force: true });
+        fs.rmSync(`${file}.1`, { force: true });
+      }
+      if (this.offset > COMPACT_BYTES) this.compact();
+      if (out.error) throw out.error;
+      return out.result as T;
+    });
+  }
+
+  private read<T>(fn: () => T): Promise<T> {
+    return this.locked(false, fn);
+  }
+
+  /** Takes the lock (polling, bounded), brings memory up to date, runs fn synchronously, unlocks. */
+  private async locked<T>(exclusive: boolean, fn: () => T): Promise<T> {
+    const { flock, LOCK_EX, LOCK_SH, LOCK_NB, LOCK_UN } = native();
+    if (this.lockFd < 0) {
+      try {
+        fs.mkdirSync(join(this.dir, 'history'), { recursive: true, mode: 0o750 });
+        this.lockFd = fs.openSync(join(this.dir, 'lock'), 'a', 0o640);
+      } catch (err) {
+        throw new BerthError('STORE_UNAVAILABLE', `failed to open store ${this.location}: ${(err as Error).message}`, undefined, { cause: err });
+      }
+    }
+    const deadline = Date.now() + this.lockTimeout;
+    let wait = 0.2;
+    while (!flock(this.lockFd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB)) {
+      if (Date.now() > deadline) {
+        throw new BerthError('STORE_UNAVAILABLE', `failed to lock store ${this.location}: another process held it for ${this.lockTimeout} ms`);
+      }
+      await new Promise((r) => setTimeout(r, wait));
+      wait = Math.min(wait * 2, 10);
+    }
+    try {
+      this.refresh(exclusive);
+      return fn();
+    } finally {
+      flock(this.lockFd, LOCK_UN);
+    }
+  }
+
+  // --- disk ---------------------------------------------------------------
+
+  private get journalPath(): string {
+    return join(this.dir, 'journal.log');
+  }
+
+  private historyFile(pool: string): string {
+    return join(this.dir, 'history', `${validatePoolName(pool, 'pool')}.jsonl`);
+  }
+
+  /** Brings the in-memory state up to what the files hold. */
+  private refresh(exclusive: boolean): void {
+    let st: fs.Stats | null = null;
+    try {
+      st = fs.statSync(this.journalPath);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw this.unavailable('read', err);
+    }
+    if (!st) {
+      this.loadSnapshot();
+      if (exclusive) this.writeJournalHeader();
+      else this.ino = -1;
+      return;
+    }
+    if (this.pools === null || st.ino !== this.ino || st.size < this.offset) {
+      this.loadSnapshot();
+      this.openJournal();
+      const header = this.readHeader();
+      if (header < this.epoch) {
+        // Compaction stopped between its two renames: the snapshot has it all.
+        if (exclusive) this.writeJournalHeader();
+        else this.ino = -1; // reload next time rather than read the stale journal
+        return;
+      }
+      if (header > this.epoch) {
+        throw new BerthError('STORE_CORRUPT', `failed to read store ${this.location}: journal epoch ${header} is ahead of snapshot epoch ${this.epoch}`);
+      }
+    }
+    this.readJournalTail(exclusive);
+  }
+
+  private loadSnapshot(): void {
+    const text = readText(join(this.dir, 'snapshot.json'));
+    this.pools = new Map();
+    this.epoch = 0;
+    if (!text) return;
+    let snap: SnapshotFile;
+    try {
+      snap = JSON.parse(text) as SnapshotFile;
+    } catch (err) {
+      throw new BerthError('STORE_CORRUPT', `failed to read ${join(this.dir, 'snapshot.json')}: ${(err as Error).message}`);
+    }
+    this.epoch = snap.epoch;
+    for (const [name, p] of Object.entries(snap.pools)) {
+      const state = newPool(readPoolConfig(JSON.stringify(p.conf), `snapshot pool ${name}`), p.meta);
+      for (const [hex, rec] of Object.entries(p.addr)) setAddr(state, hex, checkRecordShape(rec, hex));
+      for (const [hex, time] of p.free) state.free.set(hex, time);
+      this.pools.set(name, state);
+    }
+  }
+
+  private openJournal(): void {
+    if (this.journalFd >= 0) fs.closeSync(this.journalFd);
+    this.journalFd = fs.openSync(this.journalPath, 'a+', 0o640);
+    this.ino = fs.fstatSync(this.journalFd).ino;
+    this.offset = 0;
+  }
+
+  private readHeader(): number {
+    const buf = Buffer.alloc(64);
+    const n = fs.readSync(this.journalFd, buf, 0, 64, 0);
+    const nl = buf.subarray(0, n).indexOf(10);
+    if (nl < 0) {
+      throw new BerthError('STORE_CORRUPT', `failed to read ${this.journalPath}: no header line`);
+    }
+    let header: { epoch?: unknown } = {};
+    try {
+      header = JSON.parse(buf.subarray(0, nl).toString()) as { epoch?: unknown };
+    } catch {
+      // reported below
+    }
+    if (typeof header.epoch !== 'number') throw new BerthError('STORE_CORRUPT', `failed to read ${this.journalPath}: bad header`);
+    this.offset = nl + 1;
+    return header.epoch;
+  }
+
+  private readJournalTail(exclusive: boolean): void {
+    const size = fs.fstatSync(this.journalFd).size;
+    if (size <= this.offset) return;
+    const buf = Buffer.alloc(size - this.offset);
+    fs.readSync(this.journalFd, buf, 0, buf.length, this.offset);
+    const end = buf.lastIndexOf(10) + 1;
+    let start = 0;
+    while (start < end) {
+      const nl = buf.indexOf(10, start);
+      const line = buf.subarray(start, nl).toString();
+      let entry: JournalEntry;
+      try {
+        entry = JSON.parse(line) as JournalEntry;
+      } catch (err) {
+        throw new BerthError('STORE_CORRUPT', `failed to read ${this.journalPath} at byte ${this.offset + start}: ${(err as Error).message}`);
+      }
+      applyEntry(this.pools!, entry);
+      start = nl + 1;
+    }
+    this.offset += end;
+    if (end < buf.length && exclusive) {
+      // A crash cut the last append short: it was never acknowledged.
+      fs.ftruncateSync(this.journalFd, this.offset);
+    }
+  }
+
+  private appendJournal(entries: JournalEntry[]): void {
+    const text = entries.map((e) => `${JSON.stringify(e)}\n`).join('');
+    try {
+      const bytes = Buffer.from(text);
+      fs.writeSync(this.journalFd, bytes);
+      fs.fdatasyncSync(this.journalFd);
+      this.offset += bytes.length;
+    } catch (err) {
+      this.pools = null;
+      throw this.unavailable('write', err);
+    }
+  }
+
+  private appendHistory(entries: HistoryEntry[]): void {
+    const byPool = new Map<string, string>();
+    for (const e of entries) {
+      const { pool, ...rest } = e as HistoryEntry & { pool: string };
+      byPool.set(pool, (byPool.get(pool) ?? '') + `${JSON.stringify(rest)}\n`);
+    }
+    for (const [pool, text] of byPool) {
+      const file = this.historyFile(pool);
+      const fd = fs.openSync(file, 'a', 0o640);
+      try {
+        fs.writeSync(fd, text);
+        fs.fdatasyncSync(fd);
+        if (fs.fstatSync(fd).size > HISTORY_ROTATE_BYTES) fs.renameSync(file, `${file}.1`);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+  }
+
+  private writeJournalHeader(): void {
+    atomicWrite(this.journalPath, `${JSON.stringify({ epoch: this.epoch })}\n`);
+    this.openJournal();
+    this.readHeader();
+  }
+
+  private compact(): void {
+    const snap: SnapshotFile = { v: 1, epoch: this.epoch + 1, pools: {} };
+    for (const [name, p] of this.pools!) {
+      snap.pools[name] = { conf: p.conf, meta: p.meta, addr: Object.fromEntries(p.addr), free: [...p.free] };
+    }
+    atomicWrite(join(this.dir, 'snapshot.json'), JSON.stringify(snap));
+    this.epoch++;
+    this.writeJournalHeader();
+  }
+
+  private pool(name: string): PoolState {
+    const p = this.pools!.get(name);
+    if (!p) throw new BerthError('POOL_NOT_FOUND', `pool "${name}" does not exist`);
+    return p;
+  }
+
+  private unavailable(verb: string, err: unknown): BerthError {
+    return new BerthError('STORE_UNAVAILABLE', `failed to ${verb} store ${this.location}: ${(err as Error).message}`, undefined, { cause: err });
+  }
+}
+
+/** The engine's view of a pool here: changes go straight to memory and are noted for the journal. */
+class FileTxn implements engine.PoolTxn {
+  readonly conf: PoolConfig;
+  readonly meta: PoolMeta;
+  readonly history: Array<HistoryEntry & { pool: string }> = [];
+  private readonly a: Record<string, AddrRecord | null> = {};
+  private readonly f: Record<string, number | null> = {};
+  private touched = false;
+
+  constructor(
+    private readonly p: PoolState,
+    readonly now: number,
+  ) {
+    this.conf = p.conf;
+    this.meta = p.meta;
+  }
+
+  getAddr(hex: string): AddrRecord | undefined {
+    return this.p.addr.get(hex);
+  }
+  putAddr(hex: string, rec: AddrRecord | undefined): void {
+    setAddr(this.p, hex, rec);
+    this.a[hex] = rec ?? null;
+    this.touched = true;
+  }
+  getAtt(key: string): string | undefined {
+    return this.p.att.get(key);
+  }
+  putAtt(): void {
+    // derived from the records in setAddr
+  }
+  firstHeld(owner: string): string | undefined {
+    let first: string | undefined;
+    for (const hex of this.p.held.get(owner) ?? []) if (first === undefined || hex < first) first = hex;
+    return first;
+  }
+  putHeld(): void {
+    // derived from the records in setAddr
+  }
+  expiredHolds(now: number, limit: number): string[] {
+    return this.p.expiry.upTo(now, limit);
+  }
+  putExpiry(): void {
+    // derived from the records in setAddr
+  }
+  freeHas(hex: string): boolean {
+    return this.p.free.has(hex);
+  }
+  putFree(hex: string, releasedAt: number | undefined): void {
+    if (releasedAt === undefined) {
+      if (!this.p.free.has(hex)) return;
+      this.p.free.delete(hex);
+      this.f[hex] = null;
+    } else {
+      this.p.free.set(hex, releasedAt);
+      this.f[hex] = releasedAt;
+    }
+    this.touched = true;
+  }
+  oldestFree(): string | undefined {
+    return this.p.free.first();
+  }
+  log(entry: HistoryEntry): void {
+    this.history.push({ ...entry, pool: this.conf.name });
+  }
+  entries(): JournalEntry[] {
+    const metaChanged = this.touched || this.history.length > 0;
+    return metaChanged ? [{ t: 'put', pool: this.conf.name, a: this.a, f: this.f, m: { ...this.meta } }] : [];
+  }
+}
+
+function newPool(conf: PoolConfig, meta: PoolMeta): PoolState {
+  return { conf, meta: { ...meta }, addr: new Map(), free: new TimeQueue(), att: new Map(), held: new Map(), expiry: new TimeQueue() };
+}
+
+/** Sets an address record and keeps the derived indexes in step. */
+function setAddr(p: PoolState, hex: string, rec: AddrRecord | undefined): void {
+  const old = p.addr.get(hex);
+  if (old) {
+    if (old.s === 'a') {
+      const key = attachmentKey(old.c ?? '', old.i ?? '');
+      if (p.att.get(key) === hex) p.att.delete(key);
+    } else {
+      if (old.o !== undefined) {
+        const set = p.held.get(old.o);
+        set?.delete(hex);
+        if (set && set.size === 0) p.held.delete(old.o);
+      }
+      if (old.u !== undefined) p.expiry.delete(hex);
+    }
+  }
+  if (!rec) {
+    p.addr.delete(hex);
+    return;
+  }
+  p.addr.set(hex, rec);
+  if (rec.s === 'a') {
+    p.att.set(attachmentKey(rec.c ?? '', rec.i ?? ''), hex);
+  } else {
+    if (rec.o !== undefined) {
+      let set = p.held.get(rec.o);
+      if (!set) p.held.set(rec.o, (set = new Set()));
+      set.add(hex);
+    }
+    if (rec.u !== undefined) p.expiry.set(hex, rec.u);
+  }
+}
+
+function applyEntry(pools: Map<string, PoolState>, e: JournalEntry): void {
+  switch (e.t) {
+    case 'create':
+      pools.set(e.conf.name, newPool(e.conf, e.meta));
+      return;
+    case 'rm':
+      pools.delete(e.pool);
+      return;
+    case 'put': {
+      const p = pools.get(e.pool);
+      if (!p) return;
+      for (const [hex, rec] of Object.entries(e.a)) setAddr(p, hex, rec ?? undefined);
+      for (const [hex, time] of Object.entries(e.f)) {
+        if (time === null) p.free.delete(hex);
+        else p.free.set(hex, time);
+      }
+      Object.assign(p.meta, e.m);
+      return;
+    }
+    default:
+      throw new BerthError('STORE_CORRUPT', `unknown journal entry ${JSON.stringify((e as { t: unknown }).t)}`);
+  }
+}
+
+function usageOf(p: PoolState): PoolUsage {
+  return { conf: p.conf, allocated: p.meta.allocated, reserved: p.meta.reserved, capacity: capacity(p.conf).toString() };
+}
+
+function readText(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw err;
+  }
+}
+
+/** Writes a file so that a crash leaves either the old or the new content. */
+function atomicWrite(file: string, text: string): void {
+  const tmp = `${file}.tmp`;
+  const fd = fs.openSync(tmp, 'w', 0o640);
+  try {
+    fs.writeSync(fd, text);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  const dirFd = fs.openSync(join(file, '..'), 'r');
+  try {
+    fs.fsyncSync(dirFd);
+  } finally {
+    fs.closeSync(dirFd);
+  }
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
