@@ -3,8 +3,8 @@
 // The file store runs these directly inside its lock; the Redis Lua scripts in
 // ipam/lua/ implement the same steps in the same order over the same
 // structures, and test/ipam/store.ts holds both stores to one behaviour.
-import { hexInc, formatIp } from './address.js';
-import { BerthError } from './errors.js';
+import { hexInc } from './address.js';
+import { fail } from './failures.js';
 import { isAssignable, type PoolConfig } from './pool-config.js';
 import {
   addressInfo,
@@ -103,11 +103,7 @@ export function allocate(txn: PoolTxn, req: AllocateRequest): Allocation {
     const rec = txn.getAddr(current);
     if (rec && rec.s === 'a' && rec.c === req.containerId && rec.i === req.ifname) {
       if (req.ip !== undefined && req.ip !== current) {
-        throw new BerthError(
-          'ATTACHMENT_CONFLICT',
-          `attachment ${key} already holds ${formatIp(current)}, not ${formatIp(req.ip)}`,
-          { ip: formatIp(current) },
-        );
+        throw fail.attachmentConflict(key, current, req.ip);
       }
       return { pool: conf.name, ip: current, gen: rec.g ?? 0, owner: rec.o ?? req.owner, existing: true };
     }
@@ -117,33 +113,14 @@ export function allocate(txn: PoolTxn, req: AllocateRequest): Allocation {
   let hex: string | undefined;
   if (req.ip !== undefined) {
     hex = req.ip;
-    if (!isAssignable(conf, hex)) {
-      throw new BerthError('IP_NOT_IN_POOL', `${formatIp(hex)} is not an assignable address of pool "${conf.name}"`);
-    }
+    if (!isAssignable(conf, hex)) throw fail.notInPool(hex, conf.name);
     const rec = txn.getAddr(hex);
     const state = stateOf(rec, now);
-    if (state === 'allocated') {
-      throw new BerthError('IP_ALLOCATED', `${formatIp(hex)} is allocated to ${rec!.o ?? '?'} (container ${rec!.c ?? '?'})`, {
-        owner: rec!.o,
-        containerId: rec!.c,
-      });
-    }
-    if (state === 'reserved' && rec!.o !== req.owner) {
-      throw new BerthError(
-        'IP_RESERVED',
-        `${formatIp(hex)} is reserved${rec!.o !== undefined ? ` for ${rec!.o}` : ''}`,
-        { owner: rec!.o },
-      );
-    }
+    if (state === 'allocated') throw fail.allocated(hex, rec!.o, rec!.c);
+    if (state === 'reserved' && rec!.o !== req.owner) throw fail.reservedFor(hex, rec!.o);
   } else {
     hex = txn.firstHeld(req.owner) ?? nextFromCursor(txn) ?? oldestFree(txn);
-    if (hex === undefined) {
-      throw new BerthError(
-        'POOL_EXHAUSTED',
-        `pool "${conf.name}" has no free address (${txn.meta.allocated} allocated, ${txn.meta.reserved} reserved)`,
-        { allocated: txn.meta.allocated, reserved: txn.meta.reserved },
-      );
-    }
+    if (hex === undefined) throw fail.exhausted(conf.name, txn.meta.allocated, txn.meta.reserved);
   }
 
   const old = txn.getAddr(hex);
@@ -178,15 +155,9 @@ export function release(txn: PoolTxn, req: ReleaseRequest): ReleaseResult {
       txn.putAtt(key, undefined);
       return { released: false };
     }
-    throw new BerthError('IP_NOT_ALLOCATED', `${formatIp(hex)} is ${stateOf(rec, now)}, not allocated`);
+    throw fail.notAllocated(hex, stateOf(rec, now));
   }
-  if (req.gen !== undefined && rec.g !== req.gen) {
-    throw new BerthError(
-      'STALE_GENERATION',
-      `${formatIp(hex)} is at generation ${rec.g}, the request refers to ${req.gen}`,
-      { gen: rec.g },
-    );
-  }
+  if (req.gen !== undefined && rec.g !== req.gen) throw fail.staleGeneration(hex, rec.g ?? 0, req.gen);
   let next: AddrRecord | undefined;
   if (rec.p) {
     next = { s: 'r', t: now };
@@ -205,18 +176,12 @@ export function release(txn: PoolTxn, req: ReleaseRequest): ReleaseResult {
 export function reserve(txn: PoolTxn, hex: string, req: ReserveRequest): AddressInfo {
   const { conf, now } = txn;
   expireHolds(txn);
-  if (!isAssignable(conf, hex)) {
-    throw new BerthError('IP_NOT_IN_POOL', `${formatIp(hex)} is not an assignable address of pool "${conf.name}"`);
-  }
+  if (!isAssignable(conf, hex)) throw fail.notInPool(hex, conf.name);
   const old = txn.getAddr(hex);
   const state = stateOf(old, now);
   let rec: AddrRecord;
   if (state === 'allocated') {
-    if (req.owner === undefined || req.owner !== old!.o) {
-      throw new BerthError('IP_ALLOCATED', `${formatIp(hex)} is allocated to ${old!.o ?? '?'}; reserve it for that owner or release it first`, {
-        owner: old!.o,
-      });
-    }
+    if (req.owner === undefined || req.owner !== old!.o) throw fail.allocatedToOther(hex, old!.o);
     rec = { ...old!, p: 1 };
     if (req.note !== undefined) rec.n = req.note;
     putRecord(txn, hex, old, rec);
@@ -245,9 +210,7 @@ export function unreserve(txn: PoolTxn, hex: string, req: { actor?: string }): A
     record(txn, 'unpin', hex, rec, req);
     return addressInfo(conf.name, hex, rec, now);
   }
-  if (state !== 'reserved') {
-    throw new BerthError('IP_NOT_RESERVED', `${formatIp(hex)} is ${state}, not reserved`);
-  }
+  if (state !== 'reserved') throw fail.notReserved(hex, state);
   putRecord(txn, hex, old, undefined);
   txn.putFree(hex, old!.u !== undefined ? old!.t : 0);
   record(txn, 'unreserve', hex, old!, req);

@@ -21,7 +21,7 @@ import { BerthError, isBerthError } from './errors.js';
 import * as engine from './engine.js';
 import { TimeQueue } from './time-queue.js';
 import { assertNoOverlap, capacity, isAssignable, readPoolConfig, validatePoolName, type PoolConfig } from './pool-config.js';
-import { formatIp } from './address.js';
+import { fail } from './failures.js';
 import {
   addressInfo,
   attachmentKey,
@@ -97,7 +97,7 @@ export class FileStore implements Store {
     void actor;
     return this.write(() => {
       const pools = this.pools!;
-      if (pools.has(conf.name)) throw new BerthError('POOL_EXISTS', `pool "${conf.name}" already exists`);
+      if (pools.has(conf.name)) throw fail.poolExists(conf.name);
       assertNoOverlap(conf, [...pools.values()].map((p) => p.conf));
       const meta: PoolMeta = { cursor: conf.ranges[0]![0], gen: 0, allocated: 0, reserved: 0 };
       return { entries: [{ t: 'create', conf, meta }], result: conf };
@@ -107,11 +107,7 @@ export class FileStore implements Store {
   async removePool(name: string, opts: { force?: boolean; actor?: string } = {}): Promise<{ allocated: number }> {
     return this.write(() => {
       const pool = this.pool(name);
-      if (pool.meta.allocated > 0 && !opts.force) {
-        throw new BerthError('POOL_IN_USE', `pool "${name}" has ${pool.meta.allocated} allocated addresses; release them or use --force`, {
-          allocated: pool.meta.allocated,
-        });
-      }
+      if (pool.meta.allocated > 0 && !opts.force) throw fail.poolInUse(name, pool.meta.allocated);
       return { entries: [{ t: 'rm', pool: name }], result: { allocated: pool.meta.allocated }, removeHistory: name };
     });
   }
@@ -148,9 +144,7 @@ export class FileStore implements Store {
     return this.read(() => {
       const p = this.pool(pool);
       const rec = p.addr.get(ip);
-      if (!rec && !isAssignable(p.conf, ip)) {
-        throw new BerthError('IP_NOT_IN_POOL', `${formatIp(ip)} is not an assignable address of pool "${pool}"`);
-      }
+      if (!rec && !isAssignable(p.conf, ip)) throw fail.notInPool(ip, pool);
       return addressInfo(pool, ip, rec, Date.now());
     });
   }
@@ -479,7 +473,7 @@ export class FileStore implements Store {
 
   private pool(name: string): PoolState {
     const p = this.pools!.get(name);
-    if (!p) throw new BerthError('POOL_NOT_FOUND', `pool "${name}" does not exist`);
+    if (!p) throw fail.poolNotFound(name);
     return p;
   }
 

@@ -2,6 +2,7 @@
 // normalised form both stores and the Lua scripts read.
 import { formatIp, hexInc, parseCidr, parseIp, spanSize, within, type Family } from './address.js';
 import { BerthError, ValidationError } from './errors.js';
+import { fail } from './failures.js';
 
 /** What an operator asks for (CLI flags or API). */
 export interface PoolSpec {
@@ -153,11 +154,7 @@ export function findOverlap(conf: PoolConfig, others: Iterable<PoolConfig>): Poo
 /** Throws POOL_OVERLAP when conf overlaps one of others. */
 export function assertNoOverlap(conf: PoolConfig, others: Iterable<PoolConfig>): void {
   const other = findOverlap(conf, others);
-  if (other) {
-    throw new BerthError('POOL_OVERLAP', `subnet ${conf.subnet} overlaps pool "${other.name}" (${other.subnet})`, {
-      pool: other.name,
-    });
-  }
+  if (other) throw fail.poolOverlap(conf.subnet, other.name, other.subnet);
 }
 
 /** Renders a stored range for people. */

@@ -1,0 +1,34 @@
+-- An admin reservation, optionally for an owner; reserving an allocated address for its owner pins it.
+-- KEYS: the 7 pool keys (see lib.lua)
+-- ARGV[1]: JSON {ip (hex), owner?, note?, actor?}
+-- Returns {0, record JSON} or {negative code, details...}
+local req = cjson.decode(ARGV[1])
+local conf, meta = load_pool()
+if not conf then return { E_POOL_NOT_FOUND } end
+local now = now_ms()
+expire_holds(meta, now, EXPIRE_BATCH)
+
+local h = req.ip
+if not assignable(conf, h) then
+  save_meta(meta)
+  return { E_NOT_IN_POOL, h }
+end
+local old = get_addr(h)
+local rec
+if state_of(old, now) == 'allocated' then
+  if not req.owner or req.owner ~= old.o then
+    save_meta(meta)
+    return { E_ALLOCATED, h, old.o or '', old.c or '' }
+  end
+  rec = cjson.decode(cjson.encode(old))
+  rec.p = 1
+  if req.note then rec.n = req.note end
+  put_record(h, old, rec, meta)
+  hist(meta, now, 'pin', h, rec, req)
+else
+  rec = { s = 'r', t = now, o = req.owner, n = req.note }
+  put_record(h, old, rec, meta)
+  hist(meta, now, 'reserve', h, rec, req)
+end
+save_meta(meta)
+return { 0, cjson.encode(rec) }
