@@ -99,6 +99,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
     freshUrl: () => `redis://127.0.0.1:${port}/0?prefix=t${randomBytes(4).toString('hex')}`,
     async start() {
       child = spawn(bin, [join(dir, 'redis.conf')], { stdio: 'ignore' });
+      child.unref(); // killed at process exit; must not keep the test process alive
       await waitForPort(port, true);
     },
     async stop(signal: NodeJS.Signals = 'SIGTERM') {

@@ -1,0 +1,40 @@
+// Runs one body against each store kind: the embedded file store and a real
+// Redis, so both are held to the same behaviour.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openStore } from '../../ipam/open-store.js';
+import type { Store } from '../../ipam/model.js';
+import { skipWithoutRedis, startRedis, type RedisServer } from './redis.js';
+
+export type StoreKind = 'file' | 'redis';
+export const STORE_KINDS: StoreKind[] = ['file', 'redis'];
+
+let shared: Promise<RedisServer> | undefined;
+
+/** One redis-server per test process, stopped when the process ends. */
+export function sharedRedis(): Promise<RedisServer> {
+  shared ??= startRedis();
+  return shared;
+}
+
+interface TapLike {
+  plan: (n: number, why?: string) => void;
+  teardown: (fn: () => unknown) => void;
+}
+
+/** A fresh, empty store URL of the kind (a new directory, or a new key prefix). */
+export async function freshStoreUrl(t: TapLike, kind: StoreKind): Promise<string | null> {
+  if (kind === 'file') return `file://${mkdtempSync(join(tmpdir(), 'berth-store-'))}`;
+  if (skipWithoutRedis(t)) return null;
+  return (await sharedRedis()).freshUrl();
+}
+
+/** Opens a fresh store of the kind, closed at teardown; null when the test was skipped. */
+export async function freshStore(t: TapLike, kind: StoreKind): Promise<{ store: Store; url: string } | null> {
+  const url = await freshStoreUrl(t, kind);
+  if (!url) return null;
+  const store = await openStore(url);
+  t.teardown(() => store.close());
+  return { store, url };
+}
