@@ -245,9 +245,20 @@ async function scenario(t: Test, url: string): Promise<void> {
   t.equal(await run('ip', 'reserve', 'v6', 'fd00:1::0:abc'), 'reserved fd00:1::abc in pool "v6"\n');
   t.same((await json('ip', 'ls', 'v6')).map((a: any) => [a.ip, a.state]), [['fd00:1::abc', 'reserved']]);
 
+  // A hold that has ended is free, even while its record is still stored.
+  await run('pool', 'create', 'short', '--subnet', '10.90.0.0/29', '--hold', '1');
+  await withStore(url, (store) => store.allocate('short', { containerId: 'c5', ifname: 'eth0', owner: 'app5', ip: hex('10.90.0.3') }));
+  t.match(await json('ip', 'release', 'short', '10.90.0.3'), { state: 'reserved', owner: 'app5' });
+  t.same((await json('ip', 'ls', 'short', '--state', 'free')).map((a: any) => a.ip), ['10.90.0.2', '10.90.0.4', '10.90.0.5', '10.90.0.6']);
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  t.same(await json('ip', 'ls', 'short'), [], 'an ended hold is not listed as in use');
+  t.same(await json('ip', 'ls', 'short', '--state', 'reserved'), []);
+  t.same((await json('ip', 'ls', 'short', '--state', 'free')).map((a: any) => a.ip), ['10.90.0.2', '10.90.0.3', '10.90.0.4', '10.90.0.5', '10.90.0.6']);
+  t.match(await json('ip', 'show', 'short', '10.90.0.3'), { state: 'free' });
+
   // The check finds nothing on a store only the API has touched.
   const checked = await run('ipam', 'check');
-  t.equal(checked, ['big', 'edge', 'v6', 'web'].map((p) => `pool "${p}": ok\n`).join(''));
+  t.equal(checked, ['big', 'edge', 'short', 'v6', 'web'].map((p) => `pool "${p}": ok\n`).join(''));
   t.same(await json('ipam', 'check', 'web'), [{ pool: 'web', findings: [], repaired: 0, remaining: [] }]);
   t.same(await json('ipam', 'check', 'web', '--repair'), [{ pool: 'web', findings: [], repaired: 0, remaining: [] }]);
 
@@ -257,9 +268,10 @@ async function scenario(t: Test, url: string): Promise<void> {
   t.equal(await run('pool', 'rm', 'web', '--force'), 'removed pool "web" (1 addresses were still allocated)\n');
   await fails(1, 'failed to show pool "web": pool "web" does not exist', 'pool', 'show', 'web');
   t.same(await json('pool', 'rm', 'edge'), { pool: 'edge', removed: true, allocated: 0 });
-  t.same((await json('pool', 'ls')).map((p: any) => p.name), ['big', 'v6']);
+  t.same((await json('pool', 'ls')).map((p: any) => p.name), ['big', 'short', 'v6']);
   t.same(await json('ipam', 'check'), [
     { pool: 'big', findings: [], repaired: 0, remaining: [] },
+    { pool: 'short', findings: [], repaired: 0, remaining: [] },
     { pool: 'v6', findings: [], repaired: 0, remaining: [] },
   ]);
 
