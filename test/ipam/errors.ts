@@ -1,0 +1,111 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { BerthError, ERROR_CODES, isBerthError, ValidationError, type ErrorCode } from '../../ipam/errors.js';
+import { fail } from '../../ipam/failures.js';
+
+const codes = Object.keys(ERROR_CODES) as ErrorCode[];
+const README = fileURLToPath(new URL('../../README.md', import.meta.url));
+
+t.test('codes are distinct, well formed and described', async (t) => {
+  t.ok(codes.length >= 15, `${codes.length} codes`);
+  t.equal(new Set(codes.map((c) => c.toLowerCase())).size, codes.length, 'no two codes differ only in case');
+  for (const code of codes) {
+    t.match(code, /^[A-Z][A-Z_]*[A-Z]$/, `${code} is UPPER_SNAKE`);
+    const description = ERROR_CODES[code];
+    t.equal(typeof description, 'string', `${code} has a description`);
+    t.ok(description.trim().length >= 10, `${code} is described in words: "${description}"`);
+  }
+  const descriptions = codes.map((c) => ERROR_CODES[c]);
+  t.equal(new Set(descriptions).size, descriptions.length, 'no two codes share a description');
+});
+
+t.test('every failure builder makes a BerthError with a known code', async (t) => {
+  // Sample arguments and the code each builder must produce. A builder added
+  // to `fail` without an entry here fails the coverage check below.
+  const cases: Record<keyof typeof fail, { args: unknown[]; code: ErrorCode; message: RegExp }> = {
+    poolNotFound: { args: ['vlan100'], code: 'POOL_NOT_FOUND', message: /^pool "vlan100" does not exist$/ },
+    poolExists: { args: ['vlan100'], code: 'POOL_EXISTS', message: /^pool "vlan100" already exists$/ },
+    poolOverlap: { args: ['10.0.0.0/24', 'other', '10.0.0.0/16'], code: 'POOL_OVERLAP', message: /10\.0\.0\.0\/24 overlaps pool "other" \(10\.0\.0\.0\/16\)/ },
+    poolInUse: { args: ['vlan100', 3], code: 'POOL_IN_USE', message: /pool "vlan100" has 3 allocated addresses/ },
+    exhausted: { args: ['vlan100', 250, 3], code: 'POOL_EXHAUSTED', message: /pool "vlan100" has no free address \(250 allocated, 3 reserved\)/ },
+    notInPool: { args: ['0a000001', 'vlan100'], code: 'IP_NOT_IN_POOL', message: /^10\.0\.0\.1 is not an assignable address of pool "vlan100"$/ },
+    allocated: { args: ['0a000005', 'own', 'c1'], code: 'IP_ALLOCATED', message: /^10\.0\.0\.5 is allocated to own \(container c1\)$/ },
+    allocatedToOther: { args: ['0a000005', 'own'], code: 'IP_ALLOCATED', message: /^10\.0\.0\.5 is allocated to own;/ },
+    reservedFor: { args: ['fd000000000000000000000000000005', 'own'], code: 'IP_RESERVED', message: /^fd00::5 is reserved for own$/ },
+    notAllocated: { args: ['0a000005', 'free'], code: 'IP_NOT_ALLOCATED', message: /^10\.0\.0\.5 is free, not allocated$/ },
+    notReserved: { args: ['0a000005', 'allocated'], code: 'IP_NOT_RESERVED', message: /^10\.0\.0\.5 is allocated, not reserved$/ },
+    attachmentConflict: { args: ['c1/eth0', '0a000005', '0a000006'], code: 'ATTACHMENT_CONFLICT', message: /^attachment c1\/eth0 already holds 10\.0\.0\.5, not 10\.0\.0\.6$/ },
+    staleGeneration: { args: ['0a000005', 4, 3], code: 'STALE_GENERATION', message: /^10\.0\.0\.5 is at generation 4, the request refers to 3$/ },
+  };
+  t.strictSame(Object.keys(fail).sort(), Object.keys(cases).sort(), 'every builder has a case');
+  for (const [name, { args, code, message }] of Object.entries(cases)) {
+    const build = fail[name as keyof typeof fail] as (...a: unknown[]) => unknown;
+    const err = build(...args);
+    t.ok(err instanceof BerthError, `${name} builds a BerthError`);
+    t.ok(err instanceof Error, `${name} builds an Error`);
+    const e = err as BerthError;
+    t.ok(Object.hasOwn(ERROR_CODES, e.code), `${name}: ${e.code} is in ERROR_CODES`);
+    t.equal(e.code, code, `${name} has code ${code}`);
+    t.equal(e.name, 'BerthError');
+    t.match(e.message, message, `${name} message`);
+  }
+});
+
+t.test('failure builders with unknown owner or container', async (t) => {
+  t.equal(fail.allocated('0a000005', undefined, undefined).message, '10.0.0.5 is allocated to ? (container ?)');
+  t.equal(fail.reservedFor('0a000005', undefined).message, '10.0.0.5 is reserved');
+});
+
+t.test('ValidationError', async (t) => {
+  const e = new ValidationError('ranges[1]', 'is outside subnet 10.0.0.0/24');
+  t.ok(e instanceof BerthError);
+  t.ok(e instanceof Error);
+  t.equal(e.code, 'INVALID');
+  t.equal(e.name, 'ValidationError');
+  t.equal(e.field, 'ranges[1]');
+  t.equal(e.message, 'ranges[1]: is outside subnet 10.0.0.0/24');
+  t.strictSame(e.details, { field: 'ranges[1]' });
+  t.ok(Object.hasOwn(ERROR_CODES, 'INVALID'));
+});
+
+t.test('BerthError keeps details and cause', async (t) => {
+  const cause = new Error('ECONNREFUSED');
+  const e = new BerthError('STORE_UNAVAILABLE', 'failed to reach store', { host: 'h' }, { cause });
+  t.equal(e.code, 'STORE_UNAVAILABLE');
+  t.equal(e.message, 'failed to reach store');
+  t.strictSame(e.details, { host: 'h' });
+  t.equal(e.cause, cause);
+  t.equal(new BerthError('POOL_EXISTS', 'x').details, undefined);
+});
+
+t.test('isBerthError', async (t) => {
+  const e = fail.poolNotFound('p');
+  t.equal(isBerthError(e), true);
+  t.equal(isBerthError(e, 'POOL_NOT_FOUND'), true);
+  t.equal(isBerthError(e, 'POOL_EXISTS'), false);
+  t.equal(isBerthError(new ValidationError('f', 'bad'), 'INVALID'), true);
+  t.equal(isBerthError(new Error('POOL_NOT_FOUND')), false);
+  t.equal(isBerthError({ code: 'POOL_NOT_FOUND', message: 'x' }), false);
+  t.equal(isBerthError(undefined), false);
+});
+
+/** The text of the README section headed "Error codes", up to the next heading of the same or a higher level. */
+function errorCodesSection(readme: string): string | undefined {
+  const lines = readme.split('\n');
+  const start = lines.findIndex((l) => /^#{1,6}\s+error codes\b/i.test(l));
+  if (start < 0) return undefined;
+  const level = /^(#+)/.exec(lines[start]!)![1]!.length;
+  const rest = lines.slice(start + 1);
+  const end = rest.findIndex((l) => {
+    const m = /^(#{1,6})\s/.exec(l);
+    return m !== null && m[1]!.length <= level;
+  });
+  return (end < 0 ? rest : rest.slice(0, end)).join('\n');
+}
+
+const section = existsSync(README) ? errorCodesSection(readFileSync(README, 'utf8')) : undefined;
+
+t.test('the README lists every error code', { skip: section === undefined ? 'README.md has no "Error codes" section yet' : false }, async (t) => {
+  for (const code of codes) t.match(section!, new RegExp(`\\b${code}\\b`), `README lists ${code}`);
+});
