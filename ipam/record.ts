@@ -20,7 +20,7 @@ export function checkRecordShape(rec: unknown, hex: string): AddrRecord {
       if (value !== 1) bad('p', 'must be 1');
       continue;
     }
-    const type = FIELDS[key];
+    const type = Object.hasOwn(FIELDS, key) ? FIELDS[key] : undefined;
     if (!type) bad(key, 'is unknown');
     if (typeof value !== type) bad(key, `must be a ${type}`);
   }

@@ -37,7 +37,8 @@ const QUERY_KEYS = new Set([
   'sentinelUsername',
   'sentinelPassword',
 ]);
-const URL_RE = /^(redis|rediss|redis\+sentinel|rediss\+sentinel):\/\/(?:([^@/]*)@)?([^/?#]+)(\/[^?#]*)?(?:\?([^#]*))?$/;
+// userinfo runs to the last "@" of the authority, so a host can never carry credentials into a message
+const URL_RE = /^(redis|rediss|redis\+sentinel|rediss\+sentinel):\/\/(?:([^/?#]*)@)?([^/?#@]+)(\/[^?#]*)?(?:\?([^#]*))?$/;
 
 /** The store URL to use: a flag, else BERTH_STORE, else the embedded default. */
 export function resolveStoreUrl(flag: string | undefined, env: NodeJS.ProcessEnv): string {
@@ -50,14 +51,14 @@ export function parseStoreUrl(url: unknown, field = 'store'): StoreLocation {
   if (url.startsWith('file:')) {
     let dir: string;
     try {
-      dir = decodeURIComponent(new URL(url).pathname);
+      dir = decodeURIComponent(new URL(url).pathname).replace(/\/+$/, '');
     } catch {
       throw new ValidationError(field, `"${url}" is not a valid file URL`);
     }
-    if (!url.startsWith('file:///') || dir === '/' || dir === '') {
+    if (!url.startsWith('file:///') || dir === '' || dir.startsWith('//')) {
       throw new ValidationError(field, `"${url}" must name an absolute directory, like file:///var/lib/berth`);
     }
-    return { kind: 'file', dir: dir.replace(/\/+$/, '') };
+    return { kind: 'file', dir };
   }
   const m = URL_RE.exec(url);
   if (!m) {
@@ -68,7 +69,7 @@ export function parseStoreUrl(url: unknown, field = 'store'): StoreLocation {
   }
   const [, scheme, userinfo, hostList, path = '', query = ''] = m;
   const sentinel = scheme!.endsWith('+sentinel');
-  const hosts = hostList!.split(',').map((h) => parseHostPort(h, sentinel ? 26379 : 6379, field));
+  const hosts = hostList!.split(',').map((h) => parseHostPort(h, sentinel ? 26379 : 6379, field, url));
   if (!sentinel && hosts.length !== 1) throw new ValidationError(field, 'a redis:// URL names one host; use redis+sentinel:// for several');
   const segments = path.split('/').filter((s) => s !== '');
   let sentinelName: string | undefined;
@@ -93,8 +94,15 @@ export function parseStoreUrl(url: unknown, field = 'store'): StoreLocation {
   if (sentinelName) loc.sentinelName = sentinelName;
   if (userinfo) {
     const colon = userinfo.indexOf(':');
-    const user = decodeURIComponent(colon >= 0 ? userinfo.slice(0, colon) : '');
-    const pass = decodeURIComponent(colon >= 0 ? userinfo.slice(colon + 1) : userinfo);
+    const decode = (text: string, what: string): string => {
+      try {
+        return decodeURIComponent(text);
+      } catch {
+        throw new ValidationError(field, `the ${what} in "${redact(url)}" has a malformed %-escape`);
+      }
+    };
+    const user = decode(colon >= 0 ? userinfo.slice(0, colon) : '', 'user name');
+    const pass = decode(colon >= 0 ? userinfo.slice(colon + 1) : userinfo, 'password');
     if (user) loc.username = user;
     if (pass) loc.password = pass;
   }
@@ -121,15 +129,20 @@ export function parseStoreUrl(url: unknown, field = 'store'): StoreLocation {
 
 /** The URL with any password replaced, for messages and logs. */
 export function redact(url: string): string {
-  return url.replace(/^([a-z+]+:\/\/)([^@/]*)@/i, (_, scheme: string, info: string) => {
-    const colon = info.indexOf(':');
-    return `${scheme}${colon >= 0 ? `${info.slice(0, colon)}:***` : '***'}@`;
-  }).replace(/(sentinelPassword=)[^&]*/, '$1***');
+  // Everything up to the last "@" may be credentials, even a password with an unescaped "/" or "@".
+  return url
+    .replace(/^([a-z+]+:\/\/)([^?#]*)@/i, (_, scheme: string, info: string) => {
+      const colon = info.indexOf(':');
+      const user = colon >= 0 ? info.slice(0, colon) : '';
+      return `${scheme}${colon >= 0 && !/[/@]/.test(user) ? `${user}:***` : '***'}@`;
+    })
+    .replace(/(sentinelPassword=)[^&#]*/g, '$1***');
 }
 
-function parseHostPort(text: string, defaultPort: number, field: string): { host: string; port: number } {
+function parseHostPort(text: string, defaultPort: number, field: string, url: string): { host: string; port: number } {
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+)(?::(\d{1,5}))?$/.exec(text);
-  if (!m) throw new ValidationError(field, `"${text}" is not HOST[:PORT]`);
+  // Quote the redacted URL, not the text: a password with an unescaped "/" lands here.
+  if (!m) throw new ValidationError(field, `the host of "${redact(url)}" is not HOST[:PORT] (percent-encode "/" and ":" in a password)`);
   const port = m[2] ? Number(m[2]) : defaultPort;
   if (port < 1 || port > 65535) throw new ValidationError(field, `port ${port} is out of range 1-65535`);
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };

@@ -175,7 +175,7 @@ t.test('expiry at the wrong time: the fixes, applied in order, restore the hold 
     if (fix.value === null) expiry.delete(fix.key);
     else expiry.set(fix.key, fix.value);
   }
-  // BUG: ipam/check.ts reports a mismatched expiry time twice: expiry-missing
+  // Regression guard (was a bug): ipam/check.ts reports a mismatched expiry time twice: expiry-missing
   // with fix {expiry, 0a000006, value: HOLD_END} from the record loop, then
   // expiry-stale with fix {expiry, 0a000006, value: null} from the index loop.
   // Applied in order (ipam/lua/repair-7.lua: ZADD then ZREM) the hold ends up

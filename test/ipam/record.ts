@@ -88,7 +88,7 @@ t.test('unknown fields', async (t) => {
 });
 
 t.test('unknown fields named like Object.prototype members', async (t) => {
-  // BUG: ipam/record.ts looks field types up in a plain object literal
+  // Regression guard (was a bug): ipam/record.ts looks field types up in a plain object literal
   // (FIELDS[key]), so keys inherited from Object.prototype are found: a record
   // with "constructor" is rejected as 'field "constructor" must be a function
   // Object() { [native code] }' and one with "__proto__" (own key from
