@@ -5,7 +5,8 @@ import { main } from '../../cli/main.js';
 import { formatIp, parseIp } from '../../ipam/address.js';
 import type { Store } from '../../ipam/model.js';
 import { openStore } from '../../ipam/open-store.js';
-import { skipWithoutRedis, startRedis, type RedisServer } from '../helpers/redis.js';
+import { skipWithoutRedis, type RedisServer } from '../helpers/redis.js';
+import { sharedRedis, STORE_KINDS, type StoreKind } from '../helpers/stores.js';
 
 interface Run {
   code: number;
@@ -287,17 +288,25 @@ async function scenario(t: Test, url: string): Promise<void> {
   await fails(1, /^berth: failed to reserve address "fd00:1::5" in pool "big": fd00:1::5 is not an assignable address/, 'ip', 'reserve', 'big', 'fd00:1::5');
 }
 
-t.test('file store', async (t) => {
-  await scenario(t, `file://${t.testdir()}`);
+for (const kind of STORE_KINDS) {
+  t.test(`${kind} store`, async (t) => {
+    const url = await storeUrl(t, kind);
+    if (url) await scenario(t, url);
+  });
+}
+
+t.test('redis: check finds and repairs damaged indexes', async (t) => {
+  if (skipWithoutRedis(t)) return;
+  await repairScenario(t, await sharedRedis());
 });
 
-t.test('redis store', async (t) => {
-  if (skipWithoutRedis(t)) return;
-  const server = await startRedis();
-  t.teardown(() => server.stop());
-  await t.test('scenario', async (t) => scenario(t, server.freshUrl()));
-  await t.test('check finds and repairs damaged indexes', async (t) => repairScenario(t, server));
-});
+/** A fresh store of the kind, or null when Redis is missing and the test was skipped. */
+async function storeUrl(t: Test, kind: StoreKind): Promise<string | null> {
+  if (kind === 'file') return `file://${t.testdir()}`;
+  if (skipWithoutRedis(t)) return null;
+  // One redis-server per test process, killed when the process exits.
+  return (await sharedRedis()).freshUrl();
+}
 
 /** Damages the Redis indexes behind the store's back; check must report it and --repair must mend it. */
 async function repairScenario(t: Test, server: RedisServer): Promise<void> {
