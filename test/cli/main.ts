@@ -353,6 +353,9 @@ t.test('store selection: --store, else BERTH_STORE', async (t) => {
   const secret = await berth(['pool', 'ls', '--store', 'redis://u:s3cret@127.0.0.1:1/0']);
   assertFails(t, secret, 1, /^berth: failed to list pools: .*redis:\/\/u:\*\*\*@127\.0\.0\.1:1\/0/, 'unreachable store');
   t.notMatch(secret.stderr, /s3cret/, 'passwords never reach messages');
+  const malformed = await berth(['pool', 'ls', '--store', 'redis://u:s3cret@/x']);
+  assertFails(t, malformed, 1, /^berth: failed to list pools: store: "redis:\/\/u:\*\*\*@\/x" is not a store URL/, 'malformed store URL');
+  t.notMatch(malformed.stderr, /s3cret/, 'not even from a malformed URL');
 });
 
 t.test('help', async (t) => {
