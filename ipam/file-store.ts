@@ -9,7 +9,8 @@
 //   history/P.jsonl the pool's history, one line per state change
 //
 // A process keeps the state in memory and, on each operation, reads only the
-// journal lines appended since it last looked. A crash mid-append leaves a
+// journal lines appended since it last looked. Operations queue while the
+// lock is taken and then run as one batch: one lock, one write, one fsync. A crash mid-append leaves a
 // line without its newline: it was never acknowledged and the next writer cuts
 // it off. Compaction writes snapshot N+1, then a fresh journal with header N+1;
 // a journal whose epoch is behind the snapshot's is already in it.
@@ -64,6 +65,21 @@ type JournalEntry =
   | { t: 'rm'; pool: string }
   | { t: 'put'; pool: string; a: Record<string, AddrRecord | null>; f: Record<string, number | null>; m: PoolMeta };
 
+/** What one queued operation did: journal entries to write, and its answer. */
+interface Outcome {
+  entries: JournalEntry[];
+  history?: Array<HistoryEntry & { pool: string }>;
+  removeHistory?: string;
+  result?: unknown;
+  error?: unknown;
+}
+
+interface QueueItem {
+  run: () => Outcome;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
 interface SnapshotFile {
   v: 1;
   epoch: number;
@@ -82,6 +98,10 @@ export class FileStore implements Store {
   private readonly lockTimeout: number;
   private lockFd = -1;
   private journalFd = -1;
+  private readonly queue: QueueItem[] = [];
+  private draining = false;
+  /** the blocking lock request in flight, if any */
+  private waiting: Promise<boolean> | null = null;
   private pools: Map<string, PoolState> | null = null;
   private epoch = 0;
   private ino = -1;
@@ -231,83 +251,139 @@ export class FileStore implements Store {
 
   // --- transactions -------------------------------------------------------
 
-  /** Runs an engine operation on one pool under the exclusive lock and journals what it changed. */
+  /** Runs an engine operation on one pool and notes what it changed for the journal. */
   private change<T>(pool: string, fn: (txn: engine.PoolTxn, p: PoolState) => T): Promise<T> {
-    return this.write(() => {
+    return this.submit(() => {
       const p = this.pool(pool);
       const txn = new FileTxn(p, Date.now());
-      let result: T;
       try {
-        result = fn(txn, p);
+        const result = fn(txn, p);
+        return { entries: txn.entries(), history: txn.history, result };
       } catch (err) {
         // What ran before an expected failure (ended holds turned free) stands,
         // as it does in a Lua script; anything else leaves memory untrusted.
         if (!isBerthError(err)) throw err;
         return { entries: txn.entries(), history: txn.history, error: err };
       }
-      return { entries: txn.entries(), history: txn.history, result };
     });
   }
 
-  private async write<T>(
-    fn: () => { entries: JournalEntry[]; result?: T; error?: unknown; history?: HistoryEntry[]; removeHistory?: string },
-  ): Promise<T> {
-    return this.locked(true, () => {
-      let out: ReturnType<typeof fn>;
-      try {
-        out = fn();
-      } catch (err) {
-        this.pools = null; // state may be half-changed: reload on next use
-        throw err;
-      }
-      if (out.entries.length > 0) {
-        if (!out.error) {
-          // entries were applied in memory by the transaction (put) or are applied now (create/rm)
-          for (const e of out.entries) if (e.t !== 'put') applyEntry(this.pools!, e);
-        }
-        this.appendJournal(out.entries);
-      }
-      if (out.history && out.history.length > 0) this.appendHistory(out.history);
-      if (out.removeHistory) {
-        const file = this.historyFile(out.removeHistory);
-        fs.rmSync(file, { force: true });
-        fs.rmSync(`${file}.1`, { force: true });
-      }
-      if (this.offset > COMPACT_BYTES) this.compact();
-      if (out.error) throw out.error;
-      return out.result as T;
+  /** A change that is not an engine operation: create and rm apply their entries here. */
+  private write<T>(fn: () => Outcome): Promise<T> {
+    return this.submit(() => {
+      const out = fn();
+      for (const e of out.entries) if (e.t !== 'put') applyEntry(this.pools!, e);
+      return out;
     });
   }
 
   private read<T>(fn: () => T): Promise<T> {
-    return this.locked(false, fn);
+    return this.submit(() => ({ entries: [], result: fn() }));
   }
 
-  /** Takes the lock (polling, bounded), brings memory up to date, runs fn synchronously, unlocks. */
-  private async locked<T>(exclusive: boolean, fn: () => T): Promise<T> {
-    const { flock, LOCK_EX, LOCK_SH, LOCK_NB, LOCK_UN } = native();
+  /** Queues an operation; the queue runs in batches, each under one lock and one fsync. */
+  private submit<T>(run: () => Outcome): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.draining) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      while (this.queue.length > 0) {
+        try {
+          await this.acquire();
+        } catch (err) {
+          for (const item of this.queue.splice(0)) item.reject(err);
+          continue;
+        }
+        const batch = this.queue.splice(0);
+        const settle: Array<() => void> = [];
+        try {
+          this.runBatch(batch, settle);
+          for (const s of settle) s();
+        } catch (err) {
+          // The batch did not reach the disk: nothing in it is acknowledged.
+          this.pools = null;
+          for (const item of batch) item.reject(err);
+        } finally {
+          native().flock(this.lockFd, native().LOCK_UN);
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /** Runs a batch in memory, then writes its journal entries and history with one fsync each. */
+  private runBatch(batch: QueueItem[], settle: Array<() => void>): void {
+    this.refresh();
+    const entries: JournalEntry[] = [];
+    const history: Array<HistoryEntry & { pool: string }> = [];
+    const removed: string[] = [];
+    let untrusted = false;
+    for (const item of batch) {
+      let out: Outcome;
+      try {
+        out = item.run();
+      } catch (err) {
+        if (!isBerthError(err)) untrusted = true;
+        settle.push(() => item.reject(err));
+        continue;
+      }
+      entries.push(...out.entries);
+      if (out.removeHistory) {
+        const gone = out.removeHistory;
+        history.splice(0, history.length, ...history.filter((h) => h.pool !== gone));
+        removed.push(gone);
+      }
+      if (out.history) history.push(...out.history);
+      settle.push(out.error ? () => item.reject(out.error) : () => item.resolve(out.result));
+    }
+    if (entries.length > 0) this.appendJournal(entries);
+    for (const pool of removed) {
+      const file = this.historyFile(pool);
+      fs.rmSync(file, { force: true });
+      fs.rmSync(`${file}.1`, { force: true });
+    }
+    if (history.length > 0) this.appendHistory(history);
+    if (untrusted) this.pools = null; // reload from disk before the next batch
+    else if (this.offset > COMPACT_BYTES) this.compact();
+  }
+
+  /**
+   * Takes the exclusive lock: at once when it is free, else by a blocking
+   * flock on the thread pool, so the kernel queues the waiting processes. One
+   * request at a time per store; a request that outlives the timeout is kept
+   * and reused by the next batch rather than doubled.
+   */
+  private async acquire(): Promise<void> {
+    const { flock, flockWait, LOCK_EX, LOCK_NB } = native();
     if (this.lockFd < 0) {
       try {
         fs.mkdirSync(join(this.dir, 'history'), { recursive: true, mode: 0o750 });
         this.lockFd = fs.openSync(join(this.dir, 'lock'), 'a', 0o640);
       } catch (err) {
-        throw new BerthError('STORE_UNAVAILABLE', `failed to open store ${this.location}: ${(err as Error).message}`, undefined, { cause: err });
+        throw this.unavailable('open', err);
       }
     }
-    const deadline = Date.now() + this.lockTimeout;
-    let wait = 0.2;
-    while (!flock(this.lockFd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB)) {
-      if (Date.now() > deadline) {
-        throw new BerthError('STORE_UNAVAILABLE', `failed to lock store ${this.location}: another process held it for ${this.lockTimeout} ms`);
-      }
-      await new Promise((r) => setTimeout(r, wait));
-      wait = Math.min(wait * 2, 10);
-    }
+    if (!this.waiting && flock(this.lockFd, LOCK_EX | LOCK_NB)) return;
+    this.waiting ??= flockWait(this.lockFd, LOCK_EX).finally(() => {
+      this.waiting = null;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new BerthError('STORE_UNAVAILABLE', `failed to lock store ${this.location}: another process held it for ${this.lockTimeout} ms`)),
+        this.lockTimeout,
+      );
+    });
     try {
-      this.refresh(exclusive);
-      return fn();
+      await Promise.race([this.waiting, timeout]);
     } finally {
-      flock(this.lockFd, LOCK_UN);
+      clearTimeout(timer);
     }
   }
 
@@ -322,7 +398,7 @@ export class FileStore implements Store {
   }
 
   /** Brings the in-memory state up to what the files hold. */
-  private refresh(exclusive: boolean): void {
+  private refresh(): void {
     let st: fs.Stats | null = null;
     try {
       st = fs.statSync(this.journalPath);
@@ -331,8 +407,7 @@ export class FileStore implements Store {
     }
     if (!st) {
       this.loadSnapshot();
-      if (exclusive) this.writeJournalHeader();
-      else this.ino = -1;
+      this.writeJournalHeader();
       return;
     }
     if (this.pools === null || st.ino !== this.ino || st.size < this.offset) {
@@ -341,15 +416,14 @@ export class FileStore implements Store {
       const header = this.readHeader();
       if (header < this.epoch) {
         // Compaction stopped between its two renames: the snapshot has it all.
-        if (exclusive) this.writeJournalHeader();
-        else this.ino = -1; // reload next time rather than read the stale journal
+        this.writeJournalHeader();
         return;
       }
       if (header > this.epoch) {
         throw new BerthError('STORE_CORRUPT', `failed to read store ${this.location}: journal epoch ${header} is ahead of snapshot epoch ${this.epoch}`);
       }
     }
-    this.readJournalTail(exclusive);
+    this.readJournalTail();
   }
 
   private loadSnapshot(): void {
@@ -397,7 +471,7 @@ export class FileStore implements Store {
     return header.epoch;
   }
 
-  private readJournalTail(exclusive: boolean): void {
+  private readJournalTail(): void {
     const size = fs.fstatSync(this.journalFd).size;
     if (size <= this.offset) return;
     const buf = Buffer.alloc(size - this.offset);
@@ -417,7 +491,7 @@ export class FileStore implements Store {
       start = nl + 1;
     }
     this.offset += end;
-    if (end < buf.length && exclusive) {
+    if (end < buf.length) {
       // A crash cut the last append short: it was never acknowledged.
       fs.ftruncateSync(this.journalFd, this.offset);
     }

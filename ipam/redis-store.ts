@@ -80,13 +80,22 @@ export class RedisStore implements Store {
   private readonly redis: Redis;
   private readonly prefix: string;
   private connecting: Promise<void> | null = null;
+  private lastError: Error | undefined;
 
   constructor(loc: Extract<StoreLocation, { kind: 'redis' }>, url: string) {
     this.location = redact(url);
     this.prefix = loc.prefix;
-    this.redis = new Redis(redisOptions(loc));
-    // Errors surface on the commands that fail; an unhandled 'error' event would crash the process.
-    this.redis.on('error', () => {});
+    // Before the first connection a refusal fails at once; after it, a few quick reconnects.
+    let connected = false;
+    this.redis = new Redis({ ...redisOptions(loc), retryStrategy: (times) => (!connected || times > 3 ? null : Math.min(times * 100, 500)) });
+    this.redis.on('ready', () => {
+      connected = true;
+    });
+    // Errors surface on the commands that fail (an unhandled 'error' event would
+    // crash the process); the last one names the cause of "Connection is closed".
+    this.redis.on('error', (err: Error) => {
+      this.lastError = err;
+    });
     const s = scripts();
     for (const [name] of POOL_SCRIPTS) this.redis.defineCommand(name, { numberOfKeys: 7, lua: s.get(name)! });
     this.redis.defineCommand('poolRegister', { numberOfKeys: 1, lua: s.get('pool-register-1.lua')! });
@@ -354,7 +363,10 @@ export class RedisStore implements Store {
   private mapError(err: unknown): Error {
     if (err instanceof BerthError) return err;
     const e = err as Error & { code?: string };
-    const msg = e?.message ?? String(err);
+    let msg = e?.message ?? String(err);
+    if (/Connection is closed|Stream isn't writeable|MaxRetriesPerRequest/.test(msg) && this.lastError) {
+      msg = `${msg.replace(/\.$/, '')} (${this.lastError.message})`;
+    }
     if (e?.name === 'ReplyError' && !/^(NOAUTH|WRONGPASS|NOPERM|LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|MOVED|ASK)/.test(msg)) {
       return new BerthError('STORE_CORRUPT', `failed to run a command on store ${this.location}: ${msg}`, undefined, { cause: err });
     }
@@ -370,8 +382,6 @@ function redisOptions(loc: Extract<StoreLocation, { kind: 'redis' }>): RedisOpti
     commandTimeout: loc.timeout,
     maxRetriesPerRequest: 1,
     enableAutoPipelining: true,
-    // Reconnect a few times quickly; a caller that needs to wait longer retries the operation.
-    retryStrategy: (times) => (times > 3 ? null : Math.min(times * 100, 500)),
   };
   if (loc.username) opts.username = loc.username;
   if (loc.password) opts.password = loc.password;

@@ -54,10 +54,67 @@ napi_value Flock(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// flockWait(fd, operation): a blocking flock(2) on the libuv thread pool, so the
+// kernel queues the waiters instead of them polling. Resolves when the lock is
+// held. The caller must not issue a second one on the same fd while one waits.
+struct FlockWork {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fd;
+  int op;
+  int err;
+};
+
+void FlockExecute(napi_env, void* data) {
+  FlockWork* w = static_cast<FlockWork*>(data);
+  int rc;
+  do {
+    rc = flock(w->fd, w->op);
+  } while (rc != 0 && errno == EINTR);
+  w->err = rc == 0 ? 0 : errno;
+}
+
+void FlockComplete(napi_env env, napi_status, void* data) {
+  FlockWork* w = static_cast<FlockWork*>(data);
+  if (w->err == 0) {
+    napi_value t;
+    napi_get_boolean(env, true, &t);
+    napi_resolve_deferred(env, w->deferred, t);
+  } else {
+    napi_value msg, error;
+    napi_create_string_utf8(env, strerror(w->err), NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, nullptr, msg, &error);
+    napi_reject_deferred(env, w->deferred, error);
+  }
+  napi_delete_async_work(env, w->work);
+  delete w;
+}
+
+napi_value FlockWait(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int32_t fd = -1, op = 0;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &op) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "flockWait(fd, operation) takes two integers");
+    return nullptr;
+  }
+  FlockWork* w = new FlockWork{nullptr, nullptr, fd, op & ~LOCK_NB, 0};
+  napi_value promise, name;
+  napi_create_promise(env, &w->deferred, &promise);
+  napi_create_string_utf8(env, "berth:flock", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, nullptr, name, FlockExecute, FlockComplete, w, &w->work);
+  napi_queue_async_work(env, w->work);
+  return promise;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "flock", NAPI_AUTO_LENGTH, Flock, nullptr, &fn);
   napi_set_named_property(env, exports, "flock", fn);
+  napi_create_function(env, "flockWait", NAPI_AUTO_LENGTH, FlockWait, nullptr, &fn);
+  napi_set_named_property(env, exports, "flockWait", fn);
   const struct { const char* name; int value; } constants[] = {
     {"LOCK_SH", LOCK_SH}, {"LOCK_EX", LOCK_EX}, {"LOCK_UN", LOCK_UN}, {"LOCK_NB", LOCK_NB},
   };

@@ -5,7 +5,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface Native {
+  /** flock(2); false when LOCK_NB is set and the lock is held elsewhere */
   flock(fd: number, operation: number): boolean;
+  /** a blocking flock(2) on the thread pool; one at a time per fd */
+  flockWait(fd: number, operation: number): Promise<boolean>;
   LOCK_SH: number;
   LOCK_EX: number;
   LOCK_UN: number;

@@ -106,6 +106,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
       const c = child;
       if (!c || c.exitCode !== null) return;
       const exited = new Promise((r) => c.once('exit', r));
+      c.ref(); // keep the process alive until the exit is seen
       c.kill(signal);
       await exited;
       child = null;
