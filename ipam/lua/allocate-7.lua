@@ -1,8 +1,10 @@
 -- Allocates an address to an attachment; idempotent per container id + interface.
 -- KEYS: the 7 pool keys (see lib.lua)
--- ARGV[1]: JSON {cid, ifname, owner, ip? (hex), actor?}
+-- ARGV: 1 container id, 2 interface, 3 owner, 4 requested ip (hex) or '', 5 actor or ''
 -- Returns {0, ip, gen, owner, existing (0|1)} or {negative code, details...}
-local req = cjson.decode(ARGV[1])
+local req = { cid = ARGV[1], ifname = ARGV[2], owner = ARGV[3] }
+if ARGV[4] ~= '' then req.ip = ARGV[4] end
+if ARGV[5] ~= '' then req.actor = ARGV[5] end
 local conf, meta = load_pool()
 if not conf then return { E_POOL_NOT_FOUND } end
 local now = now_ms()
@@ -21,31 +23,39 @@ if cur then
 end
 
 local h
+local old
+local hint = {}
 if req.ip then
   h = req.ip
   if not assignable(conf, h) then
     save_meta(meta)
     return { E_NOT_IN_POOL, h }
   end
-  local rec = get_addr(h)
-  local st = state_of(rec, now)
+  old = get_addr(h)
+  local st = state_of(old, now)
   if st == 'allocated' then
     save_meta(meta)
-    return { E_ALLOCATED, h, rec.o or '', rec.c or '' }
+    return { E_ALLOCATED, h, old.o or '', old.c or '' }
   end
-  if st == 'reserved' and rec.o ~= req.owner then
+  if st == 'reserved' and old.o ~= req.owner then
     save_meta(meta)
-    return { E_RESERVED, h, rec.o or '' }
+    return { E_RESERVED, h, old.o or '' }
   end
 else
-  h = first_held(req.owner) or next_from_cursor(conf, meta) or oldest_free(conf)
+  h = first_held(req.owner)
+  if h then
+    old = get_addr(h)
+  else
+    -- both of these checked that h has no record; the cursor also that it is not in the free set
+    h = next_from_cursor(conf, meta)
+    if h then hint.notfree = true else h = oldest_free(conf) end
+  end
   if not h then
     save_meta(meta)
     return { E_EXHAUSTED, istr(meta.na), istr(meta.nr) }
   end
 end
 
-local old = get_addr(h)
 meta.gen = meta.gen + 1
 local rec = { s = 'a', o = req.owner, c = req.cid, i = req.ifname, g = meta.gen, t = now }
 -- an admin reservation for this owner comes back when the attachment goes
@@ -53,7 +63,7 @@ if old and old.s == 'r' and not old.u and old.o == req.owner then
   rec.p = 1
   rec.n = old.n
 end
-put_record(h, old, rec, meta)
+put_record(h, old, rec, meta, hint)
 hist(meta, now, 'allocate', h, rec, req)
 save_meta(meta)
 return { 0, h, istr(meta.gen), req.owner, 0 }

@@ -1,8 +1,8 @@
 -- Creates a pool's keys; idempotent for the same pool id, and wipes leftovers of an older pool of the name.
 -- KEYS: the 7 pool keys (see lib.lua)
--- ARGV: 1 conf JSON, 2 pool id, 3 first cursor (hex), 4 history length cap
+-- ARGV: 1 pool id, 2 packed config "HOLD HMAX EXC RNG", 3 first cursor (hex)
 -- Returns {0, 1} when created, {0, 0} when it already existed
-if redis.call('HGET', K_POOL, 'id') == ARGV[2] then return { 0, 0 } end
+if redis.call('HGET', K_POOL, 'id') == ARGV[1] then return { 0, 0 } end
 redis.call('DEL', K_POOL, K_ADDR, K_ATT, K_HELD, K_EXP, K_FREE, K_HIST)
-redis.call('HSET', K_POOL, 'conf', ARGV[1], 'id', ARGV[2], 'cursor', ARGV[3], 'gen', '0', 'na', '0', 'nr', '0', 'hmax', ARGV[4])
+redis.call('HSET', K_POOL, 'id', ARGV[1], 'c', ARGV[2], 'm', ARGV[3] .. ' 0 0 0 9007199254740991')
 return { 0, 1 }

@@ -1,8 +1,17 @@
 -- Releases by attachment (idempotent) or by address; a stale generation is refused.
 -- KEYS: the 7 pool keys (see lib.lua)
--- ARGV[1]: JSON {cid?, ifname?} or {ip (hex)}, plus gen?, actor?
+-- ARGV: 1 container id, 2 interface (both '' to release by address), 3 ip (hex) or '',
+--       4 generation the caller expects or '', 5 actor or ''
 -- Returns {0, 0} when nothing was held, {0, 1, ip, state}, or {negative code, details...}
-local req = cjson.decode(ARGV[1])
+local req = {}
+if ARGV[1] ~= '' then
+  req.cid = ARGV[1]
+  req.ifname = ARGV[2]
+else
+  req.ip = ARGV[3]
+end
+if ARGV[4] ~= '' then req.gen = tonumber(ARGV[4]) end
+if ARGV[5] ~= '' then req.actor = ARGV[5] end
 local conf, meta = load_pool()
 if not conf then return { E_POOL_NOT_FOUND } end
 local now = now_ms()
@@ -39,7 +48,7 @@ if rec.p then
 elseif conf.hold > 0 and rec.o then
   nxt = { s = 'r', o = rec.o, c = rec.c, g = rec.g, t = now, u = now + conf.hold * 1000 }
 end
-put_record(h, rec, nxt, meta)
+put_record(h, rec, nxt, meta, { att = key ~= nil })
 if not nxt then redis.call('ZADD', K_FREE, istr(now), h) end
 hist(meta, now, 'release', h, rec, req)
 save_meta(meta)

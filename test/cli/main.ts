@@ -316,7 +316,10 @@ async function repairScenario(t: Test, server: RedisServer): Promise<void> {
   await run('pool', 'create', 'web', '--subnet', '10.20.0.0/24');
   await withStore(url, (store) => store.allocate('web', { containerId: 'c1', ifname: 'eth0', owner: 'app1', ip: hex('10.20.0.10') }));
   server.cli('HDEL', `${prefix}:{web}:att`, 'c1/eth0');
-  server.cli('HSET', `${prefix}:{web}:pool`, 'na', '7');
+  // the packed counters "CURSOR GEN NA NR XMIN" (ipam/lua/lib.lua): claim 7 allocated
+  const meta = server.cli('HGET', `${prefix}:{web}:pool`, 'm').split(' ');
+  meta[2] = '7';
+  server.cli('HSET', `${prefix}:{web}:pool`, 'm', meta.join(' '));
 
   const found = await berth(['--store', url, 'ipam', 'check']);
   t.equal(found.code, 1, 'problems: exit 1');

@@ -1,0 +1,113 @@
+// Pool throughput: allocate+release pairs from one process with 32 in flight,
+// for a /24 and a /12 pool on both stores, beside a reference run in the same
+// process against the same Redis: a bare HSET+HDEL pair (two round trips, no
+// script), the floor of what one client can do.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { openStore } from '../ipam/open-store.js';
+import { buildPoolConfig } from '../ipam/pool-config.js';
+import type { Store } from '../ipam/model.js';
+import { startRedis } from '../test/helpers/redis.js';
+
+const INFLIGHT = 32;
+
+export interface PairResult {
+  name: string;
+  pairs: number;
+  perSecond: number;
+  p50: number;
+  p99: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Runs `pairs` operations over INFLIGHT lanes and measures each. */
+async function drive(name: string, pairs: number, op: (i: number) => Promise<void>): Promise<PairResult> {
+  const lat: number[] = [];
+  let next = 0;
+  const start = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: INFLIGHT }, async () => {
+      while (next < pairs) {
+        const i = next++;
+        const t0 = process.hrtime.bigint();
+        await op(i);
+        lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+    }),
+  );
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  lat.sort((a, b) => a - b);
+  return { name, pairs, perSecond: pairs / seconds, p50: percentile(lat, 50), p99: percentile(lat, 99) };
+}
+
+async function pairsOn(store: Store, label: string, subnet: string, pairs: number): Promise<PairResult> {
+  const pool = `bench${subnet.split('/')[1]}`;
+  await store.createPool(buildPoolConfig({ name: pool, subnet, hold: 0 }));
+  const op = async (i: number) => {
+    const cid = `c${i}`;
+    await store.allocate(pool, { containerId: cid, ifname: 'eth0', owner: cid });
+    await store.release(pool, { containerId: cid, ifname: 'eth0' });
+  };
+  await drive('warm-up', Math.min(1000, pairs / 5), (i) => op(1e9 + i));
+  return drive(`${label} /${subnet.split('/')[1]}`, pairs, op);
+}
+
+/** The pool benchmark; returns printable rows. */
+export async function benchIpam(opts: { quick?: boolean } = {}): Promise<string[]> {
+  const redisPairs = opts.quick ? 3000 : 20000;
+  const filePairs = opts.quick ? 1000 : 5000;
+  const server = await startRedis();
+  const dir = mkdtempSync(join(tmpdir(), 'berth-bench-'));
+  const rows: PairResult[] = [];
+  try {
+    const client = new Redis({ port: server.port, host: '127.0.0.1', enableAutoPipelining: true });
+    await drive('warm-up', 1000, async (i) => {
+      await client.hset('ref', `f${i}`, 'v');
+      await client.hdel('ref', `f${i}`);
+    });
+    const reference = await drive('reference: Redis HSET+HDEL', redisPairs, async (i) => {
+      await client.hset('ref', `f${i}`, 'v');
+      await client.hdel('ref', `f${i}`);
+    });
+    client.disconnect();
+
+    const redis = await openStore(server.url);
+    const r24 = await pairsOn(redis, 'redis', '10.1.0.0/24', redisPairs);
+    const r12 = await pairsOn(redis, 'redis', '10.16.0.0/12', redisPairs);
+    const memory = await server.cli('MEMORY', 'USAGE', 'berth:{bench12}:pool');
+    await redis.close();
+
+    const file = await openStore(`file://${dir}`);
+    const f24 = await pairsOn(file, 'file', '10.1.0.0/24', filePairs);
+    const f12 = await pairsOn(file, 'file', '10.16.0.0/12', filePairs);
+    await file.close();
+
+    rows.push(reference, r24, r12, f24, f12);
+    const lines = [
+      `pool: allocate+release pairs, one process, ${INFLIGHT} in flight`,
+      table(rows),
+      '',
+      `redis /24 vs reference pair: ${(r24.perSecond / reference.perSecond).toFixed(2)}x the throughput`,
+      `redis /12 vs /24:            ${(r24.perSecond / r12.perSecond).toFixed(2)}x the cost (target <= 1.5x)`,
+      `file  /12 vs /24:            ${(f24.perSecond / f12.perSecond).toFixed(2)}x the cost`,
+      `redis target >= 5000 pairs/s: /24 ${r24.perSecond >= 5000 ? 'met' : 'MISSED'}, /12 ${r12.perSecond >= 5000 ? 'met' : 'MISSED'}`,
+      `a /12 pool's meta hash after ${redisPairs} pairs: ${memory} bytes (MEMORY USAGE)`,
+    ];
+    return lines;
+  } finally {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function table(rows: PairResult[]): string {
+  const head = ['run', 'pairs', 'pairs/s', 'p50 ms', 'p99 ms'];
+  const body = rows.map((r) => [r.name, String(r.pairs), r.perSecond.toFixed(0), r.p50.toFixed(2), r.p99.toFixed(2)]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  return [head, ...body].map((cells) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n');
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the integration tests start for real. Safe to
+# run again; uses sudo when not root. The tests themselves start every
+# component on private ports and names: nothing here is left running.
+set -euo pipefail
+
+packages=(
+  redis-server   # the Redis store (tests start their own on a free port, plain, AUTH and TLS)
+  openssl        # certificates for the Redis TLS test
+  iproute2       # network namespaces for the CNI tests
+)
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "test-deps: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  # No service may start from a package's postinst: the tests run their own.
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod +x /usr/sbin/policy-rc.d
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $sudo rm -f /usr/sbin/policy-rc.d
+fi
+echo "test-deps: ready (${packages[*]})"
