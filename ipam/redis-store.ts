@@ -87,9 +87,11 @@ export class RedisStore implements Store {
   constructor(loc: Extract<StoreLocation, { kind: 'redis' }>, url: string) {
     this.location = redact(url);
     this.prefix = loc.prefix;
-    // Before the first connection a refusal fails at once; after it, a few quick reconnects.
+    // Before the first connection a refusal fails at once. After it, reconnect
+    // for as long as the store lives (a long-lived agent must outlast a Redis
+    // restart); each command stays bounded by its timeout meanwhile.
     let connected = false;
-    this.redis = new Redis({ ...redisOptions(loc), retryStrategy: (times) => (!connected || times > 3 ? null : Math.min(times * 100, 500)) });
+    this.redis = new Redis({ ...redisOptions(loc), retryStrategy: (times) => (connected ? Math.min(times * 100, 2000) : null) });
     this.redis.on('ready', () => {
       connected = true;
     });

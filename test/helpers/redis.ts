@@ -16,6 +16,8 @@ export interface RedisServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
   start(): Promise<void>;
   cli(...args: string[]): string;
+  /** sends a signal without waiting (SIGSTOP/SIGCONT to make Redis stop answering) */
+  signal(sig: NodeJS.Signals): void;
 }
 
 /** The redis-server binary, or null when it is not installed. */
@@ -73,6 +75,8 @@ export interface RedisOptions {
   config?: string[];
   /** keep an append-only file, fsync'd on every write */
   durable?: boolean;
+  /** serve TLS only, with these PEM files */
+  tls?: { cert: string; key: string; ca: string };
 }
 
 /** Starts redis-server; call stop() in teardown. */
@@ -88,6 +92,9 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
     "save ''",
     opts.durable ? 'appendonly yes' : 'appendonly no',
     opts.durable ? 'appendfsync always' : '',
+    ...(opts.tls
+      ? ['port 0', `tls-port ${port}`, `tls-cert-file ${opts.tls.cert}`, `tls-key-file ${opts.tls.key}`, `tls-ca-cert-file ${opts.tls.ca}`, 'tls-auth-clients no']
+      : []),
     ...(opts.config ?? []),
   ].join('\n');
   writeFileSync(join(dir, 'redis.conf'), conf);
@@ -95,8 +102,8 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
   const server: RedisServer = {
     port,
     dir,
-    url: `redis://127.0.0.1:${port}/0`,
-    freshUrl: () => `redis://127.0.0.1:${port}/0?prefix=t${randomBytes(4).toString('hex')}`,
+    url: `${opts.tls ? 'rediss' : 'redis'}://127.0.0.1:${port}/0`,
+    freshUrl: () => `${opts.tls ? 'rediss' : 'redis'}://127.0.0.1:${port}/0?prefix=t${randomBytes(4).toString('hex')}`,
     async start() {
       child = spawn(bin, [join(dir, 'redis.conf')], { stdio: 'ignore' });
       child.unref(); // killed at process exit; must not keep the test process alive
@@ -110,6 +117,9 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
       c.kill(signal);
       await exited;
       child = null;
+    },
+    signal(sig: NodeJS.Signals) {
+      (child as ChildProcess | null)?.kill(sig);
     },
     cli(...args: string[]) {
       const r = spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' });

@@ -1,0 +1,176 @@
+// The Redis store where Redis itself is the subject: outages, a server that
+// stops answering, AUTH, TLS, Sentinel, memory, and contents it cannot trust.
+import t, { type Test } from 'tap';
+import { execFileSync, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { openStore } from '../../ipam/open-store.js';
+import { buildPoolConfig } from '../../ipam/pool-config.js';
+import { parseIp } from '../../ipam/address.js';
+import type { Store } from '../../ipam/model.js';
+import { freePort, skipWithoutRedis, startRedis } from '../helpers/redis.js';
+
+if (!skipWithoutRedis(t)) {
+  const open = async (tt: Test, url: string): Promise<Store> => {
+    const store = await openStore(url);
+    tt.teardown(() => store.close());
+    return store;
+  };
+
+  t.test('Redis killed mid-run: a clear error, nothing acknowledged lost, and the same client carries on after', async (t) => {
+    const server = await startRedis({ durable: true });
+    t.teardown(() => server.stop());
+    const url = `${server.url}?timeout=1000`;
+    const store = await open(t, url);
+    await store.createPool(buildPoolConfig({ name: 'p', subnet: '10.8.0.0/16', hold: 0 }));
+    const acked = new Map<string, string>();
+    const errors: Array<{ code?: string; message: string }> = [];
+    let killedAt = 0;
+    let i = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (errors.length === 0 || Date.now() - killedAt < 1500) {
+          const cid = `c${i++}`;
+          try {
+            const a = await store.allocate('p', { containerId: cid, ifname: 'eth0', owner: cid });
+            acked.set(cid, a.ip);
+            if (acked.size === 400 && !killedAt) {
+              killedAt = Date.now();
+              await server.stop('SIGKILL');
+            }
+          } catch (err) {
+            errors.push(err as { code?: string; message: string });
+            if (!killedAt) throw err;
+          }
+        }
+      }),
+    );
+    t.ok(errors.length > 0, 'operations fail while Redis is down');
+    t.ok(errors.every((e) => e.code === 'STORE_UNAVAILABLE'), 'every failure is STORE_UNAVAILABLE');
+    t.match(errors[0]!.message, /^failed to reach store redis:\/\/127\.0\.0\.1:\d+\/0/);
+    await server.start();
+    // the same store reconnects by itself
+    let listed: Awaited<ReturnType<Store['listAddresses']>> | undefined;
+    for (let n = 0; n < 50 && !listed; n++) {
+      listed = await store.listAddresses('p').catch(() => undefined);
+      if (!listed) await new Promise((r) => setTimeout(r, 100));
+    }
+    t.ok(listed, 'the client reconnected after the restart');
+    const byCid = new Map(listed!.map((a) => [a.containerId, a.ip]));
+    let lost = 0;
+    for (const [cid, ip] of acked) if (byCid.get(cid) !== ip) lost++;
+    t.equal(lost, 0, `all ${acked.size} acknowledged allocations survived the crash`);
+    const again = await store.allocate('p', { containerId: 'after', ifname: 'eth0', owner: 'after' });
+    t.notOk([...acked.values()].includes(again.ip), 'and new allocations do not reuse them');
+  });
+
+  t.test('a Redis that stops answering gives STORE_UNAVAILABLE within the timeout, not a hang', async (t) => {
+    const server = await startRedis();
+    t.teardown(async () => {
+      server.signal('SIGCONT');
+      await server.stop();
+    });
+    const store = await open(t, `${server.freshUrl()}&timeout=500`);
+    await store.createPool(buildPoolConfig({ name: 'p', subnet: '10.9.0.0/24' }));
+    server.signal('SIGSTOP');
+    const started = Date.now();
+    await t.rejects(store.allocate('p', { containerId: 'c', ifname: 'eth0', owner: 'o' }), { code: 'STORE_UNAVAILABLE', message: /timed out/i });
+    t.ok(Date.now() - started < 10000, 'bounded by the command timeout');
+    server.signal('SIGCONT');
+  });
+
+  t.test('a refused connection fails at once', async (t) => {
+    const port = await freePort();
+    const store = await open(t, `redis://127.0.0.1:${port}/0`);
+    await t.rejects(store.listPools(), { code: 'STORE_UNAVAILABLE', message: /ECONNREFUSED/ });
+  });
+
+  t.test('AUTH: password and ACL users', async (t) => {
+    const server = await startRedis({ config: ['requirepass s3cret', 'user app on >app-pass ~berth* &* +@all'] });
+    t.teardown(() => server.stop());
+    const noAuth = await open(t, `redis://127.0.0.1:${server.port}/0`);
+    await t.rejects(noAuth.listPools(), { code: 'STORE_UNAVAILABLE', message: /NOAUTH/ });
+    const wrong = await open(t, `redis://:nope@127.0.0.1:${server.port}/0`);
+    await t.rejects(wrong.listPools(), { code: 'STORE_UNAVAILABLE', message: /WRONGPASS/ });
+    t.notMatch(await wrong.listPools().catch((e: Error) => e.message), /nope/, 'the password is not in the message');
+    const right = await open(t, `redis://:s3cret@127.0.0.1:${server.port}/0`);
+    await right.createPool(buildPoolConfig({ name: 'p', subnet: '10.10.0.0/24' }));
+    const user = await open(t, `redis://app:app-pass@127.0.0.1:${server.port}/0`);
+    const a = await user.allocate('p', { containerId: 'c', ifname: 'eth0', owner: 'o' });
+    t.equal(a.ip, parseIp('10.10.0.2', 'ip').hex, 'an ACL user sees the same pool');
+  });
+
+  t.test('TLS (rediss://) with a private CA', async (t) => {
+    const dir = t.testdir();
+    const pem = (name: string) => join(dir, name);
+    const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=berth-test-ca', '-keyout', pem('ca.key'), '-out', pem('ca.crt'));
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', pem('server.key'), '-out', pem('server.csr'));
+    writeFileSync(pem('san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+    ssl('x509', '-req', '-in', pem('server.csr'), '-CA', pem('ca.crt'), '-CAkey', pem('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', pem('san.ext'), '-out', pem('server.crt'));
+    const server = await startRedis({ tls: { cert: pem('server.crt'), key: pem('server.key'), ca: pem('ca.crt') } });
+    t.teardown(() => server.stop());
+    const store = await open(t, `rediss://127.0.0.1:${server.port}/0?ca=${encodeURIComponent(pem('ca.crt'))}`);
+    await store.createPool(buildPoolConfig({ name: 'p', subnet: '10.11.0.0/24' }));
+    const a = await store.allocate('p', { containerId: 'c', ifname: 'eth0', owner: 'o' });
+    t.equal(a.ip, parseIp('10.11.0.2', 'ip').hex, 'works over TLS');
+    const untrusted = await open(t, `rediss://127.0.0.1:${server.port}/0`);
+    await t.rejects(untrusted.listPools(), { code: 'STORE_UNAVAILABLE', message: /certificate/i }, 'an unknown CA is refused');
+    const plain = await open(t, `redis://127.0.0.1:${server.port}/0?timeout=1000`);
+    await t.rejects(plain.listPools(), { code: 'STORE_UNAVAILABLE' }, 'plain text to a TLS port fails');
+  });
+
+  t.test('Sentinel: the store finds the master through redis+sentinel://', async (t) => {
+    const master = await startRedis();
+    t.teardown(() => master.stop());
+    const port = await freePort();
+    const conf = join(t.testdir(), 'sentinel.conf');
+    writeFileSync(conf, [`port ${port}`, 'bind 127.0.0.1', `sentinel monitor berthmaster 127.0.0.1 ${master.port} 1`, ''].join('\n'));
+    const sentinel = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+    t.teardown(() => {
+      sentinel.kill('SIGKILL');
+    });
+    const store = await open(t, `redis+sentinel://127.0.0.1:${port}/berthmaster/0`);
+    let created = false;
+    for (let n = 0; n < 50 && !created; n++) {
+      created = await store
+        .createPool(buildPoolConfig({ name: 'p', subnet: '10.12.0.0/24' }))
+        .then(() => true)
+        .catch(async () => {
+          await new Promise((r) => setTimeout(r, 100));
+          return false;
+        });
+    }
+    t.ok(created, 'created through the sentinel');
+    t.ok(master.cli('HEXISTS', 'berth:pools', 'p') === '1', 'on the master it names');
+  });
+
+  t.test('memory follows the addresses in use, not the subnet', async (t) => {
+    const server = await startRedis();
+    t.teardown(() => server.stop());
+    const store = await open(t, server.url);
+    // load the scripts and the connection first: measure only what the pool adds
+    await store.createPool(buildPoolConfig({ name: 'warm', subnet: '10.15.0.0/24' }));
+    await store.removePool('warm');
+    const before = Number(/used_memory:(\d+)/.exec(server.cli('INFO', 'memory'))![1]);
+    await store.createPool(buildPoolConfig({ name: 'big', subnet: '10.16.0.0/12' }));
+    const keys = server.cli('KEYS', '*').split('\n').filter(Boolean);
+    const bytes = keys.reduce((sum, k) => sum + Number(server.cli('MEMORY', 'USAGE', k)), 0);
+    t.ok(bytes < 4096, `a fresh /12 pool's keys take ${bytes} bytes`);
+    const after = Number(/used_memory:(\d+)/.exec(server.cli('INFO', 'memory'))![1]);
+    t.ok(after - before < 1024 * 1024, `used_memory grew by ${after - before} bytes, not megabytes (client buffers included)`);
+  });
+
+  t.test('store contents it cannot trust are reported, naming the address and field', async (t) => {
+    const server = await startRedis();
+    t.teardown(() => server.stop());
+    const store = await open(t, server.url);
+    await store.createPool(buildPoolConfig({ name: 'p', subnet: '10.13.0.0/24' }));
+    server.cli('HSET', 'berth:{p}:addr', '0a0d0005', '{"s":"x","t":1}');
+    await t.rejects(store.listAddresses('p'), { code: 'STORE_CORRUPT', message: /0a0d0005: field "s"/ });
+    server.cli('HSET', 'berth:{p}:addr', '0a0d0005', 'not json');
+    await t.rejects(store.getAddress('p', '0a0d0005'), { code: 'STORE_CORRUPT' });
+    server.cli('HSET', 'berth:pools', 'p', '{"id":1}');
+    await t.rejects(store.getPool('p'), { code: 'STORE_CORRUPT', message: /registry entry of pool "p"/ });
+  });
+}
