@@ -89,6 +89,8 @@ interface SnapshotFile {
 export interface FileStoreOptions {
   /** ms to wait for the lock */
   lockTimeout?: number;
+  /** journal size that triggers compaction (default 8 MiB) */
+  compactBytes?: number;
 }
 
 /** The embedded file store. */
@@ -96,6 +98,7 @@ export class FileStore implements Store {
   readonly location: string;
   private readonly dir: string;
   private readonly lockTimeout: number;
+  private readonly compactBytes: number;
   private lockFd = -1;
   private journalFd = -1;
   private readonly queue: QueueItem[] = [];
@@ -111,6 +114,7 @@ export class FileStore implements Store {
     this.dir = dir;
     this.location = `file://${dir}`;
     this.lockTimeout = opts.lockTimeout ?? 5000;
+    this.compactBytes = opts.compactBytes ?? COMPACT_BYTES;
   }
 
   async createPool(conf: PoolConfig, actor?: string): Promise<PoolConfig> {
@@ -350,7 +354,7 @@ export class FileStore implements Store {
     }
     if (history.length > 0) this.appendHistory(history);
     if (untrusted) this.pools = null; // reload from disk before the next batch
-    else if (this.offset > COMPACT_BYTES) this.compact();
+    else if (this.offset > this.compactBytes) this.compact();
   }
 
   /**

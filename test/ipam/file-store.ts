@@ -1,0 +1,141 @@
+// The embedded file store where the disk is the subject: a process killed
+// mid-run, a torn journal line, compaction, a crash inside compaction, a lock
+// held too long, and a journal it cannot trust.
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { appendFileSync, closeSync, copyFileSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FileStore } from '../../ipam/file-store.js';
+import { buildPoolConfig } from '../../ipam/pool-config.js';
+import { checkPool } from '../../ipam/check.js';
+import { native } from '../../native/index.js';
+
+const WORKER = fileURLToPath(new URL('../helpers/alloc-worker.ts', import.meta.url));
+
+async function withPool(dir: string, opts = {}): Promise<FileStore> {
+  const store = new FileStore(dir, opts);
+  await store.createPool(buildPoolConfig({ name: 'p', subnet: '10.20.0.0/16', hold: 0 }));
+  return store;
+}
+
+t.test('a process killed with SIGKILL mid-run loses nothing it acknowledged', async (t) => {
+  const dir = t.testdir();
+  const admin = await withPool(dir);
+  t.teardown(() => admin.close());
+  const acked = new Map<string, string>();
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, `file://${dir}`, 'p', 'k', '100000', '8'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let buffer = '';
+  await new Promise<void>((resolve) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      const lines = buffer.split('\n');
+      buffer = lines.pop()!;
+      for (const line of lines) {
+        const { cid, ip } = JSON.parse(line) as { cid: string; ip: string };
+        acked.set(cid, ip);
+      }
+      if (acked.size >= 500 && child.exitCode === null) child.kill('SIGKILL');
+    });
+    child.on('exit', () => resolve());
+  });
+  t.ok(acked.size >= 500, `${acked.size} allocations were acknowledged before the kill`);
+  const store = new FileStore(dir);
+  t.teardown(() => store.close());
+  const listed = new Map((await store.listAddresses('p')).map((a) => [a.containerId, a.ip]));
+  let lost = 0;
+  for (const [cid, ip] of acked) if (listed.get(cid) !== ip) lost++;
+  t.equal(lost, 0, 'every acknowledged allocation is on disk');
+  t.same(checkPool(await store.snapshot('p')).findings, [], 'and the store is consistent');
+  const next = await store.allocate('p', { containerId: 'after', ifname: 'eth0', owner: 'after' });
+  t.notOk([...listed.values()].includes(next.ip), 'a new allocation gets a new address');
+});
+
+t.test('a torn last journal line is ignored, then cut off by the next writer', async (t) => {
+  const dir = t.testdir();
+  const store = await withPool(dir);
+  const a = await store.allocate('p', { containerId: 'c1', ifname: 'eth0', owner: 'o' });
+  await store.close();
+  appendFileSync(join(dir, 'journal.log'), '{"t":"put","pool":"p","a":{"0a14');
+  const reader = new FileStore(dir);
+  t.teardown(() => reader.close());
+  t.equal((await reader.getAddress('p', a.ip)).containerId, 'c1', 'reads past the torn line');
+  const b = await reader.allocate('p', { containerId: 'c2', ifname: 'eth0', owner: 'o2' });
+  const journal = readFileSync(join(dir, 'journal.log'), 'utf8');
+  t.ok(journal.endsWith('\n'), 'the journal ends on a whole line');
+  t.notMatch(journal, /"a":\{"0a14\{/, 'the torn bytes are gone');
+  t.ok(journal.split('\n').filter(Boolean).every((l) => JSON.parse(l)), 'every line parses');
+  const fresh = new FileStore(dir);
+  t.teardown(() => fresh.close());
+  t.equal((await fresh.getAddress('p', b.ip)).containerId, 'c2');
+});
+
+t.test('compaction: the snapshot replaces the journal; a process holding older state catches up', async (t) => {
+  const dir = t.testdir();
+  const writer = await withPool(dir, { compactBytes: 4096 });
+  const reader = new FileStore(dir);
+  t.teardown(() => Promise.all([writer.close(), reader.close()]));
+  t.equal((await reader.usage('p')).allocated, 0, 'the reader has loaded the state once');
+  for (let i = 0; i < 200; i++) await writer.allocate('p', { containerId: `c${i}`, ifname: 'eth0', owner: `o${i}` });
+  for (let i = 0; i < 200; i += 2) await writer.release('p', { containerId: `c${i}`, ifname: 'eth0' });
+  const snap = JSON.parse(readFileSync(join(dir, 'snapshot.json'), 'utf8')) as { epoch: number };
+  t.ok(snap.epoch > 0, `compacted (epoch ${snap.epoch})`);
+  t.ok(readFileSync(join(dir, 'journal.log')).length < 8192, 'the journal was started anew');
+  const u = await reader.usage('p');
+  t.equal(u.allocated, 100, 'the reader sees every change across compactions');
+  t.same(checkPool(await reader.snapshot('p')).findings, []);
+});
+
+t.test('a crash between the two renames of a compaction: the stale journal is not replayed', async (t) => {
+  const dir = t.testdir();
+  const store = await withPool(dir);
+  for (let i = 0; i < 10; i++) await store.allocate('p', { containerId: `c${i}`, ifname: 'eth0', owner: `o${i}` });
+  await store.close();
+  copyFileSync(join(dir, 'journal.log'), join(dir, 'journal.old'));
+  // one more allocation, and a compaction right after it
+  const compacting = new FileStore(dir, { compactBytes: 1 });
+  const last = await compacting.allocate('p', { containerId: 'c10', ifname: 'eth0', owner: 'o10' });
+  await compacting.close();
+  t.equal((JSON.parse(readFileSync(join(dir, 'snapshot.json'), 'utf8')) as { epoch: number }).epoch, 1, 'compacted to epoch 1');
+  // the crash: the snapshot was renamed into place, the old journal never replaced
+  copyFileSync(join(dir, 'journal.old'), join(dir, 'journal.log'));
+  const after = new FileStore(dir);
+  t.teardown(() => after.close());
+  t.equal((await after.usage('p')).allocated, 11, 'counters come from the snapshot, not rolled back by the stale journal');
+  t.equal((await after.getAddress('p', last.ip)).containerId, 'c10');
+  t.same(checkPool(await after.snapshot('p')).findings, []);
+  const next = await after.allocate('p', { containerId: 'c11', ifname: 'eth0', owner: 'o11' });
+  t.ok(next.ip > last.ip, 'the cursor was not rolled back: no address is handed out twice');
+  const journal = readFileSync(join(dir, 'journal.log'), 'utf8');
+  t.match(journal, /^\{"epoch":1\}\n/, 'the writer replaced the stale journal');
+});
+
+t.test('a lock held past the timeout gives STORE_UNAVAILABLE, then works once released', async (t) => {
+  const dir = t.testdir();
+  const store = await withPool(dir, { lockTimeout: 300 });
+  t.teardown(() => store.close());
+  const { flock, LOCK_EX, LOCK_UN } = native();
+  const fd = openSync(join(dir, 'lock'), 'a');
+  t.ok(flock(fd, LOCK_EX), 'another holder takes the lock');
+  await t.rejects(store.allocate('p', { containerId: 'c', ifname: 'eth0', owner: 'o' }), {
+    code: 'STORE_UNAVAILABLE',
+    message: /failed to lock store file:\/\/.*: another process held it for 300 ms/,
+  });
+  flock(fd, LOCK_UN);
+  closeSync(fd);
+  const a = await store.allocate('p', { containerId: 'c', ifname: 'eth0', owner: 'o' });
+  t.ok(a.ip, 'the store works once the lock is free');
+});
+
+t.test('a corrupt journal line is reported, not skipped', async (t) => {
+  const dir = t.testdir();
+  const store = await withPool(dir);
+  await store.allocate('p', { containerId: 'c1', ifname: 'eth0', owner: 'o' });
+  await store.close();
+  const lines = readFileSync(join(dir, 'journal.log'), 'utf8').split('\n');
+  lines.splice(2, 0, '{not json}');
+  writeFileSync(join(dir, 'journal.log'), lines.join('\n'));
+  const broken = new FileStore(dir);
+  t.teardown(() => broken.close());
+  await t.rejects(broken.listPools(), { code: 'STORE_CORRUPT', message: /journal\.log at byte \d+/ });
+});
