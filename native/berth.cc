@@ -10,47 +10,53 @@
 
 namespace {
 
-napi_value Throw(napi_env env, const char* syscall, int err) {
-  napi_value code, msg, error;
+// An Error like Node's own for a failed system call: message, code, errno, syscall.
+napi_value SysError(napi_env env, const char* syscall, int err) {
+  napi_value msg, error, value;
   napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &msg);
   napi_create_error(env, nullptr, msg, &error);
-  napi_value errno_value, syscall_value;
-  napi_create_int32(env, -err, &errno_value);
-  napi_set_named_property(env, error, "errno", errno_value);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
-  napi_set_named_property(env, error, "syscall", syscall_value);
+  napi_create_int32(env, -err, &value);
+  napi_set_named_property(env, error, "errno", value);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &value);
+  napi_set_named_property(env, error, "syscall", value);
   const char* name = err == EWOULDBLOCK ? "EWOULDBLOCK" : err == EBADF ? "EBADF" : err == EINTR ? "EINTR" : "EIO";
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
-  napi_set_named_property(env, error, "code", code);
-  napi_throw(env, error);
-  return nullptr;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &value);
+  napi_set_named_property(env, error, "code", value);
+  return error;
+}
+
+// Reads (fd, operation); throws a TypeError naming `usage` and returns false when they are not two integers.
+bool FdAndOp(napi_env env, napi_callback_info info, const char* usage, int32_t* fd, int32_t* op) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc < 2 || napi_get_value_int32(env, argv[0], fd) != napi_ok || napi_get_value_int32(env, argv[1], op) != napi_ok) {
+    napi_throw_type_error(env, nullptr, usage);
+    return false;
+  }
+  return true;
+}
+
+int FlockRetrying(int fd, int op) {
+  int rc;
+  do {
+    rc = flock(fd, op);
+  } while (rc != 0 && errno == EINTR);
+  return rc == 0 ? 0 : errno;
 }
 
 // flock(fd, operation): operation is a bitmask of LOCK_SH/LOCK_EX/LOCK_UN/LOCK_NB.
 // Returns true when the lock was taken, false when LOCK_NB was set and it is held elsewhere.
 napi_value Flock(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   int32_t fd = -1, op = 0;
-  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
-      napi_get_value_int32(env, argv[1], &op) != napi_ok) {
-    napi_throw_type_error(env, nullptr, "flock(fd, operation) takes two integers");
+  if (!FdAndOp(env, info, "flock(fd, operation) takes two integers", &fd, &op)) return nullptr;
+  int err = FlockRetrying(fd, op);
+  napi_value result;
+  if (err != 0 && !(err == EWOULDBLOCK && (op & LOCK_NB))) {
+    napi_throw(env, SysError(env, "flock", err));
     return nullptr;
   }
-  int rc;
-  do {
-    rc = flock(fd, op);
-  } while (rc != 0 && errno == EINTR);
-  napi_value result;
-  if (rc != 0) {
-    if (errno == EWOULDBLOCK && (op & LOCK_NB)) {
-      napi_get_boolean(env, false, &result);
-      return result;
-    }
-    return Throw(env, "flock", errno);
-  }
-  napi_get_boolean(env, true, &result);
+  napi_get_boolean(env, err == 0, &result);
   return result;
 }
 
@@ -67,11 +73,7 @@ struct FlockWork {
 
 void FlockExecute(napi_env, void* data) {
   FlockWork* w = static_cast<FlockWork*>(data);
-  int rc;
-  do {
-    rc = flock(w->fd, w->op);
-  } while (rc != 0 && errno == EINTR);
-  w->err = rc == 0 ? 0 : errno;
+  w->err = FlockRetrying(w->fd, w->op);
 }
 
 void FlockComplete(napi_env env, napi_status, void* data) {
@@ -81,25 +83,15 @@ void FlockComplete(napi_env env, napi_status, void* data) {
     napi_get_boolean(env, true, &t);
     napi_resolve_deferred(env, w->deferred, t);
   } else {
-    napi_value msg, error;
-    napi_create_string_utf8(env, strerror(w->err), NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, nullptr, msg, &error);
-    napi_reject_deferred(env, w->deferred, error);
+    napi_reject_deferred(env, w->deferred, SysError(env, "flock", w->err));
   }
   napi_delete_async_work(env, w->work);
   delete w;
 }
 
 napi_value FlockWait(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   int32_t fd = -1, op = 0;
-  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
-      napi_get_value_int32(env, argv[1], &op) != napi_ok) {
-    napi_throw_type_error(env, nullptr, "flockWait(fd, operation) takes two integers");
-    return nullptr;
-  }
+  if (!FdAndOp(env, info, "flockWait(fd, operation) takes two integers", &fd, &op)) return nullptr;
   FlockWork* w = new FlockWork{nullptr, nullptr, fd, op & ~LOCK_NB, 0};
   napi_value promise, name;
   napi_create_promise(env, &w->deferred, &promise);

@@ -5,10 +5,8 @@
 local req = { cid = ARGV[1], ifname = ARGV[2], owner = ARGV[3] }
 if ARGV[4] ~= '' then req.ip = ARGV[4] end
 if ARGV[5] ~= '' then req.actor = ARGV[5] end
-local conf, meta = load_pool()
+local conf, meta, now = open_pool()
 if not conf then return { E_POOL_NOT_FOUND } end
-local now = now_ms()
-expire_holds(meta, now, EXPIRE_BATCH)
 
 local key = req.cid .. '/' .. req.ifname
 local cur = redis.call('HGET', K_ATT, key)

@@ -165,6 +165,16 @@ local function expire_holds(meta, now, limit)
   meta.xmin = first[2] and tonumber(first[2]) or 9007199254740991
 end
 
+-- every pool script opens so: the pool (nil when it does not exist), its
+-- counters, the time, and ended holds already turned free
+local function open_pool()
+  local conf, meta = load_pool()
+  if not conf then return nil end
+  local now = now_ms()
+  expire_holds(meta, now, EXPIRE_BATCH)
+  return conf, meta, now
+end
+
 local function first_held(owner)
   local r = redis.call('ZRANGEBYLEX', K_HELD, '[' .. owner .. '\0', '[' .. owner .. '\0\255', 'LIMIT', 0, 1)
   if not r[1] then return nil end

@@ -12,10 +12,8 @@ else
 end
 if ARGV[4] ~= '' then req.gen = tonumber(ARGV[4]) end
 if ARGV[5] ~= '' then req.actor = ARGV[5] end
-local conf, meta = load_pool()
+local conf, meta, now = open_pool()
 if not conf then return { E_POOL_NOT_FOUND } end
-local now = now_ms()
-expire_holds(meta, now, EXPIRE_BATCH)
 
 local h, key
 if req.cid then

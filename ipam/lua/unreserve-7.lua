@@ -3,10 +3,8 @@
 -- ARGV[1]: JSON {ip (hex), actor?}
 -- Returns {0, record JSON or ''} or {negative code, details...}
 local req = cjson.decode(ARGV[1])
-local conf, meta = load_pool()
+local conf, meta, now = open_pool()
 if not conf then return { E_POOL_NOT_FOUND } end
-local now = now_ms()
-expire_holds(meta, now, EXPIRE_BATCH)
 
 local h = req.ip
 local old = get_addr(h)

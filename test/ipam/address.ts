@@ -1,25 +1,6 @@
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { formatIp, hexInc, parseCidr, parseIp, spanSize, within } from '../../ipam/address.js';
-import { ValidationError } from '../../ipam/errors.js';
-
-/** Asserts fn throws a ValidationError about `field` whose message matches `rest`. */
-function invalid(t: Test, fn: () => unknown, field: string, rest?: RegExp): void {
-  try {
-    fn();
-  } catch (err) {
-    if (!(err instanceof ValidationError)) {
-      t.fail(`expected a ValidationError about ${field}, got ${String(err)}`);
-      return;
-    }
-    const e = err;
-    t.equal(e.code, 'INVALID');
-    t.equal(e.field, field);
-    t.ok(e.message.startsWith(`${field}: `), `message starts with "${field}: ": ${e.message}`);
-    if (rest) t.match(e.message, rest);
-    return;
-  }
-  t.fail(`expected a ValidationError about ${field}`);
-}
+import { invalid } from '../helpers/invalid.js';
 
 t.test('parseIp: IPv4', async (t) => {
   t.strictSame(parseIp('10.0.0.5', 'ip'), { family: 4, hex: '0a000005' });

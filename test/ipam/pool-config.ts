@@ -1,4 +1,4 @@
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { parseIp } from '../../ipam/address.js';
 import { BerthError, ValidationError } from '../../ipam/errors.js';
 import {
@@ -14,28 +14,10 @@ import {
   validatePoolName,
   type PoolSpec,
 } from '../../ipam/pool-config.js';
+import { invalid } from '../helpers/invalid.js';
 
 const hex = (ip: string): string => parseIp(ip, 'ip').hex;
 const pool = (spec: Omit<PoolSpec, 'name'> & { name?: string }) => buildPoolConfig({ name: 'p', ...spec }, new Date(0));
-
-/** Asserts fn throws a ValidationError about `field` whose message matches `rest`. */
-function invalid(t: Test, fn: () => unknown, field: string, rest?: RegExp): void {
-  try {
-    fn();
-  } catch (err) {
-    if (!(err instanceof ValidationError)) {
-      t.fail(`expected a ValidationError about ${field}, got ${String(err)}`);
-      return;
-    }
-    const e = err;
-    t.equal(e.code, 'INVALID');
-    t.equal(e.field, field);
-    t.ok(e.message.startsWith(`${field}: `), `message starts with "${field}: ": ${e.message}`);
-    if (rest) t.match(e.message, rest);
-    return;
-  }
-  t.fail(`expected a ValidationError about ${field}`);
-}
 
 t.test('defaults: an IPv4 /24', async (t) => {
   const conf = buildPoolConfig({ name: 'vlan100', subnet: '10.0.0.0/24' }, new Date('2024-05-06T07:08:09.000Z'));

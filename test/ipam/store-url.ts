@@ -1,26 +1,7 @@
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { ValidationError } from '../../ipam/errors.js';
 import { DEFAULT_STORE, parseStoreUrl, redact, resolveStoreUrl, type StoreLocation } from '../../ipam/store-url.js';
-
-/** Asserts fn throws a ValidationError about `field` whose message matches `rest`. */
-function invalid(t: Test, fn: () => unknown, field: string, rest?: RegExp): ValidationError | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (!(err instanceof ValidationError)) {
-      t.fail(`expected a ValidationError about ${field}, got ${String(err)}`);
-      return undefined;
-    }
-    const e = err;
-    t.equal(e.code, 'INVALID');
-    t.equal(e.field, field);
-    t.ok(e.message.startsWith(`${field}: `), `message starts with "${field}: ": ${e.message}`);
-    if (rest) t.match(e.message, rest);
-    return e;
-  }
-  t.fail(`expected a ValidationError about ${field}`);
-  return undefined;
-}
+import { invalid } from '../helpers/invalid.js';
 
 const redis = (rest: Partial<Extract<StoreLocation, { kind: 'redis' }>>): StoreLocation => ({
   kind: 'redis',
