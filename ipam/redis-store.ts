@@ -4,18 +4,17 @@
 // prefixed with lib.lua), so it is atomic on the server. All keys of one pool
 // share the hash tag {pool}, so each script touches one slot and the store
 // runs on Redis Cluster; the pool registry is the one key outside a pool.
+// It speaks to Redis through a RedisConn (see redis-conn.ts).
 import { readFileSync, existsSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Redis, type RedisOptions } from 'ioredis';
 import { parseCidr } from './address.js';
 import { BerthError } from './errors.js';
 import { fail } from './failures.js';
 import { capacity, isAssignable, readPoolConfig, type PoolConfig } from './pool-config.js';
 import { parseRecord } from './record.js';
-import type { StoreLocation } from './store-url.js';
-import { redact } from './store-url.js';
+import { RedisReplyError, type RedisArg, type RedisConn, type RedisReply } from './redis-conn.js';
+import { sha1Hex } from './sha1.js';
 import {
   addressInfo,
   type Actor,
@@ -39,9 +38,9 @@ import {
 /** History entries kept per pool (approximately: Redis trims in whole nodes). */
 export const HISTORY_MAX = 100_000;
 
-type Reply = Array<string | number>;
-type PoolScript = 'allocate' | 'release' | 'reserve' | 'unreserve' | 'poolInit' | 'poolRemove' | 'repair';
-type ScriptRunner = (...args: Array<string | number>) => Promise<Reply>;
+type Reply = RedisReply[];
+type ScriptName = 'allocate' | 'release' | 'reserve' | 'unreserve' | 'poolInit' | 'poolRemove' | 'repair' | 'poolRegister' | 'poolUnregister';
+type PoolScript = Exclude<ScriptName, 'poolRegister' | 'poolUnregister'>;
 
 const POOL_SCRIPTS: Array<[PoolScript, string]> = [
   ['allocate', 'allocate-7.lua'],
@@ -53,19 +52,29 @@ const POOL_SCRIPTS: Array<[PoolScript, string]> = [
   ['repair', 'repair-7.lua'],
 ];
 
-let scriptCache: Map<string, string> | undefined;
+interface Script {
+  source: string;
+  sha: string;
+}
+
+let scriptCache: Map<ScriptName, Script> | undefined;
 
 /** Reads the Lua sources once per process: from ipam/lua next to the sources or the package root. */
-function scripts(): Map<string, string> {
+function scripts(): Map<ScriptName, Script> {
   if (scriptCache) return scriptCache;
   const here = dirname(fileURLToPath(import.meta.url));
-  const dir = [join(here, 'lua'), join(here, '..', '..', 'ipam', 'lua')].find((d) => existsSync(join(d, 'lib.lua')));
+  const dir = [join(here, 'lua'), join(here, '..', '..', 'ipam', 'lua'), join(here, '..', 'ipam', 'lua')].find((d) =>
+    existsSync(join(d, 'lib.lua')),
+  );
   if (!dir) throw new Error('failed to find the berth Lua scripts (ipam/lua)');
   const lib = readFileSync(join(dir, 'lib.lua'), 'utf8');
-  scriptCache = new Map();
-  for (const [name, file] of POOL_SCRIPTS) scriptCache.set(name, `${lib}\n${readFileSync(join(dir, file), 'utf8')}`);
-  for (const file of ['pool-register-1.lua', 'pool-unregister-1.lua']) scriptCache.set(file, readFileSync(join(dir, file), 'utf8'));
-  return scriptCache;
+  const cache = new Map<ScriptName, Script>();
+  const add = (name: ScriptName, source: string) => cache.set(name, { source, sha: sha1Hex(source) });
+  for (const [name, file] of POOL_SCRIPTS) add(name, `${lib}\n${readFileSync(join(dir, file), 'utf8')}`);
+  add('poolRegister', readFileSync(join(dir, 'pool-register-1.lua'), 'utf8'));
+  add('poolUnregister', readFileSync(join(dir, 'pool-unregister-1.lua'), 'utf8'));
+  scriptCache = cache;
+  return cache;
 }
 
 interface RegistryEntry {
@@ -78,48 +87,31 @@ interface RegistryEntry {
 /** The Redis store. */
 export class RedisStore implements Store {
   readonly location: string;
-  private readonly redis: Redis;
+  private readonly conn: RedisConn;
   private readonly prefix: string;
-  private connecting: Promise<void> | null = null;
-  private lastError: Error | undefined;
   private readonly keyCache = new Map<string, string[]>();
 
-  constructor(loc: Extract<StoreLocation, { kind: 'redis' }>, url: string) {
-    this.location = redact(url);
-    this.prefix = loc.prefix;
-    // Before the first connection a refusal fails at once. After it, reconnect
-    // for as long as the store lives (a long-lived agent must outlast a Redis
-    // restart); each command stays bounded by its timeout meanwhile.
-    let connected = false;
-    this.redis = new Redis({ ...redisOptions(loc), retryStrategy: (times) => (connected ? Math.min(times * 100, 2000) : null) });
-    this.redis.on('ready', () => {
-      connected = true;
-    });
-    // Errors surface on the commands that fail (an unhandled 'error' event would
-    // crash the process); the last one names the cause of "Connection is closed".
-    this.redis.on('error', (err: Error) => {
-      this.lastError = err;
-    });
-    const s = scripts();
-    for (const [name] of POOL_SCRIPTS) this.redis.defineCommand(name, { numberOfKeys: 7, lua: s.get(name)! });
-    this.redis.defineCommand('poolRegister', { numberOfKeys: 1, lua: s.get('pool-register-1.lua')! });
-    this.redis.defineCommand('poolUnregister', { numberOfKeys: 1, lua: s.get('pool-unregister-1.lua')! });
+  /** `location` is the URL with its password redacted. */
+  constructor(conn: RedisConn, prefix: string, location: string) {
+    this.conn = conn;
+    this.prefix = prefix;
+    this.location = location;
   }
 
   async createPool(conf: PoolConfig): Promise<PoolConfig> {
     const subnet = parseCidr(conf.subnet, 'subnet');
-    const id = randomBytes(8).toString('hex');
+    const id = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`;
     const entry: RegistryEntry = { id, f: subnet.first, l: subnet.last, conf };
-    const reply = await this.call(() => this.run('poolRegister', this.registryKey(), conf.name, JSON.stringify(entry)));
+    const reply = await this.run('poolRegister', [this.registryKey()], [conf.name, JSON.stringify(entry)]);
     if (reply[0] === -10) throw fail.poolExists(conf.name);
     if (reply[0] === -11) throw fail.poolOverlap(conf.subnet, String(reply[1]), String(reply[2]));
     try {
       const ranges = conf.ranges.map(([first, last]) => `${first}-${last}`).join(',');
       const packed = `${conf.hold} ${HISTORY_MAX} ,${conf.exclude.join(',')}, ${ranges}`;
-      await this.call(() => this.runPool('poolInit', conf.name, id, packed, conf.ranges[0]![0]));
+      await this.runPool('poolInit', conf.name, [id, packed, conf.ranges[0]![0]]);
     } catch (err) {
       // Undo the registration so the name is not left claimed by a pool with no keys.
-      await this.run('poolUnregister', this.registryKey(), conf.name, id).catch(() => {});
+      await this.run('poolUnregister', [this.registryKey()], [conf.name, id]).catch(() => {});
       throw err;
     }
     return conf;
@@ -127,9 +119,9 @@ export class RedisStore implements Store {
 
   async removePool(name: string, opts: { force?: boolean } = {}): Promise<{ allocated: number }> {
     const entry = await this.entry(name);
-    const reply = await this.call(() => this.runPool('poolRemove', name, opts.force ? '1' : '0', entry.id));
+    const reply = await this.runPool('poolRemove', name, [opts.force ? '1' : '0', entry.id]);
     if (reply[0] === -12) throw fail.poolInUse(name, Number(reply[1]));
-    await this.call(() => this.run('poolUnregister', this.registryKey(), name, entry.id));
+    await this.run('poolUnregister', [this.registryKey()], [name, entry.id]);
     return { allocated: Number(reply[1]) };
   }
 
@@ -138,23 +130,19 @@ export class RedisStore implements Store {
   }
 
   async listPools(): Promise<PoolUsage[]> {
-    const all = await this.call(() => this.redis.hgetall(this.registryKey()));
-    const names = Object.keys(all).sort();
-    const pipe = this.redis.pipeline();
-    for (const name of names) pipe.hget(this.key(name, 'pool'), 'm');
-    const replies = names.length ? await this.call(() => pipe.exec()) : [];
+    const all = pairsOf(await this.send(['HGETALL', this.registryKey()]));
+    const names = [...all.keys()].sort();
+    const replies = names.length ? await this.pipeline(names.map((name) => ['HGET', this.key(name, 'pool'), 'm'])) : [];
     return names.map((name, i) => {
-      const conf = readEntry(all[name]!, name).conf;
-      const [err, m] = replies?.[i] ?? [null, null];
-      if (err) throw this.mapError(err);
-      const meta = readMeta(m as string | null, name);
+      const conf = readEntry(all.get(name)!, name).conf;
+      const meta = readMeta(replies[i] as string | null, name);
       return { conf, allocated: meta.allocated, reserved: meta.reserved, capacity: capacity(conf).toString() };
     });
   }
 
   async usage(name: string): Promise<PoolUsage> {
     const conf = await this.getPool(name);
-    const meta = readMeta(await this.call(() => this.redis.hget(this.key(name, 'pool'), 'm')), name);
+    const meta = readMeta((await this.send(['HGET', this.key(name, 'pool'), 'm'])) as string | null, name);
     return { conf, allocated: meta.allocated, reserved: meta.reserved, capacity: capacity(conf).toString() };
   }
 
@@ -194,17 +182,17 @@ export class RedisStore implements Store {
 
   async getAddress(pool: string, ip: string): Promise<AddressInfo> {
     const conf = await this.getPool(pool);
-    const [raw, now] = await Promise.all([this.call(() => this.redis.hget(this.key(pool, 'addr'), ip)), this.now()]);
+    const [raw, time] = await this.pipeline([['HGET', this.key(pool, 'addr'), ip], ['TIME']]);
     if (raw === null && !isAssignable(conf, ip)) throw fail.notInPool(ip, pool);
-    return addressInfo(pool, ip, raw === null ? undefined : parseRecord(raw, ip), now);
+    return addressInfo(pool, ip, raw === null ? undefined : parseRecord(raw as string, ip), msOf(time));
   }
 
   async listAddresses(pool: string): Promise<AddressInfo[]> {
     await this.getPool(pool);
-    const [all, now] = await Promise.all([this.call(() => this.redis.hgetall(this.key(pool, 'addr'))), this.now()]);
-    return Object.keys(all)
-      .sort()
-      .map((hex) => addressInfo(pool, hex, parseRecord(all[hex]!, hex), now));
+    const [flat, time] = await this.pipeline([['HGETALL', this.key(pool, 'addr')], ['TIME']]);
+    const all = pairsOf(flat!);
+    const now = msOf(time);
+    return [...all.keys()].sort().map((hex) => addressInfo(pool, hex, parseRecord(all.get(hex)!, hex), now));
   }
 
   async history(pool: string, opts: HistoryOptions = {}): Promise<HistoryEntry[]> {
@@ -214,7 +202,7 @@ export class RedisStore implements Store {
     let end = '+';
     // Page backwards through the stream; a per-address query filters as it goes.
     for (;;) {
-      const page = await this.call(() => this.redis.xrevrange(key, end, '-', 'COUNT', 1000));
+      const page = (await this.send(['XREVRANGE', key, end, '-', 'COUNT', 1000])) as Array<[string, string[]]>;
       for (const [id, fields] of page) {
         const e = historyEntry(id, fields);
         if (opts.ip === undefined || e.ip === opts.ip) out.push(e);
@@ -228,46 +216,30 @@ export class RedisStore implements Store {
   async snapshot(pool: string): Promise<PoolSnapshot> {
     const conf = await this.getPool(pool);
     const k = (s: string) => this.key(pool, s);
-    const replies = await this.call(() =>
-      this.redis
-        .multi()
-        .hgetall(k('pool'))
-        .hgetall(k('addr'))
-        .hgetall(k('att'))
-        .zrange(k('held'), '0', '-1')
-        .zrange(k('exp'), '0', '-1', 'WITHSCORES')
-        .zrange(k('free'), '0', '-1', 'WITHSCORES')
-        .time()
-        .exec(),
-    );
-    const values = (replies ?? []).map(([err, v]) => {
-      if (err) throw this.mapError(err);
-      return v;
-    });
-    const [meta, addr, att, held, exp, free, time] = values as [
-      Record<string, string>,
-      Record<string, string>,
-      Record<string, string>,
-      string[],
-      string[],
-      string[],
-      [string, string],
-    ];
-    if (!meta.m) throw fail.poolNotFound(pool);
-    const pairs = (flat: string[]) => {
-      const m = new Map<string, number>();
-      for (let i = 0; i < flat.length; i += 2) m.set(flat[i]!, Number(flat[i + 1]));
-      return m;
-    };
+    const replies = await this.pipeline([
+      ['MULTI'],
+      ['HGETALL', k('pool')],
+      ['HGETALL', k('addr')],
+      ['HGETALL', k('att')],
+      ['ZRANGE', k('held'), 0, -1],
+      ['ZRANGE', k('exp'), 0, -1, 'WITHSCORES'],
+      ['ZRANGE', k('free'), 0, -1, 'WITHSCORES'],
+      ['TIME'],
+      ['EXEC'],
+    ]);
+    const [meta, addr, att, held, exp, free, time] = replies[replies.length - 1] as RedisReply[];
+    const metaFields = pairsOf(meta!);
+    if (!metaFields.get('m')) throw fail.poolNotFound(pool);
+    const scored = (flat: RedisReply) => new Map([...pairsOf(flat)].map(([k, v]) => [k, Number(v)] as [string, number]));
     return {
       conf,
-      meta: readMeta(meta.m, pool),
-      addr: new Map(Object.entries(addr).map(([hex, raw]) => [hex, parseRecord(raw, hex)] as [string, AddrRecord])),
-      att: new Map(Object.entries(att)),
-      held: new Set(held),
-      expiry: pairs(exp),
-      free: pairs(free),
-      now: Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000),
+      meta: readMeta(metaFields.get('m'), pool),
+      addr: new Map([...pairsOf(addr!)].map(([hex, raw]) => [hex, parseRecord(raw, hex)] as [string, AddrRecord])),
+      att: pairsOf(att!),
+      held: new Set(held as string[]),
+      expiry: scored(exp!),
+      free: scored(free!),
+      now: msOf(time),
     };
   }
 
@@ -278,12 +250,7 @@ export class RedisStore implements Store {
   }
 
   async close(): Promise<void> {
-    try {
-      if (this.redis.status === 'ready') await this.redis.quit();
-    } catch {
-      // closing anyway
-    }
-    this.redis.disconnect();
+    await this.conn.close();
   }
 
   // --- plumbing -----------------------------------------------------------
@@ -305,17 +272,24 @@ export class RedisStore implements Store {
     return keys;
   }
 
-  private run(name: string, ...args: Array<string | number>): Promise<Reply> {
-    return (this.redis as unknown as Record<string, ScriptRunner>)[name]!(...args);
+  /** Runs a script by its SHA, sending the source once when Redis does not have it yet. */
+  private async run(name: ScriptName, keys: string[], args: RedisArg[]): Promise<Reply> {
+    const script = scripts().get(name)!;
+    try {
+      return (await this.send(['EVALSHA', script.sha, keys.length, ...keys, ...args])) as Reply;
+    } catch (err) {
+      if (!(err instanceof BerthError) || !/NOSCRIPT/.test(err.message)) throw err;
+      return (await this.send(['EVAL', script.source, keys.length, ...keys, ...args])) as Reply;
+    }
   }
 
-  private runPool(name: PoolScript, pool: string, ...args: Array<string | number>): Promise<Reply> {
-    return this.run(name, ...this.poolKeys(pool), ...args);
+  private runPool(name: PoolScript, pool: string, args: RedisArg[]): Promise<Reply> {
+    return this.run(name, this.poolKeys(pool), args);
   }
 
   /** Runs a pool script and turns its error replies into BerthErrors. */
   private async poolOp(name: PoolScript, pool: string, args: string[]): Promise<Reply> {
-    const r = await this.call(() => this.runPool(name, pool, ...args));
+    const r = await this.runPool(name, pool, args);
     const code = Number(r[0]);
     if (code === 0) return r;
     const s = (i: number): string => String(r[i] ?? '');
@@ -345,79 +319,55 @@ export class RedisStore implements Store {
   }
 
   private async entry(name: string): Promise<RegistryEntry> {
-    const raw = await this.call(() => this.redis.hget(this.registryKey(), name));
+    const raw = (await this.send(['HGET', this.registryKey(), name])) as string | null;
     if (raw === null) throw fail.poolNotFound(name);
     return readEntry(raw, name);
   }
 
-  private async now(): Promise<number> {
-    const [s, us] = await this.call(() => this.redis.time());
-    return Number(s) * 1000 + Math.floor(Number(us) / 1000);
-  }
-
-  /** Connects on first use (failing fast when refused) and maps transport failures. */
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.redis.status === 'wait') {
-      this.connecting ??= this.redis.connect().finally(() => {
-        this.connecting = null;
-      });
-    }
+  private async send(args: RedisArg[]): Promise<RedisReply> {
     try {
-      if (this.connecting) await this.connecting;
-      return await fn();
+      return await this.conn.send(args);
     } catch (err) {
       throw this.mapError(err);
     }
   }
 
+  /** Several commands in one round trip; a server error in any of them is thrown. */
+  private async pipeline(commands: RedisArg[][]): Promise<RedisReply[]> {
+    let replies: Array<RedisReply | RedisReplyError>;
+    try {
+      replies = await this.conn.pipeline(commands);
+    } catch (err) {
+      throw this.mapError(err);
+    }
+    return replies.map((r) => {
+      if (r instanceof RedisReplyError) throw this.mapError(r);
+      return r;
+    });
+  }
+
   private mapError(err: unknown): Error {
     if (err instanceof BerthError) return err;
-    const e = err as Error & { code?: string };
-    let msg = e?.message ?? String(err);
-    if (/Connection is closed|Stream isn't writeable|MaxRetriesPerRequest/.test(msg) && this.lastError) {
-      msg = `${msg.replace(/\.$/, '')} (${this.lastError.message})`;
-    }
-    if (e?.name === 'ReplyError' && !/^(NOAUTH|WRONGPASS|NOPERM|LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|MOVED|ASK)/.test(msg)) {
+    const msg = (err as Error)?.message ?? String(err);
+    if (err instanceof RedisReplyError && !/^(NOAUTH|WRONGPASS|NOPERM|LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|MOVED|ASK)/.test(msg)) {
       return new BerthError('STORE_CORRUPT', `failed to run a command on store ${this.location}: ${msg}`, undefined, { cause: err });
     }
     return new BerthError('STORE_UNAVAILABLE', `failed to reach store ${this.location}: ${msg}`, undefined, { cause: err });
   }
 }
 
-function redisOptions(loc: Extract<StoreLocation, { kind: 'redis' }>): RedisOptions {
-  const opts: RedisOptions = {
-    db: loc.db,
-    lazyConnect: true,
-    connectTimeout: loc.connectTimeout,
-    commandTimeout: loc.timeout,
-    maxRetriesPerRequest: 1,
-    // Off: with many operations in flight, batching per tick delays each reply a
-    // hop (measured: 2,900 pairs/s on, 4,600 off, bench/ipam.ts).
-    enableAutoPipelining: false,
-  };
-  if (loc.username) opts.username = loc.username;
-  if (loc.password) opts.password = loc.password;
-  if (loc.tls) {
-    opts.tls = {};
-    if (loc.ca) opts.tls.ca = readFileSync(loc.ca);
-    if (loc.cert) opts.tls.cert = readFileSync(loc.cert);
-    if (loc.key) opts.tls.key = readFileSync(loc.key);
-    if (loc.servername) opts.tls.servername = loc.servername;
-  }
-  if (loc.sentinelName) {
-    opts.sentinels = loc.hosts;
-    opts.name = loc.sentinelName;
-    if (loc.sentinelUsername) opts.sentinelUsername = loc.sentinelUsername;
-    if (loc.sentinelPassword) opts.sentinelPassword = loc.sentinelPassword;
-    if (loc.tls) {
-      opts.enableTLSForSentinelMode = true;
-      opts.sentinelTLS = opts.tls;
-    }
-  } else {
-    opts.host = loc.hosts[0]!.host;
-    opts.port = loc.hosts[0]!.port;
-  }
-  return opts;
+/** A flat [field, value, ...] reply as a Map. */
+function pairsOf(flat: RedisReply): Map<string, string> {
+  const m = new Map<string, string>();
+  const a = (flat ?? []) as string[];
+  for (let i = 0; i < a.length; i += 2) m.set(a[i]!, a[i + 1]!);
+  return m;
+}
+
+/** A TIME reply as ms since the epoch. */
+function msOf(time: RedisReply | undefined): number {
+  const [s, us] = (time ?? ['0', '0']) as string[];
+  return Number(s) * 1000 + Math.floor(Number(us) / 1000);
 }
 
 /** Reads the packed counters "CURSOR GEN NA NR XMIN" of a pool hash (see lib.lua). */
