@@ -30,6 +30,10 @@ export interface AddrRecord {
   n?: string;
   /** 1 when the address came from an admin reservation it returns to on release */
   p?: 1;
+  /** host that made the allocation: a host's CNI GC releases only its own */
+  h?: string;
+  /** CNI network name of the allocation */
+  w?: string;
 }
 
 /** The pool's counters and allocation cursor. */
@@ -53,6 +57,10 @@ export interface AllocateRequest extends Actor {
   owner: string;
   /** a specific address (hex) */
   ip?: string;
+  /** the host asking (CNI GC on a host releases only that host's allocations) */
+  host?: string;
+  /** the CNI network name */
+  network?: string;
 }
 
 export interface Allocation {
@@ -99,6 +107,8 @@ export interface AddressInfo {
   until?: number;
   note?: string;
   pinned?: boolean;
+  host?: string;
+  network?: string;
 }
 
 export interface PoolUsage {
@@ -210,5 +220,7 @@ export function addressInfo(pool: string, ip: string, rec: AddrRecord | undefine
   if (rec.u !== undefined) info.until = rec.u;
   if (rec.n !== undefined) info.note = rec.n;
   if (rec.p) info.pinned = true;
+  if (rec.h !== undefined && state === 'allocated') info.host = rec.h;
+  if (rec.w !== undefined && state === 'allocated') info.network = rec.w;
   return info;
 }

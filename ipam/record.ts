@@ -3,7 +3,17 @@
 import { BerthError } from './errors.js';
 import type { AddrRecord } from './model.js';
 
-const FIELDS: Record<string, 'string' | 'number'> = { o: 'string', c: 'string', i: 'string', g: 'number', t: 'number', u: 'number', n: 'string' };
+const FIELDS: Record<string, 'string' | 'number'> = {
+  o: 'string',
+  c: 'string',
+  i: 'string',
+  g: 'number',
+  t: 'number',
+  u: 'number',
+  n: 'string',
+  h: 'string',
+  w: 'string',
+};
 
 /** Checks a decoded record's shape; `hex` names the address in the error. */
 export function checkRecordShape(rec: unknown, hex: string): AddrRecord {

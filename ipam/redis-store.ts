@@ -147,7 +147,15 @@ export class RedisStore implements Store {
   }
 
   async allocate(pool: string, req: AllocateRequest): Promise<Allocation> {
-    const r = await this.poolOp('allocate', pool, [req.containerId, req.ifname, req.owner, req.ip ?? '', req.actor ?? '']);
+    const r = await this.poolOp('allocate', pool, [
+      req.containerId,
+      req.ifname,
+      req.owner,
+      req.ip ?? '',
+      req.actor ?? '',
+      req.host ?? '',
+      req.network ?? '',
+    ]);
     return { pool, ip: String(r[1]), gen: Number(r[2]), owner: String(r[3]), existing: Number(r[4]) === 1 };
   }
 

@@ -1,6 +1,7 @@
 -- Allocates an address to an attachment; idempotent per container id + interface.
 -- KEYS: the 7 pool keys (see lib.lua)
--- ARGV: 1 container id, 2 interface, 3 owner, 4 requested ip (hex) or '', 5 actor or ''
+-- ARGV: 1 container id, 2 interface, 3 owner, 4 requested ip (hex) or '', 5 actor or '',
+--       6 host or '', 7 network or ''
 -- Returns {0, ip, gen, owner, existing (0|1)} or {negative code, details...}
 local req = { cid = ARGV[1], ifname = ARGV[2], owner = ARGV[3] }
 if ARGV[4] ~= '' then req.ip = ARGV[4] end
@@ -56,6 +57,8 @@ end
 
 meta.gen = meta.gen + 1
 local rec = { s = 'a', o = req.owner, c = req.cid, i = req.ifname, g = meta.gen, t = now }
+if ARGV[6] ~= '' then rec.h = ARGV[6] end
+if ARGV[7] ~= '' then rec.w = ARGV[7] end
 -- an admin reservation for this owner comes back when the attachment goes
 if old and old.s == 'r' and not old.u and old.o == req.owner then
   rec.p = 1

@@ -43,6 +43,11 @@ for (const kind of STORE_KINDS) {
         code: 'ATTACHMENT_CONFLICT',
       });
       t.equal((await store.usage(p)).allocated, 3);
+      const withHost = await store.allocate(p, { containerId: 'c3', ifname: 'eth0', owner: 'o3', host: 'node-7', network: 'vlan100' });
+      t.match(await store.getAddress(p, withHost.ip), { host: 'node-7', network: 'vlan100' }, 'the allocating host and network are recorded');
+      await store.release(p, { containerId: 'c3', ifname: 'eth0' });
+      const held = await store.getAddress(p, withHost.ip);
+      t.equal(held.host, undefined, 'a hold belongs to the owner, not to a host');
     });
 
     t.test('three states and every transition', async (t) => {
