@@ -4,10 +4,19 @@
 // for IPv4, 32 for IPv6. Fixed width makes string order equal numeric order,
 // so the Redis Lua scripts and the file store compare and step through IPv6
 // ranges exactly, where Lua's doubles would lose precision past 2^53.
-import { Address6 } from 'ip-address';
+import { createRequire } from 'node:module';
+import type { Address6 as Address6Type } from 'ip-address';
 import { ValidationError } from './errors.js';
 
 export type Family = 4 | 6;
+
+let address6: typeof Address6Type | undefined;
+
+/** ip-address's Address6, loaded on first IPv6 use: an IPv4-only CNI plugin never pays its ~12 ms. */
+function Address6(): typeof Address6Type {
+  address6 ??= (createRequire(import.meta.url)('ip-address') as typeof import('ip-address')).Address6;
+  return address6;
+}
 
 /** A parsed CIDR: the network's first and last address as hex. */
 export interface Cidr {
@@ -48,8 +57,8 @@ export function parseIp(text: unknown, field: string): { family: Family; hex: st
     }
     return { family: 4, hex };
   }
-  if (text.includes(':') && !text.includes('/') && !text.includes('%') && Address6.isValid(text)) {
-    const a = new Address6(text);
+  if (text.includes(':') && !text.includes('/') && !text.includes('%') && Address6().isValid(text)) {
+    const a = new (Address6())(text);
     return { family: 6, hex: a.bigInt().toString(16).padStart(32, '0') };
   }
   throw new ValidationError(field, `"${text}" is not a valid IP address`);
@@ -60,7 +69,7 @@ export function formatIp(hex: string): string {
   if (hex.length === 8) {
     return `${parseInt(hex.slice(0, 2), 16)}.${parseInt(hex.slice(2, 4), 16)}.${parseInt(hex.slice(4, 6), 16)}.${parseInt(hex.slice(6, 8), 16)}`;
   }
-  return Address6.fromBigInt(BigInt(`0x${hex}`)).correctForm();
+  return Address6().fromBigInt(BigInt(`0x${hex}`)).correctForm();
 }
 
 /** Parses "ADDR/PREFIX"; host bits must be zero unless `allowHost`. */

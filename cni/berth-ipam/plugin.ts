@@ -1,0 +1,163 @@
+// berth-ipam's handlers: fixed IPs from a berth pool. Loaded only for a valid
+// request, since it brings in the store.
+import { formatIp, parseCidr } from '../../ipam/address.js';
+import { isBerthError } from '../../ipam/errors.js';
+import { openStore } from '../../ipam/open-store.js';
+import type { PoolConfig } from '../../ipam/pool-config.js';
+import type { Store } from '../../ipam/model.js';
+import { BERTH_CODES, CNI_CODES, CniError, toCniError } from '../errors.js';
+import type { CniResult } from '../result.js';
+import type { Plugin, Request } from '../skel.js';
+import type { IpamConfig } from './config.js';
+
+async function withStore<T>(conf: IpamConfig, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = await openStore(conf.store, { redisClient: 'resp' });
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+/** The IPAM result for an address of a pool: address/prefix, gateway, routes, DNS. */
+export function ipamResult(pool: PoolConfig, hex: string): CniResult {
+  const prefix = pool.subnet.split('/')[1];
+  const ip: CniResult['ips'] = [{ address: `${formatIp(hex)}/${prefix}` }];
+  if (pool.gateway) ip[0]!.gateway = formatIp(pool.gateway);
+  const result: CniResult = { ips: ip };
+  if (pool.routes.length > 0) result.routes = pool.routes.map((r) => (r.gw ? { dst: r.dst, gw: r.gw } : { dst: r.dst }));
+  if (Object.keys(pool.dns).length > 0) result.dns = { ...pool.dns };
+  return result;
+}
+
+function requestedFor(pool: PoolConfig, conf: IpamConfig): string | undefined {
+  const mine = conf.requested.filter((r) => r.family === pool.family);
+  if (mine.length > 1) {
+    throw new CniError(CNI_CODES.INVALID_CONFIG, `berth-ipam hands out one address per pool; ${mine.map((r) => r.text).join(', ')} were requested from pool "${pool.name}"`);
+  }
+  return mine[0]?.hex;
+}
+
+export const plugin: Plugin<IpamConfig> = {
+  async add(req, conf) {
+    return withStore(conf, async (store) => {
+      const pool = await store.getPool(conf.pool);
+      const ip = requestedFor(pool, conf);
+      const a = await store.allocate(conf.pool, {
+        containerId: req.containerId,
+        ifname: req.ifname,
+        owner: conf.owner,
+        ...(ip !== undefined ? { ip } : {}),
+        host: conf.host,
+        network: String(req.config.name),
+        actor: `cni@${conf.host}`,
+      });
+      req.log.info({ pool: conf.pool, ip: formatIp(a.ip), owner: a.owner, gen: a.gen, existing: a.existing }, 'allocated');
+      return ipamResult(pool, a.ip);
+    });
+  },
+
+  async del(req, conf) {
+    try {
+      await withStore(conf, async (store) => {
+        const r = await store.release(conf.pool, { containerId: req.containerId, ifname: req.ifname, actor: `cni@${conf.host}` });
+        if (r.released) req.log.info({ pool: conf.pool, ip: formatIp(r.ip!), state: r.state }, 'released');
+      });
+    } catch (err) {
+      // Nothing to release from a pool that is gone: DEL succeeds.
+      if (isBerthError(err, 'POOL_NOT_FOUND')) {
+        req.log.warn({ pool: conf.pool }, 'pool does not exist; nothing to release');
+        return;
+      }
+      throw err;
+    }
+  },
+
+  async check(req, conf) {
+    if (!req.prevResult) throw new CniError(CNI_CODES.INVALID_CONFIG, 'CHECK needs prevResult');
+    await withStore(conf, async (store) => {
+      const pool = await store.getPool(conf.pool);
+      const subnet = parseCidr(pool.subnet, 'subnet');
+      const mine = (req.prevResult!.ips ?? []).filter((ip) => {
+        const addr = ip.address.split('/')[0]!;
+        return addr.includes(':') === (pool.family === 6) && (() => {
+          try {
+            const hex = parseCidr(ip.address, 'prevResult', true).hex;
+            return hex >= subnet.first && hex <= subnet.last;
+          } catch {
+            return false;
+          }
+        })();
+      });
+      if (mine.length === 0) throw new CniError(BERTH_CODES.CHECK_FAILED, `prevResult holds no address of pool "${conf.pool}" (${pool.subnet})`);
+      for (const ip of mine) {
+        const hex = parseCidr(ip.address, 'prevResult', true).hex;
+        const info = await store.getAddress(conf.pool, hex);
+        if (info.state !== 'allocated' || info.containerId !== req.containerId || info.ifname !== req.ifname) {
+          const holder = info.state === 'allocated' ? ` to container ${info.containerId} interface ${info.ifname}` : '';
+          throw new CniError(BERTH_CODES.CHECK_FAILED, `${formatIp(hex)} is ${info.state}${holder}, not allocated to ${req.containerId}/${req.ifname}`);
+        }
+      }
+    });
+  },
+
+  async gc(req, conf) {
+    const valid = validAttachments(req.config);
+    const network = String(req.config.name);
+    const errors: string[] = [];
+    let released = 0;
+    await withStore(conf, async (store) => {
+      let addresses;
+      try {
+        addresses = await store.listAddresses(conf.pool);
+      } catch (err) {
+        if (isBerthError(err, 'POOL_NOT_FOUND')) return;
+        throw err;
+      }
+      for (const a of addresses) {
+        if (a.state !== 'allocated' || a.host !== conf.host || a.network !== network) continue;
+        if (valid.has(`${a.containerId}/${a.ifname}`)) continue;
+        try {
+          const r = await store.release(conf.pool, { containerId: a.containerId!, ifname: a.ifname!, gen: a.gen!, actor: `cni-gc@${conf.host}` });
+          if (r.released) released++;
+        } catch (err) {
+          // keep going: one stuck attachment must not keep the others leaked
+          errors.push(`${formatIp(a.ip)} (${a.containerId}/${a.ifname}): ${(err as Error).message}`);
+        }
+      }
+    });
+    req.log.info({ pool: conf.pool, released, errors: errors.length }, 'gc');
+    if (errors.length > 0) throw new CniError(BERTH_CODES.GC_INCOMPLETE, `gc released ${released}, failed on ${errors.length}: ${errors.join('; ')}`);
+  },
+
+  async status(_req, conf) {
+    try {
+      await withStore(conf, async (store) => {
+        const u = await store.usage(conf.pool);
+        if (BigInt(u.allocated + u.reserved) >= BigInt(u.capacity)) {
+          throw new CniError(CNI_CODES.NOT_AVAILABLE, `pool "${conf.pool}" is exhausted (${u.allocated} allocated, ${u.reserved} reserved of ${u.capacity})`);
+        }
+      });
+    } catch (err) {
+      if (err instanceof CniError) throw err;
+      throw new CniError(CNI_CODES.NOT_AVAILABLE, toCniError(err).message);
+    }
+  },
+};
+
+/** The attachments a GC must keep: cni.dev/valid-attachments and the older cni.dev/attachments. */
+export function validAttachments(config: Record<string, unknown>): Set<string> {
+  const out = new Set<string>();
+  for (const field of ['cni.dev/valid-attachments', 'cni.dev/attachments']) {
+    const list = config[field];
+    if (list === undefined) continue;
+    if (!Array.isArray(list)) throw new CniError(CNI_CODES.INVALID_CONFIG, `${field} must be a list`);
+    list.forEach((a, i) => {
+      if (!a || typeof a.containerID !== 'string' || typeof a.ifname !== 'string') {
+        throw new CniError(CNI_CODES.INVALID_CONFIG, `${field}[${i}] must be {"containerID": "...", "ifname": "..."}`);
+      }
+      out.add(`${a.containerID}/${a.ifname}`);
+    });
+  }
+  return out;
+}
