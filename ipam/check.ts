@@ -44,6 +44,9 @@ export function checkPool(snap: PoolSnapshot): CheckResult {
   let allocated = 0;
   let reserved = 0;
   let maxGen = 0;
+  for (const hex of snap.corrupt ?? []) {
+    found({ kind: 'bad-record', ip: formatIp(hex), message: `the record of ${formatIp(hex)} cannot be read; fix or delete it by hand` });
+  }
 
   for (const [hex, rec] of addr) {
     const ip = formatIp(hex);

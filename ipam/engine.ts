@@ -81,7 +81,11 @@ export function expireHolds(txn: PoolTxn, limit = EXPIRE_BATCH): number {
   let n = 0;
   for (const hex of txn.expiredHolds(txn.now, limit)) {
     const rec = txn.getAddr(hex);
-    if (!rec || rec.s !== 'r' || rec.u === undefined || rec.u > txn.now) {
+    if (rec && rec.s === 'r' && rec.u !== undefined && rec.u > txn.now) {
+      txn.putExpiry(hex, rec.u); // the index disagrees with a live hold: index it at its real end
+      continue;
+    }
+    if (!rec || rec.s !== 'r' || rec.u === undefined) {
       txn.putExpiry(hex, undefined);
       continue;
     }
@@ -119,7 +123,7 @@ export function allocate(txn: PoolTxn, req: AllocateRequest): Allocation {
     if (state === 'allocated') throw fail.allocated(hex, rec!.o, rec!.c);
     if (state === 'reserved' && rec!.o !== req.owner) throw fail.reservedFor(hex, rec!.o);
   } else {
-    hex = txn.firstHeld(req.owner) ?? nextFromCursor(txn) ?? oldestFree(txn);
+    hex = firstHeld(txn, req.owner) ?? nextFromCursor(txn) ?? oldestFree(txn);
     if (hex === undefined) throw fail.exhausted(conf.name, txn.meta.allocated, txn.meta.reserved);
   }
 
@@ -217,6 +221,17 @@ export function unreserve(txn: PoolTxn, hex: string, req: { actor?: string }): A
   txn.putFree(hex, old!.u !== undefined ? old!.t : 0);
   record(txn, 'unreserve', hex, old!, req);
   return addressInfo(conf.name, hex, undefined, now);
+}
+
+/** The lowest address reserved for owner; index entries its record does not bear out are dropped. */
+function firstHeld(txn: PoolTxn, owner: string): string | undefined {
+  for (;;) {
+    const hex = txn.firstHeld(owner);
+    if (hex === undefined) return undefined;
+    const rec = txn.getAddr(hex);
+    if (rec && rec.s === 'r' && rec.o === owner) return hex;
+    txn.putHeld(owner, hex, false);
+  }
 }
 
 function nextFromCursor(txn: PoolTxn): string | undefined {

@@ -35,6 +35,8 @@ export const fail = {
     new BerthError('ATTACHMENT_CONFLICT', `attachment ${key} already holds ${formatIp(current)}, not ${formatIp(requested)}`, {
       ip: formatIp(current),
     }),
+  corruptRecord: (hex: string) =>
+    new BerthError('STORE_CORRUPT', `the record of ${formatIp(hex)} cannot be read; see "berth ipam check"`, { ip: formatIp(hex) }),
   staleGeneration: (hex: string, gen: number, requested: number) =>
     new BerthError('STALE_GENERATION', `${formatIp(hex)} is at generation ${gen}, the request refers to ${requested}`, { gen }),
 };

@@ -20,6 +20,7 @@ import { native } from '../native/index.js';
 import { checkRecordShape } from './record.js';
 import { BerthError, isBerthError } from './errors.js';
 import * as engine from './engine.js';
+import { checkAllocate, checkHex, checkHistory, checkRelease, checkReserve } from './requests.js';
 import { TimeQueue } from './time-queue.js';
 import { assertNoOverlap, capacity, isAssignable, readPoolConfig, validatePoolName, type PoolConfig } from './pool-config.js';
 import { fail } from './failures.js';
@@ -105,6 +106,9 @@ export class FileStore implements Store {
   private draining = false;
   /** the blocking lock request in flight, if any */
   private waiting: Promise<boolean> | null = null;
+  /** the waiting request's caller gave up: release the lock when it comes */
+  private abandoned = false;
+  private closing = false;
   private pools: Map<string, PoolState> | null = null;
   private epoch = 0;
   private ino = -1;
@@ -149,22 +153,27 @@ export class FileStore implements Store {
   }
 
   async allocate(pool: string, req: AllocateRequest): Promise<Allocation> {
+    checkAllocate(req);
     return this.change(pool, (txn) => engine.allocate(txn, req));
   }
 
   async release(pool: string, req: ReleaseRequest): Promise<ReleaseResult> {
+    checkRelease(req);
     return this.change(pool, (txn) => engine.release(txn, req));
   }
 
   async reserve(pool: string, ip: string, req: ReserveRequest): Promise<AddressInfo> {
+    checkReserve(ip, req);
     return this.change(pool, (txn) => engine.reserve(txn, ip, req));
   }
 
   async unreserve(pool: string, ip: string, req: Actor): Promise<AddressInfo> {
+    checkReserve(ip, req);
     return this.change(pool, (txn) => engine.unreserve(txn, ip, req));
   }
 
   async getAddress(pool: string, ip: string): Promise<AddressInfo> {
+    checkHex(ip);
     return this.read(() => {
       const p = this.pool(pool);
       const rec = p.addr.get(ip);
@@ -182,6 +191,7 @@ export class FileStore implements Store {
   }
 
   async history(pool: string, opts: HistoryOptions = {}): Promise<HistoryEntry[]> {
+    checkHistory(opts);
     return this.read(() => {
       this.pool(pool);
       const file = this.historyFile(pool);
@@ -222,12 +232,16 @@ export class FileStore implements Store {
   async applyFixes(pool: string, fixes: Fix[], actor?: string): Promise<number> {
     void actor;
     // The indexes are derived from the records here, so only the free list and
-    // the counters can disagree with them.
+    // the counters can disagree with them; index fixes have nothing to apply.
+    // Each fix is guarded by the records as they are now, not as checked.
     return this.change(pool, (txn, p) => {
       let applied = 0;
       for (const fix of fixes) {
         if (fix.kind === 'free') {
-          txn.putFree(fix.key, fix.value ?? undefined);
+          const used = p.addr.has(fix.key);
+          if (fix.value === null && (used || !isAssignable(p.conf, fix.key))) txn.putFree(fix.key, undefined);
+          else if (fix.value !== null && !used) txn.putFree(fix.key, fix.value);
+          else continue;
           applied++;
         } else if (fix.kind === 'meta' && fix.key === 'gen') {
           p.meta.gen = Math.max(p.meta.gen, Number(fix.value));
@@ -238,8 +252,6 @@ export class FileStore implements Store {
           p.meta.allocated = allocated;
           p.meta.reserved = p.addr.size - allocated;
           applied++;
-        } else {
-          applied++;
         }
       }
       return applied;
@@ -247,7 +259,13 @@ export class FileStore implements Store {
   }
 
   async close(): Promise<void> {
-    for (const fd of [this.journalFd, this.lockFd]) if (fd >= 0) fs.closeSync(fd);
+    this.closing = true;
+    // Queued work finishes under the lock first.
+    while (this.draining) await new Promise((r) => setTimeout(r, 2));
+    if (this.journalFd >= 0) fs.closeSync(this.journalFd);
+    // A lock request still waiting in the kernel keeps its fd until granted,
+    // then releases it (see acquire).
+    if (this.lockFd >= 0 && !this.waiting) fs.closeSync(this.lockFd);
     this.journalFd = -1;
     this.lockFd = -1;
     this.pools = null;
@@ -287,6 +305,7 @@ export class FileStore implements Store {
 
   /** Queues an operation; the queue runs in batches, each under one lock and one fsync. */
   private submit<T>(run: () => Outcome): Promise<T> {
+    if (this.closing) return Promise.reject(new BerthError('STORE_UNAVAILABLE', `store ${this.location} is closed`));
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
       if (!this.draining) void this.drain();
@@ -303,15 +322,8 @@ export class FileStore implements Store {
           for (const item of this.queue.splice(0)) item.reject(err);
           continue;
         }
-        const batch = this.queue.splice(0);
-        const settle: Array<() => void> = [];
         try {
-          this.runBatch(batch, settle);
-          for (const s of settle) s();
-        } catch (err) {
-          // The batch did not reach the disk: nothing in it is acknowledged.
-          this.pools = null;
-          for (const item of batch) item.reject(err);
+          this.runBatch(this.queue.splice(0));
         } finally {
           native().flock(this.lockFd, native().LOCK_UN);
         }
@@ -321,21 +333,41 @@ export class FileStore implements Store {
     }
   }
 
-  /** Runs a batch in memory, then writes its journal entries and history with one fsync each. */
-  private runBatch(batch: QueueItem[], settle: Array<() => void>): void {
-    this.refresh();
+  /**
+   * Runs a batch in memory, then makes it durable with one journal write and
+   * one fsync, then settles each operation from its own outcome. Nothing is
+   * acknowledged before the fsync; nothing durable is reported as failed.
+   */
+  private runBatch(batch: QueueItem[]): void {
+    try {
+      this.refresh();
+    } catch (err) {
+      this.pools = null;
+      const e = isBerthError(err) ? err : this.unavailable('read', err);
+      for (const item of batch) item.reject(e);
+      return;
+    }
     const entries: JournalEntry[] = [];
     const history: Array<HistoryEntry & { pool: string }> = [];
     const removed: string[] = [];
-    let untrusted = false;
-    for (const item of batch) {
+    const settle: Array<() => void> = [];
+    for (let i = 0; i < batch.length; i++) {
+      const item = batch[i]!;
       let out: Outcome;
       try {
         out = item.run();
       } catch (err) {
-        if (!isBerthError(err)) untrusted = true;
+        if (isBerthError(err)) {
+          settle.push(() => item.reject(err));
+          continue;
+        }
+        // An unexpected failure may have left memory half-changed: commit what
+        // ran before it, reload from disk, and run the rest in a new batch.
         settle.push(() => item.reject(err));
-        continue;
+        this.queue.unshift(...batch.slice(i + 1));
+        this.commit(entries, history, removed, settle, batch.slice(0, i));
+        this.pools = null;
+        return;
       }
       entries.push(...out.entries);
       if (out.removeHistory) {
@@ -346,25 +378,54 @@ export class FileStore implements Store {
       if (out.history) history.push(...out.history);
       settle.push(out.error ? () => item.reject(out.error) : () => item.resolve(out.result));
     }
-    if (entries.length > 0) this.appendJournal(entries);
-    for (const pool of removed) {
-      const file = this.historyFile(pool);
-      fs.rmSync(file, { force: true });
-      fs.rmSync(`${file}.1`, { force: true });
+    this.commit(entries, history, removed, settle, batch);
+  }
+
+  private commit(
+    entries: JournalEntry[],
+    history: Array<HistoryEntry & { pool: string }>,
+    removed: string[],
+    settle: Array<() => void>,
+    batch: QueueItem[],
+  ): void {
+    if (entries.length > 0) {
+      try {
+        this.appendJournal(entries);
+      } catch (err) {
+        // Not durable: nothing in the batch is acknowledged, and memory is reloaded.
+        this.pools = null;
+        for (const item of batch) item.reject(err);
+        return;
+      }
     }
-    if (history.length > 0) this.appendHistory(history);
-    if (untrusted) this.pools = null; // reload from disk before the next batch
-    else if (this.offset > this.compactBytes) this.compact();
+    // Durable from here on: the history and compaction are best effort, never a reason to report failure.
+    try {
+      for (const pool of removed) {
+        const file = this.historyFile(pool);
+        fs.rmSync(file, { force: true });
+        fs.rmSync(`${file}.1`, { force: true });
+      }
+      if (history.length > 0) this.appendHistory(history);
+    } catch (err) {
+      process.emitWarning(`berth: failed to write the history of store ${this.location}: ${(err as Error).message}`);
+    }
+    try {
+      if (this.pools && this.offset > this.compactBytes) this.compact();
+    } catch (err) {
+      this.pools = null;
+      process.emitWarning(`berth: failed to compact store ${this.location}: ${(err as Error).message}`);
+    }
+    for (const s of settle) s();
   }
 
   /**
    * Takes the exclusive lock: at once when it is free, else by a blocking
    * flock on the thread pool, so the kernel queues the waiting processes. One
-   * request at a time per store; a request that outlives the timeout is kept
-   * and reused by the next batch rather than doubled.
+   * request at a time per store; a request that outlives the timeout is kept,
+   * and when the kernel grants it with no batch waiting it is released at once.
    */
   private async acquire(): Promise<void> {
-    const { flock, flockWait, LOCK_EX, LOCK_NB } = native();
+    const { flock, flockWait, LOCK_EX, LOCK_NB, LOCK_UN } = native();
     if (this.lockFd < 0) {
       try {
         fs.mkdirSync(join(this.dir, 'history'), { recursive: true, mode: 0o750 });
@@ -373,22 +434,58 @@ export class FileStore implements Store {
         throw this.unavailable('open', err);
       }
     }
-    if (!this.waiting && flock(this.lockFd, LOCK_EX | LOCK_NB)) return;
-    this.waiting ??= flockWait(this.lockFd, LOCK_EX).finally(() => {
-      this.waiting = null;
-    });
+    if (!this.waiting && flock(this.lockFd, LOCK_EX | LOCK_NB)) {
+      if (this.sameLockFile()) return;
+      return this.acquire();
+    }
+    if (!this.waiting) {
+      const fd = this.lockFd;
+      this.waiting = flockWait(fd, LOCK_EX);
+      this.waiting.then(
+        () => {
+          this.waiting = null;
+          if (this.abandoned) {
+            this.abandoned = false;
+            if (this.closing && !this.draining) fs.closeSync(fd);
+            else if (!this.draining) flock(fd, LOCK_UN);
+          }
+        },
+        () => {
+          this.waiting = null;
+        },
+      );
+    }
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new BerthError('STORE_UNAVAILABLE', `failed to lock store ${this.location}: another process held it for ${this.lockTimeout} ms`)),
-        this.lockTimeout,
-      );
+      timer = setTimeout(() => {
+        this.abandoned = true;
+        reject(new BerthError('STORE_UNAVAILABLE', `failed to lock store ${this.location}: another process held it for ${this.lockTimeout} ms`));
+      }, this.lockTimeout);
     });
     try {
       await Promise.race([this.waiting, timeout]);
+      this.abandoned = false;
     } finally {
       clearTimeout(timer);
     }
+    if (!this.sameLockFile()) return this.acquire();
+  }
+
+  /**
+   * The lock is only a lock while every process locks the same inode. When the
+   * lock file was deleted or replaced, let go of the old one and reopen: the
+   * caller then locks the file the other processes lock.
+   */
+  private sameLockFile(): boolean {
+    const path = join(this.dir, 'lock');
+    try {
+      if (fs.statSync(path).ino === fs.fstatSync(this.lockFd).ino) return true;
+    } catch {
+      // gone: reopen below
+    }
+    fs.closeSync(this.lockFd); // closing drops the lock held on the old inode
+    this.lockFd = fs.openSync(path, 'a', 0o640);
+    return false;
   }
 
   // --- disk ---------------------------------------------------------------
@@ -489,27 +586,37 @@ export class FileStore implements Store {
       try {
         entry = JSON.parse(line) as JournalEntry;
       } catch (err) {
+        // Bad bytes with no good line after them are a crash before fdatasync
+        // (a zero-filled or half-written tail): never acknowledged, cut off.
+        // Bad bytes before a good line are corruption.
+        if (!hasGoodLine(buf, nl + 1)) break;
         throw new BerthError('STORE_CORRUPT', `failed to read ${this.journalPath} at byte ${this.offset + start}: ${(err as Error).message}`);
       }
       applyEntry(this.pools!, entry);
       start = nl + 1;
     }
-    this.offset += end;
-    if (end < buf.length) {
+    this.offset += start;
+    if (start < buf.length) {
       // A crash cut the last append short: it was never acknowledged.
       fs.ftruncateSync(this.journalFd, this.offset);
     }
   }
 
   private appendJournal(entries: JournalEntry[]): void {
-    const text = entries.map((e) => `${JSON.stringify(e)}\n`).join('');
+    const bytes = Buffer.from(entries.map((e) => `${JSON.stringify(e)}\n`).join(''));
     try {
-      const bytes = Buffer.from(text);
-      fs.writeSync(this.journalFd, bytes);
+      // A short write (disk full, file size limit) is a failure, not a success.
+      const written = fs.writeSync(this.journalFd, bytes);
+      if (written !== bytes.length) throw new Error(`short write: ${written} of ${bytes.length} bytes (disk full?)`);
       fs.fdatasyncSync(this.journalFd);
       this.offset += bytes.length;
     } catch (err) {
       this.pools = null;
+      try {
+        fs.ftruncateSync(this.journalFd, this.offset); // cut the partial line now, not on the next read
+      } catch {
+        // the next writer cuts it
+      }
       throw this.unavailable('write', err);
     }
   }
@@ -568,6 +675,7 @@ class FileTxn implements engine.PoolTxn {
   private readonly a: Record<string, AddrRecord | null> = {};
   private readonly f: Record<string, number | null> = {};
   private touched = false;
+  private readonly metaBefore: string;
 
   constructor(
     private readonly p: PoolState,
@@ -575,6 +683,7 @@ class FileTxn implements engine.PoolTxn {
   ) {
     this.conf = p.conf;
     this.meta = p.meta;
+    this.metaBefore = JSON.stringify(p.meta);
   }
 
   getAddr(hex: string): AddrRecord | undefined {
@@ -596,8 +705,9 @@ class FileTxn implements engine.PoolTxn {
     for (const hex of this.p.held.get(owner) ?? []) if (first === undefined || hex < first) first = hex;
     return first;
   }
-  putHeld(): void {
-    // derived from the records in setAddr
+  putHeld(owner: string, hex: string, present: boolean): void {
+    // derived from the records in setAddr; only a stale entry is ever dropped here
+    if (!present) this.p.held.get(owner)?.delete(hex);
   }
   expiredHolds(now: number, limit: number): string[] {
     return this.p.expiry.upTo(now, limit);
@@ -626,8 +736,23 @@ class FileTxn implements engine.PoolTxn {
     this.history.push({ ...entry, pool: this.conf.name });
   }
   entries(): JournalEntry[] {
-    const metaChanged = this.touched || this.history.length > 0;
-    return metaChanged ? [{ t: 'put', pool: this.conf.name, a: this.a, f: this.f, m: { ...this.meta } }] : [];
+    const changed = this.touched || this.history.length > 0 || JSON.stringify(this.meta) !== this.metaBefore;
+    return changed ? [{ t: 'put', pool: this.conf.name, a: this.a, f: this.f, m: { ...this.meta } }] : [];
+  }
+}
+
+/** True when a complete, parsable journal line starts at or after `from`. */
+function hasGoodLine(buf: Buffer, from: number): boolean {
+  let start = from;
+  for (;;) {
+    const nl = buf.indexOf(10, start);
+    if (nl < 0) return false;
+    try {
+      JSON.parse(buf.subarray(start, nl).toString());
+      return true;
+    } catch {
+      start = nl + 1;
+    }
   }
 }
 

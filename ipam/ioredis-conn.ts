@@ -9,13 +9,16 @@ export class IoredisConn implements RedisConn {
   private readonly redis: Redis;
   private connecting: Promise<void> | null = null;
   private lastError: Error | undefined;
+  private readonly connectTimeout: number;
 
   constructor(loc: RedisLocation) {
     // Before the first connection a refusal fails at once. After it, reconnect
     // for as long as the client lives (a long-lived agent must outlast a Redis
     // restart); each command stays bounded by its timeout meanwhile.
     let connected = false;
-    this.redis = new Redis({ ...options(loc), retryStrategy: (times) => (connected ? Math.min(times * 100, 2000) : null) });
+    const retry = (times: number) => (connected ? Math.min(times * 100, 2000) : null);
+    this.connectTimeout = loc.connectTimeout;
+    this.redis = new Redis({ ...options(loc), retryStrategy: retry, sentinelRetryStrategy: retry });
     this.redis.on('ready', () => {
       connected = true;
     });
@@ -60,18 +63,31 @@ export class IoredisConn implements RedisConn {
     this.redis.disconnect();
   }
 
+  /**
+   * Connects when the client is idle: first use, or after a first connection
+   * that failed (ioredis then stops, and would refuse every later command).
+   * Bounded by connectTimeout, whatever the Sentinels do.
+   */
   private async ready(): Promise<void> {
-    if (this.redis.status === 'wait') {
+    if (this.redis.status === 'wait' || this.redis.status === 'end') {
       this.connecting ??= this.redis.connect().finally(() => {
         this.connecting = null;
       });
     }
-    if (this.connecting) {
-      try {
-        await this.connecting;
-      } catch (err) {
-        throw this.translate(err);
-      }
+    if (!this.connecting) return;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.connecting,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`connection not ready after ${this.connectTimeout} ms`)), this.connectTimeout);
+        }),
+      ]);
+    } catch (err) {
+      if (this.redis.status !== 'ready') this.redis.disconnect();
+      throw this.translate(err);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -93,6 +109,9 @@ function options(loc: RedisLocation): RedisOptions {
     connectTimeout: loc.connectTimeout,
     commandTimeout: loc.timeout,
     maxRetriesPerRequest: 1,
+    // A command whose connection dropped has failed for its caller; sending it
+    // again after the reconnect could run an allocation nobody is waiting for.
+    autoResendUnfulfilledCommands: false,
     // RESP2, as berth's own client speaks: the store reads one reply shape
     // (under RESP3, ZRANGE WITHSCORES nests its pairs even in "legacy" mapping).
     protocol: 2,

@@ -145,6 +145,8 @@ export interface PoolSnapshot {
   held: Set<string>;
   expiry: Map<string, number>;
   free: Map<string, number>;
+  /** addresses whose records cannot be read */
+  corrupt?: string[];
   now: number;
 }
 

@@ -15,6 +15,7 @@ import { capacity, isAssignable, readPoolConfig, type PoolConfig } from './pool-
 import { parseRecord } from './record.js';
 import { RedisReplyError, type RedisArg, type RedisConn, type RedisReply } from './redis-conn.js';
 import { sha1Hex } from './sha1.js';
+import { checkAllocate, checkHex, checkHistory, checkRelease, checkReserve } from './requests.js';
 import {
   addressInfo,
   type Actor,
@@ -147,6 +148,7 @@ export class RedisStore implements Store {
   }
 
   async allocate(pool: string, req: AllocateRequest): Promise<Allocation> {
+    checkAllocate(req);
     const r = await this.poolOp('allocate', pool, [
       req.containerId,
       req.ifname,
@@ -160,6 +162,7 @@ export class RedisStore implements Store {
   }
 
   async release(pool: string, req: ReleaseRequest): Promise<ReleaseResult> {
+    checkRelease(req);
     const r = await this.poolOp('release', pool, [
       req.containerId ?? '',
       req.ifname ?? '',
@@ -172,6 +175,7 @@ export class RedisStore implements Store {
   }
 
   async reserve(pool: string, ip: string, req: ReserveRequest): Promise<AddressInfo> {
+    checkReserve(ip, req);
     const args: Record<string, string> = { ip };
     if (req.owner !== undefined) args.owner = req.owner;
     if (req.note !== undefined) args.note = req.note;
@@ -181,6 +185,7 @@ export class RedisStore implements Store {
   }
 
   async unreserve(pool: string, ip: string, req: Actor): Promise<AddressInfo> {
+    checkReserve(ip, req);
     const args: Record<string, string> = { ip };
     if (req.actor !== undefined) args.actor = req.actor;
     const r = await this.poolOp('unreserve', pool, [JSON.stringify(args)]);
@@ -189,6 +194,7 @@ export class RedisStore implements Store {
   }
 
   async getAddress(pool: string, ip: string): Promise<AddressInfo> {
+    checkHex(ip);
     const conf = await this.getPool(pool);
     const [raw, time] = await this.pipeline([['HGET', this.key(pool, 'addr'), ip], ['TIME']]);
     if (raw === null && !isAssignable(conf, ip)) throw fail.notInPool(ip, pool);
@@ -204,7 +210,9 @@ export class RedisStore implements Store {
   }
 
   async history(pool: string, opts: HistoryOptions = {}): Promise<HistoryEntry[]> {
+    checkHistory(opts);
     await this.getPool(pool);
+    if (opts.limit === 0) return [];
     const key = this.key(pool, 'hist');
     const out: HistoryEntry[] = [];
     let end = '+';
@@ -239,10 +247,21 @@ export class RedisStore implements Store {
     const metaFields = pairsOf(meta!);
     if (!metaFields.get('m')) throw fail.poolNotFound(pool);
     const scored = (flat: RedisReply) => new Map([...pairsOf(flat)].map(([k, v]) => [k, Number(v)] as [string, number]));
+    // A record that cannot be read is reported by the check, not allowed to stop it.
+    const records = new Map<string, AddrRecord>();
+    const corrupt: string[] = [];
+    for (const [hex, raw] of pairsOf(addr!)) {
+      try {
+        records.set(hex, parseRecord(raw, hex));
+      } catch {
+        corrupt.push(hex);
+      }
+    }
     return {
       conf,
       meta: readMeta(metaFields.get('m'), pool),
-      addr: new Map([...pairsOf(addr!)].map(([hex, raw]) => [hex, parseRecord(raw, hex)] as [string, AddrRecord])),
+      addr: records,
+      corrupt,
       att: pairsOf(att!),
       held: new Set(held as string[]),
       expiry: scored(exp!),
@@ -321,6 +340,8 @@ export class RedisStore implements Store {
         throw fail.attachmentConflict(s(1), s(2), s(3));
       case -9:
         throw fail.staleGeneration(s(1), Number(r[2]), Number(r[3]));
+      case -13:
+        throw fail.corruptRecord(s(1));
       default:
         throw new BerthError('STORE_CORRUPT', `script ${name} returned unknown code ${code}`);
     }
@@ -357,7 +378,8 @@ export class RedisStore implements Store {
   private mapError(err: unknown): Error {
     if (err instanceof BerthError) return err;
     const msg = (err as Error)?.message ?? String(err);
-    if (err instanceof RedisReplyError && !/^(NOAUTH|WRONGPASS|NOPERM|LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|MOVED|ASK)/.test(msg)) {
+    // A server that is loading, full, read-only, failing over or refusing us is unavailable, not corrupt.
+    if (err instanceof RedisReplyError && !/^(NOAUTH|WRONGPASS|NOPERM|LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|MOVED|ASK|OOM|MISCONF|NOREPLICAS|NOTBUSY|UNBLOCKED)/.test(msg)) {
       return new BerthError('STORE_CORRUPT', `failed to run a command on store ${this.location}: ${msg}`, undefined, { cause: err });
     }
     return new BerthError('STORE_UNAVAILABLE', `failed to reach store ${this.location}: ${msg}`, undefined, { cause: err });

@@ -13,6 +13,10 @@ local key = req.cid .. '/' .. req.ifname
 local cur = redis.call('HGET', K_ATT, key)
 if cur then
   local rec = get_addr(cur)
+  if rec and rec.corrupt then
+    save_meta(meta)
+    return { E_CORRUPT, cur }
+  end
   if rec and rec.s == 'a' and rec.c == req.cid and rec.i == req.ifname then
     save_meta(meta)
     if req.ip and req.ip ~= cur then return { E_ATT_CONFLICT, key, cur, req.ip } end
@@ -31,6 +35,10 @@ if req.ip then
     return { E_NOT_IN_POOL, h }
   end
   old = get_addr(h)
+  if old and old.corrupt then
+    save_meta(meta)
+    return { E_CORRUPT, h }
+  end
   local st = state_of(old, now)
   if st == 'allocated' then
     save_meta(meta)
@@ -41,10 +49,8 @@ if req.ip then
     return { E_RESERVED, h, old.o or '' }
   end
 else
-  h = first_held(req.owner)
-  if h then
-    old = get_addr(h)
-  else
+  h, old = first_held(req.owner)
+  if not h then
     -- both of these checked that h has no record; the cursor also that it is not in the free set
     h = next_from_cursor(conf, meta)
     if h then hint.notfree = true else h = oldest_free(conf) end

@@ -21,7 +21,7 @@ local K_POOL, K_ADDR, K_ATT, K_HELD, K_EXP, K_FREE, K_HIST = KEYS[1], KEYS[2], K
 -- error replies: {code, details...}; mapped to BerthErrors in redis-store.ts
 local E_POOL_NOT_FOUND, E_EXHAUSTED, E_NOT_IN_POOL, E_ALLOCATED, E_RESERVED = -1, -2, -3, -4, -5
 local E_NOT_ALLOCATED, E_NOT_RESERVED, E_ATT_CONFLICT, E_STALE_GEN = -6, -7, -8, -9
-local E_POOL_IN_USE = -12
+local E_POOL_IN_USE, E_CORRUPT = -12, -13
 local EXPIRE_BATCH = 16
 
 local function istr(n)
@@ -56,11 +56,17 @@ local function load_pool()
   local cursor, gen, na, nr, xmin = string.match(v[2], '^(%S+) (%d+) (%d+) (%d+) (%d+)$')
   if cursor == '-' then cursor = '' end
   return { ranges = ranges, exc = exc, hold = tonumber(hold) },
-    { cursor = cursor, gen = tonumber(gen), na = tonumber(na), nr = tonumber(nr), hmax = hmax, xmin = tonumber(xmin) }
+    { cursor = cursor, gen = tonumber(gen), na = tonumber(na), nr = tonumber(nr), hmax = hmax, xmin = tonumber(xmin), raw = v[2] }
 end
 
+-- writes the counters back, unless nothing changed (a read-only replica or an
+-- OOM server can still answer an idempotent repeat of an ADD)
 local function save_meta(meta)
-  redis.call('HSET', K_POOL, 'm', string.format('%s %d %d %d %d', meta.cursor == '' and '-' or meta.cursor, meta.gen, meta.na, meta.nr, meta.xmin))
+  local m = string.format('%s %d %d %d %d', meta.cursor == '' and '-' or meta.cursor, meta.gen, meta.na, meta.nr, meta.xmin)
+  if m ~= meta.raw then
+    redis.call('HSET', K_POOL, 'm', m)
+    meta.raw = m
+  end
 end
 
 local function is_excluded(conf, h)
@@ -75,10 +81,16 @@ local function assignable(conf, h)
   return false
 end
 
+-- the record of an address: nil when free, { corrupt = true } when it cannot be
+-- read (callers stop before writing anything and report E_CORRUPT)
 local function get_addr(h)
   local v = redis.call('HGET', K_ADDR, h)
   if not v then return nil end
-  return cjson.decode(v)
+  local ok, rec = pcall(cjson.decode, v)
+  if not ok or type(rec) ~= 'table' or (rec.s ~= 'a' and rec.s ~= 'r') or type(rec.t) ~= 'number' then
+    return { corrupt = true }
+  end
+  return rec
 end
 
 local function state_of(rec, now)
@@ -153,7 +165,12 @@ local function expire_holds(meta, now, limit)
   local hs = redis.call('ZRANGEBYSCORE', K_EXP, '-inf', istr(now), 'LIMIT', 0, limit)
   for _, h in ipairs(hs) do
     local rec = get_addr(h)
-    if not rec or rec.s ~= 'r' or not rec.u or rec.u > now then
+    if rec and rec.corrupt then
+      -- left for an operator: berth ipam check reports it
+    elseif rec and rec.s == 'r' and rec.u and rec.u > now then
+      -- the index disagrees with a live hold: index it at its real end
+      redis.call('ZADD', K_EXP, istr(rec.u), h)
+    elseif not rec or rec.s ~= 'r' or not rec.u then
       redis.call('ZREM', K_EXP, h)
     else
       put_record(h, rec, nil, meta)
@@ -175,10 +192,18 @@ local function open_pool()
   return conf, meta, now
 end
 
+-- the lowest address reserved for owner, and its record; index entries that
+-- the record does not bear out are dropped on the way
 local function first_held(owner)
-  local r = redis.call('ZRANGEBYLEX', K_HELD, '[' .. owner .. '\0', '[' .. owner .. '\0\255', 'LIMIT', 0, 1)
-  if not r[1] then return nil end
-  return string.sub(r[1], #owner + 2)
+  while true do
+    local r = redis.call('ZRANGEBYLEX', K_HELD, '[' .. owner .. '\0', '[' .. owner .. '\0\255', 'LIMIT', 0, 1)
+    if not r[1] then return nil end
+    local h = string.sub(r[1], #owner + 2)
+    local rec = (#h == 8 or #h == 32) and get_addr(h) or nil
+    if rec and rec.corrupt then return nil end
+    if rec and rec.s == 'r' and rec.o == owner then return h, rec end
+    redis.call('ZREM', K_HELD, r[1])
+  end
 end
 
 local function next_from_cursor(conf, meta)

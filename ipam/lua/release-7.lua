@@ -27,6 +27,10 @@ else
   h = req.ip
 end
 local rec = get_addr(h)
+if rec and rec.corrupt then
+  save_meta(meta)
+  return { E_CORRUPT, h }
+end
 if not rec or rec.s ~= 'a' or (key and att_key(rec) ~= key) then
   save_meta(meta)
   if key then

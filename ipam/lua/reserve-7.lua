@@ -12,6 +12,10 @@ if not assignable(conf, h) then
   return { E_NOT_IN_POOL, h }
 end
 local old = get_addr(h)
+if old and old.corrupt then
+  save_meta(meta)
+  return { E_CORRUPT, h }
+end
 local rec
 if state_of(old, now) == 'allocated' then
   if not req.owner or req.owner ~= old.o then

@@ -8,6 +8,10 @@ if not conf then return { E_POOL_NOT_FOUND } end
 
 local h = req.ip
 local old = get_addr(h)
+if old and old.corrupt then
+  save_meta(meta)
+  return { E_CORRUPT, h }
+end
 local st = state_of(old, now)
 if st == 'allocated' and old.p then
   local rec = cjson.decode(cjson.encode(old))

@@ -75,6 +75,8 @@ export interface RedisOptions {
   config?: string[];
   /** keep an append-only file, fsync'd on every write */
   durable?: boolean;
+  /** listen here rather than on a fresh free port */
+  port?: number;
   /** serve TLS only, with these PEM files */
   tls?: { cert: string; key: string; ca: string };
 }
@@ -83,7 +85,7 @@ export interface RedisOptions {
 export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> {
   const bin = redisServerBinary();
   if (!bin) throw new Error('redis-server is not installed');
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'berth-redis-'));
   const conf = [
     `port ${port}`,

@@ -36,6 +36,7 @@ t.test('every failure builder makes a BerthError with a known code', async (t) =
     notAllocated: { args: ['0a000005', 'free'], code: 'IP_NOT_ALLOCATED', message: /^10\.0\.0\.5 is free, not allocated$/ },
     notReserved: { args: ['0a000005', 'allocated'], code: 'IP_NOT_RESERVED', message: /^10\.0\.0\.5 is allocated, not reserved$/ },
     attachmentConflict: { args: ['c1/eth0', '0a000005', '0a000006'], code: 'ATTACHMENT_CONFLICT', message: /^attachment c1\/eth0 already holds 10\.0\.0\.5, not 10\.0\.0\.6$/ },
+    corruptRecord: { args: ['0a000005'], code: 'STORE_CORRUPT', message: /^the record of 10\.0\.0\.5 cannot be read/ },
     staleGeneration: { args: ['0a000005', 4, 3], code: 'STALE_GENERATION', message: /^10\.0\.0\.5 is at generation 4, the request refers to 3$/ },
   };
   t.strictSame(Object.keys(fail).sort(), Object.keys(cases).sort(), 'every builder has a case');

@@ -3,7 +3,7 @@
 // held too long, and a journal it cannot trust.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { appendFileSync, closeSync, copyFileSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FileStore } from '../../ipam/file-store.js';
@@ -138,4 +138,126 @@ t.test('a corrupt journal line is reported, not skipped', async (t) => {
   const broken = new FileStore(dir);
   t.teardown(() => broken.close());
   await t.rejects(broken.listPools(), { code: 'STORE_CORRUPT', message: /journal\.log at byte \d+/ });
+});
+
+// --- regressions from the review of the store (each reproduced a real bug) ---
+
+t.test('a lock wait that timed out releases the lock when the kernel finally grants it', async (t) => {
+  const dir = t.testdir();
+  const store = await withPool(dir, { lockTimeout: 200 });
+  t.teardown(() => store.close());
+  const { flock, LOCK_EX, LOCK_NB, LOCK_UN } = native();
+  const fd = openSync(join(dir, 'lock'), 'a');
+  flock(fd, LOCK_EX);
+  await t.rejects(store.allocate('p', { containerId: 'c', ifname: 'eth0', owner: 'o' }), { code: 'STORE_UNAVAILABLE' });
+  flock(fd, LOCK_UN);
+  await new Promise((r) => setTimeout(r, 300));
+  t.ok(flock(fd, LOCK_EX | LOCK_NB), 'the idle store does not keep the lock it was granted late');
+  flock(fd, LOCK_UN);
+  closeSync(fd);
+  t.ok((await store.allocate('p', { containerId: 'c', ifname: 'eth0', owner: 'o' })).ip, 'and works afterwards');
+});
+
+t.test('close() while an operation is queued lets it finish under the lock, then refuses new ones', async (t) => {
+  const dir = t.testdir();
+  const store = await withPool(dir);
+  const pending = store.allocate('p', { containerId: 'c1', ifname: 'eth0', owner: 'o' });
+  await store.close();
+  t.ok((await pending).ip, 'the queued allocation completed');
+  await t.rejects(store.allocate('p', { containerId: 'c2', ifname: 'eth0', owner: 'o' }), { code: 'STORE_UNAVAILABLE', message: /closed/ });
+  const again = new FileStore(dir);
+  t.teardown(() => again.close());
+  t.equal((await again.listAddresses('p')).length, 1, 'and it is on disk');
+});
+
+t.test('a history that cannot be written does not fail an operation that is already durable', async (t) => {
+  const dir = t.testdir();
+  const store = await withPool(dir);
+  t.teardown(() => store.close());
+  mkdirSync(join(dir, 'history', 'p.jsonl'), { recursive: true }); // a directory where the file should be
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.message);
+  process.on('warning', onWarning);
+  t.teardown(() => process.off('warning', onWarning));
+  const a = await store.allocate('p', { containerId: 'c1', ifname: 'eth0', owner: 'o' });
+  t.ok(a.ip, 'acknowledged');
+  await new Promise((r) => setImmediate(r));
+  t.match(warnings.join('\n'), /failed to write the history/, 'and the operator is warned');
+  const fresh = new FileStore(dir);
+  t.teardown(() => fresh.close());
+  t.equal((await fresh.getAddress('p', a.ip)).containerId, 'c1');
+});
+
+t.test('counter-only repairs reach the disk', async (t) => {
+  const dir = t.testdir();
+  const store = await withPool(dir);
+  await store.allocate('p', { containerId: 'c1', ifname: 'eth0', owner: 'o' });
+  await store.close();
+  // counters that disagree with the records, as a bug or a hand edit would leave them
+  appendFileSync(join(dir, 'journal.log'), `${JSON.stringify({ t: 'put', pool: 'p', a: {}, f: {}, m: { cursor: '0a140003', gen: 0, allocated: 7, reserved: 0 } })}\n`);
+  const a = new FileStore(dir);
+  t.teardown(() => a.close());
+  const found = checkPool(await a.snapshot('p'));
+  t.same(found.findings.map((f) => f.kind).sort(), ['counter', 'generation']);
+  t.equal(await a.applyFixes('p', found.fixes), 2);
+  const b = new FileStore(dir);
+  t.teardown(() => b.close());
+  t.same(checkPool(await b.snapshot('p')).findings, [], 'another process sees the repaired counters');
+});
+
+t.test('a tail of zeros or garbage after a crash is cut off; garbage before good lines is corruption', async (t) => {
+  const dir = t.testdir();
+  const store = await withPool(dir);
+  const a = await store.allocate('p', { containerId: 'c1', ifname: 'eth0', owner: 'o' });
+  await store.close();
+  appendFileSync(join(dir, 'journal.log'), Buffer.from([0, 0, 0, 10, 0, 0, 123, 10, 0]));
+  const s = new FileStore(dir);
+  t.teardown(() => s.close());
+  t.equal((await s.getAddress('p', a.ip)).containerId, 'c1');
+  await s.allocate('p', { containerId: 'c2', ifname: 'eth0', owner: 'o2' });
+  t.notOk(readFileSync(join(dir, 'journal.log')).includes(0), 'the zeros are gone');
+});
+
+t.test('a deleted lock file: processes still exclude each other on the new one', async (t) => {
+  const dir = t.testdir();
+  const a = await withPool(dir, { lockTimeout: 300 });
+  t.teardown(() => a.close());
+  await a.allocate('p', { containerId: 'c0', ifname: 'eth0', owner: 'o0' }); // a holds an fd on the old lock inode
+  rmSync(join(dir, 'lock'));
+  const { flock, LOCK_EX, LOCK_UN } = native();
+  const fd = openSync(join(dir, 'lock'), 'a'); // another process, on the new inode
+  flock(fd, LOCK_EX);
+  await t.rejects(a.allocate('p', { containerId: 'c1', ifname: 'eth0', owner: 'o1' }), { code: 'STORE_UNAVAILABLE' }, 'a waits for the holder of the new lock file');
+  flock(fd, LOCK_UN);
+  closeSync(fd);
+  await new Promise((r) => setTimeout(r, 100));
+  t.ok((await a.allocate('p', { containerId: 'c1', ifname: 'eth0', owner: 'o1' })).ip);
+});
+
+t.test('a short write (file size limit) is reported, and nothing acknowledged is lost or given twice', async (t) => {
+  const dir = t.testdir();
+  const admin = await withPool(dir);
+  await admin.close();
+  const acked = new Map<string, string>();
+  const child = spawn('bash', ['-c', 'ulimit -f 16; exec "$0" --import tsx "$@"', process.execPath, WORKER, `file://${dir}`, 'p', 's', '5000', '1'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  await new Promise((r) => child.on('exit', r));
+  for (const line of out.split('\n').filter(Boolean)) {
+    const { cid, ip } = JSON.parse(line) as { cid: string; ip: string };
+    acked.set(cid, ip);
+  }
+  t.ok(acked.size > 0 && acked.size < 5000, `${acked.size} acknowledged before the limit`);
+  t.match(err, /STORE_UNAVAILABLE|short write|File too large/, 'the failure was reported');
+  const s = new FileStore(dir);
+  t.teardown(() => s.close());
+  const listed = new Map((await s.listAddresses('p')).map((a) => [a.containerId, a.ip]));
+  let lost = 0;
+  for (const [cid, ip] of acked) if (listed.get(cid) !== ip) lost++;
+  t.equal(lost, 0, 'every acknowledged allocation is there');
+  t.equal(new Set(listed.values()).size, listed.size, 'no address twice');
 });

@@ -4,9 +4,11 @@ import t, { type Test } from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { openStore } from '../../ipam/open-store.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
 import { parseIp } from '../../ipam/address.js';
+import { checkPool } from '../../ipam/check.js';
 import type { Store } from '../../ipam/model.js';
 import { freePort, skipWithoutRedis, startRedis } from '../helpers/redis.js';
 
@@ -172,5 +174,109 @@ if (!skipWithoutRedis(t)) {
     await t.rejects(store.getAddress('p', '0a0d0005'), { code: 'STORE_CORRUPT' });
     server.cli('HSET', 'berth:pools', 'p', '{"id":1}');
     await t.rejects(store.getPool('p'), { code: 'STORE_CORRUPT', message: /registry entry of pool "p"/ });
+  });
+}
+
+// --- regressions from the review of the store (each reproduced a real bug) ---
+
+if (!skipWithoutRedis(t)) {
+  const fresh = async (tt: Test, extra = '') => {
+    const server = await startRedis();
+    tt.teardown(() => server.stop());
+    const store = await openStore(server.url + extra);
+    tt.teardown(() => store.close());
+    return { server, store };
+  };
+
+  t.test('an owner-index entry the record does not bear out never hands out an allocated address', async (t) => {
+    const { server, store } = await fresh(t);
+    await store.createPool(buildPoolConfig({ name: 'p', subnet: '10.30.0.0/29' }));
+    const b = await store.allocate('p', { containerId: 'b', ifname: 'eth0', owner: 'B' });
+    const raw = new Redis({ port: server.port, host: '127.0.0.1' }); // redis-cli cannot pass a NUL byte
+    await raw.zadd('berth:{p}:held', 0, `A\u0000${b.ip}`); // as a racing repair could leave it
+    raw.disconnect();
+    const a = await store.allocate('p', { containerId: 'a', ifname: 'eth0', owner: 'A' });
+    t.not(a.ip, b.ip, 'A gets another address');
+    t.match(await store.getAddress('p', b.ip), { state: 'allocated', containerId: 'b' }, 'B keeps its own');
+    t.equal(server.cli('ZCARD', 'berth:{p}:held'), '0', 'and the stale entry is gone');
+  });
+
+  t.test('guarded repairs: a fix the pool has moved past is not applied', async (t) => {
+    const { store } = await fresh(t);
+    await store.createPool(buildPoolConfig({ name: 'p', subnet: '10.31.0.0/29', hold: 0 }));
+    const a = await store.allocate('p', { containerId: 'c', ifname: 'eth0', owner: 'o' });
+    await store.release('p', { containerId: 'c', ifname: 'eth0' }); // now free, in the free set
+    t.equal(await store.applyFixes('p', [{ kind: 'free', key: a.ip, value: null }]), 0, 'a free address is not taken out of the free set');
+    t.equal(await store.applyFixes('p', [{ kind: 'held', key: `x\u0000${a.ip}`, present: true }]), 0, 'nor indexed as held for someone');
+    t.same(checkPool(await store.snapshot('p')).findings, []);
+  });
+
+  t.test('a hold re-indexed by a repair still expires (the expiry lower bound is recomputed)', async (t) => {
+    const { server, store } = await fresh(t);
+    await store.createPool(buildPoolConfig({ name: 'p', subnet: '10.32.0.0/30', hold: 1 }));
+    const a = await store.allocate('p', { containerId: 'c', ifname: 'eth0', owner: 'o' });
+    await store.release('p', { containerId: 'c', ifname: 'eth0' });
+    server.cli('ZREM', 'berth:{p}:exp', a.ip);
+    await store.allocate('p', { containerId: 'x', ifname: 'eth0', owner: 'x', ip: a.ip }).catch(() => {}); // runs expiry: index now empty
+    const check = checkPool(await store.snapshot('p'));
+    t.same(check.findings.map((f) => f.kind), ['expiry-missing']);
+    t.equal(await store.applyFixes('p', check.fixes), 1);
+    await new Promise((r) => setTimeout(r, 1200));
+    const b = await store.allocate('p', { containerId: 'y', ifname: 'eth0', owner: 'y', ip: a.ip });
+    t.equal(b.ip, a.ip, 'the hold ended and the address was handed out');
+  });
+
+  t.test('a live hold whose index entry is due is re-indexed at its real end, not dropped', async (t) => {
+    const { server, store } = await fresh(t);
+    await store.createPool(buildPoolConfig({ name: 'p', subnet: '10.33.0.0/29', hold: 3600 }));
+    const a = await store.allocate('p', { containerId: 'c', ifname: 'eth0', owner: 'o' });
+    await store.release('p', { containerId: 'c', ifname: 'eth0' });
+    const until = (await store.getAddress('p', a.ip)).until!;
+    server.cli('ZADD', 'berth:{p}:exp', '1', a.ip);
+    server.cli('HSET', 'berth:{p}:pool', 'm', server.cli('HGET', 'berth:{p}:pool', 'm').replace(/ \d+$/, ' 0'));
+    await store.allocate('p', { containerId: 'x', ifname: 'eth0', owner: 'x' });
+    t.equal(Number(server.cli('ZSCORE', 'berth:{p}:exp', a.ip)), until, 'indexed at the hold end');
+    t.equal((await store.getAddress('p', a.ip)).state, 'reserved');
+  });
+
+  t.test('a record that cannot be read: STORE_CORRUPT for that address, the rest works, check reports it', async (t) => {
+    const { server, store } = await fresh(t);
+    await store.createPool(buildPoolConfig({ name: 'p', subnet: '10.34.0.0/29' }));
+    server.cli('HSET', 'berth:{p}:addr', '0a220005', 'not json');
+    await t.rejects(store.allocate('p', { containerId: 'c', ifname: 'eth0', owner: 'o', ip: '0a220005' }), { code: 'STORE_CORRUPT', message: /10\.34\.0\.5 cannot be read/ });
+    const ok = await store.allocate('p', { containerId: 'd', ifname: 'eth0', owner: 'o' });
+    t.not(ok.ip, '0a220005', 'other addresses are handed out, never the unreadable one');
+    const findings = checkPool(await store.snapshot('p')).findings;
+    t.match(findings, [{ kind: 'bad-record', ip: '10.34.0.5', repairable: false }]);
+  });
+
+  t.test('an out-of-memory server is unavailable, not corrupt; an idempotent ADD still answers', async (t) => {
+    const { server, store } = await fresh(t);
+    await store.createPool(buildPoolConfig({ name: 'p', subnet: '10.35.0.0/24' }));
+    const a = await store.allocate('p', { containerId: 'c', ifname: 'eth0', owner: 'o' });
+    server.cli('CONFIG', 'SET', 'maxmemory', '1');
+    await t.rejects(store.allocate('p', { containerId: 'd', ifname: 'eth0', owner: 'o2' }), { code: 'STORE_UNAVAILABLE', message: /OOM/ });
+    const again = await store.allocate('p', { containerId: 'c', ifname: 'eth0', owner: 'o' });
+    t.same([again.ip, again.existing], [a.ip, true], 'the repeat of an ADD that already happened writes nothing');
+    server.cli('CONFIG', 'SET', 'maxmemory', '0');
+  });
+
+  t.test('ioredis client: a first connection that failed does not poison the client', async (t) => {
+    const port = await freePort();
+    const store = await openStore(`redis://127.0.0.1:${port}/0`, { redisClient: 'ioredis' });
+    t.teardown(() => store.close());
+    await t.rejects(store.listPools(), { code: 'STORE_UNAVAILABLE' });
+    const server = await startRedis({ port });
+    t.teardown(() => server.stop());
+    t.same(await store.listPools(), [], 'connects once Redis is there');
+  });
+
+  t.test('ioredis client: an unreachable Sentinel fails within connectTimeout', async (t) => {
+    const port = await freePort();
+    const store = await openStore(`redis+sentinel://127.0.0.1:${port}/m?connectTimeout=300&timeout=300`, { redisClient: 'ioredis' });
+    t.teardown(() => store.close());
+    const started = Date.now();
+    await t.rejects(store.listPools(), { code: 'STORE_UNAVAILABLE' });
+    t.ok(Date.now() - started < 5000, 'bounded');
   });
 }

@@ -270,6 +270,38 @@ for (const kind of STORE_KINDS) {
       t.equal((await store.listAddresses('big')).length, 0, 'only non-free addresses have records');
     });
 
+    t.test('bad requests are refused the same way on every store, naming the field', async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      const p = await pool(store);
+      const ok = { containerId: 'c1', ifname: 'eth0', owner: 'o' };
+      const bad: Array<[string, Record<string, unknown>]> = [
+        ['ip', { ...ok, ip: '' }],
+        ['ip', { ...ok, ip: 'zz' }],
+        ['ip', { ...ok, ip: '0A000005' }],
+        ['containerId', { ...ok, containerId: '' }],
+        ['containerId', { ...ok, containerId: 'a/b' }],
+        ['ifname', { ...ok, ifname: 'eth/0' }],
+        ['ifname', { ...ok, ifname: 'a234567890123456' }],
+        ['owner', { ...ok, owner: '' }],
+        ['owner', { ...ok, owner: 'a\u0000b' }],
+        ['actor', { ...ok, actor: '' }],
+        ['host', { ...ok, host: '' }],
+        ['network', { ...ok, network: 'x\ny' }],
+      ];
+      for (const [field, req] of bad) {
+        await t.rejects(store.allocate(p, req as never), { code: 'INVALID', field }, `${field}: ${JSON.stringify(req[field])}`);
+      }
+      await t.rejects(store.release(p, { ip: 'zz' }), { code: 'INVALID', field: 'ip' });
+      await t.rejects(store.release(p, { containerId: '', ifname: 'eth0' }), { code: 'INVALID', field: 'containerId' });
+      await t.rejects(store.release(p, { containerId: 'c', ifname: 'eth0', gen: 0 }), { code: 'INVALID', field: 'gen' });
+      await t.rejects(store.reserve(p, hex('10.0.0.5'), { owner: '' }), { code: 'INVALID', field: 'owner' });
+      await t.rejects(store.getAddress(p, '10.0.0.5'), { code: 'INVALID', field: 'ip' });
+      t.equal((await store.usage(p)).allocated, 0, 'nothing was allocated');
+      await store.allocate(p, ok);
+      t.same(await store.history(p, { limit: 0 }), [], 'limit 0 means none');
+    });
+
     t.test('consistency check is clean after a mixed workload', async (t) => {
       const store = await open(t);
       if (!store) return;

@@ -1,0 +1,70 @@
+// Validation of what callers hand a store, shared by both stores so they
+// refuse the same inputs the same way. Empty strings, control characters
+// (NUL separates owner and address in the owner index) and malformed hex never
+// reach the engine or a Lua script.
+import { ValidationError } from './errors.js';
+import type { AllocateRequest, HistoryOptions, ReleaseRequest, ReserveRequest } from './model.js';
+
+const HEX = /^(?:[0-9a-f]{8}|[0-9a-f]{32})$/;
+const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** An address as the stores take it: 8 or 32 lowercase hex digits (see address.ts). */
+export function checkHex(ip: unknown, field = 'ip'): string {
+  if (typeof ip !== 'string' || !HEX.test(ip)) throw new ValidationError(field, `must be an address in berth's hex form, got ${JSON.stringify(ip)}`);
+  return ip;
+}
+
+function text(value: unknown, field: string, max: number): void {
+  if (typeof value !== 'string' || value.length === 0 || value.length > max || CONTROL.test(value)) {
+    throw new ValidationError(field, `must be 1-${max} printable characters, got ${JSON.stringify(value)}`);
+  }
+}
+
+function optionalText(value: unknown, field: string, max: number): void {
+  if (value !== undefined) text(value, field, max);
+}
+
+function attachment(containerId: unknown, ifname: unknown): void {
+  if (typeof containerId !== 'string' || !CONTAINER_ID.test(containerId)) {
+    throw new ValidationError('containerId', `must start with a letter or digit, then letters, digits, "_", "." or "-"; got ${JSON.stringify(containerId)}`);
+  }
+  if (typeof ifname !== 'string' || ifname.length === 0 || Buffer.byteLength(ifname) > 15 || /[/:\s]/.test(ifname) || CONTROL.test(ifname)) {
+    throw new ValidationError('ifname', `must be an interface name (1-15 bytes, no "/", ":" or white space), got ${JSON.stringify(ifname)}`);
+  }
+}
+
+/** Validates an allocation request. */
+export function checkAllocate(req: AllocateRequest): void {
+  attachment(req.containerId, req.ifname);
+  text(req.owner, 'owner', 253);
+  if (req.ip !== undefined) checkHex(req.ip);
+  optionalText(req.host, 'host', 253);
+  optionalText(req.network, 'network', 253);
+  optionalText(req.actor, 'actor', 253);
+}
+
+/** Validates a release request: by attachment or by address, with an optional generation. */
+export function checkRelease(req: ReleaseRequest): void {
+  if (req.containerId !== undefined) attachment(req.containerId, req.ifname);
+  else checkHex(req.ip);
+  if (req.gen !== undefined && (!Number.isSafeInteger(req.gen) || req.gen < 1)) throw new ValidationError('gen', `must be a positive integer, got ${JSON.stringify(req.gen)}`);
+  optionalText(req.actor, 'actor', 253);
+}
+
+/** Validates an admin reservation. */
+export function checkReserve(ip: string, req: ReserveRequest): void {
+  checkHex(ip);
+  optionalText(req.owner, 'owner', 253);
+  optionalText(req.note, 'note', 1024);
+  optionalText(req.actor, 'actor', 253);
+}
+
+/** Validates history options. */
+export function checkHistory(opts: HistoryOptions): void {
+  if (opts.ip !== undefined) checkHex(opts.ip);
+  if (opts.limit !== undefined && (!Number.isSafeInteger(opts.limit) || opts.limit < 0)) {
+    throw new ValidationError('limit', `must be a whole number, got ${JSON.stringify(opts.limit)}`);
+  }
+}
