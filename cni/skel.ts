@@ -87,6 +87,7 @@ export async function runPlugin<C>(spec: PluginSpec<C>, io: PluginIO): Promise<n
     if (isSupported(asked)) version = asked; // errors from here on speak the config's version
     const req = parseRequest(spec, command as Command, io.env, stdin, io.stderrFd ?? 2);
     version = req.version;
+    req.log.debug({ args: Object.fromEntries(req.args), netns: req.netns || undefined }, `${req.command} request`);
     const conf = spec.parse(req);
     const plugin = await spec.load();
     const started = process.hrtime.bigint();

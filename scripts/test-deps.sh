@@ -8,6 +8,10 @@ packages=(
   redis-server   # the Redis store (tests start their own on a free port, plain, AUTH and TLS)
   openssl        # certificates for the Redis TLS test
   iproute2       # network namespaces for the CNI tests
+  containernetworking-plugins  # the reference plugins: berth-ipam under the reference bridge; host-local in the benchmark
+  podman runc    # podman with its CNI backend runs containers on berth networks (runc: crun refuses the cgroup layout here)
+  busybox-static # the container image the podman tests import (no registry is reachable)
+  hyperfine      # npm run bench times plugin processes
 )
 
 sudo=""

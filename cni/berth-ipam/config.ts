@@ -65,7 +65,11 @@ export function parseIpamConfig(req: Request): IpamConfig {
   };
 }
 
-/** The owner key, first found: BERTH_OWNER, args.cni.owner, K8S namespace/name, the container id. */
+/**
+ * The owner key, first found: BERTH_OWNER, args.cni.owner, K8S namespace/name,
+ * K8S name alone (podman sends only K8S_POD_NAME, the container's name: so
+ * `podman run --name web1` gets web1's address back), the container id.
+ */
 export function ownerOf(req: Request): string {
   const argsCni = cniArgsSection(req.config);
   let owner: unknown;
@@ -74,7 +78,8 @@ export function ownerOf(req: Request): string {
   else if (argsCni?.owner !== undefined) [owner, field] = [argsCni.owner, 'args.cni.owner'];
   else if (req.args.has('K8S_POD_NAMESPACE') && req.args.has('K8S_POD_NAME')) {
     [owner, field] = [`${req.args.get('K8S_POD_NAMESPACE')}/${req.args.get('K8S_POD_NAME')}`, 'CNI_ARGS K8S_POD_NAMESPACE/K8S_POD_NAME'];
-  } else return req.containerId;
+  } else if (req.args.has('K8S_POD_NAME')) [owner, field] = [req.args.get('K8S_POD_NAME'), 'CNI_ARGS K8S_POD_NAME'];
+  else return req.containerId;
   // eslint-disable-next-line no-control-regex
   if (typeof owner !== 'string' || owner.length === 0 || owner.length > 253 || /[\u0000-\u001f\u007f]/.test(owner)) {
     throw new CniError(CNI_CODES.INVALID_CONFIG, `${field}: the owner must be 1-253 printable characters, got ${JSON.stringify(owner)}`);

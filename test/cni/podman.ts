@@ -1,0 +1,46 @@
+// podman, with its CNI backend, runs containers on a network whose conflist
+// chains the reference bridge plugin with berth-ipam: `--ip` is honoured, and
+// a container of the same name gets its address back.
+import t from 'tap';
+import { openStore } from '../../ipam/open-store.js';
+import { buildPoolConfig } from '../../ipam/pool-config.js';
+import { parseIp } from '../../ipam/address.js';
+import { podmanMissing, setupPodman } from '../helpers/podman.js';
+import { cleanupLink, skipWithoutNetns, uniqueName } from '../helpers/netns.js';
+
+const missing = podmanMissing();
+if (!skipWithoutNetns(t)) {
+  if (missing) {
+    if (process.env.CI === 'true') t.fail(missing);
+    else t.plan(0, missing);
+  } else {
+    t.test('podman run --ip on reference bridge + berth-ipam (file store)', async (t) => {
+      const dir = t.testdir();
+      const storeUrl = `file://${dir}/pool`;
+      const store = await openStore(storeUrl);
+      t.teardown(() => store.close());
+      await store.createPool(buildPoolConfig({ name: 'pm', subnet: '10.62.0.0/24', hold: 600 }));
+      const podman = await setupPodman(dir);
+      const bridge = uniqueName('brp');
+      cleanupLink(t, bridge);
+      podman.network('berthnet', {
+        plugins: [{ type: 'bridge', bridge, isGateway: true, ipam: { type: 'berth-ipam', pool: 'pm', store: storeUrl } }],
+      });
+      const run = (...args: string[]) => podman.run(['run', '--rm', '--network', 'berthnet', ...podman.runFlags, ...args]);
+
+      const first = await run('--name', 'web1', '--ip', '10.62.0.50', podman.image, 'ip', '-o', '-4', 'addr', 'show', 'eth0');
+      t.equal(first.code, 0, first.stderr);
+      t.match(first.stdout, /inet 10\.62\.0\.50\/24/, 'the requested address, configured inside the container');
+      const held = await store.getAddress('pm', parseIp('10.62.0.50', 'ip').hex);
+      t.match(held, { state: 'reserved', owner: 'web1' }, 'after --rm the address is held for the container name');
+
+      const again = await run('--name', 'web1', podman.image, 'ip', '-o', '-4', 'addr', 'show', 'eth0');
+      t.equal(again.code, 0, again.stderr);
+      t.match(again.stdout, /inet 10\.62\.0\.50\/24/, 'a new container of the same name gets it back without asking');
+
+      const other = await run('--name', 'web2', '--ip', '10.62.0.50', podman.image, 'true');
+      t.not(other.code, 0, 'another name cannot take it while it is held');
+      t.match(other.stderr, /10\.62\.0\.50 is reserved for web1/);
+    });
+  }
+}
