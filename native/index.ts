@@ -17,15 +17,24 @@ export interface Native {
 
 let loaded: Native | undefined;
 
-/** The addon, loaded on first use; works from the sources (tsx) and from dist/. */
+/** The first `rel` found in `from` or a directory above it (the package root, wherever this code was bundled to). */
+export function findUp(from: string, rel: string): string | undefined {
+  let dir = from;
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, rel);
+    if (existsSync(candidate)) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  return undefined;
+}
+
+/** The addon, loaded on first use, from the package root above the sources, dist/ or a bundle chunk. */
 export function native(): Native {
   if (loaded) return loaded;
-  const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [join(here, '..', 'build', 'Release', 'berth_native.node'), join(here, '..', '..', 'build', 'Release', 'berth_native.node')];
-  const file = candidates.find((p) => existsSync(p));
-  if (!file) {
-    throw new Error(`failed to load berth_native: not built (run "npm ci" or "npx node-gyp rebuild"); looked in ${candidates.join(', ')}`);
-  }
+  const file = findUp(dirname(fileURLToPath(import.meta.url)), join('build', 'Release', 'berth_native.node'));
+  if (!file) throw new Error('failed to load berth_native: not built (run "npm ci" or "npx node-gyp rebuild")');
   loaded = createRequire(import.meta.url)(file) as Native;
   return loaded;
 }

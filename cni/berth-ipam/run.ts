@@ -2,4 +2,6 @@
 import { processIO, runPlugin } from '../skel.js';
 import { spec } from './spec.js';
 
-process.exitCode = await runPlugin(spec, processIO());
+void runPlugin(spec, processIO()).then((code) => {
+  process.exitCode = code;
+});

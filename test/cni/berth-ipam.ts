@@ -7,7 +7,7 @@ import { formatIp, parseIp } from '../../ipam/address.js';
 import type { Store } from '../../ipam/model.js';
 import { SUPPORTED_VERSIONS } from '../../cni/version.js';
 import { cniEnv, runCni } from '../helpers/cni.js';
-import { freshStoreUrl, sharedRedis, STORE_KINDS } from '../helpers/stores.js';
+import { freshStoreUrl, sharedRedis, PROCESS_STORE_KINDS, type StoreKind } from '../helpers/stores.js';
 import { freePort, skipWithoutRedis } from '../helpers/redis.js';
 
 const hex = (ip: string) => parseIp(ip, 'ip').hex;
@@ -16,7 +16,7 @@ function netconf(store: string, v = '1.0.0', ipam: Record<string, unknown> = {},
   return { cniVersion: v, name: 'net1', type: 'bridge', ipam: { type: 'berth-ipam', pool: 'web', store, host: 'node-a', ...ipam }, ...extra };
 }
 
-async function setup(t: Test, kind: 'file' | 'redis', spec: Partial<PoolSpec> = {}): Promise<{ url: string; store: Store } | null> {
+async function setup(t: Test, kind: StoreKind, spec: Partial<PoolSpec> = {}): Promise<{ url: string; store: Store } | null> {
   const url = await freshStoreUrl(t, kind);
   if (!url) return null;
   const store = await openStore(url);
@@ -27,7 +27,7 @@ async function setup(t: Test, kind: 'file' | 'redis', spec: Partial<PoolSpec> = 
   return { url, store };
 }
 
-for (const kind of STORE_KINDS) {
+for (const kind of PROCESS_STORE_KINDS) {
   t.test(`${kind} store`, async (t) => {
     t.test('ADD, CHECK, DEL and DEL again, for every spec version', async (t) => {
       const s = await setup(t, kind);

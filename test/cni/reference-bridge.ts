@@ -7,7 +7,7 @@ import { buildPoolConfig } from '../../ipam/pool-config.js';
 import { parseIp } from '../../ipam/address.js';
 import { BIN, runCni } from '../helpers/cni.js';
 import { cleanupLink, haveFile, ip, netns, skipWithoutNetns, uniqueName } from '../helpers/netns.js';
-import { freshStoreUrl, STORE_KINDS } from '../helpers/stores.js';
+import { freshStoreUrl, PROCESS_STORE_KINDS } from '../helpers/stores.js';
 
 const REFERENCE = '/usr/lib/cni/bridge';
 
@@ -16,7 +16,7 @@ if (!skipWithoutNetns(t)) {
     if (process.env.CI === 'true') t.fail(`${REFERENCE} is missing (Debian containernetworking-plugins)`);
     else t.plan(0, `${REFERENCE} is missing`);
   } else {
-    for (const kind of STORE_KINDS) {
+    for (const kind of PROCESS_STORE_KINDS) {
       t.test(`reference bridge + berth-ipam (${kind} store): ADD, CHECK, DEL in a real namespace`, async (t) => {
         const url = await freshStoreUrl(t, kind);
         if (!url) return;

@@ -7,8 +7,11 @@ import { openStore } from '../../ipam/open-store.js';
 import type { Store } from '../../ipam/model.js';
 import { skipWithoutRedis, startRedis, type RedisServer } from './redis.js';
 
-export type StoreKind = 'file' | 'redis';
-export const STORE_KINDS: StoreKind[] = ['file', 'redis'];
+/** The file store; Redis through berth's RESP client; Redis through ioredis (the agent's client). */
+export type StoreKind = 'file' | 'redis' | 'ioredis';
+export const STORE_KINDS: StoreKind[] = ['file', 'redis', 'ioredis'];
+/** For tests that spawn processes: those always use the RESP client, so 'ioredis' adds nothing. */
+export const PROCESS_STORE_KINDS: StoreKind[] = ['file', 'redis'];
 
 let shared: Promise<RedisServer> | undefined;
 
@@ -34,7 +37,7 @@ export async function freshStoreUrl(t: TapLike, kind: StoreKind): Promise<string
 export async function freshStore(t: TapLike, kind: StoreKind): Promise<{ store: Store; url: string } | null> {
   const url = await freshStoreUrl(t, kind);
   if (!url) return null;
-  const store = await openStore(url);
+  const store = await openStore(url, { redisClient: kind === 'ioredis' ? 'ioredis' : 'resp' });
   t.teardown(() => store.close());
   return { store, url };
 }

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { openStore } from '../../ipam/open-store.js';
 import { checkPool } from '../../ipam/check.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
-import { freshStoreUrl, STORE_KINDS } from '../helpers/stores.js';
+import { freshStoreUrl, PROCESS_STORE_KINDS } from '../helpers/stores.js';
 
 const WORKER = fileURLToPath(new URL('../helpers/alloc-worker.ts', import.meta.url));
 const PROCESSES = 8;
@@ -25,7 +25,7 @@ function runWorker(url: string, id: number, inflight: number): Promise<{ code: n
   });
 }
 
-for (const kind of STORE_KINDS) {
+for (const kind of PROCESS_STORE_KINDS) {
   t.test(`${kind}: ${PROCESSES} processes x ${EACH} allocations, no duplicate`, async (t) => {
     const url = await freshStoreUrl(t, kind);
     if (!url) return;
