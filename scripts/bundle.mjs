@@ -8,6 +8,7 @@
 // when reached. ioredis stays out (plugins use berth's own RESP client); pino
 // and ip-address are required at run time, only when a log line or an IPv6
 // address needs them.
+import { copyFileSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const plugins = ['berth-ipam'];
@@ -27,3 +28,7 @@ await build({
   sourcemap: true,
   logLevel: 'warning',
 });
+
+// The loader that runs a bundle with a V8 code cache; a new build makes old caches stale.
+copyFileSync('cni/boot.cjs', 'dist/bundle/boot.cjs');
+for (const p of plugins) rmSync(`dist/bundle/${p}.cjs.v8cache`, { force: true });
