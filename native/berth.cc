@@ -3,7 +3,15 @@
 // flock(2) makes the embedded file store safe for concurrent processes: the
 // kernel drops the lock when its holder dies, so a crashed CNI plugin can never
 // wedge the store the way a stale lock file can.
+//
+// setns(2) moves the calling thread into a network namespace: a netlink socket
+// created there stays there, so a plugin configures a container's interfaces
+// in-process, with no `ip netns exec` subprocess.
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <node_api.h>
+#include <sched.h>
 #include <sys/file.h>
 #include <errno.h>
 #include <string.h>
@@ -19,7 +27,7 @@ napi_value SysError(napi_env env, const char* syscall, int err) {
   napi_set_named_property(env, error, "errno", value);
   napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &value);
   napi_set_named_property(env, error, "syscall", value);
-  const char* name = err == EWOULDBLOCK ? "EWOULDBLOCK" : err == EBADF ? "EBADF" : err == EINTR ? "EINTR" : "EIO";
+  const char* name = err == EWOULDBLOCK ? "EWOULDBLOCK" : err == EBADF ? "EBADF" : err == EINTR ? "EINTR" : err == EINVAL ? "EINVAL" : err == EPERM ? "EPERM" : "EIO";
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &value);
   napi_set_named_property(env, error, "code", value);
   return error;
@@ -101,14 +109,27 @@ napi_value FlockWait(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+// setns(fd, nstype): moves the calling thread into the namespace open at fd.
+napi_value Setns(napi_env env, napi_callback_info info) {
+  int32_t fd = -1, nstype = 0;
+  if (!FdAndOp(env, info, "setns(fd, nstype) takes two integers", &fd, &nstype)) return nullptr;
+  if (setns(fd, nstype) != 0) {
+    napi_throw(env, SysError(env, "setns", errno));
+    return nullptr;
+  }
+  return nullptr;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "flock", NAPI_AUTO_LENGTH, Flock, nullptr, &fn);
   napi_set_named_property(env, exports, "flock", fn);
   napi_create_function(env, "flockWait", NAPI_AUTO_LENGTH, FlockWait, nullptr, &fn);
   napi_set_named_property(env, exports, "flockWait", fn);
+  napi_create_function(env, "setns", NAPI_AUTO_LENGTH, Setns, nullptr, &fn);
+  napi_set_named_property(env, exports, "setns", fn);
   const struct { const char* name; int value; } constants[] = {
-    {"LOCK_SH", LOCK_SH}, {"LOCK_EX", LOCK_EX}, {"LOCK_UN", LOCK_UN}, {"LOCK_NB", LOCK_NB},
+    {"LOCK_SH", LOCK_SH}, {"LOCK_EX", LOCK_EX}, {"LOCK_UN", LOCK_UN}, {"LOCK_NB", LOCK_NB}, {"CLONE_NEWNET", CLONE_NEWNET},
   };
   for (const auto& c : constants) {
     napi_value v;

@@ -9,6 +9,9 @@ export interface Native {
   flock(fd: number, operation: number): boolean;
   /** a blocking flock(2) on the thread pool; one at a time per fd */
   flockWait(fd: number, operation: number): Promise<boolean>;
+  /** setns(2): moves the calling thread into the namespace open at fd */
+  setns(fd: number, nstype: number): void;
+  CLONE_NEWNET: number;
   LOCK_SH: number;
   LOCK_EX: number;
   LOCK_UN: number;

@@ -1,0 +1,210 @@
+// rtnetlink for the plugins, in-process (npm `netlink`), on the host and
+// inside a container's network namespace: no `ip` subprocess anywhere.
+//
+// A netlink socket belongs to the namespace it was created in. setns(2) moves
+// only the calling thread, so a socket for a container is made by switching
+// the main thread into its namespace, creating the socket (synchronously), and
+// switching back, all in one tick: nothing else runs on the thread meanwhile.
+import { closeSync, openSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { RtNetlinkSocket } from 'netlink';
+import { native } from '../native/index.js';
+import { formatIp, parseCidr, parseIp } from '../ipam/address.js';
+
+type NetlinkModule = typeof import('netlink');
+let netlinkModule: NetlinkModule | undefined;
+
+/** The netlink package, loaded on first use. */
+function nl(): NetlinkModule {
+  netlinkModule ??= createRequire(import.meta.url)('netlink') as NetlinkModule;
+  return netlinkModule;
+}
+
+/** A thrown error from the kernel, with its errno name (EEXIST, ENODEV, ...) when netlink gave one. */
+export interface NetlinkError extends Error {
+  errno?: number;
+  code?: string;
+}
+
+/** True when err is a netlink error with the given errno name. */
+export function isErrno(err: unknown, code: string): boolean {
+  const e = err as NetlinkError;
+  return e?.code === code || (typeof e?.message === 'string' && e.message.includes(code));
+}
+
+/** An rtnetlink socket in the namespace at `nsPath`, or in this process's own when absent. */
+export function rtnetlink(nsPath?: string): RtNetlinkSocket {
+  if (!nsPath) return nl().createRtNetlink();
+  const { setns, CLONE_NEWNET } = native();
+  const own = openSync('/proc/thread-self/ns/net', 'r');
+  let target = -1;
+  try {
+    target = openSync(nsPath, 'r');
+    setns(target, CLONE_NEWNET);
+    try {
+      return nl().createRtNetlink();
+    } finally {
+      setns(own, CLONE_NEWNET);
+    }
+  } finally {
+    closeSync(own);
+    if (target >= 0) closeSync(target);
+  }
+}
+
+export interface LinkInfo {
+  index: number;
+  name: string;
+  kind?: string;
+  master?: number;
+  mtu?: number;
+  up: boolean;
+  mac?: string;
+}
+
+/** Link operations on one socket. */
+export class Links {
+  constructor(readonly sock: RtNetlinkSocket) {}
+
+  /** Every link of the namespace. */
+  async list(): Promise<LinkInfo[]> {
+    const { ifla } = nl();
+    const msgs = await this.sock.getLinks();
+    return msgs.map((m) => {
+      const info: LinkInfo = { index: m.data.index ?? 0, name: m.attrs.ifname ?? '', up: Boolean(m.data.flags?.up) };
+      if (m.attrs.linkinfo) {
+        const kind = ifla.parseInfo(m.attrs.linkinfo).kind;
+        if (kind) info.kind = kind;
+      }
+      if (m.attrs.master !== undefined) info.master = m.attrs.master;
+      if (m.attrs.mtu !== undefined) info.mtu = m.attrs.mtu;
+      if (m.attrs.address) info.mac = formatMac(m.attrs.address);
+      return info;
+    });
+  }
+
+  /** The link of that name, if any. */
+  async byName(name: string): Promise<LinkInfo | undefined> {
+    return (await this.list()).find((l) => l.name === name);
+  }
+
+  /**
+   * The bridge of that name, created (up) when missing. Creating what exists
+   * is not an error, and of two plugins racing to create it both succeed.
+   */
+  async ensureBridge(name: string, mtu?: number): Promise<LinkInfo> {
+    const existing = await this.byName(name);
+    if (existing) {
+      if (existing.kind !== 'bridge') throw new Error(`"${name}" exists and is not a bridge (it is ${existing.kind ?? 'a device'})`);
+      if (!existing.up) await this.setUp(existing.index);
+      return existing;
+    }
+    const { ifla, FlagsNew } = nl();
+    try {
+      await this.sock.newLink({}, { ifname: name, ...(mtu ? { mtu } : {}), linkinfo: encode(ifla.formatInfo({ kind: 'bridge' })) }, { flags: FlagsNew.CREATE | FlagsNew.EXCL });
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err; // another plugin made it first
+    }
+    const made = await this.byName(name);
+    if (!made || made.kind !== 'bridge') throw new Error(`"${name}" exists and is not a bridge`);
+    if (!made.up) await this.setUp(made.index);
+    return (await this.byName(name))!;
+  }
+
+  /** A veth pair: `hostName` here, its peer `peerName` created directly in the namespace open at `peerNsFd`. */
+  async createVeth(hostName: string, peerName: string, peerNsFd: number, opts: { mtu?: number; peerMac?: string } = {}): Promise<LinkInfo> {
+    const { ifla, rt, FlagsNew } = nl();
+    const peerAttrs: Record<string, unknown> = { ifname: peerName, netNsFd: peerNsFd };
+    if (opts.mtu) peerAttrs.mtu = opts.mtu;
+    if (opts.peerMac) peerAttrs.address = parseMac(opts.peerMac);
+    const peer = Buffer.concat([rt.formatLink({}), encode(ifla.formatLinkAttrs(peerAttrs as never))]);
+    const linkinfo = encode(ifla.formatInfo({ kind: 'veth', data: encode(ifla.formatVethInfo({ peer })) }));
+    await this.sock.newLink({}, { ifname: hostName, ...(opts.mtu ? { mtu: opts.mtu } : {}), linkinfo }, { flags: FlagsNew.CREATE | FlagsNew.EXCL });
+    const host = await this.byName(hostName);
+    if (!host) throw new Error(`veth "${hostName}" vanished right after it was created`);
+    return host;
+  }
+
+  /** Brings a link up. */
+  async setUp(index: number): Promise<void> {
+    await this.sock.setLink({ index, change: { up: true }, flags: { up: true } });
+  }
+
+  /** Attaches a link to a bridge. */
+  async setMaster(index: number, master: number): Promise<void> {
+    await this.sock.setLink({ index }, { master });
+  }
+
+  /** Deletes a link (its veth peer goes with it); a link already gone is fine. */
+  async delete(index: number): Promise<void> {
+    try {
+      await this.sock.delLink({ index });
+    } catch (err) {
+      if (!isErrno(err, 'ENODEV')) throw err;
+    }
+  }
+
+  /** Adds "ADDR/PREFIX" to a link; an address already there is fine. */
+  async addAddress(index: number, cidr: string): Promise<void> {
+    const c = parseCidr(cidr, 'address', true);
+    const { FlagsNew } = nl();
+    const bytes = Buffer.from(c.hex, 'hex');
+    try {
+      await this.sock.newAddress(
+        { family: c.family === 4 ? 2 : 10, prefixlen: c.prefix, index },
+        { local: bytes, address: bytes },
+        { flags: FlagsNew.CREATE | FlagsNew.EXCL },
+      );
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err;
+    }
+  }
+
+  /** The addresses on a link, as "ADDR/PREFIX". */
+  async addresses(index: number): Promise<string[]> {
+    const msgs = await this.sock.getAddresses();
+    return msgs
+      .filter((m) => m.data.index === index && m.attrs.address)
+      .map((m) => `${formatIp((m.attrs.address as Buffer).toString('hex'))}/${m.data.prefixlen}`);
+  }
+
+  /** Adds a route via a gateway (or on-link when gw is absent) out of a link; an existing one is fine. */
+  async addRoute(dst: string, gw: string | undefined, index: number): Promise<void> {
+    const c = parseCidr(dst, 'route.dst');
+    const { FlagsNew } = nl();
+    const attrs: Record<string, unknown> = { oif: index };
+    if (c.prefix > 0) attrs.dst = Buffer.from(c.first, 'hex');
+    if (gw) attrs.gateway = Buffer.from(parseIp(gw, 'route.gw').hex, 'hex');
+    try {
+      await this.sock.newRoute(
+        { family: c.family === 4 ? 2 : 10, dstLen: c.prefix, table: 254, protocol: 3, scope: gw ? 0 : 253, type: 1 } as never,
+        attrs as never,
+        { flags: FlagsNew.CREATE | FlagsNew.EXCL },
+      );
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err;
+    }
+  }
+
+  /** Closes the socket. */
+  close(): void {
+    (this.sock as unknown as { socket?: { close?: () => void } }).socket?.close?.();
+  }
+}
+
+function encode(data: unknown): Buffer {
+  const stream = new (nl().AttrStream)();
+  stream.emit(data as never);
+  return Buffer.concat(stream.bufs);
+}
+
+/** "aa:bb:cc:dd:ee:ff" from 6 bytes. */
+export function formatMac(bytes: Buffer): string {
+  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+/** 6 bytes from "aa:bb:cc:dd:ee:ff"; throws naming the value otherwise. */
+export function parseMac(text: string): Buffer {
+  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(text)) throw new Error(`"${text}" is not a MAC address like 02:42:ac:11:00:02`);
+  return Buffer.from(text.replace(/:/g, ''), 'hex');
+}

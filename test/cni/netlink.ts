@@ -1,0 +1,95 @@
+// In-process rtnetlink, on the host and inside namespaces: what berth-bridge
+// and berth-ovs stand on. Real namespaces, real bridge, real ping.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { Links, rtnetlink, parseMac } from '../../cni/netlink.js';
+import { cleanupLink, ip, netns, skipWithoutNetns, uniqueName } from '../helpers/netns.js';
+
+if (!skipWithoutNetns(t)) {
+  t.test('a socket opened in a namespace sees that namespace, and the thread comes back home', async (t) => {
+    const ns = netns(t);
+    const inside = new Links(rtnetlink(ns.path));
+    const host = new Links(rtnetlink());
+    t.teardown(() => {
+      inside.close();
+      host.close();
+    });
+    t.same((await inside.list()).map((l) => l.name), ['lo'], 'only lo inside a fresh namespace');
+    t.ok((await host.list()).length > 1, 'the host sees its own links');
+    const again = new Links(rtnetlink());
+    t.teardown(() => again.close());
+    t.ok((await again.list()).some((l) => l.name !== 'lo'), 'a socket made afterwards is on the host again');
+  });
+
+  t.test('two namespaces on one bridge, configured in-process, ping each other', async (t) => {
+    const a = netns(t);
+    const b = netns(t);
+    const bridge = uniqueName('brn');
+    cleanupLink(t, bridge);
+    const host = new Links(rtnetlink());
+    t.teardown(() => host.close());
+    const br = await host.ensureBridge(bridge, 1500);
+    t.equal(br.kind, 'bridge');
+    t.ok(br.up, 'up');
+    for (const [ns, addr, i] of [
+      [a, '10.80.0.2/24', 0],
+      [b, '10.80.0.3/24', 1],
+    ] as const) {
+      const hostName = uniqueName('vh');
+      cleanupLink(t, hostName);
+      const fd = openSync(ns.path, 'r');
+      const veth = await host.createVeth(hostName, 'eth0', fd, { mtu: 1400, peerMac: `02:00:00:00:00:0${i + 1}` });
+      closeSync(fd);
+      t.equal(veth.kind, 'veth');
+      t.equal(veth.mtu, 1400);
+      await host.setMaster(veth.index, br.index);
+      await host.setUp(veth.index);
+      const inside = new Links(rtnetlink(ns.path));
+      t.teardown(() => inside.close());
+      const eth0 = await inside.byName('eth0');
+      t.ok(eth0, 'the peer was created directly inside the namespace');
+      t.equal(eth0!.mac, `02:00:00:00:00:0${i + 1}`, 'with the MAC asked for');
+      await inside.addAddress(eth0!.index, addr);
+      await inside.addAddress(eth0!.index, addr); // idempotent
+      await inside.setUp(eth0!.index);
+      await inside.setUp((await inside.byName('lo'))!.index);
+      await inside.addRoute('0.0.0.0/0', '10.80.0.1', eth0!.index);
+      const addrs = await inside.addresses(eth0!.index);
+      t.ok(addrs.includes(addr), `configured: ${addrs.join(', ')}`);
+      t.equal(addrs.filter((x) => !x.startsWith('fe80:')).length, 1, 'once, beside the kernel\'s link-local');
+      t.match(ip('-n', ns.name, 'route'), /default via 10\.80\.0\.1 dev eth0/, 'the default route is there');
+      t.equal((await host.byName(hostName))!.master, br.index, 'the host end is on the bridge');
+    }
+    // busybox's ping: Debian busybox-static is installed for the podman tests anyway
+    const ping = spawnSync('ip', ['netns', 'exec', a.name, '/bin/busybox', 'ping', '-c', '2', '-W', '2', '10.80.0.3'], { encoding: 'utf8' });
+    t.equal(ping.status, 0, `a reaches b: ${ping.stdout}${ping.stderr}`);
+  });
+
+  t.test('ensureBridge: what exists is fine, two at once both succeed, a non-bridge is refused', async (t) => {
+    const name = uniqueName('brr');
+    cleanupLink(t, name);
+    const one = new Links(rtnetlink());
+    const two = new Links(rtnetlink());
+    t.teardown(() => {
+      one.close();
+      two.close();
+    });
+    const [x, y] = await Promise.all([one.ensureBridge(name), two.ensureBridge(name)]);
+    t.equal(x.index, y.index, 'the same bridge for both');
+    t.equal((await one.ensureBridge(name)).index, x.index, 'and again');
+    const ns = netns(t);
+    const veth = uniqueName('vx');
+    cleanupLink(t, veth);
+    const fd = openSync(ns.path, 'r');
+    await one.createVeth(veth, 'eth9', fd);
+    closeSync(fd);
+    await t.rejects(one.ensureBridge(veth), /exists and is not a bridge/);
+    await t.rejects(one.createVeth(veth, 'eth8', openSync(ns.path, 'r')), /EEXIST|exists/, 'a veth name in use is refused');
+    const link = await one.byName(veth);
+    await one.delete(link!.index);
+    t.equal(await one.byName(veth), undefined, 'deleted');
+    await one.delete(link!.index); // already gone: fine
+    t.throws(() => parseMac('02:00:00'), /not a MAC address/);
+  });
+}
