@@ -186,6 +186,49 @@ export class Links {
     }
   }
 
+  /** The 802.1Q sub-interface `name` of link `master` for VLAN `id`, created when missing. */
+  async ensureVlan(name: string, master: string, id: number, mtu?: number): Promise<LinkInfo> {
+    const existing = await this.byName(name);
+    if (existing) {
+      if (existing.kind !== 'vlan') throw new Error(`"${name}" exists and is not a VLAN sub-interface`);
+      return existing;
+    }
+    const parent = await this.byName(master);
+    if (!parent) throw new Error(`master "${master}" does not exist`);
+    const { ifla, FlagsNew } = nl();
+    try {
+      await this.sock.newLink(
+        {},
+        { ifname: name, link: parent.index, ...(mtu ? { mtu } : {}), linkinfo: encode(ifla.formatInfo({ kind: 'vlan', data: encode(ifla.formatVlan({ id })) })) } as never,
+        { flags: FlagsNew.CREATE | FlagsNew.EXCL },
+      );
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err;
+    }
+    return (await this.byName(name))!;
+  }
+
+  /** Sets promiscuous mode on a link. */
+  async setPromisc(index: number, on: boolean): Promise<void> {
+    await this.sock.setLink({ index, change: { promisc: true }, flags: on ? { promisc: true } : {} });
+  }
+
+  /** The main table's routes, as {dst CIDR, gw, oif}. */
+  async routes(): Promise<Array<{ dst: string; gw?: string; oif?: number }>> {
+    const msgs = await this.sock.getRoutes();
+    return msgs
+      .filter((m) => (m.data.table ?? 254) === 254 && (m.attrs.table ?? 254) === 254)
+      .map((m) => {
+        const family = m.data.family === 10 ? 6 : 4;
+        const zero = family === 4 ? '00000000' : '0'.repeat(32);
+        const dst = m.attrs.dst ? (m.attrs.dst as Buffer).toString('hex') : zero;
+        const r: { dst: string; gw?: string; oif?: number } = { dst: `${formatIp(dst.padEnd(zero.length, '0'))}/${m.data.dstLen ?? 0}` };
+        if (m.attrs.gateway) r.gw = formatIp((m.attrs.gateway as Buffer).toString('hex'));
+        if (m.attrs.oif !== undefined) r.oif = m.attrs.oif;
+        return r;
+      });
+  }
+
   /** Closes the socket. */
   close(): void {
     (this.sock as unknown as { socket?: { close?: () => void } }).socket?.close?.();

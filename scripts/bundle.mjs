@@ -11,7 +11,7 @@
 import { copyFileSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
-const plugins = ['berth-ipam'];
+const plugins = ['berth-ipam', 'berth-bridge'];
 
 await build({
   entryPoints: Object.fromEntries(plugins.map((p) => [p, `cni/${p}/run.ts`])),

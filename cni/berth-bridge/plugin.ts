@@ -1,0 +1,215 @@
+// berth-bridge's handlers: a container on a Linux bridge, optionally uplinked
+// through an 802.1Q sub-interface of a host NIC. All link work is rtnetlink,
+// in-process, on the host and inside the container's namespace.
+import { closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
+import { sha1Hex } from '../../ipam/sha1.js';
+import { delegateIpam } from '../delegate.js';
+import { BERTH_CODES, CNI_CODES, CniError } from '../errors.js';
+import { Links, rtnetlink, type LinkInfo } from '../netlink.js';
+import type { CniInterface, CniResult } from '../result.js';
+import type { Plugin, Request } from '../skel.js';
+import type { BridgeConfig } from './config.js';
+import { kernelHasVlan, planUplink } from './uplink.js';
+
+/** The host end's name: derived from the attachment, so DEL and CHECK find it with no local state. */
+export function hostVethName(containerId: string, ifname: string): string {
+  return `vb${sha1Hex(`${containerId}/${ifname}`).slice(0, 11)}`;
+}
+
+function linkError(what: string, err: unknown): CniError {
+  if (err instanceof CniError) return err;
+  return new CniError(BERTH_CODES.LINK_FAILED, `failed to ${what}: ${(err as Error).message}`, undefined, { cause: err });
+}
+
+async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw linkError(what, err);
+  }
+}
+
+/** Creates the bridge and its uplink; a kernel without 802.1Q is refused before anything is made. */
+async function ensureBridge(host: Links, conf: BridgeConfig): Promise<LinkInfo> {
+  const plan = planUplink(conf);
+  if (plan.length > 0 && !kernelHasVlan()) {
+    throw new CniError(
+      BERTH_CODES.KERNEL_UNSUPPORTED,
+      `this kernel has no 802.1Q VLAN support (no /proc/net/vlan): cannot create ${conf.master}.${conf.vlan} for vlan ${conf.vlan}`,
+    );
+  }
+  const br = await step(`create bridge "${conf.bridge}"`, () => host.ensureBridge(conf.bridge, conf.mtu));
+  for (const s of plan) {
+    if (s.op === 'ensure-vlan') await step(`create VLAN sub-interface "${s.name}"`, () => host.ensureVlan(s.name, s.master, s.id, s.mtu));
+    else if (s.op === 'set-master') {
+      const link = (await host.byName(s.link))!;
+      if (link.master !== br.index) await step(`attach "${s.link}" to "${s.bridge}"`, () => host.setMaster(link.index, br.index));
+    } else await step(`bring "${s.link}" up`, async () => host.setUp((await host.byName(s.link))!.index));
+  }
+  if (conf.promiscMode) await step(`set "${conf.bridge}" promiscuous`, () => host.setPromisc(br.index, true));
+  return br;
+}
+
+/** The container's namespace, or the CNI error a runtime expects for one that is gone. */
+function openNetns(path: string): number {
+  try {
+    return openSync(path, 'r');
+  } catch (err) {
+    throw new CniError(CNI_CODES.UNKNOWN_CONTAINER, `failed to open network namespace "${path}": ${(err as Error).message}`);
+  }
+}
+
+export const plugin: Plugin<BridgeConfig> = {
+  async add(req, conf) {
+    const host = new Links(rtnetlink());
+    const nsFd = openNetns(req.netns);
+    const inside = new Links(rtnetlink(req.netns));
+    try {
+      if (await inside.byName(req.ifname)) {
+        throw new CniError(BERTH_CODES.LINK_FAILED, `interface "${req.ifname}" already exists in ${req.netns}`);
+      }
+      const br = await ensureBridge(host, conf);
+      const ipam = (await delegateIpam(req, conf.ipamType, 'ADD'))!;
+      const hostName = hostVethName(req.containerId, req.ifname);
+      let done = false;
+      try {
+        // a veth of this attachment left by an earlier, interrupted ADD
+        const stale = await host.byName(hostName);
+        if (stale) await host.delete(stale.index);
+        const veth = await step(`create veth "${hostName}"`, () =>
+          host.createVeth(hostName, req.ifname, nsFd, { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { peerMac: conf.mac } : {}) }),
+        );
+        await step(`attach "${hostName}" to "${conf.bridge}"`, () => host.setMaster(veth.index, br.index));
+        if (conf.hairpinMode) {
+          await step(`set hairpin mode on "${hostName}"`, async () => writeFileSync(`/sys/class/net/${hostName}/brport/hairpin_mode`, '1'));
+        }
+        await step(`bring "${hostName}" up`, () => host.setUp(veth.index));
+        const c = (await inside.byName(req.ifname))!;
+        for (const ip of ipam.ips ?? []) await step(`add ${ip.address} to ${req.ifname}`, () => inside.addAddress(c.index, ip.address));
+        await step(`bring ${req.ifname} up`, () => inside.setUp(c.index));
+        const routes = [...(ipam.routes ?? [])];
+        if (conf.isDefaultGateway) {
+          for (const ip of ipam.ips ?? []) {
+            const dst = ip.address.includes(':') ? '::/0' : '0.0.0.0/0';
+            if (ip.gateway && !routes.some((r) => r.dst === dst)) routes.push({ dst, gw: ip.gateway });
+          }
+        }
+        for (const r of routes) {
+          const gw = r.gw ?? ipam.ips?.find((ip) => ip.address.includes(':') === r.dst.includes(':'))?.gateway;
+          await step(`add route ${r.dst}${gw ? ` via ${gw}` : ''}`, () => inside.addRoute(r.dst, gw, c.index));
+        }
+        if (conf.isGateway) {
+          for (const ip of ipam.ips ?? []) {
+            if (!ip.gateway) continue;
+            const prefix = ip.address.split('/')[1];
+            await step(`add gateway ${ip.gateway} to "${conf.bridge}"`, () => host.addAddress(br.index, `${ip.gateway}/${prefix}`));
+          }
+        }
+        const brNow = (await host.byName(conf.bridge))!;
+        const vethNow = (await host.byName(hostName))!;
+        const ours: CniInterface[] = [
+          { name: conf.bridge, ...(brNow.mac ? { mac: brNow.mac } : {}) },
+          { name: hostName, ...(vethNow.mac ? { mac: vethNow.mac } : {}) },
+          { name: req.ifname, ...(c.mac ? { mac: c.mac } : {}), ...(conf.mtu ? { mtu: conf.mtu } : {}), sandbox: req.netns },
+        ];
+        done = true;
+        req.log.info({ bridge: conf.bridge, veth: hostName, ips: (ipam.ips ?? []).map((i) => i.address) }, 'attached');
+        return merge(req.prevResult, ours, ipam, req.config.dns as CniResult['dns']);
+      } finally {
+        if (!done) {
+          // Undo in reverse: the veth (its peer goes with it), then the address.
+          const made = await host.byName(hostName).catch(() => undefined);
+          if (made) await host.delete(made.index).catch(() => {});
+          await delegateIpam(req, conf.ipamType, 'DEL').catch((err: Error) => req.log.error({ err: err.message }, 'failed to release the address after a failed ADD'));
+        }
+      }
+    } finally {
+      closeSync(nsFd);
+      host.close();
+      inside.close();
+    }
+  },
+
+  async del(req, conf) {
+    await delegateIpam(req, conf.ipamType, 'DEL');
+    const host = new Links(rtnetlink());
+    try {
+      if (req.netns && existsSync(req.netns)) {
+        const inside = new Links(rtnetlink(req.netns));
+        try {
+          const c = await inside.byName(req.ifname);
+          if (c) await step(`delete ${req.ifname}`, () => inside.delete(c.index));
+        } finally {
+          inside.close();
+        }
+      }
+      // the namespace may be gone: the host end is found by its derived name
+      const h = await host.byName(hostVethName(req.containerId, req.ifname));
+      if (h) await step(`delete ${h.name}`, () => host.delete(h.index));
+    } finally {
+      host.close();
+    }
+  },
+
+  async check(req, conf) {
+    const prev = req.prevResult;
+    if (!prev) throw new CniError(CNI_CODES.INVALID_CONFIG, 'CHECK needs prevResult');
+    await delegateIpam(req, conf.ipamType, 'CHECK');
+    const fail = (msg: string) => new CniError(BERTH_CODES.CHECK_FAILED, msg);
+    const host = new Links(rtnetlink());
+    const inside = new Links(rtnetlink(req.netns));
+    try {
+      const br = await host.byName(conf.bridge);
+      if (!br || br.kind !== 'bridge') throw fail(`bridge "${conf.bridge}" is missing`);
+      const hostName = hostVethName(req.containerId, req.ifname);
+      const veth = await host.byName(hostName);
+      if (!veth) throw fail(`host interface "${hostName}" is missing`);
+      if (veth.master !== br.index) throw fail(`"${hostName}" is not on bridge "${conf.bridge}"`);
+      for (const s of planUplink(conf)) {
+        if (s.op !== 'ensure-vlan') continue;
+        const vl = await host.byName(s.name);
+        if (!vl || vl.kind !== 'vlan') throw fail(`VLAN sub-interface "${s.name}" is missing`);
+        if (vl.master !== br.index) throw fail(`"${s.name}" is not on bridge "${conf.bridge}"`);
+      }
+      const c = await inside.byName(req.ifname);
+      if (!c) throw fail(`interface "${req.ifname}" is missing from ${req.netns}`);
+      if (conf.mac && c.mac !== conf.mac) throw fail(`${req.ifname} has MAC ${c.mac}, not ${conf.mac}`);
+      const idx = (prev.interfaces ?? []).findIndex((i) => i.name === req.ifname && i.sandbox === req.netns);
+      const have = await inside.addresses(c.index);
+      for (const ip of prev.ips ?? []) {
+        if (idx >= 0 && ip.interface !== undefined && ip.interface !== idx) continue;
+        if (!have.includes(ip.address)) throw fail(`${req.ifname} lacks ${ip.address}`);
+      }
+      const routes = await inside.routes();
+      for (const r of prev.routes ?? []) {
+        if (!routes.some((x) => x.dst === r.dst && (r.gw === undefined || x.gw === r.gw))) throw fail(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing`);
+      }
+    } finally {
+      host.close();
+      inside.close();
+    }
+  },
+
+  async gc(req, conf) {
+    await delegateIpam(req, conf.ipamType, 'GC');
+  },
+
+  async status(req, conf) {
+    if (conf.ipamType) await delegateIpam(req, conf.ipamType, 'STATUS');
+  },
+};
+
+/** prevResult (if chained) with this plugin's interfaces appended and the IPAM addresses pointing at the container's. */
+function merge(prev: CniResult | undefined, ours: CniInterface[], ipam: CniResult, dns: CniResult['dns']): CniResult {
+  const interfaces = [...(prev?.interfaces ?? []), ...ours];
+  const containerIndex = interfaces.length - 1;
+  const result: CniResult = {
+    interfaces,
+    ips: [...(prev?.ips ?? []), ...(ipam.ips ?? []).map((ip) => ({ ...ip, interface: containerIndex }))],
+  };
+  const routes = [...(prev?.routes ?? []), ...(ipam.routes ?? [])];
+  if (routes.length > 0) result.routes = routes;
+  const d = { ...(prev?.dns ?? {}), ...(dns ?? {}), ...(ipam.dns ?? {}) };
+  if (Object.keys(d).length > 0) result.dns = d;
+  return result;
+}

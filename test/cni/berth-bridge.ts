@@ -1,0 +1,204 @@
+// bin/berth-bridge as a runtime runs it, in real network namespaces: two
+// containers on one bridge ping each other; CHECK, DEL, rollback, VLAN
+// refusal on this kernel, and the IPAM delegate found through CNI_PATH.
+import t, { type Test } from 'tap';
+import { spawnSync } from 'node:child_process';
+import { openStore } from '../../ipam/open-store.js';
+import { buildPoolConfig, type PoolSpec } from '../../ipam/pool-config.js';
+import { parseIp } from '../../ipam/address.js';
+import type { Store } from '../../ipam/model.js';
+import { SUPPORTED_VERSIONS } from '../../cni/version.js';
+import { planUplink } from '../../cni/berth-bridge/uplink.js';
+import { hostVethName } from '../../cni/berth-bridge/plugin.js';
+import { BIN, runCni } from '../helpers/cni.js';
+import { cleanupLink, haveFile, ip, netns, skipWithoutNetns, uniqueName } from '../helpers/netns.js';
+
+const hex = (s: string) => parseIp(s.split('/')[0]!, 'ip').hex;
+
+async function setup(t: Test, spec: Partial<PoolSpec> = {}) {
+  const url = `file://${t.testdir()}/store`;
+  const store: Store = await openStore(url);
+  t.teardown(() => store.close());
+  await store.createPool(buildPoolConfig({ name: 'web', subnet: '10.91.0.0/24', hold: 600, ...spec }));
+  const bridge = uniqueName('bbr');
+  cleanupLink(t, bridge);
+  const conf = (extra: Record<string, unknown> = {}, v = '1.0.0') => ({
+    cniVersion: v,
+    name: 'bnet',
+    type: 'berth-bridge',
+    bridge,
+    isGateway: true,
+    ipam: { type: 'berth-ipam', pool: 'web', store: url, host: 'node-a' },
+    ...extra,
+  });
+  return { url, store, bridge, conf };
+}
+
+function env(command: string, id: string, nsPath: string, extra: Record<string, string> = {}) {
+  return { CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: nsPath, CNI_IFNAME: 'eth0', CNI_PATH: `${BIN}:/usr/lib/cni`, ...extra };
+}
+
+function withPrev(conf: Record<string, unknown>, prev: unknown) {
+  return { ...conf, prevResult: prev };
+}
+
+t.test('the uplink plan: nothing without a VLAN, the 802.1Q steps with one', async (t) => {
+  t.same(planUplink({ bridge: 'br0' }), []);
+  t.same(planUplink({ bridge: 'br100', master: 'eth0', vlan: 100, mtu: 9000 }), [
+    { op: 'ensure-vlan', name: 'eth0.100', master: 'eth0', id: 100, mtu: 9000 },
+    { op: 'set-master', link: 'eth0.100', bridge: 'br100' },
+    { op: 'up', link: 'eth0.100' },
+  ]);
+});
+
+if (!skipWithoutNetns(t)) {
+  t.test('two containers on one bridge ping each other; the bridge holds the gateway', async (t) => {
+    const s = await setup(t);
+    const a = netns(t);
+    const b = netns(t);
+    const ra = await runCni('berth-bridge', env('ADD', 'ca', a.path), s.conf({ mtu: 1400 }));
+    const rb = await runCni('berth-bridge', env('ADD', 'cb', b.path, { CNI_ARGS: 'MAC=02:aa:00:00:00:0b' }), s.conf({ mtu: 1400 }));
+    t.equal(ra.code, 0, ra.stdout);
+    t.equal(rb.code, 0, rb.stdout);
+    const ipA = ra.json!.ips[0].address as string;
+    const ipB = rb.json!.ips[0].address as string;
+    t.match(ra.json, {
+      interfaces: [{ name: s.bridge }, { name: hostVethName('ca', 'eth0') }, { name: 'eth0', sandbox: a.path }],
+      ips: [{ address: /^10\.91\.0\.\d+\/24$/, gateway: '10.91.0.1', interface: 2 }],
+    });
+    t.match(ip('-n', b.name, 'link', 'show', 'eth0'), /02:aa:00:00:00:0b/, 'the MAC from CNI_ARGS');
+    t.match(ip('-n', a.name, 'link', 'show', 'eth0'), /mtu 1400/, 'the MTU');
+    t.match(ip('-o', 'addr', 'show', s.bridge), /10\.91\.0\.1\/24/, 'isGateway: the bridge has the gateway address');
+    const ping = spawnSync('ip', ['netns', 'exec', a.name, '/bin/busybox', 'ping', '-c', '2', '-W', '2', ipB.split('/')[0]!], { encoding: 'utf8' });
+    t.equal(ping.status, 0, `a reaches b: ${ping.stdout}${ping.stderr}`);
+    t.match(await s.store.getAddress('web', hex(ipA)), { state: 'allocated', containerId: 'ca' });
+  });
+
+  t.test('ADD, CHECK, DEL for every spec version; CHECK fails once an address is removed; DEL twice leaves nothing', async (t) => {
+    const s = await setup(t);
+    for (const [i, v] of SUPPORTED_VERSIONS.entries()) {
+      const ns = netns(t);
+      const id = `v${i}`;
+      const add = await runCni('berth-bridge', env('ADD', id, ns.path), s.conf({}, v));
+      t.equal(add.code, 0, `${v} ADD ${add.stdout}`);
+      t.equal(add.json!.cniVersion, v);
+      t.equal('version' in add.json!.ips[0], v.startsWith('0.'), `${v}: ips[].version only before 1.0.0`);
+      if (!v.startsWith('0.3')) {
+        const check = await runCni('berth-bridge', env('CHECK', id, ns.path), withPrev(s.conf({}, v), add.json));
+        t.equal(check.code, 0, `${v} CHECK right after ADD ${check.stdout}`);
+      }
+      if (v === '1.0.0') {
+        ip('-n', ns.name, 'addr', 'del', add.json!.ips[0].address, 'dev', 'eth0');
+        const broken = await runCni('berth-bridge', env('CHECK', id, ns.path), withPrev(s.conf({}, v), add.json));
+        t.match(broken.json, { code: 107, msg: /eth0 lacks 10\.91\.0\.\d+\/24/ }, 'CHECK fails once the address is gone');
+      }
+      t.equal((await runCni('berth-bridge', env('DEL', id, ns.path), withPrev(s.conf({}, v), add.json))).code, 0, `${v} DEL`);
+      t.equal((await runCni('berth-bridge', env('DEL', id, ns.path), s.conf({}, v))).code, 0, `${v} DEL again`);
+      t.notMatch(ip('link'), new RegExp(hostVethName(id, 'eth0')), 'no host veth left');
+      t.notMatch(ip('-n', ns.name, 'link'), /eth0/, 'no container interface left');
+      t.not((await s.store.getAddress('web', hex(add.json!.ips[0].address))).state, 'allocated', 'no allocated address left');
+    }
+  });
+
+  t.test('a failure after IPAM undoes everything: the address is released and the veth removed', async (t) => {
+    // a route through a gateway outside every on-link subnet: the kernel refuses it, after IPAM and the veth
+    const s = await setup(t, { routes: ['10.200.0.0/16,10.222.0.1'], hold: 0 });
+    const ns = netns(t);
+    const r = await runCni('berth-bridge', env('ADD', 'rb1', ns.path), s.conf());
+    t.match(r.json, { code: 109, msg: /failed to add route 10\.200\.0\.0\/16 via 10\.222\.0\.1/ });
+    t.equal((await s.store.usage('web')).allocated, 0, 'the address was released');
+    t.notMatch(ip('link'), new RegExp(hostVethName('rb1', 'eth0')), 'the veth is gone');
+    t.notMatch(ip('-n', ns.name, 'link'), /eth0/);
+    t.equal((await runCni('berth-bridge', env('DEL', 'rb1', ns.path), s.conf())).code, 0, 'DEL after the failed ADD');
+  });
+
+  t.test('ADD refuses an interface name already in the namespace, before allocating', async (t) => {
+    const s = await setup(t);
+    const ns = netns(t);
+    ip('-n', ns.name, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1');
+    const r = await runCni('berth-bridge', env('ADD', 'ex1', ns.path), s.conf());
+    t.match(r.json, { code: 109, msg: /interface "eth0" already exists/ });
+    t.equal((await s.store.usage('web')).allocated, 0);
+  });
+
+  t.test('DEL with the namespace gone still releases the address and removes the host end', async (t) => {
+    const s = await setup(t);
+    const ns = netns(t);
+    const add = await runCni('berth-bridge', env('ADD', 'gone1', ns.path), s.conf());
+    t.equal(add.code, 0);
+    ip('netns', 'del', ns.name);
+    const del = await runCni('berth-bridge', env('DEL', 'gone1', ns.path), s.conf());
+    t.equal(del.code, 0, del.stdout);
+    t.equal((await s.store.getAddress('web', hex(add.json!.ips[0].address))).state, 'reserved');
+    t.notMatch(ip('link'), new RegExp(hostVethName('gone1', 'eth0')));
+  });
+
+  t.test('VLAN on a kernel without 802.1Q: a clear error naming it, and nothing left behind', async (t) => {
+    if (haveFile('/proc/net/vlan')) {
+      t.pass('this kernel has 802.1Q; the refusal path is not reachable here');
+      return;
+    }
+    const s = await setup(t);
+    const ns = netns(t);
+    const r = await runCni('berth-bridge', env('ADD', 'vl1', ns.path), s.conf({ master: 'lo', vlan: 100 }));
+    t.match(r.json, { code: 108, msg: /no 802\.1Q VLAN support.*lo\.100/ });
+    t.equal((await s.store.usage('web')).allocated, 0, 'nothing allocated');
+    t.notMatch(ip('link'), new RegExp(`${s.bridge}:`), 'no bridge created');
+  });
+
+  t.test('any IPAM plugin through CNI_PATH: the reference host-local', async (t) => {
+    if (!haveFile('/usr/lib/cni/host-local')) {
+      if (process.env.CI === 'true') t.fail('/usr/lib/cni/host-local is missing');
+      return;
+    }
+    const bridge = uniqueName('bbh');
+    cleanupLink(t, bridge);
+    const ns = netns(t);
+    const conf = { cniVersion: '1.0.0', name: 'hlnet', type: 'berth-bridge', bridge, ipam: { type: 'host-local', subnet: '10.92.0.0/24', dataDir: `${t.testdir()}/hl` } };
+    const add = await runCni('berth-bridge', env('ADD', 'hl1', ns.path), conf);
+    t.equal(add.code, 0, add.stdout);
+    t.match(add.json!.ips[0].address, /^10\.92\.0\.\d+\/24$/);
+    t.equal((await runCni('berth-bridge', env('CHECK', 'hl1', ns.path), { ...conf, prevResult: add.json })).code, 0);
+    t.equal((await runCni('berth-bridge', env('DEL', 'hl1', ns.path), conf)).code, 0);
+    const missing = await runCni('berth-bridge', env('ADD', 'hl2', ns.path), { ...conf, ipam: { type: 'no-such-ipam' } });
+    t.match(missing.json, { code: 7, msg: /IPAM plugin "no-such-ipam" is not in CNI_PATH/ });
+  });
+
+  t.test('a prevResult from an earlier plugin is passed through with ours appended', async (t) => {
+    const s = await setup(t);
+    const ns = netns(t);
+    const prev = { cniVersion: '1.0.0', interfaces: [{ name: 'dummy0' }], ips: [{ address: '192.0.2.9/24', interface: 0 }] };
+    const r = await runCni('berth-bridge', env('ADD', 'pr1', ns.path), withPrev(s.conf(), prev));
+    t.equal(r.code, 0, r.stdout);
+    t.equal(r.json!.interfaces[0].name, 'dummy0');
+    t.equal(r.json!.interfaces.length, 4);
+    t.same(r.json!.ips.map((i: any) => i.interface), [0, 3], 'our address points at our container interface');
+  });
+
+  t.test('config errors name the field', async (t) => {
+    const s = await setup(t);
+    const ns = netns(t);
+    const bad = async (extra: Record<string, unknown>) => (await runCni('berth-bridge', env('ADD', 'cf1', ns.path), s.conf(extra))).json;
+    t.match(await bad({ ipMasq: true }), { code: 2, msg: /ipMasq: unsupported field/ });
+    t.match(await bad({ colour: 'red' }), { code: 7, msg: /colour: unknown field/ });
+    t.match(await bad({ vlan: 100 }), { code: 7, msg: /vlan needs master/ });
+    t.match(await bad({ vlan: 5000, master: 'eth0' }), { code: 7, msg: /vlan must be an integer from 1 to 4094/ });
+    t.match(await bad({ mtu: 10 }), { code: 7, msg: /mtu/ });
+    t.match(await bad({ bridge: 'a/b' }), { code: 7, msg: /bridge "a\/b" is not a valid interface name/ });
+    t.match(await bad({ isGateway: 'yes' }), { code: 7, msg: /isGateway must be true or false/ });
+    t.match(await bad({ ipam: {} }), { code: 7, msg: /ipam\.type/ });
+    t.match(await bad({ runtimeConfig: { mac: 'zz' } }), { code: 7, msg: /mac must be/ });
+    t.equal((await s.store.usage('web')).allocated, 0);
+  });
+
+  t.test('two ADDs creating one new bridge at once both succeed', async (t) => {
+    const s = await setup(t);
+    const [a, b] = [netns(t), netns(t)];
+    const [ra, rb] = await Promise.all([
+      runCni('berth-bridge', env('ADD', 'race1', a.path), s.conf()),
+      runCni('berth-bridge', env('ADD', 'race2', b.path), s.conf()),
+    ]);
+    t.equal(ra.code, 0, ra.stdout);
+    t.equal(rb.code, 0, rb.stdout);
+  });
+}
