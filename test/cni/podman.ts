@@ -44,3 +44,37 @@ if (!skipWithoutNetns(t)) {
     });
   }
 }
+
+if (!missing && !skipWithoutNetns(t)) {
+  t.test('podman on berth-bridge chained with the reference tuning plugin: restart keeps the IP, two containers talk', async (t) => {
+    const dir = t.testdir();
+    const storeUrl = `file://${dir}/pool`;
+    const store = await openStore(storeUrl);
+    t.teardown(() => store.close());
+    await store.createPool(buildPoolConfig({ name: 'pb', subnet: '10.63.0.0/24', hold: 600 }));
+    const podman = await setupPodman(dir);
+    const bridge = uniqueName('bpb');
+    cleanupLink(t, bridge);
+    podman.network('bbnet', {
+      plugins: [
+        { type: 'berth-bridge', bridge, isGateway: true, ipam: { type: 'berth-ipam', pool: 'pb', store: storeUrl } },
+        { type: 'tuning', sysctl: { 'net.ipv4.conf.all.forwarding': '0' } },
+      ],
+    });
+    t.teardown(() => podman.run(['rm', '-f', '-t', '0', 'pb-server']));
+    const started = await podman.run(['run', '-d', '--name', 'pb-server', '--network', 'bbnet', ...podman.runFlags, podman.image, 'sleep', '300']);
+    t.equal(started.code, 0, started.stderr);
+    const addrOf = async () => {
+      const r = await podman.run(['exec', 'pb-server', 'ip', '-o', '-4', 'addr', 'show', 'eth0']);
+      return /inet (10\.63\.0\.\d+)\//.exec(r.stdout)?.[1];
+    };
+    const first = await addrOf();
+    t.match(first, /^10\.63\.0\.\d+$/, `the server has a pool address: ${first}`);
+    const restarted = await podman.run(['restart', '-t', '0', 'pb-server']);
+    t.equal(restarted.code, 0, restarted.stderr);
+    t.equal(await addrOf(), first, 'podman restart keeps the address');
+    const client = await podman.run(['run', '--rm', '--name', 'pb-client', '--network', 'bbnet', ...podman.runFlags, podman.image, 'ping', '-c', '2', '-W', '2', first!]);
+    t.equal(client.code, 0, `the client reaches the server: ${client.stdout}${client.stderr}`);
+    t.match(await store.getAddress('pb', parseIp(first!, 'ip').hex), { state: 'allocated', owner: 'pb-server' });
+  });
+}

@@ -61,7 +61,15 @@ export async function setupPodman(dir: string): Promise<Podman> {
   const env = { ...process.env, CONTAINERS_CONF: conf };
   // podman refuses a run root over 50 characters: its state lives in a short temporary directory
   const state = mkdtempSync(join(tmpdir(), 'bp'));
-  process.once('exit', () => rmSync(state, { recursive: true, force: true }));
+  process.once('exit', () => {
+    // podman may leave a container's shm mounted under its state: unmount, then remove, best effort
+    spawnSync('sh', ['-c', 'grep -o " [^ ]*/userdata/shm " /proc/mounts | while read m; do umount "$m"; done']);
+    try {
+      rmSync(state, { recursive: true, force: true });
+    } catch {
+      // a temporary directory left behind is not a test failure
+    }
+  });
   const base = ['--root', join(state, 'root'), '--runroot', join(state, 'run'), '--storage-driver', 'vfs'];
   const run = (args: string[], timeoutMs = 120000) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
