@@ -2,6 +2,7 @@
 // side in one run. BENCH_QUICK=1 runs smaller counts.
 import { benchIpam } from './ipam.js';
 import { benchCni } from './cni.js';
+import { benchBridge } from './bridge.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const started = new Date().toISOString();
@@ -9,4 +10,6 @@ console.log(`berth benchmarks, ${started}, node ${process.version}${quick ? ' (q
 for (const line of await benchIpam({ quick })) console.log(line);
 console.log('');
 for (const line of await benchCni({ quick })) console.log(line);
+console.log('');
+for (const line of await benchBridge({ quick })) console.log(line);
 process.exit(0);

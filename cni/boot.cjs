@@ -20,6 +20,8 @@ exports.run = function run(file) {
   } catch {
     cachedData = undefined;
   }
+  // No import() may run inside the bundle: Node 20 gives vm.Script no dynamic-import
+  // hook without --experimental-vm-modules. Lazy loads in berth use require.
   const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
   if (cachedData === undefined || script.cachedDataRejected) {
     process.once('exit', () => {

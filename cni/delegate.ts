@@ -3,8 +3,8 @@
 // the internal shape. berth-ipam, whose code is in the same bundle, runs
 // in-process instead: the same handlers on the same request, one process per
 // call instead of two.
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { CNI_CODES, CniError } from './errors.js';
 import { parsePrevResult, type CniResult } from './result.js';
@@ -23,6 +23,8 @@ export async function delegateIpam(req: Request, type: string, command: Command)
   }
   const dir = req.path.find((d) => existsSync(join(d, type)));
   if (!dir) throw new CniError(CNI_CODES.INVALID_CONFIG, `IPAM plugin "${type}" is not in CNI_PATH (${req.path.join(':') || 'empty'})`);
+  // loaded only for a plugin of another project; a require, since bundles run without a dynamic-import hook (cni/boot.cjs)
+  const { execFile } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
   const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
     const child = execFile(join(dir, type), [], { env: { ...req.env, CNI_COMMAND: command }, maxBuffer: 4 * 1024 * 1024, timeout: 60000 }, (err, stdout, stderr) => {
       const e = err as (NodeJS.ErrnoException & { code?: number | string }) | null;

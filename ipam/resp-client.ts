@@ -4,7 +4,15 @@
 // rediss://), and nothing outlives the work: no reconnect loop, no timer left
 // armed once the last reply is in, and an idle socket does not hold the process.
 import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { createRequire } from 'node:module';
 import { RedisReplyError, type RedisArg, type RedisConn, type RedisLocation, type RedisReply } from './redis-conn.js';
+
+/**
+ * Loads a module only where needed (node:tls for rediss://). A require, not
+ * import(): the plugin bundles run under vm.Script (cni/boot.cjs), which on
+ * Node 20 has no dynamic-import hook.
+ */
+const lazyRequire = (id: string): unknown => createRequire(import.meta.url)(id);
 
 type Slot = RedisReply | RedisReplyError;
 
@@ -560,7 +568,7 @@ export class RespClient implements RedisConn {
   private async openLink(host: string, port: number, deadline: number, limit: number): Promise<Link> {
     let socket: Socket;
     if (this.loc.tls) {
-      const tls = await import('node:tls');
+      const tls = lazyRequire('node:tls') as typeof import('node:tls');
       const options = await (this.tlsOptions ??= this.readTlsFiles().catch((err: unknown) => {
         this.tlsOptions = undefined; // the files may be in place next time
         throw err;
@@ -581,7 +589,7 @@ export class RespClient implements RedisConn {
   }
 
   private async readTlsFiles(): Promise<import('node:tls').ConnectionOptions> {
-    const { readFileSync } = await import('node:fs');
+    const { readFileSync } = lazyRequire('node:fs') as typeof import('node:fs');
     const options: import('node:tls').ConnectionOptions = {};
     for (const what of ['ca', 'cert', 'key'] as const) {
       const path = this.loc[what];

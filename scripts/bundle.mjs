@@ -8,7 +8,7 @@
 // when reached. ioredis stays out (plugins use berth's own RESP client); pino
 // and ip-address are required at run time, only when a log line or an IPv6
 // address needs them.
-import { copyFileSync, rmSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const plugins = ['berth-ipam', 'berth-bridge'];
@@ -22,6 +22,18 @@ await build({
   format: 'cjs',
   target: 'node20',
   external: ['ioredis'],
+  plugins: [
+    {
+      // netlink's JavaScript is bundled; its native loader stays outside: it
+      // finds the compiled binding relative to its own file.
+      name: 'netlink-native-outside',
+      setup(b) {
+        b.onResolve({ filter: /^\.\/raw$/ }, (args) =>
+          args.importer.includes('/node_modules/netlink/') ? { path: 'netlink/dist/raw.js', external: true } : undefined,
+        );
+      },
+    },
+  ],
   // The sources are ESM and locate files next to themselves with import.meta.url.
   define: { 'import.meta.url': '__berthModuleUrl' },
   banner: { js: 'const __berthModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
@@ -32,3 +44,12 @@ await build({
 // The loader that runs a bundle with a V8 code cache; a new build makes old caches stale.
 copyFileSync('cni/boot.cjs', 'dist/bundle/boot.cjs');
 for (const p of plugins) rmSync(`dist/bundle/${p}.cjs.v8cache`, { force: true });
+
+// cni/boot.cjs runs a bundle under vm.Script, which on Node 20 has no
+// dynamic-import hook: an import() left in a bundle would fail at run time
+// (it did, for rediss://). Lazy loads must be require()s.
+for (const p of plugins) {
+  const code = readFileSync(`dist/bundle/${p}.cjs`, 'utf8');
+  const at = code.search(/[^\w.$]import\(/);
+  if (at >= 0) throw new Error(`dist/bundle/${p}.cjs has an import() (near: ${code.slice(at, at + 60)}); use require for lazy loads`);
+}
