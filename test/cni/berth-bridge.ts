@@ -191,6 +191,20 @@ if (!skipWithoutNetns(t)) {
     t.equal((await s.store.usage('web')).allocated, 0);
   });
 
+  t.test('hairpinMode and promiscMode, as the reference plugin sets them', async (t) => {
+    const s = await setup(t);
+    const ns = netns(t);
+    const r = await runCni('berth-bridge', env('ADD', 'hp1', ns.path), s.conf({ hairpinMode: true, promiscMode: true }));
+    t.equal(r.code, 0, r.stdout);
+    const { readFileSync } = await import('node:fs');
+    t.equal(readFileSync(`/sys/class/net/${hostVethName('hp1', 'eth0')}/brport/hairpin_mode`, 'utf8').trim(), '1', 'hairpin on the bridge port');
+    t.match(ip('link', 'show', s.bridge), /PROMISC/, 'the bridge is promiscuous');
+    const plain = netns(t);
+    const q = await runCni('berth-bridge', env('ADD', 'hp2', plain.path), s.conf());
+    t.equal(q.code, 0, q.stdout);
+    t.equal(readFileSync(`/sys/class/net/${hostVethName('hp2', 'eth0')}/brport/hairpin_mode`, 'utf8').trim(), '0', 'and off by default');
+  });
+
   t.test('two ADDs creating one new bridge at once both succeed', async (t) => {
     const s = await setup(t);
     const [a, b] = [netns(t), netns(t)];
