@@ -224,7 +224,7 @@ export class Links {
 
   /** Closes the socket. */
   close(): void {
-    (this.sock as unknown as { socket?: { close?: () => void } }).socket?.close?.();
+    this.sock.socket.close();
   }
 }
 
