@@ -11,6 +11,7 @@ import { openStore } from '../ipam/open-store.js';
 import { buildPoolConfig } from '../ipam/pool-config.js';
 import { startRedis } from '../test/helpers/redis.js';
 import { podmanMissing, setupPodman } from '../test/helpers/podman.js';
+import { summarize } from './stats.js';
 
 const BIN = new URL('../bin/', import.meta.url).pathname;
 const REF = '/usr/lib/cni';
@@ -23,9 +24,7 @@ interface Row {
 }
 
 function stats(name: string, ms: number[]): Row {
-  ms.sort((a, b) => a - b);
-  const pct = (p: number) => ms[Math.min(ms.length - 1, Math.floor((p / 100) * ms.length))]!;
-  return { name, mean: ms.reduce((a, b) => a + b, 0) / ms.length, p50: pct(50), p95: pct(95) };
+  return { name, ...summarize(ms) };
 }
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input = ''): number {

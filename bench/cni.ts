@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { openStore } from '../ipam/open-store.js';
 import { buildPoolConfig } from '../ipam/pool-config.js';
 import { startRedis } from '../test/helpers/redis.js';
+import { summarize } from './stats.js';
 
 const BIN = new URL('../bin/berth-ipam', import.meta.url).pathname;
 const HOST_LOCAL = '/usr/lib/cni/host-local';
@@ -43,9 +44,7 @@ function time(name: string, runs: number, call: (i: number) => { cmd: string; ar
     if (r.status !== 0) throw new Error(`${name} failed: ${r.stdout}${r.stderr}`);
     if (i >= 0) ms.push(dt); // the first three warm the page cache
   }
-  ms.sort((a, b) => a - b);
-  const pct = (p: number) => ms[Math.min(ms.length - 1, Math.floor((p / 100) * ms.length))]!;
-  return { name, runs, mean: ms.reduce((a, b) => a + b, 0) / ms.length, p50: pct(50), p95: pct(95) };
+  return { name, runs, ...summarize(ms) };
 }
 
 /** The plugin benchmark; returns printable lines. */

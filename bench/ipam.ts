@@ -10,6 +10,7 @@ import { openStore } from '../ipam/open-store.js';
 import { buildPoolConfig } from '../ipam/pool-config.js';
 import type { Store } from '../ipam/model.js';
 import { startRedis } from '../test/helpers/redis.js';
+import { percentile } from './stats.js';
 
 const INFLIGHT = 32;
 // 'redis' rows use berth's RESP client (plugins, CLI); 'redis (ioredis)' the agent's client.
@@ -22,9 +23,6 @@ export interface PairResult {
   p99: number;
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 /** Runs `pairs` operations over INFLIGHT lanes and measures each. */
 async function drive(name: string, pairs: number, op: (i: number) => Promise<void>): Promise<PairResult> {

@@ -232,18 +232,10 @@ t.test('a store that does not answer gives code 11, a refused one at once', asyn
 
 t.test('the plugin bundle reaches a TLS Redis (rediss://): import() works inside the bundle', async (t) => {
   if (skipWithoutRedis(t)) return;
-  const { execFileSync } = await import('node:child_process');
-  const { writeFileSync } = await import('node:fs');
-  const { join } = await import('node:path');
   const { startRedis } = await import('../helpers/redis.js');
-  const dir = t.testdir();
-  const pem = (n: string) => join(dir, n);
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=berth-test-ca', '-keyout', pem('ca.key'), '-out', pem('ca.crt'));
-  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', pem('s.key'), '-out', pem('s.csr'));
-  writeFileSync(pem('san.ext'), 'subjectAltName=IP:127.0.0.1\n');
-  ssl('x509', '-req', '-in', pem('s.csr'), '-CA', pem('ca.crt'), '-CAkey', pem('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', pem('san.ext'), '-out', pem('s.crt'));
-  const server = await startRedis({ tls: { cert: pem('s.crt'), key: pem('s.key'), ca: pem('ca.crt') } });
+  const { makeCerts } = await import('../helpers/tls.js');
+  const pem = makeCerts(t.testdir());
+  const server = await startRedis({ tls: { cert: pem('server.crt'), key: pem('server.key'), ca: pem('ca.crt') } });
   t.teardown(() => server.stop());
   const url = `rediss://127.0.0.1:${server.port}/0?ca=${encodeURIComponent(pem('ca.crt'))}`;
   const admin = await openStore(url);

@@ -1,7 +1,7 @@
 // The Redis store where Redis itself is the subject: outages, a server that
 // stops answering, AUTH, TLS, Sentinel, memory, and contents it cannot trust.
 import t, { type Test } from 'tap';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -11,6 +11,7 @@ import { parseIp } from '../../ipam/address.js';
 import { checkPool } from '../../ipam/check.js';
 import type { Store } from '../../ipam/model.js';
 import { freePort, skipWithoutRedis, startRedis } from '../helpers/redis.js';
+import { makeCerts } from '../helpers/tls.js';
 
 if (!skipWithoutRedis(t)) {
   const open = async (tt: Test, url: string): Promise<Store> => {
@@ -103,13 +104,7 @@ if (!skipWithoutRedis(t)) {
   });
 
   t.test('TLS (rediss://) with a private CA', async (t) => {
-    const dir = t.testdir();
-    const pem = (name: string) => join(dir, name);
-    const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=berth-test-ca', '-keyout', pem('ca.key'), '-out', pem('ca.crt'));
-    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', pem('server.key'), '-out', pem('server.csr'));
-    writeFileSync(pem('san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-    ssl('x509', '-req', '-in', pem('server.csr'), '-CA', pem('ca.crt'), '-CAkey', pem('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', pem('san.ext'), '-out', pem('server.crt'));
+    const pem = makeCerts(t.testdir());
     const server = await startRedis({ tls: { cert: pem('server.crt'), key: pem('server.key'), ca: pem('ca.crt') } });
     t.teardown(() => server.stop());
     const store = await open(t, `rediss://127.0.0.1:${server.port}/0?ca=${encodeURIComponent(pem('ca.crt'))}`);

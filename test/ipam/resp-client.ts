@@ -2,7 +2,7 @@
 // real redis-server for commands, AUTH, SELECT, TLS, Sentinel, a server that
 // stops answering or dies, close(), and a process that must exit on its own.
 import t, { type Test } from 'tap';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
@@ -12,6 +12,7 @@ import { RedisReplyError, type RedisLocation, type RedisReply } from '../../ipam
 import { encodeCommand, RespClient, RespParser } from '../../ipam/resp-client.js';
 import { parseStoreUrl } from '../../ipam/store-url.js';
 import { freePort, skipWithoutRedis, startRedis } from '../helpers/redis.js';
+import { makeCerts } from '../helpers/tls.js';
 
 type Plain = RedisReply | { error: string };
 
@@ -43,20 +44,6 @@ function decode(chunks: Buffer[]): Plain[] {
 async function reasons(promises: Array<Promise<unknown>>): Promise<Error[]> {
   const settled = await Promise.allSettled(promises);
   return settled.map((s) => (s.status === 'rejected' ? (s.reason as Error) : new Error(`resolved with ${JSON.stringify(s.value)}`)));
-}
-
-/** A CA, a server certificate for 127.0.0.1/localhost and a client certificate, in dir. */
-function makeCerts(dir: string): (name: string) => string {
-  const pem = (name: string) => join(dir, name);
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  ssl('req', '-x509', ...ec, '-days', '2', '-subj', '/CN=berth-test-ca', '-keyout', pem('ca.key'), '-out', pem('ca.crt'));
-  writeFileSync(pem('san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  for (const who of ['server', 'client']) {
-    ssl('req', ...ec, '-subj', `/CN=${who === 'server' ? 'localhost' : 'berth-client'}`, '-keyout', pem(`${who}.key`), '-out', pem(`${who}.csr`));
-    ssl('x509', '-req', '-in', pem(`${who}.csr`), '-CA', pem('ca.crt'), '-CAkey', pem('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', pem('san.ext'), '-out', pem(`${who}.crt`));
-  }
-  return pem;
 }
 
 /**
