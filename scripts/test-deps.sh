@@ -12,6 +12,7 @@ packages=(
   podman runc    # podman with its CNI backend runs containers on berth networks (runc: crun refuses the cgroup layout here)
   busybox-static # the container image the podman tests import (no registry is reachable)
   hyperfine      # npm run bench times plugin processes
+  openvswitch-switch  # the OVSDB client's tests start their own ovsdb-server + ovs-vswitchd (userspace datapath)
 )
 
 sudo=""
