@@ -114,7 +114,7 @@ export function checkPool(snap: PoolSnapshot): CheckResult {
       );
     }
   }
-  for (const [hex, until] of expiry) {
+  for (const hex of expiry.keys()) {
     const rec = addr.get(hex);
     // A hold whose end differs is corrected by the expiry-missing fix above, not removed.
     if (!rec || rec.s !== 'r' || rec.u === undefined) {

@@ -7,7 +7,7 @@ import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CNI_CODES, CniError } from '../errors.js';
 import { Links, rtnetlink, type LinkInfo } from '../netlink.js';
 import type { CniInterface, CniResult } from '../result.js';
-import type { Plugin, Request } from '../skel.js';
+import type { Plugin } from '../skel.js';
 import type { BridgeConfig } from './config.js';
 import { kernelHasVlan, planUplink } from './uplink.js';
 

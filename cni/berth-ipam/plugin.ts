@@ -7,7 +7,7 @@ import type { PoolConfig } from '../../ipam/pool-config.js';
 import type { Store } from '../../ipam/model.js';
 import { BERTH_CODES, CNI_CODES, CniError, toCniError } from '../errors.js';
 import type { CniResult } from '../result.js';
-import type { Plugin, Request } from '../skel.js';
+import type { Plugin } from '../skel.js';
 import type { IpamConfig } from './config.js';
 
 async function withStore<T>(conf: IpamConfig, fn: (store: Store) => Promise<T>): Promise<T> {

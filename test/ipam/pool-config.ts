@@ -1,6 +1,6 @@
 import t from 'tap';
 import { parseIp } from '../../ipam/address.js';
-import { BerthError, ValidationError } from '../../ipam/errors.js';
+import { BerthError } from '../../ipam/errors.js';
 import {
   assertNoOverlap,
   buildPoolConfig,

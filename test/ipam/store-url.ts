@@ -1,5 +1,4 @@
 import t from 'tap';
-import { ValidationError } from '../../ipam/errors.js';
 import { DEFAULT_STORE, parseStoreUrl, redact, resolveStoreUrl, type StoreLocation } from '../../ipam/store-url.js';
 import { invalid } from '../helpers/invalid.js';
 
