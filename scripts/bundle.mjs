@@ -11,7 +11,7 @@
 import { copyFileSync, readFileSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
-const plugins = ['berth-ipam', 'berth-bridge'];
+const plugins = ['berth-ipam', 'berth-bridge', 'berth-ovs'];
 
 await build({
   entryPoints: Object.fromEntries(plugins.map((p) => [p, `cni/${p}/run.ts`])),

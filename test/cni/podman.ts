@@ -61,7 +61,10 @@ if (!missing && !skipWithoutNetns(t)) {
         { type: 'tuning', sysctl: { 'net.ipv4.conf.all.forwarding': '0' } },
       ],
     });
-    t.teardown(() => podman.run(['rm', '-f', '-t', '0', 'pb-server']));
+    t.teardown(async () => {
+      const r = await podman.run(['rm', '-f', '-t', '0', 'pb-server']);
+      if (r.code !== 0) console.error('podman rm failed:', r.stderr);
+    });
     const started = await podman.run(['run', '-d', '--name', 'pb-server', '--network', 'bbnet', ...podman.runFlags, podman.image, 'sleep', '300']);
     t.equal(started.code, 0, started.stderr);
     const addrOf = async () => {

@@ -37,13 +37,26 @@ export function podmanMissing(): string | null {
 
 /** Sets up an isolated podman in `dir` and imports the busybox image. */
 export async function setupPodman(dir: string): Promise<Podman> {
-  const netDir = join(dir, 'cni');
+  // podman refuses a run root over 50 characters, and its config and network
+  // files must outlive the test's fixture dir (teardowns run `podman rm`, which
+  // runs CNI DEL): all of it lives in a short temporary directory, removed at exit.
+  const state = mkdtempSync(join(tmpdir(), 'bp'));
+  process.once('exit', () => {
+    // podman may leave a container's shm mounted under its state: unmount, then remove, best effort
+    spawnSync('sh', ['-c', 'grep -o " [^ ]*/userdata/shm " /proc/mounts | while read m; do umount "$m"; done']);
+    try {
+      rmSync(state, { recursive: true, force: true });
+    } catch {
+      // a temporary directory left behind is not a test failure
+    }
+  });
+  const netDir = join(state, 'cni');
   mkdirSync(netDir, { recursive: true });
   const rootfs = join(dir, 'rootfs');
   mkdirSync(join(rootfs, 'bin'), { recursive: true });
   copyFileSync('/bin/busybox', join(rootfs, 'bin', 'busybox'));
   for (const applet of ['sh', 'ip', 'sleep', 'cat', 'ping', 'ls', 'nc', 'wget', 'httpd', 'echo', 'true']) symlinkSync('busybox', join(rootfs, 'bin', applet));
-  const conf = join(dir, 'containers.conf');
+  const conf = join(state, 'containers.conf');
   writeFileSync(
     conf,
     [
@@ -59,17 +72,6 @@ export async function setupPodman(dir: string): Promise<Podman> {
     ].join('\n'),
   );
   const env = { ...process.env, CONTAINERS_CONF: conf };
-  // podman refuses a run root over 50 characters: its state lives in a short temporary directory
-  const state = mkdtempSync(join(tmpdir(), 'bp'));
-  process.once('exit', () => {
-    // podman may leave a container's shm mounted under its state: unmount, then remove, best effort
-    spawnSync('sh', ['-c', 'grep -o " [^ ]*/userdata/shm " /proc/mounts | while read m; do umount "$m"; done']);
-    try {
-      rmSync(state, { recursive: true, force: true });
-    } catch {
-      // a temporary directory left behind is not a test failure
-    }
-  });
   const base = ['--root', join(state, 'root'), '--runroot', join(state, 'run'), '--storage-driver', 'vfs'];
   const run = (args: string[], timeoutMs = 120000) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {

@@ -1,0 +1,230 @@
+// berth-ovs's handlers: containers on an Open vSwitch bridge as VLAN access
+// or trunk ports. The veth is made as berth-bridge makes it (cni/netlink.ts);
+// the port is added over OVSDB (cni/ovsdb.ts) in one transaction, and carries
+// the attachment in its external_ids, so DEL and GC find it with no local cache.
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { hostVethName } from '../berth-bridge/plugin.js';
+import { delegateIpam } from '../delegate.js';
+import { BERTH_CODES, CNI_CODES, CniError } from '../errors.js';
+import { Links, rtnetlink } from '../netlink.js';
+import { OvsdbClient, type PortInfo } from '../ovsdb.js';
+import type { CniResult } from '../result.js';
+import type { Plugin } from '../skel.js';
+import type { OvsConfig } from './config.js';
+
+/** How long a new port may take to get an OpenFlow port number. */
+const OFPORT_WAIT_MS = 5000;
+
+const ATTACHMENT = 'berth.attachment';
+const NETWORK = 'berth.network';
+
+async function ovsdb(conf: OvsConfig, failCode: number): Promise<OvsdbClient> {
+  try {
+    return await OvsdbClient.connect(conf.ovsdbSocket, { timeout: 5000 });
+  } catch (err) {
+    throw new CniError(failCode, (err as Error).message, undefined, { cause: err });
+  }
+}
+
+function ovsError(what: string, err: unknown): CniError {
+  if (err instanceof CniError) return err;
+  return new CniError(BERTH_CODES.OVSDB_FAILED, `failed to ${what}: ${(err as Error).message}`, undefined, { cause: err });
+}
+
+/** This network's ports on the bridge that belong to an attachment (or to any, when key is absent). */
+async function portsOf(db: OvsdbClient, conf: OvsConfig, network: string, key?: string): Promise<PortInfo[]> {
+  const ports = await db.listPorts(conf.bridge);
+  return ports.filter((p) => p.externalIds[NETWORK] === network && (key === undefined || p.externalIds[ATTACHMENT] === key));
+}
+
+/** Waits (bounded) until vswitchd has opened the port's device. */
+async function waitOfport(db: OvsdbClient, name: string): Promise<void> {
+  const deadline = Date.now() + OFPORT_WAIT_MS;
+  for (;;) {
+    const iface = await db.getInterface(name);
+    if (iface?.ofport !== undefined && iface.ofport > 0) return;
+    if (iface?.ofport === -1 || Date.now() > deadline) {
+      throw new CniError(BERTH_CODES.OVSDB_FAILED, `port "${name}" did not come up in Open vSwitch: ${iface?.error ?? `no OpenFlow port after ${OFPORT_WAIT_MS} ms`}`);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export const plugin: Plugin<OvsConfig> = {
+  async add(req, conf) {
+    let nsFd: number;
+    try {
+      nsFd = openSync(req.netns, 'r');
+    } catch (err) {
+      throw new CniError(CNI_CODES.UNKNOWN_CONTAINER, `failed to open network namespace "${req.netns}": ${(err as Error).message}`);
+    }
+    const host = new Links(rtnetlink());
+    const inside = new Links(rtnetlink(req.netns));
+    const db = await ovsdb(conf, CNI_CODES.TRY_AGAIN_LATER);
+    const network = String(req.config.name);
+    const key = `${req.containerId}/${req.ifname}`;
+    const hostName = hostVethName(req.containerId, req.ifname);
+    try {
+      if (await inside.byName(req.ifname)) throw new CniError(BERTH_CODES.LINK_FAILED, `interface "${req.ifname}" already exists in ${req.netns}`);
+      const bridges = await db.transact('Open_vSwitch', [{ op: 'select', table: 'Bridge', where: [['name', '==', conf.bridge]], columns: ['name'] }]);
+      if ((bridges[0]?.rows ?? []).length === 0) throw new CniError(CNI_CODES.INVALID_CONFIG, `Open vSwitch bridge "${conf.bridge}" does not exist`);
+      // ports of this attachment left by an earlier, interrupted ADD
+      for (const stale of await portsOf(db, conf, network, key)) await db.deletePort(conf.bridge, stale.name);
+      const ipam = (await delegateIpam(req, conf.ipamType, 'ADD'))!;
+      let done = false;
+      try {
+        const old = await host.byName(hostName);
+        if (old) await host.delete(old.index);
+        const veth = await host.createVeth(hostName, req.ifname, nsFd, { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { peerMac: conf.mac } : {}) }).catch((err: Error) => {
+          throw new CniError(BERTH_CODES.LINK_FAILED, `failed to create veth "${hostName}": ${err.message}`);
+        });
+        await host.setUp(veth.index);
+        await db
+          .addPort(conf.bridge, {
+            name: hostName,
+            ...(conf.vlan !== undefined ? { vlanTag: conf.vlan } : {}),
+            ...(conf.trunk ? { trunks: conf.trunk } : {}),
+            externalIds: { [ATTACHMENT]: key, [NETWORK]: network, 'berth.netns': req.netns },
+          })
+          .catch((err: Error) => {
+            throw ovsError(`add port "${hostName}" to "${conf.bridge}"`, err);
+          });
+        await waitOfport(db, hostName);
+        const c = (await inside.byName(req.ifname))!;
+        for (const ip of ipam.ips ?? []) await inside.addAddress(c.index, ip.address);
+        await inside.setUp(c.index);
+        for (const r of ipam.routes ?? []) {
+          const gw = r.gw ?? ipam.ips?.find((ip) => ip.address.includes(':') === r.dst.includes(':'))?.gateway;
+          await inside.addRoute(r.dst, gw, c.index).catch((err: Error) => {
+            throw new CniError(BERTH_CODES.LINK_FAILED, `failed to add route ${r.dst}${gw ? ` via ${gw}` : ''}: ${err.message}`);
+          });
+        }
+        const vethNow = (await host.byName(hostName))!;
+        done = true;
+        req.log.info({ bridge: conf.bridge, port: hostName, vlan: conf.vlan, trunk: conf.trunk }, 'attached');
+        const interfaces = [
+          ...(req.prevResult?.interfaces ?? []),
+          { name: hostName, ...(vethNow.mac ? { mac: vethNow.mac } : {}) },
+          { name: req.ifname, ...(c.mac ? { mac: c.mac } : {}), sandbox: req.netns },
+        ];
+        const result: CniResult = {
+          interfaces,
+          ips: [...(req.prevResult?.ips ?? []), ...(ipam.ips ?? []).map((ip) => ({ ...ip, interface: interfaces.length - 1 }))],
+        };
+        const routes = [...(req.prevResult?.routes ?? []), ...(ipam.routes ?? [])];
+        if (routes.length > 0) result.routes = routes;
+        const dns = { ...(req.prevResult?.dns ?? {}), ...((req.config.dns as object) ?? {}), ...(ipam.dns ?? {}) };
+        if (Object.keys(dns).length > 0) result.dns = dns;
+        return result;
+      } finally {
+        if (!done) {
+          await db.deletePort(conf.bridge, hostName).catch(() => false);
+          const made = await host.byName(hostName).catch(() => undefined);
+          if (made) await host.delete(made.index).catch(() => {});
+          await delegateIpam(req, conf.ipamType, 'DEL').catch((err: Error) => req.log.error({ err: err.message }, 'failed to release the address after a failed ADD'));
+        }
+      }
+    } finally {
+      closeSync(nsFd);
+      db.close();
+      host.close();
+      inside.close();
+    }
+  },
+
+  async del(req, conf) {
+    await delegateIpam(req, conf.ipamType, 'DEL');
+    const db = await ovsdb(conf, CNI_CODES.TRY_AGAIN_LATER);
+    const host = new Links(rtnetlink());
+    try {
+      for (const p of await portsOf(db, conf, String(req.config.name), `${req.containerId}/${req.ifname}`)) {
+        await db.deletePort(conf.bridge, p.name).catch((err: Error) => {
+          throw ovsError(`delete port "${p.name}"`, err);
+        });
+      }
+      if (req.netns && existsSync(req.netns)) {
+        const inside = new Links(rtnetlink(req.netns));
+        try {
+          const c = await inside.byName(req.ifname);
+          if (c) await inside.delete(c.index);
+        } finally {
+          inside.close();
+        }
+      }
+      const h = await host.byName(hostVethName(req.containerId, req.ifname));
+      if (h) await host.delete(h.index);
+    } finally {
+      db.close();
+      host.close();
+    }
+  },
+
+  async check(req, conf) {
+    const prev = req.prevResult;
+    if (!prev) throw new CniError(CNI_CODES.INVALID_CONFIG, 'CHECK needs prevResult');
+    await delegateIpam(req, conf.ipamType, 'CHECK');
+    const fail = (msg: string) => new CniError(BERTH_CODES.CHECK_FAILED, msg);
+    const db = await ovsdb(conf, CNI_CODES.TRY_AGAIN_LATER);
+    const inside = new Links(rtnetlink(req.netns));
+    try {
+      const hostName = hostVethName(req.containerId, req.ifname);
+      const port = (await db.listPorts(conf.bridge)).find((p) => p.name === hostName);
+      if (!port) throw fail(`port "${hostName}" is not on Open vSwitch bridge "${conf.bridge}"`);
+      if (conf.vlan !== undefined && port.tag !== conf.vlan) throw fail(`port "${hostName}" has VLAN tag ${port.tag ?? 'none'}, not ${conf.vlan}`);
+      if (conf.vlan === undefined && port.tag !== undefined) throw fail(`port "${hostName}" has VLAN tag ${port.tag}, the config has none`);
+      if (conf.trunk && port.trunks.join(',') !== conf.trunk.join(',')) throw fail(`port "${hostName}" trunks ${port.trunks.join(',') || 'none'}, not ${conf.trunk.join(',')}`);
+      if (!port.interfaces.some((i) => i.ofport !== undefined && i.ofport > 0)) throw fail(`port "${hostName}" has no OpenFlow port`);
+      const c = await inside.byName(req.ifname);
+      if (!c) throw fail(`interface "${req.ifname}" is missing from ${req.netns}`);
+      const have = await inside.addresses(c.index);
+      for (const ip of prev.ips ?? []) if (!have.includes(ip.address)) throw fail(`${req.ifname} lacks ${ip.address}`);
+    } finally {
+      db.close();
+      inside.close();
+    }
+  },
+
+  async gc(req, conf) {
+    const valid = new Set<string>();
+    for (const field of ['cni.dev/valid-attachments', 'cni.dev/attachments']) {
+      const list = req.config[field];
+      if (list === undefined) continue;
+      if (!Array.isArray(list)) throw new CniError(CNI_CODES.INVALID_CONFIG, `${field} must be a list`);
+      for (const a of list) if (a && typeof a.containerID === 'string' && typeof a.ifname === 'string') valid.add(`${a.containerID}/${a.ifname}`);
+    }
+    const db = await ovsdb(conf, CNI_CODES.TRY_AGAIN_LATER);
+    const host = new Links(rtnetlink());
+    const errors: string[] = [];
+    try {
+      for (const p of await portsOf(db, conf, String(req.config.name))) {
+        if (valid.has(p.externalIds[ATTACHMENT] ?? '')) continue;
+        try {
+          await db.deletePort(conf.bridge, p.name);
+          const h = await host.byName(p.name);
+          if (h) await host.delete(h.index);
+        } catch (err) {
+          errors.push(`${p.name}: ${(err as Error).message}`); // keep going past one stuck port
+        }
+      }
+    } finally {
+      db.close();
+      host.close();
+    }
+    await delegateIpam(req, conf.ipamType, 'GC');
+    if (errors.length > 0) throw new CniError(BERTH_CODES.GC_INCOMPLETE, `gc failed on ${errors.length} ports: ${errors.join('; ')}`);
+  },
+
+  async status(req, conf) {
+    const db = await ovsdb(conf, CNI_CODES.NOT_AVAILABLE);
+    try {
+      const rows = await db.transact('Open_vSwitch', [{ op: 'select', table: 'Bridge', where: [['name', '==', conf.bridge]], columns: ['name'] }]);
+      if ((rows[0]?.rows ?? []).length === 0) throw new CniError(CNI_CODES.NOT_AVAILABLE, `Open vSwitch bridge "${conf.bridge}" does not exist`);
+    } catch (err) {
+      throw err instanceof CniError ? err : new CniError(CNI_CODES.NOT_AVAILABLE, (err as Error).message);
+    } finally {
+      db.close();
+    }
+    if (conf.ipamType) await delegateIpam(req, conf.ipamType, 'STATUS');
+  },
+};
+

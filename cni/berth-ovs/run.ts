@@ -1,0 +1,7 @@
+// Entry of bin/berth-ovs.
+import { processIO, runPlugin } from '../skel.js';
+import { spec } from './spec.js';
+
+void runPlugin(spec, processIO()).then((code) => {
+  process.exitCode = code;
+});
