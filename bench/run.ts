@@ -3,6 +3,7 @@
 import { benchIpam } from './ipam.js';
 import { benchCni } from './cni.js';
 import { benchBridge } from './bridge.js';
+import { benchOvs } from './ovs.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const started = new Date().toISOString();
@@ -12,4 +13,6 @@ console.log('');
 for (const line of await benchCni({ quick })) console.log(line);
 console.log('');
 for (const line of await benchBridge({ quick })) console.log(line);
+console.log('');
+for (const line of await benchOvs({ quick })) console.log(line);
 process.exit(0);
