@@ -1,8 +1,9 @@
 // berth-bridge's handlers: a container on a Linux bridge, optionally uplinked
 // through an 802.1Q sub-interface of a host NIC. All link work is rtnetlink,
 // in-process, on the host and inside the container's namespace.
-import { closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { sha1Hex } from '../../ipam/sha1.js';
+import { beginCheck, detachContainer, undoAttach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CNI_CODES, CniError } from '../errors.js';
 import { Links, rtnetlink, type LinkInfo } from '../netlink.js';
@@ -116,12 +117,7 @@ export const plugin: Plugin<BridgeConfig> = {
         req.log.info({ bridge: conf.bridge, veth: hostName, ips: (ipam.ips ?? []).map((i) => i.address) }, 'attached');
         return merge(req.prevResult, ours, ipam, req.config.dns as CniResult['dns']);
       } finally {
-        if (!done) {
-          // Undo in reverse: the veth (its peer goes with it), then the address.
-          const made = await host.byName(hostName).catch(() => undefined);
-          if (made) await host.delete(made.index).catch(() => {});
-          await delegateIpam(req, conf.ipamType, 'DEL').catch((err: Error) => req.log.error({ err: err.message }, 'failed to release the address after a failed ADD'));
-        }
+        if (!done) await undoAttach(req, conf, host, hostName);
       }
     } finally {
       closeSync(nsFd);
@@ -134,28 +130,14 @@ export const plugin: Plugin<BridgeConfig> = {
     await delegateIpam(req, conf.ipamType, 'DEL');
     const host = new Links(rtnetlink());
     try {
-      if (req.netns && existsSync(req.netns)) {
-        const inside = new Links(rtnetlink(req.netns));
-        try {
-          const c = await inside.byName(req.ifname);
-          if (c) await step(`delete ${req.ifname}`, () => inside.delete(c.index));
-        } finally {
-          inside.close();
-        }
-      }
-      // the namespace may be gone: the host end is found by its derived name
-      const h = await host.byName(hostVethName(req.containerId, req.ifname));
-      if (h) await step(`delete ${h.name}`, () => host.delete(h.index));
+      await step(`delete the interfaces of ${req.containerId}/${req.ifname}`, () => detachContainer(req, host, hostVethName(req.containerId, req.ifname)));
     } finally {
       host.close();
     }
   },
 
   async check(req, conf) {
-    const prev = req.prevResult;
-    if (!prev) throw new CniError(CNI_CODES.INVALID_CONFIG, 'CHECK needs prevResult');
-    await delegateIpam(req, conf.ipamType, 'CHECK');
-    const fail = (msg: string) => new CniError(BERTH_CODES.CHECK_FAILED, msg);
+    const { prev, fail } = await beginCheck(req, conf);
     const host = new Links(rtnetlink());
     const inside = new Links(rtnetlink(req.netns));
     try {

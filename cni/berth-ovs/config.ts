@@ -1,76 +1,33 @@
 // berth-ovs's config: defaults first, then parse, then validate with messages
 // that name the field. Light: runs before any OVSDB or link code is loaded.
+import { parseAttachConfig, type AttachConfig } from '../attach-config.js';
 import { CNI_CODES, CniError } from '../errors.js';
-import { parseLogConfig, type LogConfig } from '../log.js';
 import { validateIfname, type Request } from '../skel.js';
 
 export const DEFAULT_OVSDB_SOCKET = '/var/run/openvswitch/db.sock';
 
-export interface OvsConfig {
+export interface OvsConfig extends AttachConfig {
   bridge: string;
   /** access port: frames leave untagged into the container, tagged with this VLAN on the bridge */
   vlan?: number;
   /** trunk port: these VLANs pass tagged */
   trunk?: number[];
-  mtu?: number;
   ovsdbSocket: string;
-  mac?: string;
-  ipamType: string;
-  log: LogConfig;
 }
-
-const FIELDS = new Set([
-  'cniVersion',
-  'cniVersions',
-  'name',
-  'type',
-  'bridge',
-  'vlan',
-  'trunk',
-  'mtu',
-  'ovsdbSocket',
-  'ipam',
-  'dns',
-  'args',
-  'runtimeConfig',
-  'capabilities',
-  'prevResult',
-  'log',
-  'cni.dev/valid-attachments',
-  'cni.dev/attachments',
-]);
 
 /** Validates berth-ovs's config. */
 export function parseOvsConfig(req: Request): OvsConfig {
   const c = req.config;
-  for (const key of Object.keys(c)) if (!FIELDS.has(key)) throw new CniError(CNI_CODES.INVALID_CONFIG, `${key}: unknown field`);
+  const common = parseAttachConfig(req, ['bridge', 'vlan', 'trunk', 'ovsdbSocket']);
   if (typeof c.bridge !== 'string') throw new CniError(CNI_CODES.INVALID_CONFIG, 'bridge must name an existing Open vSwitch bridge');
   validateIfname(c.bridge, 'bridge', CNI_CODES.INVALID_CONFIG);
-  const conf: OvsConfig = { bridge: c.bridge, ovsdbSocket: DEFAULT_OVSDB_SOCKET, ipamType: '', log: parseLogConfig(c.log, 'log') };
+  const conf: OvsConfig = { ...common, bridge: c.bridge, ovsdbSocket: DEFAULT_OVSDB_SOCKET };
   if (c.vlan !== undefined && c.trunk !== undefined) throw new CniError(CNI_CODES.INVALID_CONFIG, 'vlan (an access port) and trunk (a trunk port) exclude each other');
   if (c.vlan !== undefined) conf.vlan = vlanId(c.vlan, 'vlan');
   if (c.trunk !== undefined) conf.trunk = parseTrunk(c.trunk);
-  if (c.mtu !== undefined) {
-    if (typeof c.mtu !== 'number' || !Number.isInteger(c.mtu) || c.mtu < 68 || c.mtu > 65535) {
-      throw new CniError(CNI_CODES.INVALID_CONFIG, `mtu must be an integer from 68 to 65535, got ${JSON.stringify(c.mtu)}`);
-    }
-    conf.mtu = c.mtu;
-  }
   if (c.ovsdbSocket !== undefined) {
     if (typeof c.ovsdbSocket !== 'string' || !c.ovsdbSocket.startsWith('/')) throw new CniError(CNI_CODES.INVALID_CONFIG, 'ovsdbSocket must be an absolute path');
     conf.ovsdbSocket = c.ovsdbSocket;
-  }
-  const ipam = c.ipam as { type?: unknown } | undefined;
-  if (req.command !== 'STATUS' || ipam !== undefined) {
-    if (!ipam || typeof ipam !== 'object' || typeof ipam.type !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(ipam.type)) {
-      throw new CniError(CNI_CODES.INVALID_CONFIG, 'ipam.type must name an IPAM plugin, like {"type": "berth-ipam", "pool": "NAME"}');
-    }
-    conf.ipamType = ipam.type;
-  }
-  const mac = (c.runtimeConfig as { mac?: unknown } | undefined)?.mac ?? req.args.get('MAC');
-  if (mac !== undefined) {
-    if (typeof mac !== 'string' || !/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac)) throw new CniError(CNI_CODES.INVALID_CONFIG, `mac must be like 02:42:ac:11:00:02, got ${JSON.stringify(mac)}`);
-    conf.mac = mac.toLowerCase();
   }
   return conf;
 }

@@ -2,8 +2,9 @@
 // or trunk ports. The veth is made as berth-bridge makes it (cni/netlink.ts);
 // the port is added over OVSDB (cni/ovsdb.ts) in one transaction, and carries
 // the attachment in its external_ids, so DEL and GC find it with no local cache.
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { hostVethName } from '../berth-bridge/plugin.js';
+import { beginCheck, detachContainer, undoAttach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CNI_CODES, CniError } from '../errors.js';
 import { Links, rtnetlink } from '../netlink.js';
@@ -119,9 +120,7 @@ export const plugin: Plugin<OvsConfig> = {
       } finally {
         if (!done) {
           await db.deletePort(conf.bridge, hostName).catch(() => false);
-          const made = await host.byName(hostName).catch(() => undefined);
-          if (made) await host.delete(made.index).catch(() => {});
-          await delegateIpam(req, conf.ipamType, 'DEL').catch((err: Error) => req.log.error({ err: err.message }, 'failed to release the address after a failed ADD'));
+          await undoAttach(req, conf, host, hostName);
         }
       }
     } finally {
@@ -142,17 +141,7 @@ export const plugin: Plugin<OvsConfig> = {
           throw ovsError(`delete port "${p.name}"`, err);
         });
       }
-      if (req.netns && existsSync(req.netns)) {
-        const inside = new Links(rtnetlink(req.netns));
-        try {
-          const c = await inside.byName(req.ifname);
-          if (c) await inside.delete(c.index);
-        } finally {
-          inside.close();
-        }
-      }
-      const h = await host.byName(hostVethName(req.containerId, req.ifname));
-      if (h) await host.delete(h.index);
+      await detachContainer(req, host, hostVethName(req.containerId, req.ifname));
     } finally {
       db.close();
       host.close();
@@ -160,10 +149,7 @@ export const plugin: Plugin<OvsConfig> = {
   },
 
   async check(req, conf) {
-    const prev = req.prevResult;
-    if (!prev) throw new CniError(CNI_CODES.INVALID_CONFIG, 'CHECK needs prevResult');
-    await delegateIpam(req, conf.ipamType, 'CHECK');
-    const fail = (msg: string) => new CniError(BERTH_CODES.CHECK_FAILED, msg);
+    const { prev, fail } = await beginCheck(req, conf);
     const db = await ovsdb(conf, CNI_CODES.TRY_AGAIN_LATER);
     const inside = new Links(rtnetlink(req.netns));
     try {

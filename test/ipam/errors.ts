@@ -107,6 +107,7 @@ function errorCodesSection(readme: string): string | undefined {
 
 const section = existsSync(README) ? errorCodesSection(readFileSync(README, 'utf8')) : undefined;
 
-t.test('the README lists every error code', { skip: section === undefined ? 'README.md has no "Error codes" section yet' : false }, async (t) => {
+t.test('the README lists every error code', async (t) => {
+  t.ok(section !== undefined, 'README.md has an "Error codes" section');
   for (const code of codes) t.match(section!, new RegExp(`\\b${code}\\b`), `README lists ${code}`);
 });

@@ -1,0 +1,42 @@
+// What berth's main plugins (berth-bridge, berth-ovs) share once a request
+// is valid: undoing a half-made attachment, and taking a container's side
+// away on DEL. Their config and spec are in attach-config.ts.
+import { existsSync } from 'node:fs';
+import type { AttachConfig } from './attach-config.js';
+import { delegateIpam } from './delegate.js';
+import { BERTH_CODES, CNI_CODES, CniError } from './errors.js';
+import type { CniResult } from './result.js';
+import { Links, rtnetlink } from './netlink.js';
+import type { Request } from './skel.js';
+
+/** Undoes a half-made attachment after a failed ADD: the veth (its peer goes with it), then the address. */
+export async function undoAttach(req: Request, conf: AttachConfig, host: Links, hostName: string): Promise<void> {
+  const made = await host.byName(hostName).catch(() => undefined);
+  if (made) await host.delete(made.index).catch(() => {});
+  await delegateIpam(req, conf.ipamType, 'DEL').catch((err: Error) => req.log.error({ err: err.message }, 'failed to release the address after a failed ADD'));
+}
+
+/**
+ * Takes the container's side away: its interface when the namespace is still
+ * there, and the host end by its derived name (also when the namespace is gone).
+ */
+export async function detachContainer(req: Request, host: Links, hostName: string): Promise<void> {
+  if (req.netns && existsSync(req.netns)) {
+    const inside = new Links(rtnetlink(req.netns));
+    try {
+      const c = await inside.byName(req.ifname);
+      if (c) await inside.delete(c.index);
+    } finally {
+      inside.close();
+    }
+  }
+  const h = await host.byName(hostName);
+  if (h) await host.delete(h.index);
+}
+
+/** CHECK's common start: prevResult is required and IPAM checks its part first. Returns prevResult and a failure maker. */
+export async function beginCheck(req: Request, conf: AttachConfig): Promise<{ prev: CniResult; fail: (msg: string) => CniError }> {
+  if (!req.prevResult) throw new CniError(CNI_CODES.INVALID_CONFIG, 'CHECK needs prevResult');
+  await delegateIpam(req, conf.ipamType, 'CHECK');
+  return { prev: req.prevResult, fail: (msg: string) => new CniError(BERTH_CODES.CHECK_FAILED, msg) };
+}
