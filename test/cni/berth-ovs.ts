@@ -95,3 +95,33 @@ if (!skipWithoutNetns(t) && !skipWithoutOvs(t)) {
     t.equal((await store.usage('ovs')).allocated, 2, 'failed ADDs allocated nothing (oc and od remain)');
   });
 }
+
+if (!skipWithoutNetns(t) && !skipWithoutOvs(t)) {
+  t.test('berth-ovs: ADD, CHECK, DEL and DEL again for every spec version', async (t) => {
+    const ovs = await startOvs();
+    t.teardown(() => ovs.stop());
+    const bridge = uniqueName('ovv');
+    await ovs.addBridge(bridge);
+    const url = `file://${t.testdir()}/store`;
+    const store = await openStore(url);
+    t.teardown(() => store.close());
+    await store.createPool(buildPoolConfig({ name: 'ovv', subnet: '10.98.0.0/24', hold: 0 }));
+    const { SUPPORTED_VERSIONS } = await import('../../cni/version.js');
+    for (const [i, v] of SUPPORTED_VERSIONS.entries()) {
+      const ns = netns(t);
+      const id = `ver${i}`;
+      const conf = { cniVersion: v, name: 'ovsver', type: 'berth-ovs', bridge, vlan: 300, ovsdbSocket: ovs.sock, ipam: { type: 'berth-ipam', pool: 'ovv', store: url } };
+      const env = (cmd: string) => ({ CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: ns.path, CNI_IFNAME: 'eth0', CNI_PATH: BIN });
+      const add = await runCni('berth-ovs', env('ADD'), conf);
+      t.equal(add.code, 0, `${v} ADD ${add.stdout}`);
+      t.equal(add.json!.cniVersion, v);
+      t.equal('version' in add.json!.ips[0], v.startsWith('0.'), `${v}: ips[].version only before 1.0.0`);
+      t.equal(add.json!.ips[0].interface, 1, 'the address points at the container interface');
+      if (!v.startsWith('0.3')) t.equal((await runCni('berth-ovs', env('CHECK'), { ...conf, prevResult: add.json })).code, 0, `${v} CHECK`);
+      t.equal((await runCni('berth-ovs', env('DEL'), { ...conf, prevResult: add.json })).code, 0, `${v} DEL`);
+      t.equal((await runCni('berth-ovs', env('DEL'), conf)).code, 0, `${v} DEL again`);
+      t.notOk((await ovs.vsctl('list-ports', bridge)).split('\n').includes(hostVethName(id, 'eth0')), 'no port left');
+    }
+    t.equal((await store.usage('ovv')).allocated, 0, 'no address left allocated');
+  });
+}
