@@ -1,11 +1,11 @@
 // What berth's main plugins (berth-bridge, berth-ovs) share once a request
 // is valid: undoing a half-made attachment, and taking a container's side
 // away on DEL. Their config and spec are in attach-config.ts.
-import { existsSync } from 'node:fs';
+import { existsSync, openSync } from 'node:fs';
 import type { AttachConfig } from './attach-config.js';
 import { delegateIpam } from './delegate.js';
 import { BERTH_CODES, CNI_CODES, CniError } from './errors.js';
-import type { CniResult } from './result.js';
+import type { CniInterface, CniResult } from './result.js';
 import { Links, rtnetlink } from './netlink.js';
 import type { Request } from './skel.js';
 
@@ -39,4 +39,28 @@ export async function beginCheck(req: Request, conf: AttachConfig): Promise<{ pr
   if (!req.prevResult) throw new CniError(CNI_CODES.INVALID_CONFIG, 'CHECK needs prevResult');
   await delegateIpam(req, conf.ipamType, 'CHECK');
   return { prev: req.prevResult, fail: (msg: string) => new CniError(BERTH_CODES.CHECK_FAILED, msg) };
+}
+
+/** prevResult (if chained) with this plugin's interfaces appended and the IPAM addresses pointing at the container's. */
+export function attachResult(prev: CniResult | undefined, ours: CniInterface[], ipam: CniResult, dns: CniResult['dns']): CniResult {
+  const interfaces = [...(prev?.interfaces ?? []), ...ours];
+  const containerIndex = interfaces.length - 1;
+  const result: CniResult = {
+    interfaces,
+    ips: [...(prev?.ips ?? []), ...(ipam.ips ?? []).map((ip) => ({ ...ip, interface: containerIndex }))],
+  };
+  const routes = [...(prev?.routes ?? []), ...(ipam.routes ?? [])];
+  if (routes.length > 0) result.routes = routes;
+  const d = { ...(prev?.dns ?? {}), ...(dns ?? {}), ...(ipam.dns ?? {}) };
+  if (Object.keys(d).length > 0) result.dns = d;
+  return result;
+}
+
+/** The container's namespace, or the CNI error a runtime expects for one that is gone. */
+export function openNetns(path: string): number {
+  try {
+    return openSync(path, 'r');
+  } catch (err) {
+    throw new CniError(CNI_CODES.UNKNOWN_CONTAINER, `failed to open network namespace "${path}": ${(err as Error).message}`);
+  }
 }

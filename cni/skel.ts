@@ -169,6 +169,23 @@ export function validateIfname(name: string, field: string, code: number = CNI_C
   }
 }
 
+/** The attachments a GC must keep: cni.dev/valid-attachments and the older cni.dev/attachments. */
+export function validAttachments(config: Record<string, unknown>): Set<string> {
+  const out = new Set<string>();
+  for (const field of ['cni.dev/valid-attachments', 'cni.dev/attachments']) {
+    const list = config[field];
+    if (list === undefined) continue;
+    if (!Array.isArray(list)) throw new CniError(CNI_CODES.INVALID_CONFIG, `${field} must be a list`);
+    list.forEach((a, i) => {
+      if (!a || typeof a.containerID !== 'string' || typeof a.ifname !== 'string') {
+        throw new CniError(CNI_CODES.INVALID_CONFIG, `${field}[${i}] must be {"containerID": "...", "ifname": "..."}`);
+      }
+      out.add(`${a.containerID}/${a.ifname}`);
+    });
+  }
+  return out;
+}
+
 function required(env: NodeJS.ProcessEnv, name: string): string {
   const value = env[name];
   if (!value) throw new CniError(CNI_CODES.INVALID_ENV, `${name} is not set`);

@@ -1,11 +1,11 @@
 // berth-bridge's handlers: a container on a Linux bridge, optionally uplinked
 // through an 802.1Q sub-interface of a host NIC. All link work is rtnetlink,
 // in-process, on the host and inside the container's namespace.
-import { closeSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, writeFileSync } from 'node:fs';
 import { sha1Hex } from '../../ipam/sha1.js';
-import { beginCheck, detachContainer, undoAttach } from '../attach.js';
+import { attachResult, beginCheck, detachContainer, openNetns, undoAttach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
-import { BERTH_CODES, CNI_CODES, CniError } from '../errors.js';
+import { BERTH_CODES, CniError } from '../errors.js';
 import { Links, rtnetlink, type LinkInfo } from '../netlink.js';
 import type { CniInterface, CniResult } from '../result.js';
 import type { Plugin } from '../skel.js';
@@ -49,15 +49,6 @@ async function ensureBridge(host: Links, conf: BridgeConfig): Promise<LinkInfo> 
   }
   if (conf.promiscMode) await step(`set "${conf.bridge}" promiscuous`, () => host.setPromisc(br.index, true));
   return br;
-}
-
-/** The container's namespace, or the CNI error a runtime expects for one that is gone. */
-function openNetns(path: string): number {
-  try {
-    return openSync(path, 'r');
-  } catch (err) {
-    throw new CniError(CNI_CODES.UNKNOWN_CONTAINER, `failed to open network namespace "${path}": ${(err as Error).message}`);
-  }
 }
 
 export const plugin: Plugin<BridgeConfig> = {
@@ -115,7 +106,7 @@ export const plugin: Plugin<BridgeConfig> = {
         ];
         done = true;
         req.log.info({ bridge: conf.bridge, veth: hostName, ips: (ipam.ips ?? []).map((i) => i.address) }, 'attached');
-        return merge(req.prevResult, ours, ipam, req.config.dns as CniResult['dns']);
+        return attachResult(req.prevResult, ours, ipam, req.config.dns as CniResult['dns']);
       } finally {
         if (!done) await undoAttach(req, conf, host, hostName);
       }
@@ -180,18 +171,3 @@ export const plugin: Plugin<BridgeConfig> = {
     if (conf.ipamType) await delegateIpam(req, conf.ipamType, 'STATUS');
   },
 };
-
-/** prevResult (if chained) with this plugin's interfaces appended and the IPAM addresses pointing at the container's. */
-function merge(prev: CniResult | undefined, ours: CniInterface[], ipam: CniResult, dns: CniResult['dns']): CniResult {
-  const interfaces = [...(prev?.interfaces ?? []), ...ours];
-  const containerIndex = interfaces.length - 1;
-  const result: CniResult = {
-    interfaces,
-    ips: [...(prev?.ips ?? []), ...(ipam.ips ?? []).map((ip) => ({ ...ip, interface: containerIndex }))],
-  };
-  const routes = [...(prev?.routes ?? []), ...(ipam.routes ?? [])];
-  if (routes.length > 0) result.routes = routes;
-  const d = { ...(prev?.dns ?? {}), ...(dns ?? {}), ...(ipam.dns ?? {}) };
-  if (Object.keys(d).length > 0) result.dns = d;
-  return result;
-}

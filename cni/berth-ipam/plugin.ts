@@ -7,7 +7,7 @@ import type { PoolConfig } from '../../ipam/pool-config.js';
 import type { Store } from '../../ipam/model.js';
 import { BERTH_CODES, CNI_CODES, CniError, toCniError } from '../errors.js';
 import type { CniResult } from '../result.js';
-import type { Plugin } from '../skel.js';
+import { validAttachments, type Plugin } from '../skel.js';
 import type { IpamConfig } from './config.js';
 
 async function withStore<T>(conf: IpamConfig, fn: (store: Store) => Promise<T>): Promise<T> {
@@ -144,20 +144,3 @@ export const plugin: Plugin<IpamConfig> = {
     }
   },
 };
-
-/** The attachments a GC must keep: cni.dev/valid-attachments and the older cni.dev/attachments. */
-export function validAttachments(config: Record<string, unknown>): Set<string> {
-  const out = new Set<string>();
-  for (const field of ['cni.dev/valid-attachments', 'cni.dev/attachments']) {
-    const list = config[field];
-    if (list === undefined) continue;
-    if (!Array.isArray(list)) throw new CniError(CNI_CODES.INVALID_CONFIG, `${field} must be a list`);
-    list.forEach((a, i) => {
-      if (!a || typeof a.containerID !== 'string' || typeof a.ifname !== 'string') {
-        throw new CniError(CNI_CODES.INVALID_CONFIG, `${field}[${i}] must be {"containerID": "...", "ifname": "..."}`);
-      }
-      out.add(`${a.containerID}/${a.ifname}`);
-    });
-  }
-  return out;
-}

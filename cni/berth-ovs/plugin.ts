@@ -2,15 +2,15 @@
 // or trunk ports. The veth is made as berth-bridge makes it (cni/netlink.ts);
 // the port is added over OVSDB (cni/ovsdb.ts) in one transaction, and carries
 // the attachment in its external_ids, so DEL and GC find it with no local cache.
-import { closeSync, openSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { hostVethName } from '../berth-bridge/plugin.js';
-import { beginCheck, detachContainer, undoAttach } from '../attach.js';
+import { attachResult, beginCheck, detachContainer, openNetns, undoAttach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CNI_CODES, CniError } from '../errors.js';
 import { Links, rtnetlink } from '../netlink.js';
 import { OvsdbClient, type PortInfo } from '../ovsdb.js';
 import type { CniResult } from '../result.js';
-import type { Plugin } from '../skel.js';
+import { validAttachments, type Plugin } from '../skel.js';
 import type { OvsConfig } from './config.js';
 
 /** How long a new port may take to get an OpenFlow port number. */
@@ -53,12 +53,7 @@ async function waitOfport(db: OvsdbClient, name: string): Promise<void> {
 
 export const plugin: Plugin<OvsConfig> = {
   async add(req, conf) {
-    let nsFd: number;
-    try {
-      nsFd = openSync(req.netns, 'r');
-    } catch (err) {
-      throw new CniError(CNI_CODES.UNKNOWN_CONTAINER, `failed to open network namespace "${req.netns}": ${(err as Error).message}`);
-    }
+    const nsFd = openNetns(req.netns);
     const host = new Links(rtnetlink());
     const inside = new Links(rtnetlink(req.netns));
     const db = await ovsdb(conf, CNI_CODES.TRY_AGAIN_LATER);
@@ -103,20 +98,11 @@ export const plugin: Plugin<OvsConfig> = {
         const vethNow = (await host.byName(hostName))!;
         done = true;
         req.log.info({ bridge: conf.bridge, port: hostName, vlan: conf.vlan, trunk: conf.trunk }, 'attached');
-        const interfaces = [
-          ...(req.prevResult?.interfaces ?? []),
+        const ours = [
           { name: hostName, ...(vethNow.mac ? { mac: vethNow.mac } : {}) },
           { name: req.ifname, ...(c.mac ? { mac: c.mac } : {}), sandbox: req.netns },
         ];
-        const result: CniResult = {
-          interfaces,
-          ips: [...(req.prevResult?.ips ?? []), ...(ipam.ips ?? []).map((ip) => ({ ...ip, interface: interfaces.length - 1 }))],
-        };
-        const routes = [...(req.prevResult?.routes ?? []), ...(ipam.routes ?? [])];
-        if (routes.length > 0) result.routes = routes;
-        const dns = { ...(req.prevResult?.dns ?? {}), ...((req.config.dns as object) ?? {}), ...(ipam.dns ?? {}) };
-        if (Object.keys(dns).length > 0) result.dns = dns;
-        return result;
+        return attachResult(req.prevResult, ours, ipam, req.config.dns as CniResult['dns']);
       } finally {
         if (!done) {
           await db.deletePort(conf.bridge, hostName).catch(() => false);
@@ -171,13 +157,7 @@ export const plugin: Plugin<OvsConfig> = {
   },
 
   async gc(req, conf) {
-    const valid = new Set<string>();
-    for (const field of ['cni.dev/valid-attachments', 'cni.dev/attachments']) {
-      const list = req.config[field];
-      if (list === undefined) continue;
-      if (!Array.isArray(list)) throw new CniError(CNI_CODES.INVALID_CONFIG, `${field} must be a list`);
-      for (const a of list) if (a && typeof a.containerID === 'string' && typeof a.ifname === 'string') valid.add(`${a.containerID}/${a.ifname}`);
-    }
+    const valid = validAttachments(req.config);
     const db = await ovsdb(conf, CNI_CODES.TRY_AGAIN_LATER);
     const host = new Links(rtnetlink());
     const errors: string[] = [];
