@@ -11,7 +11,7 @@ import { openStore } from '../ipam/open-store.js';
 import { buildPoolConfig } from '../ipam/pool-config.js';
 import { startRedis } from '../test/helpers/redis.js';
 import { podmanMissing, setupPodman } from '../test/helpers/podman.js';
-import { summarize } from './stats.js';
+import { summarize, timeProcess } from './stats.js';
 
 const BIN = new URL('../bin/', import.meta.url).pathname;
 const REF = '/usr/lib/cni';
@@ -27,13 +27,7 @@ function stats(name: string, ms: number[]): Row {
   return { name, ...summarize(ms) };
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input = ''): number {
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { env, input, encoding: 'utf8' });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stdout}${r.stderr}`);
-  return ms;
-}
+const run = timeProcess;
 
 /** The bridge benchmark; returns printable lines (needs root and iproute2). */
 export async function benchBridge(opts: { quick?: boolean } = {}): Promise<string[]> {

@@ -8,14 +8,13 @@
 // NODE_EXTRA_CA_CERTS is removed from the children's environment: it makes
 // Node parse a CA bundle at every start (+100 ms here), and a container
 // runtime does not pass it to plugins.
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore } from '../ipam/open-store.js';
 import { buildPoolConfig } from '../ipam/pool-config.js';
 import { startRedis } from '../test/helpers/redis.js';
-import { summarize } from './stats.js';
+import { summarize, timeProcess } from './stats.js';
 
 const BIN = new URL('../bin/berth-ipam', import.meta.url).pathname;
 const HOST_LOCAL = '/usr/lib/cni/host-local';
@@ -38,10 +37,7 @@ function time(name: string, runs: number, call: (i: number) => { cmd: string; ar
   const ms: number[] = [];
   for (let i = -3; i < runs; i++) {
     const c = call(i + 1000);
-    const t0 = process.hrtime.bigint();
-    const r = spawnSync(c.cmd, c.args ?? [], { env: c.env, input: c.input ?? '', encoding: 'utf8' });
-    const dt = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (r.status !== 0) throw new Error(`${name} failed: ${r.stdout}${r.stderr}`);
+    const dt = timeProcess(c.cmd, c.args ?? [], c.env, c.input ?? '');
     if (i >= 0) ms.push(dt); // the first three warm the page cache
   }
   return { name, runs, ...summarize(ms) };

@@ -11,7 +11,7 @@ import { OvsdbClient } from '../cni/ovsdb.js';
 import { openStore } from '../ipam/open-store.js';
 import { buildPoolConfig } from '../ipam/pool-config.js';
 import { haveOvs, startOvs } from '../test/helpers/ovs.js';
-import { summarize } from './stats.js';
+import { summarize, timeProcess } from './stats.js';
 
 const BIN = new URL('../bin/', import.meta.url).pathname;
 
@@ -64,11 +64,7 @@ export async function benchOvs(opts: { quick?: boolean } = {}): Promise<string[]
     await store.close();
     const stdin = JSON.stringify({ cniVersion: '1.0.0', name: 'obench', type: 'berth-ovs', bridge, vlan: 100, ovsdbSocket: ovs.sock, ipam: { type: 'berth-ipam', pool: 'bench', store: url } });
     const env = (cmd: string, id: string) => ({ PATH: process.env.PATH, CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: `/var/run/netns/${ns}`, CNI_IFNAME: 'eth0', CNI_PATH: BIN });
-    const run = (cmd: string, args: string[], e: NodeJS.ProcessEnv, input = '') =>
-      timed(() => {
-        const r = spawnSync(cmd, args, { env: e, input, encoding: 'utf8' });
-        if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stdout}${r.stderr}`);
-      });
+    const run = timeProcess;
     rmSync(join(BIN, '../dist/bundle/berth-ovs.cjs.v8cache'), { force: true });
     const floor: number[] = [];
     const add: number[] = [];
