@@ -2,18 +2,29 @@
 // and returns the exit code, so tests run it in-process; bin/berth is the
 // only place that touches the real process.
 import os from 'node:os';
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { DEFAULT_STORE } from '../ipam/store-url.js';
+import * as agent from './commands/agent.js';
+import * as install from './commands/install.js';
 import * as ip from './commands/ip.js';
 import * as ipam from './commands/ipam.js';
 import * as pool from './commands/pool.js';
+import { attachmentsCommand, statusCommand } from './commands/status.js';
 import { causeOf, reportFailure, USAGE_EXIT, type CliContext, type CliIo } from './context.js';
 import { once } from './flags.js';
 
 /** A mistake in the command line itself, as yargs reports it. */
 class UsageError extends Error {}
 
-const COMMANDS = [pool, ip, ipam];
+/** A command module; each types its own arguments, which yargs cannot check across modules. */
+interface CommandSpec {
+  command: string;
+  describe: string;
+  builder(y: Argv<never>): Argv<unknown>;
+  handler(argv: never): unknown;
+}
+
+const COMMANDS: CommandSpec[] = [pool, ip, ipam, agent, statusCommand, attachmentsCommand, install];
 
 /** Runs the CLI on argv (without node and script) and returns the exit code. */
 export async function main(argv: string[], io: CliIo): Promise<number> {
@@ -29,7 +40,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       describe: `where pool state lives: file:///DIR, redis://…, rediss://…, redis+sentinel://… (default: $BERTH_STORE, else ${DEFAULT_STORE})`,
     })
     .option('json', { type: 'boolean', global: true, describe: 'print one JSON document instead of text' });
-  for (const command of COMMANDS) parser.command(command);
+  for (const c of COMMANDS) parser.command(c.command, c.describe, c.builder as never, c.handler as never);
   parser
     .demandCommand(1, `a command is required: ${COMMANDS.map((c) => c.command).join(', ')}`)
     .strict()

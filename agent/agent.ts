@@ -1,0 +1,407 @@
+// The agent: attaches labelled Docker containers to CNI networks and keeps
+// its state converged with Docker's after any crash.
+//
+// Every operation on a container goes through ensure(id), serialized per
+// container: it looks at what Docker says now and what the state dir says,
+// and makes them agree (attach, detach, or both after a restart whose die
+// event was missed). Events, the periodic reconciliation and the DEL retries
+// all call it, so there is one code path to get right.
+import { statSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { formatIp, parseCidr } from '../ipam/address.js';
+import type { Store } from '../ipam/model.js';
+import type { AgentConfig } from './config.js';
+import { CniRuntime, type AttachmentRef } from './cni-runtime.js';
+import type { ContainerEvent, DockerEngine } from './docker.js';
+import type { EventPublisher } from './events.js';
+import { LabelError, parseLabels, type AttachIntent } from './labels.js';
+import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry } from './metrics.js';
+import { loadNetworks, type NetworkList } from './netconf.js';
+import { StateDir, type AttachmentRecord } from './state.js';
+
+const IFNAME = 'eth0';
+
+export interface AgentDeps {
+  docker: DockerEngine;
+  store: Store;
+  events: EventPublisher;
+  log: Logger;
+}
+
+/** Why a labelled container is not attached, for status and metrics. */
+export interface Problem {
+  containerId: string;
+  name: string;
+  network?: string;
+  error: string;
+  at: string;
+}
+
+export class Agent {
+  readonly records = new Map<string, AttachmentRecord>();
+  readonly problems = new Map<string, Problem>();
+  readonly metrics = new Registry();
+  private readonly state: StateDir;
+  private readonly runtime: CniRuntime;
+  private networks = new Map<string, NetworkList>();
+  private readonly chains = new Map<string, Promise<void>>();
+  private readonly startEvents = new Map<string, bigint>();
+  private inflight = 0;
+  private drained: Array<() => void> = [];
+  private gcRunning: Promise<void> | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private reconciling: Promise<void> | undefined;
+  private reconcileAgain = false;
+  private stopping = false;
+  ready = false;
+  lastReconcile: { at: string; ms: number; error?: string } | undefined;
+
+  private readonly m = {
+    ops: this.metrics.add(new Histogram('berth_agent_cni_duration_seconds', 'Time to run a network chain, by operation', LATENCY_BUCKETS)),
+    startToIp: this.metrics.add(new Histogram('berth_agent_start_to_ip_seconds', "From Docker's start event to the container's address being up", LATENCY_BUCKETS)),
+    errors: this.metrics.add(new Counter('berth_agent_errors_total', 'Failed operations, by operation')),
+    reconciles: this.metrics.add(new Counter('berth_agent_reconciliations_total', 'Full reconciliations run')),
+    gcs: this.metrics.add(new Counter('berth_agent_gc_total', 'CNI GC runs, by network and result')),
+  };
+
+  constructor(
+    readonly cfg: AgentConfig,
+    private readonly deps: AgentDeps,
+  ) {
+    this.state = new StateDir(cfg.stateDir);
+    this.runtime = new CniRuntime(cfg.cniBinDir, cfg.inProcess);
+    this.metrics.add(
+      new Gauge('berth_agent_attachments', 'Attachments tracked, by network and phase', () => {
+        const counts = new Map<string, number>();
+        for (const r of this.records.values()) {
+          const k = `${r.network.name}\0${r.phase}`;
+          counts.set(k, (counts.get(k) ?? 0) + 1);
+        }
+        return [...counts].map(([k, n]) => {
+          const [network, phase] = k.split('\0') as [string, string];
+          return [{ network, phase }, n];
+        });
+      }),
+    );
+    this.metrics.add(new Gauge('berth_agent_del_queue', 'DELs waiting to be retried', () => [[{}, this.deleteQueue().length]]));
+    this.metrics.add(new Gauge('berth_agent_rejected_containers', 'Labelled containers that cannot be attached', () => [[{}, this.problems.size]]));
+    this.metrics.add(new Gauge('berth_agent_docker_connected', '1 while the Docker event stream is up', () => [[{}, deps.docker.connected ? 1 : 0]]));
+    this.metrics.add(
+      new Gauge('berth_agent_events_pending', 'Attachment events waiting for delivery, all sinks', () => [[{}, deps.events.pending()]]),
+    );
+    this.metrics.add(
+      new Gauge('berth_agent_events_dropped', 'Attachment events given up on, by sink', () => [...deps.events.stats.dropped].map(([sink, n]) => [{ sink }, n])),
+    );
+  }
+
+  get docker(): DockerEngine {
+    return this.deps.docker;
+  }
+
+  /** Loads the state dir, follows Docker and starts the timers. Resolves once watching. */
+  start(): void {
+    const { records, errors } = this.state.load();
+    for (const e of errors) this.deps.log.error({ err: e }, 'unreadable attachment record left in place');
+    for (const r of records) this.records.set(r.containerId, r);
+    this.deps.log.info({ attachments: records.length }, 'state loaded');
+    this.reloadNetworks();
+    this.deps.docker.watch(
+      (e) => this.onEvent(e),
+      () => void this.reconcile(),
+    );
+    this.timers.push(setInterval(() => void this.reconcile(), this.cfg.reconcileInterval * 1000));
+    this.timers.push(setInterval(() => this.retryDeletes(), Math.max(50, this.cfg.retryInterval * 1000)));
+    for (const t of this.timers) t.unref();
+  }
+
+  /** Stops following Docker and waits (bounded) for operations in flight. Attachments stay. */
+  async stop(timeoutMs = 20000): Promise<void> {
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    this.deps.docker.stop();
+    const all = Promise.allSettled([...this.chains.values(), this.reconciling]);
+    await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+  }
+
+  /** DELs that have not succeeded yet. */
+  deleteQueue(): AttachmentRecord[] {
+    return [...this.records.values()].filter((r) => r.phase === 'deleting');
+  }
+
+  private onEvent(e: ContainerEvent): void {
+    if (e.action === 'start') this.startEvents.set(e.id, e.timeNano);
+    void this.serialize(e.id, () => this.ensure(e.id));
+  }
+
+  /** Runs fn after every earlier operation on the same container. */
+  private serialize(id: string, fn: () => Promise<void>): Promise<void> {
+    const prev = this.chains.get(id) ?? Promise.resolve();
+    const next = prev.then(async () => {
+      if (this.stopping) return;
+      await this.enter();
+      try {
+        await fn();
+      } catch (err) {
+        this.deps.log.error({ containerId: id, err: (err as Error).message }, 'operation failed');
+      } finally {
+        this.leave();
+      }
+    });
+    this.chains.set(id, next);
+    void next.then(() => {
+      if (this.chains.get(id) === next) this.chains.delete(id);
+    });
+    return next;
+  }
+
+  // A GC must not see an allocation whose record is not written yet: while
+  // one runs, new operations wait, and it waits for those in flight.
+  private async enter(): Promise<void> {
+    while (this.gcRunning) await this.gcRunning;
+    this.inflight++;
+  }
+
+  private leave(): void {
+    this.inflight--;
+    if (this.inflight === 0) for (const d of this.drained.splice(0)) d();
+  }
+
+  /** Makes Docker's view of one container and the agent's agree. */
+  async ensure(id: string): Promise<void> {
+    const info = await this.deps.docker.inspect(id);
+    let rec = this.records.get(id);
+    let intent: AttachIntent | null = null;
+    if (info?.running) {
+      try {
+        intent = parseLabels(info.labels, info.name);
+        if (intent && info.networkMode !== 'none') {
+          throw new LabelError('berth.network', `the container must run with --network none (it has "${info.networkMode}")`);
+        }
+      } catch (err) {
+        this.reject(info, (err as Error).message, info.labels['berth.network']);
+        intent = null;
+      }
+    }
+    if (!info?.running || !intent) {
+      if (!info) this.problems.delete(id);
+      if (rec) await this.detach(rec, info ? (info.running ? 'unlabelled' : 'stopped') : 'removed');
+      this.startEvents.delete(id);
+      return;
+    }
+    if (rec) {
+      const same = rec.phase === 'attached' && rec.pid === info.pid && nsInode(info.pid) === rec.nsInode && rec.network.name === intent.network;
+      if (same) return;
+      // restarted (new namespace), relabelled, half-added or a DEL still due
+      if (!(await this.detach(rec, rec.phase === 'attached' ? 'restarted' : rec.phase))) return;
+      rec = undefined;
+    }
+    await this.attach(info.id, info.name, info.pid, intent);
+  }
+
+  private async attach(id: string, name: string, pid: number, intent: AttachIntent): Promise<void> {
+    const log = this.deps.log.child({ containerId: id, network: intent.network });
+    let network = this.networks.get(intent.network);
+    if (!network) {
+      this.reloadNetworks();
+      network = this.networks.get(intent.network);
+    }
+    if (!network) {
+      this.reject({ id, name }, `network "${intent.network}" is not configured in ${this.cfg.cniConfDir}`, intent.network);
+      return;
+    }
+    const inode = nsInode(pid);
+    if (!inode) return; // exited meanwhile; its die event follows
+    const now = new Date().toISOString();
+    const rec: AttachmentRecord = { containerId: id, name, ifname: IFNAME, intent, network, phase: 'adding', pid, nsInode: inode, createdAt: now, updatedAt: now, attempts: 0 };
+    this.state.save(rec);
+    this.records.set(id, rec);
+    const started = process.hrtime.bigint();
+    try {
+      rec.result = await this.runtime.add(network, this.ref(rec, `/proc/${pid}/ns/net`));
+    } catch (err) {
+      this.m.errors.inc({ op: 'add', network: network.name });
+      log.error({ err: (err as Error).message }, 'attach failed');
+      this.reject({ id, name }, (err as Error).message, network.name);
+      // the runtime undid the chain; make that durable (and retried) like any DEL
+      await this.detach(rec, 'failed');
+      return;
+    }
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.m.ops.observe({ op: 'add', network: network.name }, seconds);
+    rec.ip = firstIp(rec.result);
+    rec.phase = 'attached';
+    this.state.save(rec);
+    this.problems.delete(id);
+    const startedAt = this.startEvents.get(id);
+    this.startEvents.delete(id);
+    if (startedAt !== undefined) this.m.startToIp.observe({}, Math.max(0, Date.now() - Number(startedAt / 1000000n)) / 1000);
+    log.info({ ip: rec.ip, owner: intent.owner, ms: Math.round(seconds * 1000) }, 'attached');
+    this.publish('attached', rec);
+  }
+
+  /** Runs DEL for a record; true once it is gone, false when it stays queued for a retry. */
+  private async detach(rec: AttachmentRecord, why: string): Promise<boolean> {
+    const log = this.deps.log.child({ containerId: rec.containerId, network: rec.network.name });
+    const wasAttached = rec.phase === 'attached';
+    if (rec.phase !== 'deleting') {
+      rec.phase = 'deleting';
+      this.state.save(rec);
+    }
+    // the namespace only while it is still the container's: a reused pid is someone else's
+    const netns = rec.pid > 0 && nsInode(rec.pid) === rec.nsInode ? `/proc/${rec.pid}/ns/net` : '';
+    const started = process.hrtime.bigint();
+    try {
+      await this.runtime.del(rec.network, this.ref(rec, netns), rec.result);
+    } catch (err) {
+      rec.attempts++;
+      rec.lastError = (err as Error).message;
+      rec.retryAt = Date.now() + Math.min(60000, this.cfg.retryInterval * 1000 * 2 ** Math.min(rec.attempts - 1, 10));
+      this.state.save(rec);
+      this.m.errors.inc({ op: 'del', network: rec.network.name });
+      log.error({ err: rec.lastError, attempts: rec.attempts, why }, 'detach failed; queued for retry');
+      return false;
+    }
+    this.m.ops.observe({ op: 'del', network: rec.network.name }, Number(process.hrtime.bigint() - started) / 1e9);
+    this.state.remove(rec.containerId);
+    if (this.records.get(rec.containerId) === rec) this.records.delete(rec.containerId);
+    log.info({ ip: rec.ip, why, attempts: rec.attempts }, 'detached');
+    if (wasAttached || rec.ip) this.publish('detached', rec);
+    return true;
+  }
+
+  private retryDeletes(): void {
+    const now = Date.now();
+    for (const r of this.deleteQueue()) {
+      if ((r.retryAt ?? 0) <= now && !this.chains.has(r.containerId)) void this.serialize(r.containerId, () => this.ensure(r.containerId));
+    }
+  }
+
+  /**
+   * Converges every container: attaches labelled running ones without an
+   * attachment, detaches attachments whose container is gone, then issues
+   * CNI GC for each network the agent uses. Concurrent calls coalesce.
+   */
+  reconcile(): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    if (this.reconciling) {
+      this.reconcileAgain = true;
+      return this.reconciling;
+    }
+    this.reconciling = (async () => {
+      do {
+        this.reconcileAgain = false;
+        await this.reconcileOnce();
+      } while (this.reconcileAgain && !this.stopping);
+    })().finally(() => {
+      this.reconciling = undefined;
+    });
+    return this.reconciling;
+  }
+
+  private async reconcileOnce(): Promise<void> {
+    const started = Date.now();
+    try {
+      this.reloadNetworks();
+      const running = await this.deps.docker.listLabelled();
+      const ids = new Set(running.map((c) => c.id));
+      for (const id of this.records.keys()) ids.add(id);
+      await Promise.all([...ids].map((id) => this.serialize(id, () => this.ensure(id))));
+      for (const id of this.problems.keys()) if (!running.some((c) => c.id === id)) this.problems.delete(id);
+      if (this.cfg.gc) await this.gc();
+      this.m.reconciles.inc();
+      this.lastReconcile = { at: new Date().toISOString(), ms: Date.now() - started };
+      if (!this.ready) this.deps.log.info({ ms: Date.now() - started, attachments: this.records.size }, 'ready');
+      this.ready = true;
+    } catch (err) {
+      this.lastReconcile = { at: new Date().toISOString(), ms: Date.now() - started, error: (err as Error).message };
+      this.m.errors.inc({ op: 'reconcile', network: '' });
+      this.deps.log.error({ err: (err as Error).message }, 'reconciliation failed');
+    }
+  }
+
+  /** CNI GC of every network the agent has attachments on, keeping exactly those attachments. */
+  private async gc(): Promise<void> {
+    const names = new Set([...this.records.values()].map((r) => r.network.name));
+    if (names.size === 0) return;
+    let release!: () => void;
+    this.gcRunning = new Promise((r) => (release = r));
+    try {
+      if (this.inflight > 0) await new Promise<void>((r) => this.drained.push(r));
+      for (const name of names) {
+        const list = this.networks.get(name);
+        if (!list) continue;
+        const valid = [...this.records.values()].filter((r) => r.network.name === name).map((r) => ({ containerID: r.containerId, ifname: r.ifname }));
+        try {
+          const ran = await this.runtime.gc(list, valid);
+          this.m.gcs.inc({ network: name, result: ran ? 'ok' : 'unsupported' });
+        } catch (err) {
+          this.m.gcs.inc({ network: name, result: 'error' });
+          this.deps.log.warn({ network: name, err: (err as Error).message }, 'GC failed');
+        }
+      }
+    } finally {
+      this.gcRunning = undefined;
+      release();
+    }
+  }
+
+  private reloadNetworks(): void {
+    const { networks, errors } = loadNetworks(this.cfg.cniConfDir);
+    for (const e of errors) this.deps.log.warn({ err: e }, 'network config skipped');
+    this.networks = networks;
+  }
+
+  private reject(c: { id: string; name: string }, error: string, network?: string): void {
+    const prev = this.problems.get(c.id);
+    if (prev?.error !== error) this.deps.log.warn({ containerId: c.id, name: c.name, network, err: error }, 'container not attached');
+    this.problems.set(c.id, { containerId: c.id, name: c.name, ...(network ? { network } : {}), error, at: new Date().toISOString() });
+  }
+
+  private ref(rec: AttachmentRecord, netns: string): AttachmentRef {
+    const args: Array<[string, string]> = [['BERTH_OWNER', rec.intent.owner]];
+    if (rec.intent.ip) args.push(['IP', rec.intent.ip]);
+    return {
+      containerId: rec.containerId,
+      ifname: rec.ifname,
+      netns,
+      args,
+      capabilityArgs: rec.intent.ip ? { ips: [rec.intent.ip] } : {},
+    };
+  }
+
+  private publish(type: 'attached' | 'detached', rec: AttachmentRecord): void {
+    this.deps.events.publish({
+      type,
+      container: rec.containerId,
+      name: rec.name,
+      owner: rec.intent.owner,
+      network: rec.network.name,
+      ip: rec.ip ?? '',
+      host: this.cfg.hostname,
+      time: new Date().toISOString(),
+      ...(Object.keys(rec.intent.lb).length > 0 ? { lb: rec.intent.lb } : {}),
+    });
+  }
+}
+
+/** The inode of a process's network namespace, or 0 when the process is gone. */
+export function nsInode(pid: number): number {
+  if (!(pid > 0)) return 0;
+  try {
+    return statSync(`/proc/${pid}/ns/net`).ino;
+  } catch {
+    return 0;
+  }
+}
+
+/** The first address of a CNI result, without its prefix length. */
+function firstIp(result: Record<string, unknown> | undefined): string | undefined {
+  const ips = (result?.ips as Array<{ address?: string }> | undefined) ?? [];
+  const a = ips.find((i) => typeof i.address === 'string')?.address;
+  if (!a) return undefined;
+  try {
+    return formatIp(parseCidr(a, 'ip', true).hex);
+  } catch {
+    return a.split('/')[0];
+  }
+}

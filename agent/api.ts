@@ -1,0 +1,167 @@
+// The agent's HTTP API on its unix socket, for the CLI and for monitoring:
+// /healthz, /readyz, /metrics (Prometheus), /v1/status, /v1/attachments,
+// /v1/pools. The socket is created with mode 0600 (umask during listen),
+// so only root talks to the agent.
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import { dirname } from 'node:path';
+import type { Agent } from './agent.js';
+import type { Store } from '../ipam/model.js';
+
+export interface ApiDeps {
+  agent: Agent;
+  store: Store;
+  version: string;
+  startedAt: Date;
+}
+
+/** Pool usage for /v1/pools and /metrics, bounded in time so a slow store never hangs a scrape. */
+async function poolUsage(store: Store, ms: number) {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([store.listPools(), new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`the store did not answer within ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function attachmentView(a: Agent) {
+  return [...a.records.values()]
+    .map((r) => ({
+      containerId: r.containerId,
+      name: r.name,
+      network: r.network.name,
+      ifname: r.ifname,
+      ip: r.ip ?? null,
+      owner: r.intent.owner,
+      phase: r.phase,
+      lb: r.intent.lb,
+      attempts: r.attempts,
+      ...(r.lastError ? { lastError: r.lastError } : {}),
+      createdAt: r.createdAt,
+      updatedAt: r.updatedAt,
+    }))
+    .sort((x, y) => x.name.localeCompare(y.name));
+}
+
+export async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { agent } = deps;
+  const url = new URL(req.url ?? '/', 'http://agent');
+  const json = (status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(`${JSON.stringify(body)}\n`);
+  };
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { allow: 'GET, HEAD' });
+    res.end();
+    return;
+  }
+  switch (url.pathname) {
+    case '/healthz':
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('ok\n');
+      return;
+    case '/readyz': {
+      const reasons: string[] = [];
+      if (!agent.ready) reasons.push('the first reconciliation has not finished');
+      if (!agent.docker.connected) reasons.push('the Docker event stream is down');
+      res.writeHead(reasons.length ? 503 : 200, { 'content-type': 'text/plain' });
+      res.end(reasons.length ? `${reasons.join('\n')}\n` : 'ready\n');
+      return;
+    }
+    case '/metrics': {
+      let pools: Awaited<ReturnType<typeof poolUsage>> = [];
+      let storeUp = 1;
+      try {
+        pools = await poolUsage(deps.store, 2000);
+      } catch {
+        storeUp = 0;
+      }
+      const lines = [
+        '# HELP berth_store_up 1 when the pool store answered this scrape',
+        '# TYPE berth_store_up gauge',
+        `berth_store_up ${storeUp}`,
+        '# HELP berth_pool_addresses Addresses of each pool by state',
+        '# TYPE berth_pool_addresses gauge',
+      ];
+      for (const p of pools) {
+        const free = BigInt(p.capacity) - BigInt(p.allocated) - BigInt(p.reserved);
+        lines.push(`berth_pool_addresses{pool="${p.conf.name}",state="allocated"} ${p.allocated}`);
+        lines.push(`berth_pool_addresses{pool="${p.conf.name}",state="reserved"} ${p.reserved}`);
+        lines.push(`berth_pool_addresses{pool="${p.conf.name}",state="free"} ${free}`);
+      }
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+      res.end(`${agent.metrics.render()}${lines.join('\n')}\n`);
+      return;
+    }
+    case '/v1/status': {
+      const all = attachmentView(agent);
+      json(200, {
+        version: deps.version,
+        host: agent.cfg.hostname,
+        pid: process.pid,
+        startedAt: deps.startedAt.toISOString(),
+        ready: agent.ready,
+        docker: agent.docker.connected ? 'connected' : 'disconnected',
+        store: deps.store.location,
+        attachments: all.filter((a) => a.phase === 'attached').length,
+        adding: all.filter((a) => a.phase === 'adding').length,
+        delQueue: all.filter((a) => a.phase === 'deleting').length,
+        problems: [...agent.problems.values()],
+        lastReconcile: agent.lastReconcile ?? null,
+        rssBytes: process.memoryUsage().rss,
+      });
+      return;
+    }
+    case '/v1/attachments':
+      json(200, attachmentView(agent));
+      return;
+    case '/v1/pools':
+      try {
+        json(200, await poolUsage(deps.store, 5000));
+      } catch (err) {
+        json(503, { error: (err as Error).message });
+      }
+      return;
+    default:
+      json(404, { error: `no such endpoint: ${url.pathname}` });
+  }
+}
+
+/** Listens on `path` with mode 0600; a stale socket left by a killed agent is replaced, a live one is an error. */
+export async function listenApi(deps: ApiDeps, path: string): Promise<Server> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  try {
+    if (lstatSync(path).isSocket()) {
+      const alive = await new Promise<boolean>((resolve) => {
+        const s = connect(path);
+        s.once('connect', () => (s.destroy(), resolve(true)));
+        s.once('error', () => resolve(false));
+      });
+      if (alive) throw new Error(`another agent is listening on ${path}`);
+      unlinkSync(path);
+    } else {
+      throw new Error(`${path} exists and is not a socket`);
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const server = createServer((req, res) => {
+    handle(deps, req, res).catch((err: Error) => {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(`${JSON.stringify({ error: err.message })}\n`);
+    });
+  });
+  const old = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+  } finally {
+    process.umask(old);
+  }
+  chmodSync(path, 0o600);
+  return server;
+}

@@ -1,0 +1,162 @@
+// The agent as a CNI runtime: runs a network's plugin chain the way libcni
+// does. ADD runs the plugins in order, each given the previous one's result;
+// DEL runs them in reverse with the cached result; CHECK in order; GC each
+// with the attachments to keep. A failed ADD is undone with a DEL of the
+// whole chain before the error is returned.
+//
+// berth's own plugins run in-process (the same runPlugin entry the
+// executables use, with the same env and stdin), other plugins are executed
+// from the bin dirs with an argument array, never a shell.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { CNI_CODES, CniError } from '../cni/errors.js';
+import type { PluginSpec } from '../cni/skel.js';
+import { atLeast } from '../cni/version.js';
+import type { NetworkList } from './netconf.js';
+
+export interface AttachmentRef {
+  containerId: string;
+  ifname: string;
+  /** '' when the namespace is gone (DEL only) */
+  netns: string;
+  /** CNI_ARGS pairs */
+  args: Array<[string, string]>;
+  /** capability arguments, passed as runtimeConfig to plugins that declare them */
+  capabilityArgs: Record<string, unknown>;
+}
+
+export type RawResult = Record<string, unknown>;
+
+interface Output {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const OWN_PLUGINS: Record<string, () => Promise<PluginSpec<unknown>>> = {
+  'berth-bridge': async () => (await import('../cni/berth-bridge/spec.js')).spec as PluginSpec<unknown>,
+  'berth-ovs': async () => (await import('../cni/berth-ovs/spec.js')).spec as PluginSpec<unknown>,
+  'berth-ipam': async () => (await import('../cni/berth-ipam/spec.js')).spec as PluginSpec<unknown>,
+};
+
+export class CniRuntime {
+  constructor(
+    private readonly binDirs: string[],
+    private readonly inProcess: boolean,
+    private readonly timeoutMs = 60000,
+  ) {}
+
+  /** Runs ADD through the chain; returns the final result. On failure the chain is DELeted, then the error thrown. */
+  async add(list: NetworkList, att: AttachmentRef): Promise<RawResult> {
+    let prev: RawResult | undefined;
+    try {
+      for (const plugin of list.plugins) prev = await this.call('ADD', list, plugin, att, prev);
+    } catch (err) {
+      await this.del(list, att, prev).catch(() => {});
+      throw err;
+    }
+    if (!prev) throw new CniError(CNI_CODES.DECODE_FAILED, `network "${list.name}": the chain returned no result`);
+    return prev;
+  }
+
+  /** Runs DEL through the chain in reverse. Every plugin runs even if one fails; the first error is thrown. */
+  async del(list: NetworkList, att: AttachmentRef, cached: RawResult | undefined): Promise<void> {
+    const prev = atLeast(list.cniVersion, '0.4.0') ? cached : undefined;
+    let first: unknown;
+    for (const plugin of [...list.plugins].reverse()) {
+      try {
+        await this.call('DEL', list, plugin, att, prev);
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    if (first) throw first;
+  }
+
+  /** Runs CHECK through the chain with the cached result. */
+  async check(list: NetworkList, att: AttachmentRef, cached: RawResult): Promise<void> {
+    if (!atLeast(list.cniVersion, '0.4.0')) return;
+    for (const plugin of list.plugins) await this.call('CHECK', list, plugin, att, cached);
+  }
+
+  /** Runs GC on every plugin of the list, keeping `valid`. Needs cniVersion 1.1.0; older lists are skipped (false). */
+  async gc(list: NetworkList, valid: Array<{ containerID: string; ifname: string }>): Promise<boolean> {
+    if (!atLeast(list.cniVersion, '1.1.0')) return false;
+    const att: AttachmentRef = { containerId: '', ifname: '', netns: '', args: [], capabilityArgs: {} };
+    let first: unknown;
+    for (const plugin of list.plugins) {
+      try {
+        await this.call('GC', list, { ...plugin, 'cni.dev/valid-attachments': valid }, att, undefined);
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    if (first) throw first;
+    return true;
+  }
+
+  private async call(command: string, list: NetworkList, plugin: NetworkList['plugins'][number], att: AttachmentRef, prev: RawResult | undefined): Promise<RawResult | undefined> {
+    const conf: Record<string, unknown> = { ...plugin, cniVersion: list.cniVersion, name: list.name };
+    const caps = plugin.capabilities as Record<string, unknown> | undefined;
+    if (caps && typeof caps === 'object') {
+      const runtimeConfig: Record<string, unknown> = {};
+      for (const [cap, value] of Object.entries(att.capabilityArgs)) if (caps[cap] === true) runtimeConfig[cap] = value;
+      if (Object.keys(runtimeConfig).length > 0) conf.runtimeConfig = runtimeConfig;
+    }
+    if (prev !== undefined) conf.prevResult = prev;
+    const env: NodeJS.ProcessEnv = {
+      CNI_COMMAND: command,
+      CNI_PATH: this.binDirs.join(':'),
+      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+    };
+    if (command !== 'GC') {
+      env.CNI_CONTAINERID = att.containerId;
+      env.CNI_NETNS = att.netns;
+      env.CNI_IFNAME = att.ifname;
+      env.CNI_ARGS = [['IgnoreUnknown', '1'], ...att.args].map(([k, v]) => `${k}=${v}`).join(';');
+    }
+    const stdin = JSON.stringify(conf);
+    const own = this.inProcess ? OWN_PLUGINS[plugin.type] : undefined;
+    const out = own ? await runOwn(await own(), env, stdin) : await this.exec(plugin.type, env, stdin);
+    let parsed: Record<string, unknown> | undefined;
+    try {
+      parsed = out.stdout.trim() ? (JSON.parse(out.stdout) as Record<string, unknown>) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (out.code !== 0) {
+      const code = typeof parsed?.code === 'number' ? parsed.code : CNI_CODES.IO_FAILURE;
+      const msg = typeof parsed?.msg === 'string' ? parsed.msg : `exited ${out.code}: ${out.stderr.trim().slice(0, 500)}`;
+      throw new CniError(code, `${plugin.type} ${command}: ${msg}`);
+    }
+    if (command !== 'ADD') return undefined;
+    if (!parsed) throw new CniError(CNI_CODES.DECODE_FAILED, `${plugin.type} ADD printed no result`);
+    return parsed;
+  }
+
+  private exec(type: string, env: NodeJS.ProcessEnv, stdin: string): Promise<Output> {
+    const dir = this.binDirs.find((d) => existsSync(join(d, type)));
+    if (!dir) return Promise.reject(new CniError(CNI_CODES.INVALID_CONFIG, `plugin "${type}" is not in ${this.binDirs.join(':')}`));
+    return new Promise((resolve, reject) => {
+      const child = spawn(join(dir, type), [], { env, stdio: ['pipe', 'pipe', 'pipe'], timeout: this.timeoutMs, killSignal: 'SIGKILL' });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => {
+        if (stderr.length < 65536) stderr += c.toString();
+      });
+      child.on('error', (err) => reject(new CniError(CNI_CODES.IO_FAILURE, `failed to run plugin "${type}": ${err.message}`)));
+      child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr: signal ? `killed by ${signal}${stderr ? `: ${stderr}` : ''}` : stderr }));
+      child.stdin.on('error', () => {}); // a plugin that exits without reading stdin
+      child.stdin.end(stdin);
+    });
+  }
+}
+
+async function runOwn(spec: PluginSpec<unknown>, env: NodeJS.ProcessEnv, stdin: string): Promise<Output> {
+  const { runPlugin } = await import('../cni/skel.js');
+  let stdout = '';
+  const code = await runPlugin(spec, { env, readStdin: async () => stdin, stdout: { write: (t: string) => (stdout += t) } });
+  return { code, stdout, stderr: '' };
+}

@@ -1,0 +1,163 @@
+// The agent's settings: the JSON config file (`--config`, default
+// /etc/berth/agent.json) with command-line flags over it. Pure: the caller
+// reads the file. Every field is validated and named in the error.
+import { parseStoreUrl, resolveStoreUrl } from '../ipam/store-url.js';
+
+export const DEFAULT_CONFIG_FILE = '/etc/berth/agent.json';
+export const DEFAULT_SOCKET = '/run/berth/agent.sock';
+
+export interface WebhookConfig {
+  url: string;
+  /** attempts per event before it is dropped (and counted) */
+  retries: number;
+  timeoutMs: number;
+}
+
+export interface AgentConfig {
+  store: string;
+  cniConfDir: string;
+  cniBinDir: string[];
+  dockerSocket: string;
+  socket: string;
+  stateDir: string;
+  /** this host's name: recorded on allocations and events */
+  hostname: string;
+  /** seconds between full reconciliations */
+  reconcileInterval: number;
+  /** seconds before a failed DEL is tried again (doubling up to 60) */
+  retryInterval: number;
+  /** run berth's own plugins in the agent instead of executing them */
+  inProcess: boolean;
+  /** issue CNI GC for the agent's networks on each reconciliation */
+  gc: boolean;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  events: {
+    /** Redis stream key under the store's prefix (PREFIX:events), when the store is Redis; '' turns the stream off */
+    stream: string;
+    /** approximate cap on the stream's length */
+    streamMaxLen: number;
+    webhook?: WebhookConfig;
+  };
+  /** load-balancer services, validated by lb/ */
+  services: unknown[];
+}
+
+/** Flags given on the command line; undefined means "not given". */
+export interface AgentFlags {
+  store?: string;
+  cniConfDir?: string;
+  cniBinDir?: string;
+  dockerSocket?: string;
+  socket?: string;
+  stateDir?: string;
+}
+
+export class ConfigError extends Error {}
+
+const FIELDS: Record<string, string> = {
+  store: 'string',
+  cniConfDir: 'string',
+  cniBinDir: 'string',
+  dockerSocket: 'string',
+  socket: 'string',
+  stateDir: 'string',
+  hostname: 'string',
+  reconcileInterval: 'number',
+  retryInterval: 'number',
+  inProcess: 'boolean',
+  gc: 'boolean',
+  logLevel: 'string',
+  events: 'object',
+  services: 'array',
+};
+
+/** Builds the agent's config from the parsed file (or undefined), the flags and the environment. */
+export function parseAgentConfig(file: unknown, flags: AgentFlags, env: NodeJS.ProcessEnv, hostname: string): AgentConfig {
+  const f = (file ?? {}) as Record<string, unknown>;
+  if (typeof f !== 'object' || Array.isArray(f) || f === null) throw new ConfigError('the agent config must be a JSON object');
+  for (const [key, value] of Object.entries(f)) {
+    const want = FIELDS[key];
+    if (!want) throw new ConfigError(`${key}: unknown field (${Object.keys(FIELDS).join(', ')})`);
+    const got = Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value;
+    if (got !== want) throw new ConfigError(`${key} must be a${want === 'array' || want === 'object' ? 'n' : ''} ${want}, got ${got}`);
+  }
+  const store = resolveStoreUrl(flags.store ?? (f.store as string | undefined), env);
+  try {
+    parseStoreUrl(store);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  const path = (name: keyof AgentFlags & keyof typeof FIELDS, dflt: string): string => {
+    const v = flags[name] ?? (f[name] as string | undefined) ?? dflt;
+    if (!v.startsWith('/')) throw new ConfigError(`${name} must be an absolute path, got "${v}"`);
+    if (v.includes('\0')) throw new ConfigError(`${name} must not contain NUL`);
+    return v.replace(/\/+$/, '') || '/';
+  };
+  const binDirs = (flags.cniBinDir ?? (f.cniBinDir as string | undefined) ?? '/opt/cni/bin').split(':').filter(Boolean);
+  if (binDirs.length === 0) throw new ConfigError('cniBinDir must name at least one directory');
+  for (const d of binDirs) if (!d.startsWith('/')) throw new ConfigError(`cniBinDir entries must be absolute paths, got "${d}"`);
+  const host = (f.hostname as string | undefined) ?? hostname;
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/.test(host)) throw new ConfigError(`hostname must be a host name, got ${JSON.stringify(host)}`);
+  const seconds = (name: string, dflt: number, min: number): number => {
+    const v = (f[name] as number | undefined) ?? dflt;
+    if (!Number.isFinite(v) || v < min || v > 86400) throw new ConfigError(`${name} must be between ${min} and 86400 seconds, got ${v}`);
+    return v;
+  };
+  const level = (f.logLevel as string | undefined) ?? 'info';
+  if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new ConfigError(`logLevel must be one of debug, info, warn, error, got "${level}"`);
+  return {
+    store,
+    cniConfDir: path('cniConfDir', '/etc/cni/net.d'),
+    cniBinDir: binDirs,
+    dockerSocket: path('dockerSocket', '/var/run/docker.sock'),
+    socket: path('socket', DEFAULT_SOCKET),
+    stateDir: path('stateDir', '/var/lib/berth/agent'),
+    hostname: host,
+    reconcileInterval: seconds('reconcileInterval', 60, 1),
+    retryInterval: seconds('retryInterval', 5, 0.05),
+    inProcess: (f.inProcess as boolean | undefined) ?? true,
+    gc: (f.gc as boolean | undefined) ?? true,
+    logLevel: level as AgentConfig['logLevel'],
+    events: parseEvents(f.events),
+    services: (f.services as unknown[] | undefined) ?? [],
+  };
+}
+
+function parseEvents(raw: unknown): AgentConfig['events'] {
+  const out: AgentConfig['events'] = { stream: 'events', streamMaxLen: 100000 };
+  if (raw === undefined) return out;
+  const r = raw as Record<string, unknown>;
+  for (const key of Object.keys(r)) {
+    if (!['stream', 'streamMaxLen', 'webhook'].includes(key)) throw new ConfigError(`events.${key}: unknown field (stream, streamMaxLen, webhook)`);
+  }
+  if (r.stream !== undefined) {
+    if (typeof r.stream !== 'string' || r.stream.length > 200 || /[\s\0]/.test(r.stream)) {
+      throw new ConfigError('events.stream must be a Redis key without white space (or "" for none)');
+    }
+    out.stream = r.stream;
+  }
+  if (r.streamMaxLen !== undefined) {
+    if (!Number.isInteger(r.streamMaxLen) || (r.streamMaxLen as number) < 1) throw new ConfigError('events.streamMaxLen must be a positive integer');
+    out.streamMaxLen = r.streamMaxLen as number;
+  }
+  if (r.webhook !== undefined) {
+    const w = r.webhook as Record<string, unknown>;
+    if (!w || typeof w !== 'object' || Array.isArray(w)) throw new ConfigError('events.webhook must be an object');
+    for (const key of Object.keys(w)) {
+      if (!['url', 'retries', 'timeoutMs'].includes(key)) throw new ConfigError(`events.webhook.${key}: unknown field (url, retries, timeoutMs)`);
+    }
+    let url: URL;
+    try {
+      url = new URL(String(w.url));
+    } catch {
+      throw new ConfigError(`events.webhook.url must be an http or https URL, got ${JSON.stringify(w.url)}`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`events.webhook.url must be an http or https URL, got ${JSON.stringify(w.url)}`);
+    const retries = w.retries ?? 8;
+    if (!Number.isInteger(retries) || (retries as number) < 1 || (retries as number) > 100) throw new ConfigError('events.webhook.retries must be an integer from 1 to 100');
+    const timeoutMs = w.timeoutMs ?? 5000;
+    if (!Number.isInteger(timeoutMs) || (timeoutMs as number) < 100) throw new ConfigError('events.webhook.timeoutMs must be an integer of at least 100');
+    out.webhook = { url: url.href, retries: retries as number, timeoutMs: timeoutMs as number };
+  }
+  return out;
+}

@@ -1,0 +1,124 @@
+// The Docker engine as the agent sees it (dockerode over the engine's unix
+// socket): labelled containers, one container's details, and the stream of
+// start/die/destroy events, reconnected with backoff when the engine restarts.
+import Docker from 'dockerode';
+import type { Logger } from 'pino';
+import { LABEL_NETWORK } from './labels.js';
+
+export interface ContainerInfo {
+  id: string;
+  /** without the leading "/" */
+  name: string;
+  running: boolean;
+  /** the init process, 0 when not running */
+  pid: number;
+  labels: Record<string, string>;
+  networkMode: string;
+}
+
+export interface ContainerEvent {
+  id: string;
+  action: 'start' | 'die' | 'destroy';
+  /** when Docker says it happened, ns since the epoch */
+  timeNano: bigint;
+}
+
+export class DockerEngine {
+  private readonly docker: Docker;
+  private stream: NodeJS.ReadableStream | undefined;
+  private stopped = false;
+  connected = false;
+
+  constructor(
+    socketPath: string,
+    private readonly log: Logger,
+  ) {
+    this.docker = new Docker({ socketPath, timeout: 30000 });
+  }
+
+  /** Running containers that carry berth.network. */
+  async listLabelled(): Promise<Array<{ id: string; name: string }>> {
+    const list = await this.docker.listContainers({ filters: { label: [LABEL_NETWORK], status: ['running'] } });
+    return list.map((c) => ({ id: c.Id, name: (c.Names?.[0] ?? c.Id).replace(/^\//, '') }));
+  }
+
+  /** One container, or null when Docker no longer knows it. */
+  async inspect(id: string): Promise<ContainerInfo | null> {
+    try {
+      const c = await this.docker.getContainer(id).inspect();
+      return {
+        id: c.Id,
+        name: c.Name.replace(/^\//, ''),
+        running: c.State.Running && !c.State.Restarting,
+        pid: c.State.Pid,
+        labels: c.Config.Labels ?? {},
+        networkMode: c.HostConfig.NetworkMode ?? '',
+      };
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return null;
+      throw err;
+    }
+  }
+
+  /**
+   * Follows container start/die/destroy events until stop(). Each time the
+   * stream is (re)established it calls `resync`: events before it, or missed
+   * while the engine was away, are only seen by listing.
+   */
+  watch(onEvent: (e: ContainerEvent) => void, resync: () => void): void {
+    let backoff = 250;
+    const connect = async (): Promise<void> => {
+      if (this.stopped) return;
+      try {
+        const stream = (await this.docker.getEvents({ filters: { type: ['container'], event: ['start', 'die', 'destroy'] } })) as NodeJS.ReadableStream;
+        this.stream = stream;
+        this.connected = true;
+        backoff = 250;
+        resync();
+        let buf = '';
+        stream.on('data', (chunk: Buffer) => {
+          buf += chunk.toString();
+          let nl: number;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl).trim();
+            buf = buf.slice(nl + 1);
+            if (!line) continue;
+            try {
+              const e = JSON.parse(line) as { id?: string; Action?: string; status?: string; timeNano?: number };
+              const action = (e.Action ?? e.status) as ContainerEvent['action'];
+              // timeNano exceeds 2^53; the ms part is what matters
+              const timeNano = /"timeNano":(\d+)/.exec(line)?.[1];
+              if (e.id && (action === 'start' || action === 'die' || action === 'destroy')) onEvent({ id: e.id, action, timeNano: timeNano ? BigInt(timeNano) : BigInt(Date.now()) * 1000000n });
+            } catch {
+              this.log.warn({ line: line.slice(0, 200) }, 'unreadable Docker event');
+            }
+          }
+        });
+        const lost = (why: string) => {
+          if (this.stream !== stream) return;
+          this.stream = undefined;
+          this.connected = false;
+          if (this.stopped) return;
+          this.log.warn({ why }, 'Docker event stream lost; reconnecting');
+          setTimeout(() => void connect(), backoff).unref();
+        };
+        stream.on('end', () => lost('end'));
+        stream.on('close', () => lost('close'));
+        stream.on('error', (err: Error) => lost(err.message));
+      } catch (err) {
+        this.connected = false;
+        this.log.warn({ err: (err as Error).message, retryMs: backoff }, 'cannot reach the Docker engine');
+        setTimeout(() => void connect(), backoff).unref();
+        backoff = Math.min(backoff * 2, 10000);
+      }
+    };
+    void connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    const s = this.stream as (NodeJS.ReadableStream & { destroy?: () => void }) | undefined;
+    this.stream = undefined;
+    s?.destroy?.();
+  }
+}

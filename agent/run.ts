@@ -1,0 +1,96 @@
+// `berth agent`: reads the config, opens the store, the Docker engine and the
+// API socket, runs until SIGTERM/SIGINT, then shuts down in order: stop
+// taking events, let operations in flight finish (bounded), flush events
+// (bounded), close the socket and the store. Attachments stay: containers
+// keep their addresses while the agent is away.
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import pino from 'pino';
+import { openStore } from '../ipam/open-store.js';
+import { parseStoreUrl } from '../ipam/store-url.js';
+import { Agent } from './agent.js';
+import { listenApi } from './api.js';
+import { ConfigError, DEFAULT_CONFIG_FILE, parseAgentConfig, type AgentConfig, type AgentFlags } from './config.js';
+import { DockerEngine } from './docker.js';
+import { EventPublisher } from './events.js';
+
+export interface AgentRunOptions {
+  configFile?: string;
+  flags: AgentFlags;
+  env: NodeJS.ProcessEnv;
+  /** resolves when the agent should stop (tests); default: SIGTERM or SIGINT */
+  until?: Promise<void>;
+  /** where log lines go (default stdout) */
+  logDest?: pino.DestinationStream;
+}
+
+/** Reads the config file (the default one only if present) and applies flags. */
+export function loadAgentConfig(opts: Pick<AgentRunOptions, 'configFile' | 'flags' | 'env'>): AgentConfig {
+  const file = opts.configFile ?? DEFAULT_CONFIG_FILE;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && opts.configFile === undefined) raw = undefined;
+    else throw new ConfigError(`cannot read the agent config ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return parseAgentConfig(raw, opts.flags, opts.env, hostname());
+  } catch (err) {
+    throw new ConfigError(`${file}: ${(err as Error).message}`);
+  }
+}
+
+/** Runs the agent until stopped; resolves when it has shut down. */
+export async function runAgent(opts: AgentRunOptions): Promise<void> {
+  const cfg = loadAgentConfig(opts);
+  const log = pino({ level: cfg.logLevel, base: { host: cfg.hostname, pid: process.pid } }, opts.logDest ?? pino.destination({ fd: 1, sync: false }));
+  const startedAt = new Date();
+  log.info({ store: cfg.store.replace(/\/\/[^@/]*@/, '//***@'), cniConfDir: cfg.cniConfDir, cniBinDir: cfg.cniBinDir, socket: cfg.socket, stateDir: cfg.stateDir }, 'berth agent starting');
+  const store = await openStore(cfg.store, { redisClient: 'ioredis' });
+  const events = new EventPublisher(log);
+  const loc = parseStoreUrl(cfg.store);
+  let streamConn: { close(): Promise<void> } | undefined;
+  if (loc.kind === 'redis' && cfg.events.stream) {
+    const { IoredisConn } = await import('../ipam/ioredis-conn.js');
+    const conn = new IoredisConn(loc);
+    streamConn = conn;
+    events.addRedisStream(conn, `${loc.prefix}:${cfg.events.stream}`, cfg.events.streamMaxLen);
+  }
+  if (cfg.events.webhook) events.addWebhook(cfg.events.webhook);
+  const docker = new DockerEngine(cfg.dockerSocket, log);
+  const agent = new Agent(cfg, { docker, store, events, log });
+  const server = await listenApi({ agent, store, version: agentVersion(), startedAt }, cfg.socket);
+  agent.start();
+
+  await (opts.until ??
+    new Promise<void>((resolve) => {
+      const onSignal = (sig: string) => {
+        log.info({ signal: sig }, 'shutting down');
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+        resolve();
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+    }));
+  await agent.stop();
+  await events.flush(5000);
+  events.close();
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  await closed;
+  await store.close().catch(() => {});
+  await streamConn?.close().catch(() => {});
+  log.info({}, 'berth agent stopped');
+  log.flush?.();
+}
+
+function agentVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}

@@ -1,0 +1,89 @@
+// berth status, berth attachments: what the host agent is doing, over its socket.
+import type { Argv, ArgumentsCamelCase } from 'yargs';
+import { DEFAULT_SOCKET } from '../../agent/config.js';
+import { agentGet } from '../agent-client.js';
+import { causeOf, contextOf, reportFailure, type ArgsOf, type GlobalArgs } from '../context.js';
+import { once } from '../flags.js';
+import { fields, table, writeJson } from '../output.js';
+
+function socketBuilder(y: Argv<GlobalArgs>) {
+  return y.option('socket', { type: 'string', coerce: once('socket'), describe: `the agent's API socket (default ${DEFAULT_SOCKET})` });
+}
+type SocketArgs = ArgumentsCamelCase<ArgsOf<typeof socketBuilder>>;
+
+interface Status {
+  version: string;
+  host: string;
+  pid: number;
+  startedAt: string;
+  ready: boolean;
+  docker: string;
+  store: string;
+  attachments: number;
+  adding: number;
+  delQueue: number;
+  problems: Array<{ name: string; network?: string; error: string }>;
+  lastReconcile: { at: string; ms: number; error?: string } | null;
+  rssBytes: number;
+}
+
+interface AttachmentView {
+  containerId: string;
+  name: string;
+  network: string;
+  ip: string | null;
+  owner: string;
+  phase: string;
+  lb: Record<string, number>;
+  lastError?: string;
+}
+
+async function fetchJson<T>(argv: SocketArgs, path: string): Promise<T> {
+  const { status, body } = await agentGet(argv.socket ?? DEFAULT_SOCKET, path);
+  if (status !== 200) throw new Error(`the agent answered ${status}: ${typeof body === 'object' && body && 'error' in body ? String((body as { error: unknown }).error) : String(body).trim()}`);
+  return body as T;
+}
+
+async function status(argv: SocketArgs): Promise<void> {
+  const ctx = contextOf(argv);
+  try {
+    const s = await fetchJson<Status>(argv, '/v1/status');
+    if (argv.json) return writeJson(ctx.io.stdout, s);
+    let out = fields([
+      ['agent', `berth ${s.version}, pid ${s.pid}, on ${s.host}, since ${s.startedAt}`],
+      ['ready', s.ready ? 'yes' : 'no (first reconciliation running)'],
+      ['docker', s.docker],
+      ['store', s.store],
+      ['attachments', `${s.attachments} attached, ${s.adding} being added, ${s.delQueue} DEL${s.delQueue === 1 ? '' : 's'} queued`],
+      ['reconciled', s.lastReconcile ? `${s.lastReconcile.at} in ${s.lastReconcile.ms} ms${s.lastReconcile.error ? ` (failed: ${s.lastReconcile.error})` : ''}` : 'not yet'],
+      ['memory', `${Math.round(s.rssBytes / 1048576)} MiB RSS`],
+    ]);
+    if (s.problems.length > 0) {
+      out += `\n${s.problems.length} labelled container${s.problems.length === 1 ? '' : 's'} not attached:\n`;
+      out += table(['  NAME', 'NETWORK', 'PROBLEM'], s.problems.map((p) => [`  ${p.name}`, p.network ?? '', p.error]));
+    }
+    ctx.io.stdout.write(out);
+  } catch (err) {
+    reportFailure(ctx, `failed to get the agent's status: ${causeOf(err)}`);
+  }
+}
+
+async function attachments(argv: SocketArgs): Promise<void> {
+  const ctx = contextOf(argv);
+  try {
+    const list = await fetchJson<AttachmentView[]>(argv, '/v1/attachments');
+    if (argv.json) return writeJson(ctx.io.stdout, list);
+    if (list.length === 0) return void ctx.io.stdout.write('no attachments\n');
+    ctx.io.stdout.write(
+      table(
+        ['NAME', 'CONTAINER', 'NETWORK', 'IP', 'OWNER', 'STATE', 'LB'],
+        list.map((a) => [a.name, a.containerId.slice(0, 12), a.network, a.ip ?? '-', a.owner, a.lastError ? `${a.phase} (${a.lastError})` : a.phase, Object.entries(a.lb).map(([s, p]) => `${s}:${p}`).join(',')]),
+      ),
+    );
+  } catch (err) {
+    reportFailure(ctx, `failed to list attachments: ${causeOf(err)}`);
+  }
+}
+
+export const statusCommand = { command: 'status', describe: "Show the host agent's state", builder: socketBuilder, handler: status };
+export const attachmentsCommand = { command: 'attachments', describe: 'List the containers the host agent has attached', builder: socketBuilder, handler: attachments };
