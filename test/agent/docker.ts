@@ -1,0 +1,214 @@
+// The agent against a real dockerd, a real redis-server and a real Linux
+// bridge: labelled containers get a pool IP reachable from the host,
+// unlabelled ones are left alone, restart keeps the IP, berth.ip is honoured,
+// removal frees the address, bad labels are reported, a DEL during a Redis
+// outage is queued and completed, events reach the Redis stream and a webhook.
+import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { main } from '../../cli/main.js';
+import { parseIp } from '../../ipam/address.js';
+import { openStore } from '../../ipam/open-store.js';
+import { startAgent, waitFor } from '../helpers/agent.js';
+import { BIN } from '../helpers/cni.js';
+import { skipWithoutDocker, startDocker } from '../helpers/docker.js';
+import { skipWithoutNetns, uniqueName } from '../helpers/netns.js';
+import { skipWithoutRedis, startRedis } from '../helpers/redis.js';
+
+interface Att {
+  name: string;
+  containerId: string;
+  ip: string | null;
+  phase: string;
+  owner: string;
+  lastError?: string;
+}
+
+if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.test('the agent on a real Docker engine', async (t) => {
+  const dir = t.testdir();
+  const redis = await startRedis({ durable: true });
+  t.teardown(() => redis.stop());
+  const docker = await startDocker();
+  t.teardown(() => docker.stop());
+  const store = redis.freshUrl();
+  const bridge = uniqueName('brag');
+  t.teardown(() => {
+    spawnSync('ip', ['link', 'del', bridge]);
+  });
+  const quiet = { stdout: { write: () => true }, stderr: { write: (s: string) => process.stderr.write(s) }, env: {} };
+  t.equal(await main(['--store', store, 'pool', 'create', 'agentp', '--subnet', '10.210.0.0/24', '--gateway', '10.210.0.1', '--hold', '600'], quiet), 0, 'pool created');
+  const netDir = join(dir, 'net');
+  mkdirSync(netDir);
+  writeFileSync(
+    join(netDir, '10-agentnet.conflist'),
+    JSON.stringify({
+      cniVersion: '1.1.0',
+      name: 'agentnet',
+      plugins: [{ type: 'berth-bridge', bridge, isGateway: true, ipam: { type: 'berth-ipam', pool: 'agentp', store } }],
+    }),
+  );
+  // a webhook receiver: the CMDB's view of the events
+  const hooked: Array<Record<string, string>> = [];
+  let failNext = 2; // the first deliveries fail: the agent must retry
+  const hook = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      if (failNext-- > 0) {
+        res.writeHead(503).end();
+        return;
+      }
+      hooked.push(JSON.parse(body) as Record<string, string>);
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => hook.close(() => r())));
+  const hookPort = (hook.address() as { port: number }).port;
+
+  const agent = await startAgent(dir, {
+    store,
+    cniConfDir: netDir,
+    cniBinDir: BIN.replace(/\/$/, ''),
+    dockerSocket: docker.socket,
+    socket: join(dir, 'agent.sock'),
+    stateDir: join(dir, 'state'),
+    reconcileInterval: 2,
+    retryInterval: 0.2,
+    events: { webhook: { url: `http://127.0.0.1:${hookPort}/events`, retries: 5, timeoutMs: 2000 } },
+  });
+  t.teardown(() => agent.kill('SIGKILL'));
+
+  const attachments = async () => (await agent.get<Att[]>('/v1/attachments')).body;
+  const attachedIp = (name: string) =>
+    waitFor(`${name} to be attached`, async () => (await attachments()).find((a) => a.name === name && a.phase === 'attached')?.ip ?? undefined);
+  const run = async (...args: string[]) => {
+    const r = await docker.run(['run', '-d', '--network', 'none', ...args, docker.image, 'sleep', '3600']);
+    if (r.code !== 0) throw new Error(`docker run failed: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  const addrsIn = async (name: string) => (await docker.run(['exec', name, 'ip', '-o', '-4', 'addr'])).stdout;
+  const addressState = async (ip: string) => {
+    const s = await openStore(store);
+    try {
+      return await s.getAddress('agentp', parseIp(ip, 'ip').hex);
+    } finally {
+      await s.close();
+    }
+  };
+
+  t.test('a labelled container gets a pool address reachable from the host', async (t) => {
+    await run('--name', 'web1', '--label', 'berth.network=agentnet');
+    const ip = await attachedIp('web1');
+    t.match(ip, /^10\.210\.0\.\d+$/, 'an address of the pool');
+    t.match(await addrsIn('web1'), new RegExp(`eth0\\s+inet ${ip.replace(/\./g, '\\.')}/24`), 'the container has it on eth0');
+    const ping = spawnSync('/bin/busybox', ['ping', '-c', '2', '-W', '2', ip], { encoding: 'utf8' });
+    t.equal(ping.status, 0, `the host reaches it: ${ping.stdout}${ping.stderr}`);
+    const info = await addressState(ip);
+    t.equal(info.state, 'allocated');
+    t.equal(info.owner, 'web1', 'the owner defaults to the container name');
+  });
+
+  t.test('an unlabelled container is left alone', async (t) => {
+    await run('--name', 'plain');
+    await agent.get('/v1/status'); // one more round trip, then a reconciliation
+    await waitFor('a reconciliation after the start', async () => {
+      const s = (await agent.get<{ lastReconcile: { at: string } | null }>('/v1/status')).body;
+      return s.lastReconcile && Date.parse(s.lastReconcile.at) > Date.now() - 1000 ? true : undefined;
+    });
+    t.notOk((await attachments()).some((a) => a.name === 'plain'), 'no attachment');
+    t.notMatch(await addrsIn('plain'), /eth0/, 'no interface but lo');
+  });
+
+  t.test('docker restart keeps the address', async (t) => {
+    const before = await attachedIp('web1');
+    const pidBefore = (await docker.run(['inspect', '-f', '{{.State.Pid}}', 'web1'])).stdout.trim();
+    t.equal((await docker.run(['restart', '-t', '1', 'web1'])).code, 0, 'restarted');
+    const pidAfter = (await docker.run(['inspect', '-f', '{{.State.Pid}}', 'web1'])).stdout.trim();
+    t.not(pidAfter, pidBefore, 'a new process, so a new namespace');
+    const after = await waitFor('web1 to be attached in its new namespace', async () => ((await addrsIn('web1')).includes(before) ? before : undefined));
+    t.equal(after, before, 'the same address');
+    t.equal(await attachedIp('web1'), before);
+  });
+
+  t.test('berth.ip and berth.owner are honoured', async (t) => {
+    await run('--name', 'fixed', '--label', 'berth.network=agentnet', '--label', 'berth.ip=10.210.0.77', '--label', 'berth.owner=team/fixed-0');
+    t.equal(await attachedIp('fixed'), '10.210.0.77');
+    t.equal((await addressState('10.210.0.77')).owner, 'team/fixed-0');
+  });
+
+  t.test('removing the container frees its address (held for its owner)', async (t) => {
+    const ip = await attachedIp('fixed');
+    t.equal((await docker.run(['rm', '-f', 'fixed'])).code, 0);
+    await waitFor('the attachment to go', async () => ((await attachments()).some((a) => a.name === 'fixed') ? undefined : true));
+    const info = await addressState(ip);
+    t.not(info.state, 'allocated', 'no longer allocated');
+    t.equal(info.state, 'reserved', 'held for the owner for the hold time');
+    t.equal(info.owner, 'team/fixed-0');
+  });
+
+  t.test('bad labels are reported by name and attach nothing', async (t) => {
+    await run('--name', 'badip', '--label', 'berth.network=agentnet', '--label', 'berth.ip=10.210.0.999');
+    await run('--name', 'nonet', '--label', 'berth.network=nosuchnet');
+    const status = await waitFor('both problems', async () => {
+      const s = (await agent.get<{ problems: Array<{ name: string; error: string }> }>('/v1/status')).body;
+      return s.problems.length >= 2 ? s : undefined;
+    });
+    t.match(status.problems.find((p) => p.name === 'badip')?.error, /berth\.ip/, 'the bad label is named');
+    t.match(status.problems.find((p) => p.name === 'nonet')?.error, /network "nosuchnet" is not configured/);
+    t.notOk((await attachments()).some((a) => a.name === 'badip' || a.name === 'nonet'));
+    let out = '';
+    const code = await main(['status', '--socket', agent.socket], { stdout: { write: (s: string) => (out += s) }, stderr: quiet.stderr, env: {} });
+    t.equal(code, 0, 'berth status works');
+    t.match(out, /2 labelled containers not attached/);
+    await docker.run(['rm', '-f', 'badip', 'nonet']);
+  });
+
+  t.test('a DEL while Redis is down is queued and completed when it is back', async (t) => {
+    await run('--name', 'outage', '--label', 'berth.network=agentnet');
+    const ip = await attachedIp('outage');
+    await redis.stop();
+    t.equal((await docker.run(['rm', '-f', 'outage'])).code, 0);
+    const queued = await waitFor('the DEL to fail and be queued', async () => (await attachments()).find((a) => a.name === 'outage' && a.phase === 'deleting' && a.lastError));
+    t.ok(queued.lastError, `queued with the error: ${queued.lastError}`);
+    await redis.start();
+    await waitFor('the queued DEL to complete', async () => ((await attachments()).some((a) => a.name === 'outage') ? undefined : true), 60000);
+    t.not((await addressState(ip)).state, 'allocated', 'the address was released, not leaked');
+  });
+
+  t.test('metrics, pools and events', async (t) => {
+    const metrics = (await agent.get<string>('/metrics')).body;
+    t.match(metrics, /berth_agent_attachments\{network="agentnet",phase="attached"\} 1/);
+    t.match(metrics, /berth_agent_cni_duration_seconds_count\{network="agentnet",op="add"\} \d+/);
+    t.match(metrics, /berth_pool_addresses\{pool="agentp",state="allocated"\} 1/);
+    t.match(metrics, /berth_agent_errors_total\{network="agentnet",op="del"\} [1-9]/, 'the failed DEL was counted');
+    const pools = (await agent.get<Array<{ conf: { name: string }; allocated: number }>>('/v1/pools')).body;
+    t.equal(pools.find((p) => p.conf.name === 'agentp')?.allocated, 1);
+    const prefix = new URL(store).searchParams.get('prefix') ?? 'berth';
+    const stream = redis.cli('XRANGE', `${prefix}:events`, '-', '+');
+    t.match(stream, /attached/, 'attach events in the Redis stream');
+    t.match(stream, /detached/, 'detach events in the Redis stream');
+    t.match(stream, /team\/fixed-0/, 'with the owner');
+    const got = await waitFor('webhook deliveries', () => (hooked.some((e) => e.type === 'detached' && e.name === 'outage') ? hooked : undefined));
+    const web1 = got.find((e) => e.type === 'attached' && e.name === 'web1');
+    t.ok(web1, 'the webhook got web1, after retrying its failures');
+    t.match(web1, { network: 'agentnet', owner: 'web1', ip: /^10\.210\.0\./ });
+  });
+
+  t.test('berth attachments prints the table', async (t) => {
+    let out = '';
+    t.equal(await main(['attachments', '--socket', agent.socket], { stdout: { write: (s: string) => (out += s) }, stderr: quiet.stderr, env: {} }), 0);
+    t.match(out, /^NAME\s+CONTAINER\s+NETWORK\s+IP/);
+    t.match(out, /web1\s+[0-9a-f]{12}\s+agentnet\s+10\.210\.0\.\d+\s+web1\s+attached/);
+  });
+
+  t.test('SIGTERM shuts down cleanly and leaves attachments in place', async (t) => {
+    const ip = await attachedIp('web1');
+    t.equal(await agent.kill('SIGTERM'), 0, 'exits 0');
+    t.match(agent.log(), /"msg":"berth agent stopped"/);
+    t.equal((await addressState(ip)).state, 'allocated', 'the container keeps its address');
+    t.match(await addrsIn('web1'), new RegExp(ip.replace(/\./g, '\\.')));
+  });
+});

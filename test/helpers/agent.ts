@@ -1,0 +1,81 @@
+// Runs `bin/berth agent` as a real process for a test, and talks to its socket.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { agentGet } from '../../cli/agent-client.js';
+import { BIN } from './cni.js';
+
+export interface AgentProcess {
+  socket: string;
+  /** log lines so far (pino JSON) */
+  log(): string;
+  get<T = unknown>(path: string): Promise<{ status: number; body: T }>;
+  /** waits until /readyz answers 200 */
+  ready(timeoutMs?: number): Promise<void>;
+  kill(signal: NodeJS.Signals): Promise<number | null>;
+  /** starts it again with the same config */
+  restart(): Promise<void>;
+}
+
+/** Writes `config` to DIR/agent.json and starts the agent on it. */
+export async function startAgent(dir: string, config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<AgentProcess> {
+  const file = join(dir, 'agent.json');
+  writeFileSync(file, JSON.stringify(config));
+  const socket = String(config.socket);
+  let child: ChildProcess;
+  let text = '';
+  const spawnIt = () => {
+    child = spawn(join(BIN, 'berth'), ['agent', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH, ...env } });
+    child.stdout!.on('data', (c: Buffer) => (text += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (text += c.toString()));
+  };
+  spawnIt();
+  process.once('exit', () => child.kill('SIGKILL'));
+  const a: AgentProcess = {
+    socket,
+    log: () => text,
+    get: async <T>(path: string) => (await agentGet(socket, path)) as { status: number; body: T },
+    async ready(timeoutMs = 60000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (child.exitCode !== null) throw new Error(`the agent exited ${child.exitCode}: ${text.slice(-3000)}`);
+        try {
+          if ((await agentGet(socket, '/readyz', 2000)).status === 200) return;
+        } catch {
+          // not listening yet
+        }
+        if (Date.now() > deadline) throw new Error(`the agent was not ready within ${timeoutMs} ms: ${text.slice(-3000)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    kill(signal) {
+      return new Promise((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
+        child.once('exit', (code) => resolve(code));
+        child.kill(signal);
+      });
+    },
+    async restart() {
+      spawnIt();
+      await a.ready();
+    },
+  };
+  await a.ready();
+  return a;
+}
+
+/** Polls fn until it returns a value other than undefined, or fails after timeoutMs with `what`. */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
