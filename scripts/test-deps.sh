@@ -13,6 +13,7 @@ packages=(
   busybox-static # the container image the podman tests import (no registry is reachable)
   hyperfine      # npm run bench times plugin processes
   openvswitch-switch  # the OVSDB client's tests start their own ovsdb-server + ovs-vswitchd (userspace datapath)
+  docker.io      # the agent's tests start their own dockerd (private socket, data root and containerd namespace)
 )
 
 sudo=""
