@@ -46,6 +46,8 @@ export class Agent {
   private networks = new Map<string, NetworkList>();
   private readonly chains = new Map<string, Promise<void>>();
   private readonly startEvents = new Map<string, bigint>();
+  /** when each container's latest event reached the agent (ms), for the timing in the "attached" line */
+  private readonly eventSeen = new Map<string, number>();
   private inflight = 0;
   private drained: Array<() => void> = [];
   private gcRunning: Promise<void> | undefined;
@@ -129,7 +131,10 @@ export class Agent {
   }
 
   private onEvent(e: ContainerEvent): void {
-    if (e.action === 'start') this.startEvents.set(e.id, e.timeNano);
+    if (e.action === 'start') {
+      this.startEvents.set(e.id, e.timeNano);
+      this.eventSeen.set(e.id, Date.now());
+    }
     void this.serialize(e.id, () => this.ensure(e.id));
   }
 
@@ -168,7 +173,9 @@ export class Agent {
 
   /** Makes Docker's view of one container and the agent's agree. */
   async ensure(id: string): Promise<void> {
+    const t0 = Date.now();
     const info = await this.deps.docker.inspect(id);
+    const inspectMs = Date.now() - t0;
     let rec = this.records.get(id);
     let intent: AttachIntent | null = null;
     if (info?.running) {
@@ -184,6 +191,7 @@ export class Agent {
     }
     if (!info?.running || !intent) {
       if (!info) this.problems.delete(id);
+      this.eventSeen.delete(id);
       if (rec) await this.detach(rec, info ? (info.running ? 'unlabelled' : 'stopped') : 'removed');
       this.startEvents.delete(id);
       return;
@@ -195,10 +203,10 @@ export class Agent {
       if (!(await this.detach(rec, rec.phase === 'attached' ? 'restarted' : rec.phase))) return;
       rec = undefined;
     }
-    await this.attach(info.id, info.name, info.pid, intent);
+    await this.attach(info.id, info.name, info.pid, intent, inspectMs);
   }
 
-  private async attach(id: string, name: string, pid: number, intent: AttachIntent): Promise<void> {
+  private async attach(id: string, name: string, pid: number, intent: AttachIntent, inspectMs = 0): Promise<void> {
     const log = this.deps.log.child({ containerId: id, network: intent.network });
     let network = this.networks.get(intent.network);
     if (!network) {
@@ -235,7 +243,9 @@ export class Agent {
     const startedAt = this.startEvents.get(id);
     this.startEvents.delete(id);
     if (startedAt !== undefined) this.m.startToIp.observe({}, Math.max(0, Date.now() - Number(startedAt / 1000000n)) / 1000);
-    log.info({ ip: rec.ip, owner: intent.owner, ms: Math.round(seconds * 1000) }, 'attached');
+    const seen = this.eventSeen.get(id);
+    this.eventSeen.delete(id);
+    log.info({ ip: rec.ip, owner: intent.owner, ms: Math.round(seconds * 1000), inspectMs, ...(seen ? { sinceEventMs: Date.now() - seen } : {}) }, 'attached');
     this.publish('attached', rec);
   }
 

@@ -31,6 +31,8 @@ export interface AgentConfig {
   /** issue CNI GC for the agent's networks on each reconciliation */
   gc: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** scheduling priority (nice, -20..19): a start storm must not starve the agent that gives containers their IPs */
+  nice: number;
   events: {
     /** Redis stream key under the store's prefix (PREFIX:events), when the store is Redis; '' turns the stream off */
     stream: string;
@@ -67,6 +69,7 @@ const FIELDS: Record<string, string> = {
   inProcess: 'boolean',
   gc: 'boolean',
   logLevel: 'string',
+  nice: 'number',
   events: 'object',
   services: 'array',
 };
@@ -118,9 +121,16 @@ export function parseAgentConfig(file: unknown, flags: AgentFlags, env: NodeJS.P
     inProcess: (f.inProcess as boolean | undefined) ?? true,
     gc: (f.gc as boolean | undefined) ?? true,
     logLevel: level as AgentConfig['logLevel'],
+    nice: niceOf(f.nice),
     events: parseEvents(f.events),
     services: (f.services as unknown[] | undefined) ?? [],
   };
+}
+
+function niceOf(raw: unknown): number {
+  if (raw === undefined) return -10;
+  if (!Number.isInteger(raw) || (raw as number) < -20 || (raw as number) > 19) throw new ConfigError(`nice must be an integer from -20 to 19, got ${JSON.stringify(raw)}`);
+  return raw as number;
 }
 
 function parseEvents(raw: unknown): AgentConfig['events'] {

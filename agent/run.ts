@@ -4,7 +4,7 @@
 // (bounded), close the socket and the store. Attachments stay: containers
 // keep their addresses while the agent is away.
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { hostname, setPriority } from 'node:os';
 import pino from 'pino';
 import { openStore } from '../ipam/open-store.js';
 import { parseStoreUrl } from '../ipam/store-url.js';
@@ -47,6 +47,13 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
   const cfg = loadAgentConfig(opts);
   const log = pino({ level: cfg.logLevel, base: { host: cfg.hostname, pid: process.pid } }, opts.logDest ?? pino.destination({ fd: 1, sync: false }));
   const startedAt = new Date();
+  if (cfg.nice !== 0) {
+    try {
+      setPriority(0, cfg.nice);
+    } catch (err) {
+      log.warn({ nice: cfg.nice, err: (err as Error).message }, 'cannot change the agent\'s scheduling priority');
+    }
+  }
   log.info({ store: cfg.store.replace(/\/\/[^@/]*@/, '//***@'), cniConfDir: cfg.cniConfDir, cniBinDir: cfg.cniBinDir, socket: cfg.socket, stateDir: cfg.stateDir }, 'berth agent starting');
   const store = await openStore(cfg.store, { redisClient: 'ioredis' });
   const events = new EventPublisher(log);

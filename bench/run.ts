@@ -1,18 +1,26 @@
 // npm run bench: every benchmark, each running berth and its reference side by
-// side in one run. BENCH_QUICK=1 runs smaller counts.
+// side in one run. BENCH_QUICK=1 runs smaller counts; BENCH_ONLY=agent,ovs
+// runs only the named ones (ipam, cni, bridge, ovs, agent).
 import { benchIpam } from './ipam.js';
 import { benchCni } from './cni.js';
 import { benchBridge } from './bridge.js';
 import { benchOvs } from './ovs.js';
+import { benchAgent } from './agent.js';
 
 const quick = process.env.BENCH_QUICK === '1';
+const only = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
 const started = new Date().toISOString();
 console.log(`berth benchmarks, ${started}, node ${process.version}${quick ? ' (quick)' : ''}\n`);
-for (const line of await benchIpam({ quick })) console.log(line);
-console.log('');
-for (const line of await benchCni({ quick })) console.log(line);
-console.log('');
-for (const line of await benchBridge({ quick })) console.log(line);
-console.log('');
-for (const line of await benchOvs({ quick })) console.log(line);
+const benches: Array<[string, (o: { quick: boolean }) => Promise<string[]>]> = [
+  ['ipam', benchIpam],
+  ['cni', benchCni],
+  ['bridge', benchBridge],
+  ['ovs', benchOvs],
+  ['agent', benchAgent],
+];
+for (const [name, bench] of benches) {
+  if (only.size > 0 && !only.has(name)) continue;
+  for (const line of await bench({ quick })) console.log(line);
+  console.log('');
+}
 process.exit(0);

@@ -4,18 +4,20 @@ import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSyn
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Argv, ArgumentsCamelCase } from 'yargs';
+import { findUp } from '../../native/index.js';
 import { causeOf, contextOf, reportFailure, type ArgsOf, type GlobalArgs } from '../context.js';
 import { once } from '../flags.js';
 import { table, writeJson } from '../output.js';
 
 export const PLUGINS = ['berth-bridge', 'berth-ovs', 'berth-ipam'];
-const ROOT = resolve(fileURLToPath(new URL('../../../', import.meta.url)));
+/** The repository root: above the sources (cli/commands) or the build (dist/cli/commands). */
+const ROOT = dirname(dirname(findUp(dirname(fileURLToPath(import.meta.url)), 'deploy/berth-agent.service') ?? resolve('deploy/x')));
 
 function installBuilder(y: Argv<GlobalArgs>) {
   return y
     .option('cni-bin-dir', { type: 'string', default: '/opt/cni/bin', coerce: once('cni-bin-dir'), describe: 'where container runtimes look for CNI plugins' })
     .option('unit-dir', { type: 'string', default: '/etc/systemd/system', coerce: once('unit-dir'), describe: 'where the berth-agent.service unit goes' })
-    .option('no-unit', { type: 'boolean', default: false, describe: 'install the plugins only' })
+    .option('unit', { type: 'boolean', default: true, describe: 'install the systemd unit too (--no-unit: the plugins only)' })
     .option('force', { type: 'boolean', default: false, describe: 'replace plugins of the same name that are not berth links' });
 }
 
@@ -56,7 +58,7 @@ async function install(argv: ArgumentsCamelCase<ArgsOf<typeof installBuilder>>):
       if (!existsSync(target)) throw new Error(`${target} is missing: run the install from a built berth`);
       steps.push(link(target, join(argv.cniBinDir, p), argv.force));
     }
-    if (!argv.noUnit) {
+    if (argv.unit) {
       const unit = readFileSync(join(ROOT, 'deploy', 'berth-agent.service'), 'utf8').replace(/^ExecStart=\S+/m, `ExecStart=${join(ROOT, 'bin', 'berth')}`);
       const path = join(argv.unitDir, 'berth-agent.service');
       const same = existsSync(path) && readFileSync(path, 'utf8') === unit;
@@ -69,7 +71,7 @@ async function install(argv: ArgumentsCamelCase<ArgsOf<typeof installBuilder>>):
     }
     if (argv.json) return writeJson(ctx.io.stdout, steps);
     ctx.io.stdout.write(table(null, steps.map((s) => [s.action, s.path, s.target ? `-> ${s.target}` : ''])));
-    if (!argv.noUnit) ctx.io.stdout.write('next: systemctl daemon-reload && systemctl enable --now berth-agent\n');
+    if (argv.unit) ctx.io.stdout.write('next: systemctl daemon-reload && systemctl enable --now berth-agent\n');
   } catch (err) {
     reportFailure(ctx, `failed to install: ${causeOf(err)}`);
   }

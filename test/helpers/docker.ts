@@ -40,7 +40,6 @@ export async function startDocker(): Promise<DockerEngineUnderTest> {
   const dir = mkdtempSync(join(tmpdir(), 'bd'));
   const socket = join(dir, 'docker.sock');
   const ns = `berth-test-${process.pid}`;
-  const log = join(dir, 'dockerd.log');
   const child: ChildProcess = spawn(
     'dockerd',
     [

@@ -1,0 +1,161 @@
+// The agent: 100 labelled containers started at once, time from Docker's
+// start event to the container's address being up (the agent's webhook
+// event, sent once ADD has returned), p50/p99; beside, in the same run, the
+// same 100 started on `--network none` alone and on Docker's own bridge
+// network with fixed IPs (whose address is configured before Docker reports
+// the start). Then the agent's RSS while tracking 1,000 attachments.
+import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import Docker from 'dockerode';
+import { main } from '../cli/main.js';
+import { startAgent, waitFor } from '../test/helpers/agent.js';
+import { dockerMissing, startDocker } from '../test/helpers/docker.js';
+import { redisServerBinary, startRedis } from '../test/helpers/redis.js';
+import { percentile } from './stats.js';
+
+const BIN = new URL('../bin/', import.meta.url).pathname.replace(/\/$/, '');
+
+async function limited<T>(n: number, items: T[], fn: (x: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: n }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  }));
+}
+
+/** The agent benchmark; returns printable lines. */
+export async function benchAgent(opts: { quick?: boolean } = {}): Promise<string[]> {
+  const missing = process.getuid?.() !== 0 ? 'needs root' : dockerMissing() ?? (redisServerBinary() ? null : 'redis-server is not installed');
+  if (missing) return [`agent: skipped (${missing})`];
+  const burst = opts.quick ? 30 : 100;
+  const tracked = opts.quick ? 200 : 1000;
+  const dir = mkdtempSync(join(tmpdir(), 'berth-bench-agent-'));
+  const tag = randomBytes(2).toString('hex');
+  const bridge = `bab${tag}`;
+  const redis = await startRedis();
+  const engine = await startDocker();
+  const out: string[] = [];
+  try {
+    const docker = new Docker({ socketPath: engine.socket });
+    const store = redis.freshUrl();
+    const io = { stdout: { write: () => true }, stderr: { write: (s: string) => process.stderr.write(s) }, env: {} };
+    if ((await main(['--store', store, 'pool', 'create', 'bench', '--subnet', '10.212.0.0/21', '--gateway', '10.212.0.1', '--hold', '0'], io)) !== 0) throw new Error('pool create failed');
+    const netDir = join(dir, 'net');
+    mkdirSync(netDir);
+    writeFileSync(
+      join(netDir, 'bench.conflist'),
+      JSON.stringify({ cniVersion: '1.1.0', name: 'bench', plugins: [{ type: 'berth-bridge', bridge, isGateway: true, ipam: { type: 'berth-ipam', pool: 'bench', store } }] }),
+    );
+    const attachedAt = new Map<string, number>();
+    const hook = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        const e = JSON.parse(body) as { type: string; container: string };
+        if (e.type === 'attached') attachedAt.set(e.container, Date.now());
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => hook.listen(0, '127.0.0.1', () => r()));
+    const agent = await startAgent(dir, {
+      store,
+      cniConfDir: netDir,
+      cniBinDir: BIN,
+      dockerSocket: engine.socket,
+      socket: join(dir, 'agent.sock'),
+      stateDir: join(dir, 'state'),
+      logLevel: process.env.BENCH_AGENT_LOG ? 'info' : 'warn',
+      events: { stream: '', webhook: { url: `http://127.0.0.1:${(hook.address() as { port: number }).port}/`, retries: 3, timeoutMs: 5000 } },
+    }, process.env.BENCH_AGENT_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_AGENT_NODE_OPTIONS } : {});
+    const rssIdle = (await agent.get<{ rssBytes: number }>('/v1/status')).body.rssBytes;
+
+    const startEvents = new Map<string, number>();
+    const events = (await docker.getEvents({ filters: { type: ['container'], event: ['start'] } })) as NodeJS.ReadableStream & { destroy(): void };
+    let buf = '';
+    events.on('data', (c: Buffer) => {
+      buf += c.toString();
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        const id = /"id":"([0-9a-f]+)"/.exec(line)?.[1];
+        const ns = /"timeNano":(\d+)/.exec(line)?.[1];
+        if (id && ns) startEvents.set(id, Number(BigInt(ns) / 1000000n));
+      }
+    });
+
+    /** Creates n containers, starts them all at once; returns ids and the wall time of the starts. */
+    const round = async (prefix: string, n: number, create: (name: string, i: number) => Docker.ContainerCreateOptions) => {
+      const ids: string[] = [];
+      await limited(8, Array.from({ length: n }, (_, i) => i), async (i) => {
+        ids.push((await docker.createContainer(create(`${prefix}${i}`, i))).id);
+      });
+      const t0 = Date.now();
+      await Promise.all(ids.map((id) => docker.getContainer(id).start()));
+      return { ids, t0, startedMs: Date.now() - t0 };
+    };
+    // the kernel tears removed namespaces down in the background, under the
+    // lock every link change takes: let that finish so rounds do not slow each other
+    const removeAll = async (ids: string[]) => {
+      await limited(8, ids, async (id) => void (await docker.getContainer(id).remove({ force: true })));
+      await new Promise((r) => setTimeout(r, 5000));
+    };
+    const base = (name: string): Docker.ContainerCreateOptions => ({ name, Image: engine.image, Cmd: ['sleep', '3600'], HostConfig: { NetworkMode: 'none' } });
+
+    // reference 1: --network none, no agent involved (unlabelled)
+    const none = await round('none', burst, (name) => base(name));
+    await removeAll(none.ids);
+    // reference 2: Docker's own bridge network with a fixed IP per container
+    const refBridge = `brf${tag}`;
+    await docker.createNetwork({ Name: 'dockref', Driver: 'bridge', IPAM: { Config: [{ Subnet: '10.213.0.0/21', Gateway: '10.213.0.1' }] }, Options: { 'com.docker.network.bridge.name': refBridge } });
+    const ref = await round('ref', burst, (name, i) => ({
+      ...base(name),
+      HostConfig: { NetworkMode: 'dockref' },
+      NetworkingConfig: { EndpointsConfig: { dockref: { IPAMConfig: { IPv4Address: `10.213.${Math.floor((i + 10) / 250)}.${((i + 10) % 250) + 2}` } } } },
+    }));
+    await removeAll(ref.ids);
+    await docker.getNetwork('dockref').remove();
+    // berth: labelled, --network none, the agent attaches them
+    const berth = await round('berth', burst, (name) => ({ ...base(name), Labels: { 'berth.network': 'bench' } }));
+    await waitFor('every container attached', () => (berth.ids.every((id) => attachedAt.has(id)) ? true : undefined), 300000);
+    const lat = berth.ids.map((id) => attachedAt.get(id)! - (startEvents.get(id) ?? berth.t0)).sort((a, b) => a - b);
+    const allUp = Math.max(...berth.ids.map((id) => attachedAt.get(id)!)) - berth.t0;
+    await removeAll(berth.ids);
+    await waitFor('every attachment gone', async () => ((await agent.get<unknown[]>('/v1/attachments')).body.length === 0 ? true : undefined), 300000);
+
+    out.push(`agent: ${burst} labelled containers started at once (Docker API, all starts in flight together), in one run`);
+    out.push(`  start event -> IP up (agent's webhook event after ADD): p50 ${percentile(lat, 50)} ms, p99 ${percentile(lat, 99)} ms, max ${lat[lat.length - 1]} ms (target: p99 < 1000 ms)`);
+    out.push(`  all ${burst} started (API returned):  --network none ${none.startedMs} ms | Docker bridge + fixed IP ${ref.startedMs} ms | berth (labelled, none) ${berth.startedMs} ms`);
+    out.push(`  all ${burst} with their IP up:        berth ${allUp} ms = ${(allUp / ref.startedMs).toFixed(2)}x Docker's own bridge network`);
+
+    // RSS with `tracked` attachments
+    const many = await (async () => {
+      const ids: string[] = [];
+      await limited(8, Array.from({ length: tracked }, (_, i) => i), async (i) => {
+        const c = await docker.createContainer({ ...base(`many${i}`), Labels: { 'berth.network': 'bench', 'berth.lb.web': '8080' } });
+        await c.start();
+        ids.push(c.id);
+      });
+      return ids;
+    })();
+    await waitFor(`${tracked} attachments`, async () => ((await agent.get<Array<{ phase: string }>>('/v1/attachments')).body.filter((a) => a.phase === 'attached').length === tracked ? true : undefined), 600000);
+    // a reconciliation with all of them tracked, then the figure
+    await new Promise((r) => setTimeout(r, 2000));
+    const status = (await agent.get<{ rssBytes: number; lastReconcile: { ms: number } }>('/v1/status')).body;
+    out.push(`  agent RSS: ${(rssIdle / 1048576).toFixed(1)} MiB idle, ${(status.rssBytes / 1048576).toFixed(1)} MiB with ${tracked} attachments tracked (target: < 120 MiB)`);
+    events.destroy();
+    await removeAll(many);
+    await agent.kill('SIGTERM');
+    if (process.env.BENCH_AGENT_LOG) writeFileSync(process.env.BENCH_AGENT_LOG, agent.log());
+    hook.close();
+  } finally {
+    await engine.stop();
+    await redis.stop();
+    spawnSync('ip', ['link', 'del', bridge]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return out;
+}
