@@ -22,6 +22,7 @@ t.test('agent config: defaults, flags over the file, every bad field named', asy
     stateDir: '/var/lib/berth/agent',
     hostname: 'host1',
     inProcess: true,
+    nice: -10,
     events: { stream: 'events' },
   });
   t.equal(parseAgentConfig(undefined, {}, { BERTH_STORE: 'redis://r:6379/0' }, 'h').store, 'redis://r:6379/0', 'BERTH_STORE');
@@ -36,6 +37,8 @@ t.test('agent config: defaults, flags over the file, every bad field named', asy
     [{ store: 'http://x' }, /store/],
     [{ reconcileInterval: 0 }, /reconcileInterval must be between 1 and 86400/],
     [{ logLevel: 'loud' }, /logLevel must be one of/],
+    [{ nice: -21 }, /nice must be an integer from -20 to 19/],
+    [{ nice: 1.5 }, /nice must be an integer/],
     [{ hostname: 'a b' }, /hostname must be a host name/],
     [{ events: { webhook: { url: 'ftp://x' } } }, /events\.webhook\.url must be an http or https URL/],
     [{ events: { webhook: { url: 'http://x', retries: 0 } } }, /events\.webhook\.retries/],
