@@ -107,6 +107,7 @@ export class Agent {
     for (const r of records) this.records.set(r.containerId, r);
     this.deps.log.info({ attachments: records.length }, 'state loaded');
     this.reloadNetworks();
+    this.runtime.warm().catch((err: Error) => this.deps.log.warn({ err: err.message }, 'failed to preload the plugins'));
     this.deps.docker.watch(
       (e) => this.onEvent(e),
       () => void this.reconcile(),
@@ -221,7 +222,7 @@ export class Agent {
     if (!inode) return; // exited meanwhile; its die event follows
     const now = new Date().toISOString();
     const rec: AttachmentRecord = { containerId: id, name, ifname: IFNAME, intent, network, phase: 'adding', pid, nsInode: inode, createdAt: now, updatedAt: now, attempts: 0 };
-    this.state.save(rec);
+    await this.state.save(rec);
     this.records.set(id, rec);
     const started = process.hrtime.bigint();
     try {
@@ -238,7 +239,7 @@ export class Agent {
     this.m.ops.observe({ op: 'add', network: network.name }, seconds);
     rec.ip = firstIp(rec.result);
     rec.phase = 'attached';
-    this.state.save(rec);
+    await this.state.save(rec);
     this.problems.delete(id);
     const startedAt = this.startEvents.get(id);
     this.startEvents.delete(id);
@@ -255,7 +256,7 @@ export class Agent {
     const wasAttached = rec.phase === 'attached';
     if (rec.phase !== 'deleting') {
       rec.phase = 'deleting';
-      this.state.save(rec);
+      await this.state.save(rec);
     }
     // the namespace only while it is still the container's: a reused pid is someone else's
     const netns = rec.pid > 0 && nsInode(rec.pid) === rec.nsInode ? `/proc/${rec.pid}/ns/net` : '';
@@ -266,13 +267,13 @@ export class Agent {
       rec.attempts++;
       rec.lastError = (err as Error).message;
       rec.retryAt = Date.now() + Math.min(60000, this.cfg.retryInterval * 1000 * 2 ** Math.min(rec.attempts - 1, 10));
-      this.state.save(rec);
+      await this.state.save(rec);
       this.m.errors.inc({ op: 'del', network: rec.network.name });
       log.error({ err: rec.lastError, attempts: rec.attempts, why }, 'detach failed; queued for retry');
       return false;
     }
     this.m.ops.observe({ op: 'del', network: rec.network.name }, Number(process.hrtime.bigint() - started) / 1e9);
-    this.state.remove(rec.containerId);
+    await this.state.remove(rec.containerId);
     if (this.records.get(rec.containerId) === rec) this.records.delete(rec.containerId);
     log.info({ ip: rec.ip, why, attempts: rec.attempts }, 'detached');
     if (wasAttached || rec.ip) this.publish('detached', rec);

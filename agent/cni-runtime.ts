@@ -47,6 +47,17 @@ export class CniRuntime {
     private readonly timeoutMs = 60000,
   ) {}
 
+  /**
+   * Loads berth's plugin code ahead of the first attachment: in a start storm
+   * the first ADDs would otherwise wait for module loading on a starved CPU.
+   */
+  async warm(): Promise<void> {
+    if (!this.inProcess) return;
+    await import('../cni/skel.js');
+    for (const load of Object.values(OWN_PLUGINS)) await (await load()).load();
+    await Promise.all([import('../cni/netlink.js'), import('../ipam/resp-client.js'), import('../ipam/redis-store.js'), import('../ipam/file-store.js')]);
+  }
+
   /** Runs ADD through the chain; returns the final result. On failure the chain is DELeted, then the error thrown. */
   async add(list: NetworkList, att: AttachmentRef): Promise<RawResult> {
     let prev: RawResult | undefined;

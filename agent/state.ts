@@ -8,7 +8,13 @@
 //   attached  the cached result is what DEL needs;
 //   deleting  a DEL that has not succeeded yet (the store was down, say):
 //             retried until it does, never dropped.
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+//
+// Writes are asynchronous (the fsyncs run on libuv's threads): in a start
+// storm the disk is busy with container layers, and a synchronous fsync
+// would stall every other attachment. The directory fsync that makes a
+// rename durable is shared by every write waiting for one.
+import { mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RawResult } from './cni-runtime.js';
 import type { AttachIntent } from './labels.js';
@@ -43,6 +49,10 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 export class StateDir {
   private readonly dir: string;
+  private seq = 0;
+  /** the directory fsync in progress, and the one queued behind it */
+  private dirRunning: Promise<void> | undefined;
+  private dirNext: Promise<void> | undefined;
 
   constructor(root: string) {
     this.dir = join(root, 'attachments');
@@ -78,39 +88,56 @@ export class StateDir {
   }
 
   /** Writes a record durably. */
-  save(rec: AttachmentRecord): void {
+  async save(rec: AttachmentRecord): Promise<void> {
     if (!ID.test(rec.containerId)) throw new Error(`container id ${JSON.stringify(rec.containerId)} is not a file name`);
     rec.updatedAt = new Date().toISOString();
     const file = join(this.dir, `${rec.containerId}.json`);
-    const tmp = `${file}.tmp`;
-    writeFileSync(tmp, JSON.stringify(rec), { mode: 0o600 });
-    const fd = openSync(tmp, 'r');
+    // one temporary name per write: two writes of one record may overlap
+    const tmp = `${file}.${++this.seq}.tmp`;
+    const fh = await open(tmp, 'w', 0o600);
     try {
-      fsyncSync(fd);
+      await fh.writeFile(JSON.stringify(rec));
+      await fh.sync();
     } finally {
-      closeSync(fd);
+      await fh.close();
     }
-    renameSync(tmp, file);
-    this.syncDir();
+    await rename(tmp, file);
+    await this.syncDir();
   }
 
   /** Removes a record durably; absent is fine. */
-  remove(containerId: string): void {
+  async remove(containerId: string): Promise<void> {
     try {
-      unlinkSync(join(this.dir, `${containerId}.json`));
+      await unlink(join(this.dir, `${containerId}.json`));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       return;
     }
-    this.syncDir();
+    await this.syncDir();
   }
 
-  private syncDir(): void {
-    const fd = openSync(this.dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+  /** fsyncs the directory; callers that arrive before the next one starts share it. */
+  private syncDir(): Promise<void> {
+    if (this.dirNext) return this.dirNext;
+    const prev = this.dirRunning ?? Promise.resolve();
+    const p: Promise<void> = prev
+      .catch(() => {})
+      .then(async () => {
+        // from here on, a rename needs a later fsync than this one
+        this.dirNext = undefined;
+        this.dirRunning = p;
+        try {
+          const fh = await open(this.dir, 'r');
+          try {
+            await fh.sync();
+          } finally {
+            await fh.close();
+          }
+        } finally {
+          if (this.dirRunning === p) this.dirRunning = undefined;
+        }
+      });
+    this.dirNext = p;
+    return p;
   }
 }

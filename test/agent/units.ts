@@ -127,16 +127,18 @@ t.test('state dir: records survive a reload; torn temporary files are dropped; b
     updatedAt: '',
     attempts: 0,
   };
-  s.save(rec);
+  await s.save(rec);
   writeFileSync(join(root, 'attachments', 'def.json.tmp'), '{"half');
   writeFileSync(join(root, 'attachments', 'zzz.json'), '{"containerId":"other"}');
   const { records, errors } = new StateDir(root).load();
   t.same(records.map((r) => [r.containerId, r.phase]), [['abc', 'adding']]);
   t.equal(errors.length, 1, 'a record whose name does not match is reported');
-  s.remove('abc');
-  s.remove('abc'); // absent is fine
+  await s.remove('abc');
+  await s.remove('abc'); // absent is fine
   t.same(new StateDir(root).load().records, []);
-  t.throws(() => s.save({ ...rec, containerId: '../x' }), /not a file name/);
+  await t.rejects(s.save({ ...rec, containerId: '../x' }), /not a file name/);
+  await Promise.all(Array.from({ length: 20 }, (_, i) => s.save({ ...rec, containerId: `c${i}` })));
+  t.equal(new StateDir(root).load().records.length, 20, 'concurrent writes all land');
 });
 
 t.test('chain runner: ADD in order with prevResult, DEL in reverse, a failed ADD undone, GC with the list', async (t) => {
