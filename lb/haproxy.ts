@@ -1,0 +1,245 @@
+// Keeps a running HAProxy's backends equal to the containers behind them.
+//
+// Membership changes go through the Runtime API, with no reload:
+//   scale-out  add server (in maintenance) -> enable health -> drain (checks
+//              run, no traffic) -> first passed check -> ready (traffic);
+//   scale-in   drain -> wait until its sessions end (bounded) -> maint ->
+//              shutdown sessions -> del server. Runs in the background, so a
+//              slow drain never holds up other changes.
+// Topology changes (a service appears, goes or changes) re-render the whole
+// config, validate it with `haproxy -c`, replace it atomically and reload the
+// master (its workers hand the listening sockets over: no refused
+// connection). The file always lists the current servers too, so a reload
+// keeps them. Updates are coalesced: sync() runs one at a time and once more
+// if anything changed meanwhile.
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { LbConfig, Service } from './config.js';
+import { HaproxyApi, haproxyCommand, HaproxyError, type ServerState } from './haproxy-api.js';
+import { proxyName, renderHaproxy, serverAddr, serverKeywords, serverName, type Backend } from './render.js';
+
+const ADMIN_MAINT = 0x01 | 0x02 | 0x04 | 0x20 | 0x40;
+const ADMIN_DRAIN = 0x08;
+const CHECK_PASSED = 3;
+
+export interface ServerView {
+  service: string;
+  server: string;
+  addr: string;
+  state: 'ready' | 'warming' | 'draining' | 'down' | 'maint';
+  container?: string;
+}
+
+/** Validates a config file with `haproxy -c`; rejects with HAProxy's own message. */
+export function validateHaproxy(binary: string, file: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(binary, ['-c', '-q', '-f', file], { timeout: 60000 }, (err, stdout, stderr) => {
+      if (err) reject(new HaproxyError(`haproxy -c rejected ${file}: ${`${stderr}${stdout}`.trim().split('\n').slice(-5).join(' | ') || err.message}`));
+      else resolve();
+    });
+  });
+}
+
+export class HaproxyLb {
+  readonly api: HaproxyApi;
+  private desired: Backend[] = [];
+  private syncing: Promise<void> | undefined;
+  private again = false;
+  private topology: string | undefined;
+  private readonly draining = new Map<string, Promise<void>>();
+  readonly stats = { added: 0, removed: 0, reloads: 0, errors: 0 };
+  lastError: string | undefined;
+
+  constructor(
+    private readonly lb: LbConfig,
+    private readonly log: Logger,
+    /** ms to wait for a new server's first passed check */
+    private readonly warmTimeoutMs = 30000,
+  ) {
+    this.api = new HaproxyApi(lb.haproxy!.socket);
+  }
+
+  private services(): Service[] {
+    return this.lb.services.filter((s) => s.haproxy);
+  }
+
+  /** Sets the backends HAProxy should have and syncs (coalesced). Resolves when a sync covering it is done. */
+  update(backends: Backend[]): Promise<void> {
+    const known = new Set(this.services().map((s) => s.name));
+    this.desired = backends.filter((b) => known.has(b.service));
+    return this.sync();
+  }
+
+  sync(): Promise<void> {
+    if (this.syncing) {
+      this.again = true;
+      return this.syncing;
+    }
+    this.syncing = (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.syncOnce();
+          this.lastError = undefined;
+        } catch (err) {
+          this.stats.errors++;
+          this.lastError = (err as Error).message;
+          this.log.error({ err: this.lastError }, 'HAProxy sync failed');
+        }
+      } while (this.again);
+    })().finally(() => {
+      this.syncing = undefined;
+    });
+    return this.syncing;
+  }
+
+  /** Waits for the background drains (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.syncing || this.draining.size > 0) await Promise.all([this.syncing, ...this.draining.values()]);
+  }
+
+  private async syncOnce(): Promise<void> {
+    const h = this.lb.haproxy!;
+    const desired = this.desired;
+    const topology = renderHaproxy(this.lb, []);
+    if (this.topology === undefined) {
+      // first sync: reload only if the running config is not ours for these services
+      const current = existsSync(h.config) ? readFileSync(h.config, 'utf8') : '';
+      if (stripServers(current) === stripServers(topology)) this.topology = topology;
+    }
+    if (this.topology !== topology) {
+      await this.replaceConfig(renderHaproxy(this.lb, desired), true);
+      this.topology = topology;
+      return;
+    }
+    for (const s of this.services()) {
+      const backend = proxyName(s.name);
+      const actual = await this.api.servers(backend);
+      const want = new Map(desired.filter((b) => b.service === s.name).map((b) => [serverName(b), b]));
+      const byName = new Map(actual.map((a) => [a.name, a]));
+      const adds = [...want].filter(([name]) => !byName.has(name) && !this.draining.has(`${backend}/${name}`)).map(([, b]) => this.addServer(s, b));
+      const promote = actual.filter((a) => want.has(a.name) && a.admin & ADMIN_DRAIN && !this.draining.has(`${backend}/${a.name}`)).map((a) => this.promote(backend, a.name));
+      await Promise.all([...adds, ...promote]);
+      for (const a of actual) if (!want.has(a.name)) this.removeServer(backend, a);
+    }
+    await this.writeFileIfChanged(renderHaproxy(this.lb, desired));
+  }
+
+  private async addServer(s: Service, b: Backend): Promise<void> {
+    const backend = proxyName(s.name);
+    const name = serverName(b);
+    const api = this.api;
+    await api.expectOk(`add server ${backend}/${name} ${serverAddr(b)} ${serverKeywords(s)}`, /New server registered/);
+    await api.expectOk(`enable health ${backend}/${name}`);
+    // out of maintenance into drain: checks run, traffic does not
+    await api.expectOk(`set server ${backend}/${name} state drain`);
+    this.stats.added++;
+    this.log.info({ service: s.name, server: name, addr: serverAddr(b), containerId: b.container }, 'backend added; waiting for its first passed check');
+    await this.promote(backend, name);
+  }
+
+  /** Lets a warming server take traffic once a health check has passed. */
+  private async promote(backend: string, name: string): Promise<void> {
+    const deadline = Date.now() + this.warmTimeoutMs;
+    for (;;) {
+      const st = (await this.api.servers(backend)).find((x) => x.name === name);
+      if (!st) return; // removed meanwhile
+      if (st.checkResult === CHECK_PASSED) break;
+      if (Date.now() > deadline) {
+        this.log.warn({ backend, server: name }, 'backend has not passed a health check yet; it stays out of rotation');
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await this.api.expectOk(`set server ${backend}/${name} state ready`);
+    this.log.info({ backend, server: name }, 'backend in rotation');
+  }
+
+  private removeServer(backend: string, st: ServerState): void {
+    const key = `${backend}/${st.name}`;
+    if (this.draining.has(key)) return;
+    const task = (async () => {
+      const api = this.api;
+      try {
+        if (!(st.admin & ADMIN_MAINT)) {
+          await api.expectOk(`set server ${key} state drain`);
+          const deadline = Date.now() + this.lb.haproxy!.drainTimeout * 1000;
+          while (((await api.sessions(backend)).get(st.name) ?? 0) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+          await api.expectOk(`set server ${key} state maint`);
+        }
+        await api.expectOk(`shutdown sessions server ${key}`);
+        for (let i = 0; ; i++) {
+          const out = await api.command(`del server ${key}`);
+          if (/Server deleted/.test(out)) break;
+          if (i >= 40) throw new HaproxyError(`del server ${key}: ${out.trim()}`);
+          await new Promise((r) => setTimeout(r, 50)); // sessions still closing
+        }
+        this.stats.removed++;
+        this.log.info({ backend, server: st.name }, 'backend drained and removed');
+      } catch (err) {
+        this.stats.errors++;
+        this.log.error({ backend, server: st.name, err: (err as Error).message }, 'failed to remove a backend; the next sync retries');
+      } finally {
+        this.draining.delete(key);
+        // wanted again while it drained (a container back on the same address): add it anew
+        if (this.desired.some((b) => proxyName(b.service) === backend && serverName(b) === st.name)) void this.sync();
+      }
+    })();
+    this.draining.set(key, task);
+  }
+
+  private async writeFileIfChanged(text: string): Promise<void> {
+    const file = this.lb.haproxy!.config;
+    if (existsSync(file) && readFileSync(file, 'utf8') === text) return;
+    const tmp = `${file}.berth-tmp`;
+    await writeFile(tmp, text, { mode: 0o644 });
+    await rename(tmp, file);
+  }
+
+  /** Validates, replaces and (when asked) reloads; waits for the new worker to answer. */
+  private async replaceConfig(text: string, reload: boolean): Promise<void> {
+    const h = this.lb.haproxy!;
+    const tmp = `${h.config}.berth-tmp`;
+    await writeFile(tmp, text, { mode: 0o644 });
+    await validateHaproxy(h.binary, tmp);
+    await rename(tmp, h.config);
+    if (!reload) return;
+    const before = await this.api.pid().catch(() => 0);
+    await haproxyCommand(h.masterSocket, 'reload', 10000);
+    const deadline = Date.now() + 30000;
+    for (;;) {
+      const now = await this.api.pid().catch(() => 0);
+      if (now !== 0 && now !== before) break;
+      if (Date.now() > deadline) throw new HaproxyError('HAProxy did not start a new worker within 30 s of the reload');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    this.stats.reloads++;
+    this.log.info({ services: this.services().map((s) => s.name) }, 'HAProxy config replaced and reloaded');
+  }
+
+  /** What `berth lb show` lists. */
+  async view(): Promise<ServerView[]> {
+    const out: ServerView[] = [];
+    const containers = new Map(this.desired.map((b) => [`${proxyName(b.service)}/${serverName(b)}`, b.container]));
+    for (const s of this.services()) {
+      const backend = proxyName(s.name);
+      for (const a of await this.api.servers(backend)) {
+        const key = `${backend}/${a.name}`;
+        const state: ServerView['state'] = a.admin & ADMIN_MAINT ? 'maint' : a.admin & ADMIN_DRAIN ? (this.draining.has(key) ? 'draining' : 'warming') : a.operational === 0 ? 'down' : 'ready';
+        const c = containers.get(key);
+        out.push({ service: s.name, server: a.name, addr: `${a.addr}:${a.port}`, state, ...(c ? { container: c } : {}) });
+      }
+    }
+    return out;
+  }
+}
+
+/** A config without its server lines: what decides whether a reload is needed. */
+function stripServers(text: string): string {
+  return text
+    .split('\n')
+    .filter((l) => !/^\s+server /.test(l))
+    .join('\n');
+}
