@@ -17,6 +17,9 @@ import type { EventPublisher } from './events.js';
 import { LabelError, parseLabels, type AttachIntent } from './labels.js';
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry } from './metrics.js';
 import { loadNetworks, type NetworkList } from './netconf.js';
+import { HaproxyLb } from '../lb/haproxy.js';
+import { KeepalivedLb } from '../lb/lvs.js';
+import type { Backend } from '../lb/render.js';
 import { StateDir, type AttachmentRecord } from './state.js';
 
 const IFNAME = 'eth0';
@@ -55,6 +58,11 @@ export class Agent {
   private reconciling: Promise<void> | undefined;
   private reconcileAgain = false;
   private stopping = false;
+  /** containers signalled to stop: out of the load balancers while they finish their requests */
+  private readonly stoppingIds = new Set<string>();
+  readonly haproxy: HaproxyLb | undefined;
+  readonly keepalived: KeepalivedLb | undefined;
+  private readonly warnedServices = new Set<string>();
   ready = false;
   lastReconcile: { at: string; ms: number; error?: string } | undefined;
 
@@ -72,6 +80,8 @@ export class Agent {
   ) {
     this.state = new StateDir(cfg.stateDir);
     this.runtime = new CniRuntime(cfg.cniBinDir, cfg.inProcess);
+    if (cfg.lb.services.some((s) => s.haproxy)) this.haproxy = new HaproxyLb(cfg.lb, deps.log.child({ lb: 'haproxy' }));
+    if (cfg.lb.services.some((s) => s.lvs)) this.keepalived = new KeepalivedLb(cfg.lb, deps.log.child({ lb: 'keepalived' }));
     this.metrics.add(
       new Gauge('berth_agent_attachments', 'Attachments tracked, by network and phase', () => {
         const counts = new Map<string, number>();
@@ -122,7 +132,7 @@ export class Agent {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
     this.deps.docker.stop();
-    const all = Promise.allSettled([...this.chains.values(), this.reconciling]);
+    const all = Promise.allSettled([...this.chains.values(), this.reconciling, this.haproxy?.idle()]);
     await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
   }
 
@@ -131,8 +141,44 @@ export class Agent {
     return [...this.records.values()].filter((r) => r.phase === 'deleting');
   }
 
+  /** The load-balancer backends: attached containers with berth.lb.* labels, not being stopped. */
+  backends(): Backend[] {
+    const declared = new Set(this.cfg.lb.services.map((s) => s.name));
+    const out: Backend[] = [];
+    for (const r of this.records.values()) {
+      if (r.phase !== 'attached' || !r.ip || this.stoppingIds.has(r.containerId)) continue;
+      for (const [service, port] of Object.entries(r.intent.lb)) {
+        if (declared.has(service)) out.push({ service, ip: r.ip, port, container: r.containerId });
+        else if (!this.warnedServices.has(`${r.containerId}/${service}`)) {
+          this.warnedServices.add(`${r.containerId}/${service}`);
+          this.deps.log.warn({ containerId: r.containerId, service }, `label berth.lb.${service}: no such service in the agent config`);
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Hands the current backends to the load balancers (they coalesce). */
+  private lbSync(): void {
+    if (!this.haproxy && !this.keepalived) return;
+    const backends = this.backends();
+    if (this.haproxy) void this.haproxy.update(backends);
+    if (this.keepalived) void this.keepalived.update(backends);
+  }
+
   private onEvent(e: ContainerEvent): void {
+    if (e.action === 'kill') {
+      // docker stop/kill (TERM, KILL, INT, QUIT; not a HUP sent to reload it):
+      // drain it from the load balancers while it still answers
+      const stopping = e.signal === undefined || [2, 3, 9, 15].includes(e.signal);
+      if (stopping && this.records.has(e.id) && !this.stoppingIds.has(e.id)) {
+        this.stoppingIds.add(e.id);
+        this.lbSync();
+      }
+      return;
+    }
     if (e.action === 'start') {
+      this.stoppingIds.delete(e.id);
       this.startEvents.set(e.id, e.timeNano);
       this.eventSeen.set(e.id, Date.now());
     }
@@ -248,6 +294,7 @@ export class Agent {
     this.eventSeen.delete(id);
     log.info({ ip: rec.ip, owner: intent.owner, ms: Math.round(seconds * 1000), inspectMs, ...(seen ? { sinceEventMs: Date.now() - seen } : {}) }, 'attached');
     this.publish('attached', rec);
+    if (Object.keys(intent.lb).length > 0) this.lbSync();
   }
 
   /** Runs DEL for a record; true once it is gone, false when it stays queued for a retry. */
@@ -277,6 +324,8 @@ export class Agent {
     if (this.records.get(rec.containerId) === rec) this.records.delete(rec.containerId);
     log.info({ ip: rec.ip, why, attempts: rec.attempts }, 'detached');
     if (wasAttached || rec.ip) this.publish('detached', rec);
+    this.stoppingIds.delete(rec.containerId);
+    if (Object.keys(rec.intent.lb).length > 0) this.lbSync();
     return true;
   }
 
@@ -319,6 +368,7 @@ export class Agent {
       await Promise.all([...ids].map((id) => this.serialize(id, () => this.ensure(id))));
       for (const id of this.problems.keys()) if (!running.some((c) => c.id === id)) this.problems.delete(id);
       if (this.cfg.gc) await this.gc();
+      this.lbSync(); // a periodic resync repairs drift
       this.m.reconciles.inc();
       this.lastReconcile = { at: new Date().toISOString(), ms: Date.now() - started };
       if (!this.ready) this.deps.log.info({ ms: Date.now() - started, attachments: this.records.size }, 'ready');

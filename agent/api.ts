@@ -8,6 +8,7 @@ import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import type { Agent } from './agent.js';
 import type { Store } from '../ipam/model.js';
+import { haveIpvs } from '../lb/lvs.js';
 
 export interface ApiDeps {
   agent: Agent;
@@ -117,6 +118,19 @@ export async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerRes
     case '/v1/attachments':
       json(200, attachmentView(agent));
       return;
+    case '/v1/lb': {
+      const body: Record<string, unknown> = { services: agent.cfg.lb.services, backends: agent.backends() };
+      if (agent.haproxy) {
+        try {
+          body.haproxy = { servers: await agent.haproxy.view(), stats: agent.haproxy.stats, lastError: agent.haproxy.lastError ?? null };
+        } catch (err) {
+          body.haproxy = { error: (err as Error).message, stats: agent.haproxy.stats };
+        }
+      }
+      if (agent.keepalived) body.keepalived = { config: agent.cfg.lb.keepalived!.config, ipvs: haveIpvs(), stats: agent.keepalived.stats, lastError: agent.keepalived.lastError ?? null };
+      json(200, body);
+      return;
+    }
     case '/v1/pools':
       try {
         json(200, await poolUsage(deps.store, 5000));

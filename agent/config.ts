@@ -2,6 +2,7 @@
 // /etc/berth/agent.json) with command-line flags over it. Pure: the caller
 // reads the file. Every field is validated and named in the error.
 import { parseStoreUrl, resolveStoreUrl } from '../ipam/store-url.js';
+import { LbConfigError, parseLbConfig, type LbConfig } from '../lb/config.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/berth/agent.json';
 export const DEFAULT_SOCKET = '/run/berth/agent.sock';
@@ -40,8 +41,8 @@ export interface AgentConfig {
     streamMaxLen: number;
     webhook?: WebhookConfig;
   };
-  /** load-balancer services, validated by lb/ */
-  services: unknown[];
+  /** load balancers and their services (lb/config.ts) */
+  lb: LbConfig;
 }
 
 /** Flags given on the command line; undefined means "not given". */
@@ -71,6 +72,7 @@ const FIELDS: Record<string, string> = {
   logLevel: 'string',
   nice: 'number',
   events: 'object',
+  lb: 'object',
   services: 'array',
 };
 
@@ -123,8 +125,17 @@ export function parseAgentConfig(file: unknown, flags: AgentFlags, env: NodeJS.P
     logLevel: level as AgentConfig['logLevel'],
     nice: niceOf(f.nice),
     events: parseEvents(f.events),
-    services: (f.services as unknown[] | undefined) ?? [],
+    lb: lbOf(f.lb, f.services),
   };
+}
+
+function lbOf(lb: unknown, services: unknown): LbConfig {
+  try {
+    return parseLbConfig(lb, services);
+  } catch (err) {
+    if (err instanceof LbConfigError) throw new ConfigError(err.message);
+    throw err;
+  }
 }
 
 function niceOf(raw: unknown): number {

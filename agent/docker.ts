@@ -19,9 +19,12 @@ export interface ContainerInfo {
 
 export interface ContainerEvent {
   id: string;
-  action: 'start' | 'die' | 'destroy';
+  /** kill: `docker stop` or `docker kill` signalled it; it may still run for its grace period */
+  action: 'start' | 'kill' | 'die' | 'destroy';
   /** when Docker says it happened, ns since the epoch */
   timeNano: bigint;
+  /** for kill: the signal number Docker sent */
+  signal?: number;
 }
 
 /**
@@ -103,7 +106,7 @@ export class DockerEngine {
     const connect = async (): Promise<void> => {
       if (this.stopped) return;
       try {
-        const stream = (await this.docker.getEvents({ filters: { type: ['container'], event: ['start', 'die', 'destroy'] } })) as NodeJS.ReadableStream;
+        const stream = (await this.docker.getEvents({ filters: { type: ['container'], event: ['start', 'kill', 'die', 'destroy'] } })) as NodeJS.ReadableStream;
         this.stream = stream;
         this.connected = true;
         backoff = 250;
@@ -117,11 +120,12 @@ export class DockerEngine {
             buf = buf.slice(nl + 1);
             if (!line) continue;
             try {
-              const e = JSON.parse(line) as { id?: string; Action?: string; status?: string; timeNano?: number };
+              const e = JSON.parse(line) as { id?: string; Action?: string; status?: string; timeNano?: number; Actor?: { Attributes?: Record<string, string> } };
+              const signal = Number(e.Actor?.Attributes?.signal);
               const action = (e.Action ?? e.status) as ContainerEvent['action'];
               // timeNano exceeds 2^53; the ms part is what matters
               const timeNano = /"timeNano":(\d+)/.exec(line)?.[1];
-              if (e.id && (action === 'start' || action === 'die' || action === 'destroy')) onEvent({ id: e.id, action, timeNano: timeNano ? BigInt(timeNano) : BigInt(Date.now()) * 1000000n });
+              if (e.id && (action === 'start' || action === 'kill' || action === 'die' || action === 'destroy')) onEvent({ id: e.id, action, timeNano: timeNano ? BigInt(timeNano) : BigInt(Date.now()) * 1000000n, ...(Number.isInteger(signal) ? { signal } : {}) });
             } catch {
               this.log.warn({ line: line.slice(0, 200) }, 'unreadable Docker event');
             }

@@ -8,6 +8,7 @@ import * as agent from './commands/agent.js';
 import * as install from './commands/install.js';
 import * as ip from './commands/ip.js';
 import * as ipam from './commands/ipam.js';
+import * as lb from './commands/lb.js';
 import * as pool from './commands/pool.js';
 import { attachmentsCommand, statusCommand } from './commands/status.js';
 import { causeOf, reportFailure, USAGE_EXIT, type CliContext, type CliIo } from './context.js';
@@ -24,7 +25,7 @@ interface CommandSpec {
   handler(argv: never): unknown;
 }
 
-const COMMANDS: CommandSpec[] = [pool, ip, ipam, agent, statusCommand, attachmentsCommand, install];
+const COMMANDS: CommandSpec[] = [pool, ip, ipam, agent, statusCommand, attachmentsCommand, lb, install];
 
 /** Runs the CLI on argv (without node and script) and returns the exit code. */
 export async function main(argv: string[], io: CliIo): Promise<number> {

@@ -14,6 +14,8 @@ packages=(
   hyperfine      # npm run bench times plugin processes
   openvswitch-switch  # the OVSDB client's tests start their own ovsdb-server + ovs-vswitchd (userspace datapath)
   docker.io      # the agent's tests start their own dockerd (private socket, data root and containerd namespace)
+  haproxy        # the load-balancer tests run a real HAProxy (master-worker) on private sockets
+  keepalived     # keepalived -t validates the rendered LVS virtual servers
 )
 
 sudo=""

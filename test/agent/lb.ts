@@ -1,0 +1,118 @@
+// The agent driving the load balancers for real: Docker containers labelled
+// berth.lb.web=8080 become HAProxy servers (health-checked before traffic)
+// and keepalived real servers; `docker stop` drains and removes them;
+// `berth lb show` lists them.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { main } from '../../cli/main.js';
+import { parseLbConfig } from '../../lb/config.js';
+import { renderHaproxy } from '../../lb/render.js';
+import { startAgent, waitFor } from '../helpers/agent.js';
+import { BIN } from '../helpers/cni.js';
+import { skipWithoutDocker, startDocker } from '../helpers/docker.js';
+import { skipWithoutHaproxy, startHaproxy } from '../helpers/haproxy.js';
+import { skipWithoutNetns, uniqueName } from '../helpers/netns.js';
+import { freePort } from '../helpers/redis.js';
+
+interface LbView {
+  haproxy: { servers: Array<{ server: string; addr: string; state: string; container?: string }> };
+  backends: Array<{ ip: string }>;
+}
+
+function httpGet(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    get(url, { agent: false, timeout: 5000 }, (r) => {
+      let body = '';
+      r.on('data', (c: Buffer) => (body += c.toString()));
+      r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+    }).on('error', reject);
+  });
+}
+
+if (!skipWithoutNetns(t) && !skipWithoutDocker(t) && !skipWithoutHaproxy(t)) t.test('the agent keeps HAProxy and keepalived in step with containers', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bl')); // HAProxy socket paths must stay short
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const docker = await startDocker();
+  t.teardown(() => docker.stop());
+  const store = `file://${dir}/store`;
+  const bridge = uniqueName('brlb');
+  t.teardown(() => {
+    spawnSync('ip', ['link', 'del', bridge]);
+  });
+  const io = { stdout: { write: () => true }, stderr: { write: (s: string) => process.stderr.write(s) }, env: {} };
+  t.equal(await main(['--store', store, 'pool', 'create', 'lbp', '--subnet', '10.216.0.0/24', '--gateway', '10.216.0.1'], io), 0);
+  const netDir = join(dir, 'net');
+  mkdirSync(netDir);
+  writeFileSync(join(netDir, 'lbnet.conflist'), JSON.stringify({ cniVersion: '1.1.0', name: 'lbnet', plugins: [{ type: 'berth-bridge', bridge, isGateway: true, ipam: { type: 'berth-ipam', pool: 'lbp', store } }] }));
+  const port = await freePort();
+  const lbSection = {
+    haproxy: { config: join(dir, 'haproxy.cfg'), socket: join(dir, 'admin.sock'), masterSocket: join(dir, 'master.sock'), drainTimeout: 5 },
+    keepalived: { config: join(dir, 'keepalived-berth.conf') },
+  };
+  const services = [{ name: 'web', haproxy: { bind: `127.0.0.1:${port}`, mode: 'http', check: { path: '/', interval: 200, rise: 1, fall: 2 } }, lvs: { vip: '192.0.2.10', port: 80 } }];
+  // HAProxy starts on berth's rendering with no servers, as an operator would start it
+  writeFileSync(lbSection.haproxy.config, renderHaproxy(parseLbConfig(lbSection, services), []));
+  const hp = await startHaproxy(lbSection.haproxy.config, lbSection.haproxy.socket, lbSection.haproxy.masterSocket);
+  t.teardown(() => hp.stop());
+  const agent = await startAgent(dir, {
+    store,
+    cniConfDir: netDir,
+    cniBinDir: BIN.replace(/\/$/, ''),
+    dockerSocket: docker.socket,
+    socket: join(dir, 'agent.sock'),
+    stateDir: join(dir, 'state'),
+    reconcileInterval: 2,
+    lb: lbSection,
+    services,
+  });
+  t.teardown(() => agent.kill('SIGKILL'));
+  const web = async (name: string, extra: string[] = []) => {
+    const r = await docker.run([
+      'run', '-d', '--network', 'none', '--name', name, '--label', 'berth.network=lbnet', '--label', 'berth.lb.web=8080', ...extra,
+      docker.image, 'sh', '-c', `busybox mkdir -p /www && echo ${name} > /www/index.html && exec httpd -f -p 8080 -h /www`,
+    ]);
+    if (r.code !== 0) throw new Error(r.stderr);
+  };
+  await web('web1');
+  await web('web2', ['--label', 'berth.lb.nosuch=9000']);
+  const view = async () => (await agent.get<LbView>('/v1/lb')).body;
+  const both = await waitFor('two servers in rotation', async () => {
+    const v = await view();
+    return v.haproxy.servers.length === 2 && v.haproxy.servers.every((s) => s.state === 'ready') ? v : undefined;
+  });
+  t.equal(both.backends.length, 2, 'the undeclared service label is ignored');
+  const seen = new Set<string>();
+  for (let i = 0; i < 10; i++) {
+    const r = await httpGet(`http://127.0.0.1:${port}/`);
+    t.equal(r.status, 200);
+    seen.add(r.body.trim());
+  }
+  t.same([...seen].sort(), ['web1', 'web2'], 'HAProxy balances over both containers');
+  const ips = both.backends.map((b) => b.ip).sort();
+  const keepalived = readFileSync(lbSection.keepalived.config, 'utf8');
+  for (const ip of ips) t.match(keepalived, new RegExp(`real_server ${ip.replace(/\./g, '\\.')} 8080 \\{`), `keepalived lists ${ip}`);
+  t.match(keepalived, /virtual_server 192\.0\.2\.10 80 \{/);
+  if (spawnSync('keepalived', ['-v']).status === 0) {
+    const check = spawnSync('keepalived', ['-t', '-f', lbSection.keepalived.config, '-l', '-n'], { encoding: 'utf8' });
+    t.equal(check.status, 0, `keepalived -t accepts the rendered file: ${check.stderr}`);
+  }
+  let out = '';
+  t.equal(await main(['lb', 'show', '--socket', agent.socket], { ...io, stdout: { write: (s: string) => (out += s) } }), 0);
+  t.match(out, /web\s+http 127\.0\.0\.1:\d+\s+TCP 192\.0\.2\.10:80\s+2/);
+  t.match(out, /web\s+s_10_216_0_\d+_8080\s+10\.216\.0\.\d+:8080\s+ready\s+[0-9a-f]{12}/);
+
+  t.equal((await docker.run(['stop', '-t', '2', 'web2'])).code, 0, 'docker stop web2');
+  const one = await waitFor('web2 out of HAProxy', async () => {
+    const v = await view();
+    return v.haproxy.servers.length === 1 ? v : undefined;
+  });
+  t.equal(one.backends.length, 1);
+  for (let i = 0; i < 5; i++) t.equal((await httpGet(`http://127.0.0.1:${port}/`)).body.trim(), 'web1', 'only web1 answers');
+  await waitFor('keepalived to drop web2', () => ((readFileSync(lbSection.keepalived.config, 'utf8').match(/real_server/g) ?? []).length === 1 ? true : undefined));
+  t.equal((readFileSync(lbSection.haproxy.config, 'utf8').match(/^\s+server /gm) ?? []).length, 1, 'the HAProxy file lists one server');
+  t.match(hp.log(), /Server deleted|Server berth_web\/s_\S+ .*maintenance/, 'HAProxy saw the server drained and deleted');
+});
