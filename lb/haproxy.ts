@@ -35,7 +35,7 @@ export interface ServerView {
 /** Validates a config file with `haproxy -c`; rejects with HAProxy's own message. */
 export function validateHaproxy(binary: string, file: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile(binary, ['-c', '-q', '-f', file], { timeout: 60000 }, (err, stdout, stderr) => {
+    execFile(binary, ['-c', '-f', file], { timeout: 60000 }, (err, stdout, stderr) => {
       if (err) reject(new HaproxyError(`haproxy -c rejected ${file}: ${`${stderr}${stdout}`.trim().split('\n').slice(-5).join(' | ') || err.message}`));
       else resolve();
     });

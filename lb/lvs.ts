@@ -49,7 +49,7 @@ export function desiredRealServers(lb: LbConfig, backends: Backend[]): RealServe
   const out: RealServer[] = [];
   for (const s of lb.services) {
     if (!s.lvs) continue;
-    for (const b of backends) if (b.service === s.name) out.push({ vip: s.lvs.vip, vport: s.lvs.port, protocol: s.lvs.protocol, ip: b.ip, port: b.port, weight: 1 });
+    for (const b of backends) if (b.service === s.name && b.ip.includes(':') === s.lvs.vip.includes(':')) out.push({ vip: s.lvs.vip, vport: s.lvs.port, protocol: s.lvs.protocol, ip: b.ip, port: b.port, weight: 1 });
   }
   return out;
 }

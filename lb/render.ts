@@ -72,7 +72,8 @@ export function renderKeepalived(lb: LbConfig, backends: Backend[]): string {
     if (!s.lvs) continue;
     const l = s.lvs;
     lines.push(`virtual_server ${l.vip} ${l.port} {`, '    delay_loop 5', `    lb_algo ${l.scheduler}`, `    lb_kind ${l.kind}`, `    protocol ${l.protocol}`);
-    const mine = backends.filter((b) => b.service === s.name).sort((a, b) => serverName(a).localeCompare(serverName(b)));
+    // LVS forwards within one address family: an IPv6 backend cannot serve an IPv4 VIP
+    const mine = backends.filter((b) => b.service === s.name && b.ip.includes(':') === l.vip.includes(':')).sort((a, b) => serverName(a).localeCompare(serverName(b)));
     for (const b of mine) {
       lines.push(`    real_server ${b.ip} ${b.port} {`, '        weight 1');
       if (l.protocol === 'TCP') lines.push('        TCP_CHECK {', '            connect_timeout 3', '        }');
