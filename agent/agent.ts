@@ -158,11 +158,11 @@ export class Agent {
     return out;
   }
 
-  /** Hands the current backends to the load balancers (they coalesce). */
-  private lbSync(): void {
+  /** Hands the current backends to the load balancers (they coalesce); `full` re-reads HAProxy's state to repair drift. */
+  private lbSync(full = false): void {
     if (!this.haproxy && !this.keepalived) return;
     const backends = this.backends();
-    if (this.haproxy) void this.haproxy.update(backends);
+    if (this.haproxy) void (full ? this.haproxy.resync(backends) : this.haproxy.update(backends));
     if (this.keepalived) void this.keepalived.update(backends);
   }
 
@@ -368,7 +368,7 @@ export class Agent {
       await Promise.all([...ids].map((id) => this.serialize(id, () => this.ensure(id))));
       for (const id of this.problems.keys()) if (!running.some((c) => c.id === id)) this.problems.delete(id);
       if (this.cfg.gc) await this.gc();
-      this.lbSync(); // a periodic resync repairs drift
+      this.lbSync(true); // a periodic resync repairs drift
       this.m.reconciles.inc();
       this.lastReconcile = { at: new Date().toISOString(), ms: Date.now() - started };
       if (!this.ready) this.deps.log.info({ ms: Date.now() - started, attachments: this.records.size }, 'ready');

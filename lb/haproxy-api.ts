@@ -32,6 +32,10 @@ export function haproxyCommand(socket: string, line: string, timeoutMs = 5000): 
 }
 
 export interface ServerState {
+  /** HAProxy's id of the backend (its iid) */
+  backendId: number;
+  /** HAProxy's server id within its backend */
+  id: number;
   name: string;
   addr: string;
   port: number;
@@ -70,14 +74,17 @@ export class HaproxyApi {
       // be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ... srv_port (column 19)
       const f = line.trim().split(/\s+/);
       if (f.length < 19) continue;
-      rows.push({ name: f[3]!, addr: f[4]!, operational: Number(f[5]), admin: Number(f[6]), checkResult: Number(f[11]), port: Number(f[18]) });
+      rows.push({ backendId: Number(f[0]), id: Number(f[2]), name: f[3]!, addr: f[4]!, operational: Number(f[5]), admin: Number(f[6]), checkResult: Number(f[11]), port: Number(f[18]) });
     }
     return rows;
   }
 
-  /** Current sessions of each server of a backend, from "show stat". */
-  async sessions(backend: string): Promise<Map<string, number>> {
-    const out = await this.command('show stat');
+  /**
+   * Current sessions of the servers of a backend, from "show stat"; with its
+   * numeric ids (HAProxy 2.6 filters by number only) just one server's line.
+   */
+  async sessions(backend: string, ids?: { backendId: number; id: number }): Promise<Map<string, number>> {
+    const out = await this.command(ids && ids.backendId > 0 && ids.id > 0 ? `show stat ${ids.backendId} 4 ${ids.id}` : 'show stat');
     const lines = out.split('\n');
     const header = (lines[0] ?? '').replace(/^# /, '').split(',');
     const px = header.indexOf('pxname');

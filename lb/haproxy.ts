@@ -13,6 +13,8 @@
 // keeps them. Updates are coalesced: sync() runs one at a time and once more
 // if anything changed meanwhile.
 import { execFile } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
+import { connect as netConnect } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -49,6 +51,11 @@ export class HaproxyLb {
   private again = false;
   private topology: string | undefined;
   private readonly draining = new Map<string, Promise<void>>();
+  private readonly warming = new Map<string, Promise<void>>();
+  /** per backend: the servers HAProxy has, as read and then changed by berth */
+  private model: Map<string, Map<string, ServerState>> | undefined;
+  private fileWrite: Promise<void> | undefined;
+  private fileAgain = false;
   readonly stats = { added: 0, removed: 0, reloads: 0, errors: 0 };
   lastError: string | undefined;
 
@@ -95,9 +102,22 @@ export class HaproxyLb {
     return this.syncing;
   }
 
-  /** Waits for the background drains (tests, shutdown). */
+  /** Waits until nothing is warming, draining or being written (tests, shutdown). */
   async idle(): Promise<void> {
-    while (this.syncing || this.draining.size > 0) await Promise.all([this.syncing, ...this.draining.values()]);
+    while (this.syncing || this.fileWrite || this.draining.size > 0 || this.warming.size > 0) {
+      await Promise.all([this.syncing, this.fileWrite, ...this.draining.values(), ...this.warming.values()]);
+    }
+  }
+
+  /** Waits until every added server is in rotation (or given up on). */
+  async warmed(): Promise<void> {
+    while (this.syncing || this.warming.size > 0) await Promise.all([this.syncing, ...this.warming.values()]);
+  }
+
+  /** Re-reads every server from HAProxy on the next sync (periodic drift repair) and syncs. */
+  resync(backends: Backend[]): Promise<void> {
+    this.model = undefined;
+    return this.update(backends);
   }
 
   private async syncOnce(): Promise<void> {
@@ -112,61 +132,143 @@ export class HaproxyLb {
     if (this.topology !== topology) {
       await this.replaceConfig(renderHaproxy(this.lb, desired), true);
       this.topology = topology;
+      this.model = undefined;
       return;
+    }
+    // HAProxy's servers as last read, kept up to date by every command since:
+    // listing thousands of servers costs tens of ms, a change must not
+    if (!this.model) {
+      const model = new Map<string, Map<string, ServerState>>();
+      for (const s of this.services()) {
+        const backend = proxyName(s.name);
+        model.set(backend, new Map((await this.api.servers(backend)).map((a) => [a.name, a])));
+      }
+      this.model = model;
     }
     for (const s of this.services()) {
       const backend = proxyName(s.name);
-      const actual = await this.api.servers(backend);
+      const have = this.model.get(backend)!;
       const want = new Map(desired.filter((b) => b.service === s.name).map((b) => [serverName(b), b]));
-      const byName = new Map(actual.map((a) => [a.name, a]));
-      const adds = [...want].filter(([name]) => !byName.has(name) && !this.draining.has(`${backend}/${name}`)).map(([, b]) => this.addServer(s, b));
-      const promote = actual.filter((a) => want.has(a.name) && a.admin & ADMIN_DRAIN && !this.draining.has(`${backend}/${a.name}`)).map((a) => this.promote(backend, a.name));
-      await Promise.all([...adds, ...promote]);
-      for (const a of actual) if (!want.has(a.name)) this.removeServer(backend, a);
+      const busy = (name: string) => this.draining.has(`${backend}/${name}`) || this.warming.has(`${backend}/${name}`);
+      const adds = [...want].filter(([name]) => !have.has(name) && !busy(name));
+      await Promise.all(adds.map(([, b]) => this.addServer(s, b, have)));
+      for (const [name, st] of have) {
+        const b = want.get(name);
+        if (!b) this.removeServer(backend, st, have);
+        else if (st.admin & ADMIN_DRAIN && !busy(name)) this.warm(backend, name, () => probe(s, b), have);
+      }
     }
-    await this.writeFileIfChanged(renderHaproxy(this.lb, desired));
+    // the file follows the running state; rendering thousands of servers is not
+    // on the path of the change itself (a reload renders the file anew anyway)
+    this.scheduleFileWrite();
   }
 
-  private async addServer(s: Service, b: Backend): Promise<void> {
+  private scheduleFileWrite(): void {
+    if (this.fileWrite) {
+      this.fileAgain = true;
+      return;
+    }
+    this.fileWrite = (async () => {
+      do {
+        this.fileAgain = false;
+        // a little later: a burst of changes is written once, and rendering a
+        // big config does not hold up the commands of the change itself
+        await new Promise((r) => setTimeout(r, 100));
+        try {
+          await this.writeFileIfChanged(renderHaproxy(this.lb, this.desired));
+        } catch (err) {
+          this.stats.errors++;
+          this.log.error({ err: (err as Error).message }, 'failed to write the HAProxy config file');
+        }
+      } while (this.fileAgain);
+    })().finally(() => {
+      this.fileWrite = undefined;
+    });
+  }
+
+  private async addServer(s: Service, b: Backend, have: Map<string, ServerState>): Promise<void> {
     const backend = proxyName(s.name);
     const name = serverName(b);
     const api = this.api;
-    await api.expectOk(`add server ${backend}/${name} ${serverAddr(b)} ${serverKeywords(s)}`, /New server registered/);
+    try {
+      await api.expectOk(`add server ${backend}/${name} ${serverAddr(b)} ${serverKeywords(s)}`, /New server registered/);
+    } catch (err) {
+      this.model = undefined; // HAProxy knows something the model does not: read it all next time
+      this.again = true;
+      throw err;
+    }
+    have.set(name, { backendId: 0, id: 0, name, addr: b.ip, port: b.port, operational: 0, admin: ADMIN_MAINT & 0x01, checkResult: 0 });
     await api.expectOk(`enable health ${backend}/${name}`);
     // out of maintenance into drain: checks run, traffic does not
     await api.expectOk(`set server ${backend}/${name} state drain`);
+    have.get(name)!.admin = ADMIN_DRAIN;
     this.stats.added++;
     this.log.info({ service: s.name, server: name, addr: serverAddr(b), containerId: b.container }, 'backend added; waiting for its first passed check');
-    await this.promote(backend, name);
+    this.warm(backend, name, () => probe(s, b), have);
   }
 
-  /** Lets a warming server take traffic once a health check has passed. */
-  private async promote(backend: string, name: string): Promise<void> {
-    const deadline = Date.now() + this.warmTimeoutMs;
-    for (;;) {
-      const st = (await this.api.servers(backend)).find((x) => x.name === name);
-      if (!st) return; // removed meanwhile
-      if (st.checkResult === CHECK_PASSED) break;
-      if (Date.now() > deadline) {
-        this.log.warn({ backend, server: name }, 'backend has not passed a health check yet; it stays out of rotation');
-        return;
+  /**
+   * Lets a warming server take traffic once a health check has passed:
+   * the same check made from here (at once; HAProxy's first check only comes
+   * after its interval) or HAProxy's own. In the background: a backend that
+   * is slow to come up holds up nothing else.
+   */
+  private warm(backend: string, name: string, check: () => Promise<boolean>, have: Map<string, ServerState>): void {
+    const key = `${backend}/${name}`;
+    if (this.warming.has(key)) return;
+    const wanted = () => this.desired.some((b) => proxyName(b.service) === backend && serverName(b) === name);
+    const task = (async () => {
+      const deadline = Date.now() + this.warmTimeoutMs;
+      let polls = 0;
+      try {
+        for (;;) {
+          if (!wanted() || this.draining.has(key)) return;
+          if (await check()) break;
+          // HAProxy's own result, now and then (listing is costly on big backends)
+          if (++polls % 10 === 0) {
+            const st = (await this.api.servers(backend)).find((x) => x.name === name);
+            if (!st) return;
+            if (st.checkResult === CHECK_PASSED) break;
+          }
+          if (Date.now() > deadline) {
+            this.log.warn({ backend, server: name }, 'backend has not passed a health check yet; it stays out of rotation until the next sync');
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        if (!wanted() || this.draining.has(key)) return;
+        await this.api.expectOk(`set server ${key} state ready`);
+        const st = have.get(name);
+        if (st) st.admin = 0;
+        this.log.info({ backend, server: name }, 'backend in rotation');
+      } catch (err) {
+        this.stats.errors++;
+        this.model = undefined;
+        this.log.error({ backend, server: name, err: (err as Error).message }, 'failed to put a backend in rotation; the next sync retries');
+      } finally {
+        this.warming.delete(key);
       }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    await this.api.expectOk(`set server ${backend}/${name} state ready`);
-    this.log.info({ backend, server: name }, 'backend in rotation');
+    })();
+    this.warming.set(key, task);
   }
 
-  private removeServer(backend: string, st: ServerState): void {
+  private removeServer(backend: string, st: ServerState, have: Map<string, ServerState>): void {
     const key = `${backend}/${st.name}`;
     if (this.draining.has(key)) return;
     const task = (async () => {
       const api = this.api;
       try {
+        await this.warming.get(key); // it sees it is no longer wanted and stops
         if (!(st.admin & ADMIN_MAINT)) {
           await api.expectOk(`set server ${key} state drain`);
+          const ids = st.id > 0 ? st : (await api.servers(backend)).find((x) => x.name === st.name);
           const deadline = Date.now() + this.lb.haproxy!.drainTimeout * 1000;
-          while (((await api.sessions(backend)).get(st.name) ?? 0) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+          for (;;) {
+            const sessions = (await api.sessions(backend, ids)).get(st.name);
+            if (sessions === undefined) throw new HaproxyError(`HAProxy reports no sessions line for ${key}`);
+            if (sessions === 0 || Date.now() >= deadline) break;
+            await new Promise((r) => setTimeout(r, 50));
+          }
           await api.expectOk(`set server ${key} state maint`);
         }
         await api.expectOk(`shutdown sessions server ${key}`);
@@ -176,10 +278,12 @@ export class HaproxyLb {
           if (i >= 40) throw new HaproxyError(`del server ${key}: ${out.trim()}`);
           await new Promise((r) => setTimeout(r, 50)); // sessions still closing
         }
+        if (have.get(st.name) === st) have.delete(st.name);
         this.stats.removed++;
         this.log.info({ backend, server: st.name }, 'backend drained and removed');
       } catch (err) {
         this.stats.errors++;
+        this.model = undefined;
         this.log.error({ backend, server: st.name, err: (err as Error).message }, 'failed to remove a backend; the next sync retries');
       } finally {
         this.draining.delete(key);
@@ -234,6 +338,27 @@ export class HaproxyLb {
     }
     return out;
   }
+}
+
+/** The service's health check, made from this host: an HTTP GET of the check path (2xx/3xx passes, as in HAProxy) or a TCP connect. */
+export function probe(s: Service, b: Backend, timeoutMs = 2000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const path = s.haproxy!.check.path;
+    if (path) {
+      const req = httpRequest({ host: b.ip, port: b.port, path, method: 'GET', timeout: timeoutMs, agent: false }, (res) => {
+        res.resume();
+        resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 400);
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(false));
+      req.end();
+      return;
+    }
+    const sock = netConnect({ host: b.ip, port: b.port, timeout: timeoutMs });
+    sock.once('connect', () => (sock.destroy(), resolve(true)));
+    sock.once('timeout', () => (sock.destroy(), resolve(false)));
+    sock.once('error', () => resolve(false));
+  });
 }
 
 /** A config without its server lines: what decides whether a reload is needed. */

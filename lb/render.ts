@@ -17,6 +17,11 @@ export function serverName(b: { ip: string; port: number }): string {
   return `s_${b.ip.replace(/[.:]/g, '_')}_${b.port}`;
 }
 
+/** Backends in server-name order (plain code-unit order: stable and fast for thousands). */
+function byName(list: Backend[]): Array<readonly [string, Backend]> {
+  return list.map((b) => [serverName(b), b] as const).sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+}
+
 /** HAProxy's frontend and backend name for a service. */
 export function proxyName(service: string): string {
   return `berth_${service}`;
@@ -58,8 +63,10 @@ export function renderHaproxy(lb: LbConfig, backends: Backend[]): string {
     if (s.haproxy.check.path) lines.push(`    option httpchk GET ${s.haproxy.check.path}`);
     // a connection refused by a server that just went away is retried elsewhere
     lines.push('    retries 3', '    option redispatch');
-    const mine = backends.filter((b) => b.service === s.name).sort((a, b) => serverName(a).localeCompare(serverName(b)));
-    for (const b of mine) lines.push(`    server ${serverName(b)} ${serverAddr(b)} ${serverKeywords(s)}${b.container ? ` # ${b.container.slice(0, 12)}` : ''}`);
+    const keywords = serverKeywords(s);
+    for (const [name, b] of byName(backends.filter((b) => b.service === s.name))) {
+      lines.push(`    server ${name} ${serverAddr(b)} ${keywords}${b.container ? ` # ${b.container.slice(0, 12)}` : ''}`);
+    }
     lines.push('');
   }
   return `${lines.join('\n')}`;
@@ -73,8 +80,8 @@ export function renderKeepalived(lb: LbConfig, backends: Backend[]): string {
     const l = s.lvs;
     lines.push(`virtual_server ${l.vip} ${l.port} {`, '    delay_loop 5', `    lb_algo ${l.scheduler}`, `    lb_kind ${l.kind}`, `    protocol ${l.protocol}`);
     // LVS forwards within one address family: an IPv6 backend cannot serve an IPv4 VIP
-    const mine = backends.filter((b) => b.service === s.name && b.ip.includes(':') === l.vip.includes(':')).sort((a, b) => serverName(a).localeCompare(serverName(b)));
-    for (const b of mine) {
+    const mine = byName(backends.filter((b) => b.service === s.name && b.ip.includes(':') === l.vip.includes(':')));
+    for (const [, b] of mine) {
       lines.push(`    real_server ${b.ip} ${b.port} {`, '        weight 1');
       if (l.protocol === 'TCP') lines.push('        TCP_CHECK {', '            connect_timeout 3', '        }');
       lines.push('    }');

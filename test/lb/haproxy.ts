@@ -38,6 +38,7 @@ if (!skipWithoutNetns(t) && !skipWithoutHaproxy(t)) t.test('HAProxy follows scal
   const be = (i: number, service = 'web'): Backend => ({ service, ip: `10.215.0.${10 + i}`, port: 8080, container: `c${i}` });
 
   await lb.update([be(0), be(1)]);
+  await lb.idle();
   t.same((await lb.view()).map((v) => [v.server, v.state]), [['s_10_215_0_10_8080', 'ready'], ['s_10_215_0_11_8080', 'ready']], 'two backends in rotation');
   t.match(readFileSync(haproxy.config, 'utf8'), /server s_10_215_0_10_8080 10\.215\.0\.10:8080 check inter 200 rise 1 fall 2 # c0/, 'the file lists the dynamic servers');
 
@@ -46,6 +47,7 @@ if (!skipWithoutNetns(t) && !skipWithoutHaproxy(t)) t.test('HAProxy follows scal
   for (let i = 0; i < CYCLES; i++) {
     const extra = be(2 + (i % 2));
     await lb.update([be(0), be(1), extra]); // scale out: in rotation once a check passed
+    await lb.warmed();
     await new Promise((r) => setTimeout(r, 30));
     await lb.update([be(0), be(1)]); // scale in: drained, then deleted
     await lb.idle();
@@ -69,6 +71,7 @@ if (!skipWithoutNetns(t) && !skipWithoutHaproxy(t)) t.test('HAProxy follows scal
     const slow = await startBackend(dir, backendNs[2]!, 8081, 'slow', 300);
     const victim = { service: 'web', ip: '10.215.0.12', port: 8081, container: 'victim' };
     await lb.update([be(0), be(1), be(2, 'api'), victim]);
+    await lb.warmed();
     const load2 = await startLoad(dir, client, 'http://10.215.0.1:18080/', 8);
     await new Promise((r) => setTimeout(r, 1000));
     await slow.kill('SIGKILL'); // requests in flight on it are lost

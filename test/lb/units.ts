@@ -48,7 +48,8 @@ t.test('services: defaults, and every bad field named', async (t) => {
 });
 
 t.test('labels cannot inject HAProxy configuration or runtime commands', async (t) => {
-  for (const labels of [{ 'berth.lb.web': '80\nserver evil 6.6.6.6:80' }, { 'berth.lb.web;del server x': '80' }, { 'berth.lb.web 80': '80' }, { 'berth.lb.web': '80 check' }]) {
+  const attempts: Array<Record<string, string>> = [{ 'berth.lb.web': '80\nserver evil 6.6.6.6:80' }, { 'berth.lb.web;del server x': '80' }, { 'berth.lb.web 80': '80' }, { 'berth.lb.web': '80 check' }];
+  for (const labels of attempts) {
     t.throws(() => parseLabels({ 'berth.network': 'n', ...labels }, 'x'), /berth\.lb/, JSON.stringify(labels));
   }
   await t.rejects(haproxyCommand('/nonexistent', 'add server a/b 1.2.3.4:80; shutdown'), /refusing a HAProxy command with a separator/);
