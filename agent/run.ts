@@ -38,7 +38,8 @@ export function loadAgentConfig(opts: Pick<AgentRunOptions, 'configFile' | 'flag
   try {
     return parseAgentConfig(raw, opts.flags, opts.env, hostname());
   } catch (err) {
-    throw new ConfigError(`${file}: ${(err as Error).message}`);
+    // name the file only when there was one: a bad flag is not the file's fault
+    throw new ConfigError(raw === undefined ? (err as Error).message : `${file}: ${(err as Error).message}`);
   }
 }
 

@@ -365,10 +365,9 @@ t.test('help', async (t) => {
   const top = await berth(['--help']);
   t.equal(top.code, 0);
   t.equal(top.stderr, '');
-  for (const verb of ['pool', 'ip', 'ipam']) t.match(top.stdout, new RegExp(`^\\s+berth ${verb}\\s`, 'm'), `lists ${verb}`);
+  for (const verb of ['pool', 'ip', 'ipam', 'agent', 'status', 'attachments', 'lb', 'install']) t.match(top.stdout, new RegExp(`^\\s+berth ${verb}\\s`, 'm'), `lists ${verb}`);
   t.match(top.stdout, /--store/);
   t.match(top.stdout, /--json/);
-  t.notMatch(top.stdout, /berth (agent|status)/, 'agent and status are not here yet');
 
   const cases: Array<[string[], RegExp[]]> = [
     [['pool', '--help'], [/berth pool create <name>/, /berth pool ls/, /berth pool show <name>/, /berth pool rm <name>/]],
@@ -402,9 +401,9 @@ t.test('bad input', async (t) => {
   const create = (...flags: string[]) => ['pool', 'create', 'x', '--subnet', '10.1.0.0/24', ...flags];
 
   // Usage errors from yargs: exit 2.
-  await fails(2, 'a command is required: pool, ip, ipam (see "berth --help")');
+  await fails(2, 'a command is required: pool, ip, ipam, agent, status, attachments, lb, install (see "berth --help")');
   await fails(2, /^berth: Unknown argument: frobnicate/, 'frobnicate');
-  await fails(2, /^berth: Unknown argument: agent/, 'agent');
+  await fails(1, /^berth: stateDir must be an absolute path, got "relative"/, 'agent', '--state-dir', 'relative');
   await fails(2, 'pool needs a subcommand: create, ls, show or rm (see "berth pool --help")', 'pool');
   await fails(2, /^berth: ip needs a subcommand/, 'ip');
   await fails(2, /^berth: ipam needs a subcommand: check/, 'ipam');
@@ -416,7 +415,7 @@ t.test('bad input', async (t) => {
   await fails(2, /^berth: Unknown argument/, 'ip', 'show', 'web', '10.0.0.5', 'extra');
 
   // Flag values the pool layer cannot see: exit 2, naming the flag.
-  await fails(2, 'a command is required: pool, ip, ipam (see "berth --help")', '--json');
+  await fails(2, 'a command is required: pool, ip, ipam, agent, status, attachments, lb, install (see "berth --help")', '--json');
   await fails(2, /^berth: --vlan must be an integer from 1 to 4094, got "abc"/, ...create('--vlan', 'abc'));
   await fails(2, /^berth: --vlan must be an integer from 1 to 4094, got "5000"/, ...create('--vlan', '5000'));
   await fails(2, /^berth: --vlan must be an integer from 1 to 4094, got "0"/, ...create('--vlan', '0'));
