@@ -52,6 +52,8 @@ export class Agent {
   /** when each container's latest event reached the agent (ms), for the timing in the "attached" line */
   private readonly eventSeen = new Map<string, number>();
   private inflight = 0;
+  /** ADDs at a time: in a start storm, a few at a time finish in order instead of all late together */
+  private readonly addSlots = new Slots(Number(process.env.BERTH_AGENT_ADD_SLOTS ?? 4));
   private drained: Array<() => void> = [];
   private gcRunning: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
@@ -78,7 +80,7 @@ export class Agent {
     readonly cfg: AgentConfig,
     private readonly deps: AgentDeps,
   ) {
-    this.state = new StateDir(cfg.stateDir);
+    this.state = new StateDir(cfg.stateDir, cfg.syncState);
     this.runtime = new CniRuntime(cfg.cniBinDir, cfg.inProcess);
     if (cfg.lb.services.some((s) => s.haproxy)) this.haproxy = new HaproxyLb(cfg.lb, deps.log.child({ lb: 'haproxy' }));
     if (cfg.lb.services.some((s) => s.lvs)) this.keepalived = new KeepalivedLb(cfg.lb, deps.log.child({ lb: 'keepalived' }));
@@ -221,6 +223,7 @@ export class Agent {
   /** Makes Docker's view of one container and the agent's agree. */
   async ensure(id: string): Promise<void> {
     const t0 = Date.now();
+    const queuedMs = this.eventSeen.has(id) ? t0 - this.eventSeen.get(id)! : undefined;
     const info = await this.deps.docker.inspect(id);
     const inspectMs = Date.now() - t0;
     let rec = this.records.get(id);
@@ -250,10 +253,10 @@ export class Agent {
       if (!(await this.detach(rec, rec.phase === 'attached' ? 'restarted' : rec.phase))) return;
       rec = undefined;
     }
-    await this.attach(info.id, info.name, info.pid, intent, inspectMs);
+    await this.attach(info.id, info.name, info.pid, intent, { inspectMs, ...(queuedMs !== undefined ? { queuedMs } : {}) });
   }
 
-  private async attach(id: string, name: string, pid: number, intent: AttachIntent, inspectMs = 0): Promise<void> {
+  private async attach(id: string, name: string, pid: number, intent: AttachIntent, timing: Record<string, number> = {}): Promise<void> {
     const log = this.deps.log.child({ containerId: id, network: intent.network });
     let network = this.networks.get(intent.network);
     if (!network) {
@@ -268,11 +271,13 @@ export class Agent {
     if (!inode) return; // exited meanwhile; its die event follows
     const now = new Date().toISOString();
     const rec: AttachmentRecord = { containerId: id, name, ifname: IFNAME, intent, network, phase: 'adding', pid, nsInode: inode, createdAt: now, updatedAt: now, attempts: 0 };
+    const saveStarted = Date.now();
     await this.state.save(rec);
+    timing.saveMs = Date.now() - saveStarted;
     this.records.set(id, rec);
     const started = process.hrtime.bigint();
     try {
-      rec.result = await this.runtime.add(network, this.ref(rec, `/proc/${pid}/ns/net`));
+      rec.result = await this.addSlots.run(() => this.runtime.add(network, this.ref(rec, `/proc/${pid}/ns/net`)));
     } catch (err) {
       this.m.errors.inc({ op: 'add', network: network.name });
       log.error({ err: (err as Error).message }, 'attach failed');
@@ -285,15 +290,17 @@ export class Agent {
     this.m.ops.observe({ op: 'add', network: network.name }, seconds);
     rec.ip = firstIp(rec.result);
     rec.phase = 'attached';
-    await this.state.save(rec);
     this.problems.delete(id);
     const startedAt = this.startEvents.get(id);
     this.startEvents.delete(id);
     if (startedAt !== undefined) this.m.startToIp.observe({}, Math.max(0, Date.now() - Number(startedAt / 1000000n)) / 1000);
     const seen = this.eventSeen.get(id);
     this.eventSeen.delete(id);
-    log.info({ ip: rec.ip, owner: intent.owner, ms: Math.round(seconds * 1000), inspectMs, ...(seen ? { sinceEventMs: Date.now() - seen } : {}) }, 'attached');
+    log.info({ ip: rec.ip, owner: intent.owner, ms: Math.round(seconds * 1000), ...timing, ...(seen ? { sinceEventMs: Date.now() - seen } : {}) }, 'attached');
+    // the address is up: say so before the record is rewritten (a crash in
+    // between leaves it "adding", and the redo gets the same address back)
     this.publish('attached', rec);
+    await this.state.save(rec);
     if (Object.keys(intent.lb).length > 0) this.lbSync();
   }
 
@@ -442,6 +449,25 @@ export class Agent {
       time: new Date().toISOString(),
       ...(Object.keys(rec.intent.lb).length > 0 ? { lb: rec.intent.lb } : {}),
     });
+  }
+}
+
+/** A FIFO semaphore. */
+class Slots {
+  private used = 0;
+  private readonly waiting: Array<() => void> = [];
+  constructor(private readonly size: number) {}
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.used >= this.size) await new Promise<void>((r) => this.waiting.push(r));
+    else this.used++;
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.used--;
+    }
   }
 }
 

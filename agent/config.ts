@@ -31,6 +31,8 @@ export interface AgentConfig {
   inProcess: boolean;
   /** issue CNI GC for the agent's networks on each reconciliation */
   gc: boolean;
+  /** fsync every state write (durable across a power loss; slow in a start storm) */
+  syncState: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** scheduling priority (nice, -20..19): a start storm must not starve the agent that gives containers their IPs */
   nice: number;
@@ -69,6 +71,7 @@ const FIELDS: Record<string, string> = {
   retryInterval: 'number',
   inProcess: 'boolean',
   gc: 'boolean',
+  syncState: 'boolean',
   logLevel: 'string',
   nice: 'number',
   events: 'object',
@@ -122,6 +125,7 @@ export function parseAgentConfig(file: unknown, flags: AgentFlags, env: NodeJS.P
     retryInterval: seconds('retryInterval', 5, 0.05),
     inProcess: (f.inProcess as boolean | undefined) ?? true,
     gc: (f.gc as boolean | undefined) ?? true,
+    syncState: (f.syncState as boolean | undefined) ?? false,
     logLevel: level as AgentConfig['logLevel'],
     nice: niceOf(f.nice),
     events: parseEvents(f.events),

@@ -9,10 +9,11 @@
 //   deleting  a DEL that has not succeeded yet (the store was down, say):
 //             retried until it does, never dropped.
 //
-// Writes are asynchronous (the fsyncs run on libuv's threads): in a start
-// storm the disk is busy with container layers, and a synchronous fsync
-// would stall every other attachment. The directory fsync that makes a
-// rename durable is shared by every write waiting for one.
+// Writes are asynchronous and atomic (a temporary file renamed over the
+// record), so they survive the agent being killed at any point. fsync is a
+// setting (syncState): it adds durability across a power loss, after which
+// the periodic GC repairs the pool anyway; when on, the directory fsync that
+// makes a rename durable is shared by every write waiting for one.
 import { mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -54,7 +55,17 @@ export class StateDir {
   private dirRunning: Promise<void> | undefined;
   private dirNext: Promise<void> | undefined;
 
-  constructor(root: string) {
+  /**
+   * @param fsync whether each write is fsync'd (file and directory). Without
+   *   it a write still survives the agent's own death (it is in the page
+   *   cache, and the rename is atomic); fsync adds durability across a power
+   *   loss, at a price: in a start storm the disk is busy with container
+   *   layers and an fsync can take most of a second.
+   */
+  constructor(
+    root: string,
+    private readonly fsync = false,
+  ) {
     this.dir = join(root, 'attachments');
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
   }
@@ -97,12 +108,12 @@ export class StateDir {
     const fh = await open(tmp, 'w', 0o600);
     try {
       await fh.writeFile(JSON.stringify(rec));
-      await fh.sync();
+      if (this.fsync) await fh.sync();
     } finally {
       await fh.close();
     }
     await rename(tmp, file);
-    await this.syncDir();
+    if (this.fsync) await this.syncDir();
   }
 
   /** Removes a record durably; absent is fine. */
@@ -113,7 +124,7 @@ export class StateDir {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       return;
     }
-    await this.syncDir();
+    if (this.fsync) await this.syncDir();
   }
 
   /** fsyncs the directory; callers that arrive before the next one starts share it. */

@@ -113,7 +113,7 @@ t.test('metrics: the text format, with labels escaped and histogram buckets cumu
 
 t.test('state dir: records survive a reload; torn temporary files are dropped; bad files reported', async (t) => {
   const root = t.testdir();
-  const s = new StateDir(root);
+  const s = new StateDir(root, true);
   const rec = {
     containerId: 'abc',
     name: 'web',
