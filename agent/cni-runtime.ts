@@ -10,6 +10,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { pluginOutput } from '../cni/delegate.js';
 import { CNI_CODES, CniError } from '../cni/errors.js';
 import type { PluginSpec } from '../cni/skel.js';
 import { atLeast } from '../cni/version.js';
@@ -130,17 +131,7 @@ export class CniRuntime {
     const stdin = JSON.stringify(conf);
     const own = this.inProcess ? OWN_PLUGINS[plugin.type] : undefined;
     const out = own ? await runOwn(await own(), env, stdin) : await this.exec(plugin.type, env, stdin);
-    let parsed: Record<string, unknown> | undefined;
-    try {
-      parsed = out.stdout.trim() ? (JSON.parse(out.stdout) as Record<string, unknown>) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    if (out.code !== 0) {
-      const code = typeof parsed?.code === 'number' ? parsed.code : CNI_CODES.IO_FAILURE;
-      const msg = typeof parsed?.msg === 'string' ? parsed.msg : `exited ${out.code}: ${out.stderr.trim().slice(0, 500)}`;
-      throw new CniError(code, `${plugin.type} ${command}: ${msg}`);
-    }
+    const parsed = pluginOutput(out, `${plugin.type} ${command}`);
     if (command !== 'ADD') return undefined;
     if (!parsed) throw new CniError(CNI_CODES.DECODE_FAILED, `${plugin.type} ADD printed no result`);
     return parsed;

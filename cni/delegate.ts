@@ -33,6 +33,19 @@ export async function delegateIpam(req: Request, type: string, command: Command)
     });
     child.stdin!.end(req.stdin);
   });
+  const parsed = pluginOutput(out, `IPAM plugin "${type}"`);
+  if (command !== 'ADD') return undefined;
+  if (!parsed) throw new CniError(CNI_CODES.DECODE_FAILED, `IPAM plugin "${type}" printed no result`);
+  return parsePrevResult(parsed);
+}
+
+/**
+ * What a plugin process printed, read as the spec says: on success its JSON
+ * result (if any), on failure its error object turned into a CniError whose
+ * message starts with `who`. A plugin that printed no error object fails
+ * with its exit code and the start of its stderr.
+ */
+export function pluginOutput(out: { code: number; stdout: string; stderr: string }, who: string): Record<string, unknown> | undefined {
   let parsed: Record<string, unknown> | undefined;
   try {
     parsed = out.stdout.trim() ? (JSON.parse(out.stdout) as Record<string, unknown>) : undefined;
@@ -42,9 +55,7 @@ export async function delegateIpam(req: Request, type: string, command: Command)
   if (out.code !== 0) {
     const code = typeof parsed?.code === 'number' ? parsed.code : CNI_CODES.IO_FAILURE;
     const msg = typeof parsed?.msg === 'string' ? parsed.msg : `exited ${out.code}: ${out.stderr.trim().slice(0, 500)}`;
-    throw new CniError(code, `IPAM plugin "${type}": ${msg}`);
+    throw new CniError(code, `${who}: ${msg}`);
   }
-  if (command !== 'ADD') return undefined;
-  if (!parsed) throw new CniError(CNI_CODES.DECODE_FAILED, `IPAM plugin "${type}" printed no result`);
-  return parsePrevResult(parsed);
+  return parsed;
 }

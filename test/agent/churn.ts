@@ -3,16 +3,15 @@
 // it must converge with every running container attached once, `berth ipam
 // check` clean, and no address, veth or state file leaked once all are gone.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { main } from '../../cli/main.js';
 import { formatIp } from '../../ipam/address.js';
 import { openStore } from '../../ipam/open-store.js';
-import { startAgent, waitFor } from '../helpers/agent.js';
-import { BIN } from '../helpers/cni.js';
+import { agentConfig, bridgeNetwork, startAgent, waitFor } from '../helpers/agent.js';
 import { skipWithoutDocker, startDocker } from '../helpers/docker.js';
-import { skipWithoutNetns, uniqueName } from '../helpers/netns.js';
+import { skipWithoutNetns } from '../helpers/netns.js';
 import { skipWithoutRedis, startRedis } from '../helpers/redis.js';
 
 interface Att {
@@ -41,29 +40,10 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
   const docker = await startDocker();
   t.teardown(() => docker.stop());
   const store = redis.freshUrl();
-  const bridge = uniqueName('brch');
-  t.teardown(() => {
-    spawnSync('ip', ['link', 'del', bridge]);
-  });
   const io = { stdout: { write: () => true }, stderr: { write: (s: string) => process.stderr.write(s) }, env: {} };
-  t.equal(await main(['--store', store, 'pool', 'create', 'churn', '--subnet', '10.211.0.0/24', '--gateway', '10.211.0.1', '--hold', '0'], io), 0);
-  const netDir = join(dir, 'net');
-  mkdirSync(netDir);
-  writeFileSync(
-    join(netDir, 'churn.conflist'),
-    JSON.stringify({ cniVersion: '1.1.0', name: 'churn', plugins: [{ type: 'berth-bridge', bridge, isGateway: true, ipam: { type: 'berth-ipam', pool: 'churn', store } }] }),
-  );
+  const { netDir, bridge } = await bridgeNetwork(t, { dir, store, network: 'churn', pool: 'churn', subnet: '10.211.0.0/24', gateway: '10.211.0.1', hold: 0, bridgePrefix: 'brch' });
   const stateDir = join(dir, 'state');
-  const agent = await startAgent(dir, {
-    store,
-    cniConfDir: netDir,
-    cniBinDir: BIN.replace(/\/$/, ''),
-    dockerSocket: docker.socket,
-    socket: join(dir, 'agent.sock'),
-    stateDir,
-    reconcileInterval: 2,
-    retryInterval: 0.2,
-  });
+  const agent = await startAgent(dir, agentConfig(dir, store, netDir, docker.socket));
   t.teardown(() => agent.kill('SIGKILL'));
   const must = async (args: string[]) => {
     const r = await docker.run(args);

@@ -5,16 +5,13 @@
 // outage is queued and completed, events reach the Redis stream and a webhook.
 import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import t from 'tap';
 import { main } from '../../cli/main.js';
 import { parseIp } from '../../ipam/address.js';
 import { openStore } from '../../ipam/open-store.js';
-import { startAgent, waitFor } from '../helpers/agent.js';
-import { BIN } from '../helpers/cni.js';
+import { agentConfig, bridgeNetwork, startAgent, waitFor } from '../helpers/agent.js';
 import { skipWithoutDocker, startDocker } from '../helpers/docker.js';
-import { skipWithoutNetns, uniqueName } from '../helpers/netns.js';
+import { skipWithoutNetns } from '../helpers/netns.js';
 import { skipWithoutRedis, startRedis } from '../helpers/redis.js';
 
 interface Att {
@@ -33,22 +30,8 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
   const docker = await startDocker();
   t.teardown(() => docker.stop());
   const store = redis.freshUrl();
-  const bridge = uniqueName('brag');
-  t.teardown(() => {
-    spawnSync('ip', ['link', 'del', bridge]);
-  });
   const quiet = { stdout: { write: () => true }, stderr: { write: (s: string) => process.stderr.write(s) }, env: {} };
-  t.equal(await main(['--store', store, 'pool', 'create', 'agentp', '--subnet', '10.210.0.0/24', '--gateway', '10.210.0.1', '--hold', '600'], quiet), 0, 'pool created');
-  const netDir = join(dir, 'net');
-  mkdirSync(netDir);
-  writeFileSync(
-    join(netDir, '10-agentnet.conflist'),
-    JSON.stringify({
-      cniVersion: '1.1.0',
-      name: 'agentnet',
-      plugins: [{ type: 'berth-bridge', bridge, isGateway: true, ipam: { type: 'berth-ipam', pool: 'agentp', store } }],
-    }),
-  );
+  const { netDir } = await bridgeNetwork(t, { dir, store, network: 'agentnet', pool: 'agentp', subnet: '10.210.0.0/24', gateway: '10.210.0.1', hold: 600, bridgePrefix: 'brag' });
   // a webhook receiver: the CMDB's view of the events
   const hooked: Array<Record<string, string>> = [];
   let failNext = 2; // the first deliveries fail: the agent must retry
@@ -68,17 +51,10 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
   t.teardown(() => new Promise<void>((r) => hook.close(() => r())));
   const hookPort = (hook.address() as { port: number }).port;
 
-  const agent = await startAgent(dir, {
-    store,
-    cniConfDir: netDir,
-    cniBinDir: BIN.replace(/\/$/, ''),
-    dockerSocket: docker.socket,
-    socket: join(dir, 'agent.sock'),
-    stateDir: join(dir, 'state'),
-    reconcileInterval: 2,
-    retryInterval: 0.2,
-    events: { webhook: { url: `http://127.0.0.1:${hookPort}/events`, retries: 5, timeoutMs: 2000 } },
-  });
+  const agent = await startAgent(
+    dir,
+    agentConfig(dir, store, netDir, docker.socket, { events: { webhook: { url: `http://127.0.0.1:${hookPort}/events`, retries: 5, timeoutMs: 2000 } } }),
+  );
   t.teardown(() => agent.kill('SIGKILL'));
 
   const attachments = async () => (await agent.get<Att[]>('/v1/attachments')).body;

@@ -3,7 +3,7 @@
 // and keepalived real servers; `docker stop` drains and removes them;
 // `berth lb show` lists them.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,11 +11,10 @@ import t from 'tap';
 import { main } from '../../cli/main.js';
 import { parseLbConfig } from '../../lb/config.js';
 import { renderHaproxy } from '../../lb/render.js';
-import { startAgent, waitFor } from '../helpers/agent.js';
-import { BIN } from '../helpers/cni.js';
+import { agentConfig, bridgeNetwork, startAgent, waitFor } from '../helpers/agent.js';
 import { skipWithoutDocker, startDocker } from '../helpers/docker.js';
 import { skipWithoutHaproxy, startHaproxy } from '../helpers/haproxy.js';
-import { skipWithoutNetns, uniqueName } from '../helpers/netns.js';
+import { skipWithoutNetns } from '../helpers/netns.js';
 import { freePort } from '../helpers/redis.js';
 
 interface LbView {
@@ -39,15 +38,8 @@ if (!skipWithoutNetns(t) && !skipWithoutDocker(t) && !skipWithoutHaproxy(t)) t.t
   const docker = await startDocker();
   t.teardown(() => docker.stop());
   const store = `file://${dir}/store`;
-  const bridge = uniqueName('brlb');
-  t.teardown(() => {
-    spawnSync('ip', ['link', 'del', bridge]);
-  });
   const io = { stdout: { write: () => true }, stderr: { write: (s: string) => process.stderr.write(s) }, env: {} };
-  t.equal(await main(['--store', store, 'pool', 'create', 'lbp', '--subnet', '10.216.0.0/24', '--gateway', '10.216.0.1'], io), 0);
-  const netDir = join(dir, 'net');
-  mkdirSync(netDir);
-  writeFileSync(join(netDir, 'lbnet.conflist'), JSON.stringify({ cniVersion: '1.1.0', name: 'lbnet', plugins: [{ type: 'berth-bridge', bridge, isGateway: true, ipam: { type: 'berth-ipam', pool: 'lbp', store } }] }));
+  const { netDir } = await bridgeNetwork(t, { dir, store, network: 'lbnet', pool: 'lbp', subnet: '10.216.0.0/24', gateway: '10.216.0.1', hold: 0, bridgePrefix: 'brlb' });
   const port = await freePort();
   const lbSection = {
     haproxy: { config: join(dir, 'haproxy.cfg'), socket: join(dir, 'admin.sock'), masterSocket: join(dir, 'master.sock'), drainTimeout: 5 },
@@ -58,17 +50,7 @@ if (!skipWithoutNetns(t) && !skipWithoutDocker(t) && !skipWithoutHaproxy(t)) t.t
   writeFileSync(lbSection.haproxy.config, renderHaproxy(parseLbConfig(lbSection, services), []));
   const hp = await startHaproxy(lbSection.haproxy.config, lbSection.haproxy.socket, lbSection.haproxy.masterSocket);
   t.teardown(() => hp.stop());
-  const agent = await startAgent(dir, {
-    store,
-    cniConfDir: netDir,
-    cniBinDir: BIN.replace(/\/$/, ''),
-    dockerSocket: docker.socket,
-    socket: join(dir, 'agent.sock'),
-    stateDir: join(dir, 'state'),
-    reconcileInterval: 2,
-    lb: lbSection,
-    services,
-  });
+  const agent = await startAgent(dir, agentConfig(dir, store, netDir, docker.socket, { lb: lbSection, services }));
   t.teardown(() => agent.kill('SIGKILL'));
   const web = async (name: string, extra: string[] = []) => {
     const r = await docker.run([

@@ -1,9 +1,11 @@
 // Runs `bin/berth agent` as a real process for a test, and talks to its socket.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { agentGet } from '../../cli/agent-client.js';
+import { main } from '../../cli/main.js';
 import { BIN } from './cni.js';
+import { uniqueName } from './netns.js';
 
 export interface AgentProcess {
   socket: string;
@@ -78,4 +80,47 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined> 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+interface TapLike {
+  teardown(fn: () => unknown): void;
+}
+
+/**
+ * A pool and a berth-bridge network (its bridge removed at teardown), the
+ * conflist written to DIR/net. Returns the conf dir and the bridge name.
+ */
+export async function bridgeNetwork(
+  t: TapLike,
+  o: { dir: string; store: string; network: string; pool: string; subnet: string; gateway: string; hold: number; bridgePrefix: string },
+): Promise<{ netDir: string; bridge: string }> {
+  const bridge = uniqueName(o.bridgePrefix);
+  t.teardown(() => {
+    spawnSync('ip', ['link', 'del', bridge]);
+  });
+  const quiet = { stdout: { write: () => true }, stderr: { write: (s: string) => process.stderr.write(s) }, env: {} };
+  const created = await main(['--store', o.store, 'pool', 'create', o.pool, '--subnet', o.subnet, '--gateway', o.gateway, '--hold', String(o.hold)], quiet);
+  if (created !== 0) throw new Error(`pool ${o.pool} could not be created`);
+  const netDir = join(o.dir, 'net');
+  mkdirSync(netDir, { recursive: true });
+  writeFileSync(
+    join(netDir, `10-${o.network}.conflist`),
+    JSON.stringify({ cniVersion: '1.1.0', name: o.network, plugins: [{ type: 'berth-bridge', bridge, isGateway: true, ipam: { type: 'berth-ipam', pool: o.pool, store: o.store } }] }),
+  );
+  return { netDir, bridge };
+}
+
+/** The agent config every Docker test starts from: private paths under DIR, quick reconciliations and retries. */
+export function agentConfig(dir: string, store: string, netDir: string, dockerSocket: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    store,
+    cniConfDir: netDir,
+    cniBinDir: BIN.replace(/\/$/, ''),
+    dockerSocket,
+    socket: join(dir, 'agent.sock'),
+    stateDir: join(dir, 'state'),
+    reconcileInterval: 2,
+    retryInterval: 0.2,
+    ...extra,
+  };
 }
