@@ -108,7 +108,7 @@ export async function benchLb(opts: { quick?: boolean } = {}): Promise<string[]>
     }
     const apiAdd = summarize(addApi).p50;
     const full = summarize(render).p50 + summarize(validate).p50 + summarize(reload).p50;
-    out.push(`lb: HAProxy ${spawnSync('haproxy', ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0]!.split(' ').slice(0, 3).join(' ')}, ${total} backends configured, in one run`);
+    out.push(`lb: ${spawnSync('haproxy', ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0]!.split(' ').slice(0, 3).join(' ')}, ${total} backends configured, in one run`);
     out.push(`  one change, Runtime API commands: add ${fmt(addApi)} | remove ${fmt(delApi)} (target: < 50 ms)`);
     out.push(`  one change, berth's whole path (update() until in rotation after a passed check): add ${fmt(e2eAdd)} | remove, drained, deleted and written to the file ${fmt(e2eDel)}`);
     out.push(`  full regenerate: render ${fmt(render)} | haproxy -c ${fmt(validate)} | reload until the new worker answers ${fmt(reload)}`);
