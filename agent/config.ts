@@ -113,12 +113,15 @@ export function parseAgentConfig(file: unknown, flags: AgentFlags, env: NodeJS.P
   };
   const level = (f.logLevel as string | undefined) ?? 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new ConfigError(`logLevel must be one of debug, info, warn, error, got "${level}"`);
+  const socket = path('socket', DEFAULT_SOCKET);
+  // sun_path holds 108 bytes with its NUL; a longer path would be cut silently
+  if (Buffer.byteLength(socket) > 107) throw new ConfigError(`socket must be at most 107 bytes (a unix socket path), got ${Buffer.byteLength(socket)}: ${socket}`);
   return {
     store,
     cniConfDir: path('cniConfDir', '/etc/cni/net.d'),
     cniBinDir: binDirs,
     dockerSocket: path('dockerSocket', '/var/run/docker.sock'),
-    socket: path('socket', DEFAULT_SOCKET),
+    socket,
     stateDir: path('stateDir', '/var/lib/berth/agent'),
     hostname: host,
     reconcileInterval: seconds('reconcileInterval', 60, 1),

@@ -48,6 +48,7 @@ t.test('agent config: defaults, flags over the file, every bad field named', asy
   ];
   for (const [file, re] of bad) t.throws(() => parseAgentConfig(file, {}, {}, 'h'), re, JSON.stringify(file));
   t.throws(() => parseAgentConfig({}, { cniBinDir: 'rel' }, {}, 'h'), /cniBinDir entries must be absolute/);
+  t.throws(() => parseAgentConfig({}, { socket: `/${'x'.repeat(110)}` }, {}, 'h'), /socket must be at most 107 bytes/);
 });
 
 t.test('labels: network, owner, ip and lb services validated by name', async (t) => {

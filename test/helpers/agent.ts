@@ -1,6 +1,7 @@
 // Runs `bin/berth agent` as a real process for a test, and talks to its socket.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agentGet } from '../../cli/agent-client.js';
 import { main } from '../../cli/main.js';
@@ -32,7 +33,7 @@ export async function startAgent(dir: string, config: Record<string, unknown>, e
     child.stderr!.on('data', (c: Buffer) => (text += c.toString()));
   };
   spawnIt();
-  process.once('exit', () => child.kill('SIGKILL'));
+  atExit(() => child.kill('SIGKILL'));
   const a: AgentProcess = {
     socket,
     log: () => text,
@@ -110,6 +111,30 @@ export async function bridgeNetwork(
   return { netDir, bridge };
 }
 
+/** A short temporary directory, removed at exit. */
+export function shortDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'ba'));
+  atExit(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+const exitHooks: Array<() => void> = [];
+/** Runs fn when the test process exits (one process listener for all of them). */
+export function atExit(fn: () => void): void {
+  if (exitHooks.length === 0) {
+    process.once('exit', () => {
+      for (const h of exitHooks) {
+        try {
+          h();
+        } catch {
+          // best effort at exit
+        }
+      }
+    });
+  }
+  exitHooks.push(fn);
+}
+
 /** The agent config every Docker test starts from: private paths under DIR, quick reconciliations and retries. */
 export function agentConfig(dir: string, store: string, netDir: string, dockerSocket: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -117,7 +142,8 @@ export function agentConfig(dir: string, store: string, netDir: string, dockerSo
     cniConfDir: netDir,
     cniBinDir: BIN.replace(/\/$/, ''),
     dockerSocket,
-    socket: join(dir, 'agent.sock'),
+    // a unix socket path must stay under 108 bytes; fixture dirs can be longer
+    socket: join(shortDir(), 'agent.sock'),
     stateDir: join(dir, 'state'),
     reconcileInterval: 2,
     retryInterval: 0.2,

@@ -6,6 +6,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HaproxyApi } from '../../lb/haproxy-api.js';
+import { atExit } from './agent.js';
 import { ip, uniqueName } from './netns.js';
 
 export function haproxyMissing(): string | null {
@@ -26,7 +27,7 @@ export async function startHaproxy(config: string, socket: string, masterSocket:
   let text = '';
   child.stdout!.on('data', (c: Buffer) => (text += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (text += c.toString()));
-  process.once('exit', () => child.kill('SIGKILL'));
+  atExit(() => child.kill('SIGKILL'));
   const api = new HaproxyApi(socket);
   const deadline = Date.now() + 20000;
   for (;;) {
@@ -128,7 +129,7 @@ export async function startBackend(dir: string, ns: string, port: number, name: 
   const file = join(dir, 'backend.cjs');
   writeFileSync(file, SERVER);
   const child = spawn('ip', ['netns', 'exec', ns, process.execPath, file, String(port), name, String(delayMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  process.once('exit', () => child.kill('SIGKILL'));
+  atExit(() => child.kill('SIGKILL'));
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once('data', () => resolve());
     child.once('exit', (code) => reject(new Error(`backend ${name} exited ${code}`)));
@@ -148,7 +149,7 @@ export async function startLoad(dir: string, ns: string, url: string, concurrenc
   const file = join(dir, 'load.cjs');
   writeFileSync(file, LOAD);
   const child = spawn('ip', ['netns', 'exec', ns, process.execPath, file, url, String(concurrency)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  process.once('exit', () => child.kill('SIGKILL'));
+  atExit(() => child.kill('SIGKILL'));
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
