@@ -119,7 +119,7 @@ export class Agent {
     for (const r of records) this.records.set(r.containerId, r);
     this.deps.log.info({ attachments: records.length }, 'state loaded');
     this.reloadNetworks();
-    this.runtime.warm().catch((err: Error) => this.deps.log.warn({ err: err.message }, 'failed to preload the plugins'));
+    this.runtime.warm(this.networks.values()).catch((err: Error) => this.deps.log.warn({ err: err.message }, 'failed to preload the plugins'));
     this.deps.docker.watch(
       (e) => this.onEvent(e),
       () => void this.reconcile(),
