@@ -332,6 +332,7 @@ export class Agent {
     log.info({ ip: rec.ip, why, attempts: rec.attempts }, 'detached');
     if (wasAttached || rec.ip) this.publish('detached', rec);
     this.stoppingIds.delete(rec.containerId);
+    for (const service of Object.keys(rec.intent.lb)) this.warnedServices.delete(`${rec.containerId}/${service}`);
     if (Object.keys(rec.intent.lb).length > 0) this.lbSync();
     return true;
   }
