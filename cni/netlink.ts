@@ -105,14 +105,20 @@ export class Links {
   }
 
   /** A veth pair: `hostName` here, its peer `peerName` created directly in the namespace open at `peerNsFd`. */
-  async createVeth(hostName: string, peerName: string, peerNsFd: number, opts: { mtu?: number; peerMac?: string } = {}): Promise<LinkInfo> {
+  async createVeth(hostName: string, peerName: string, peerNsFd: number, opts: { mtu?: number; peerMac?: string; master?: number; up?: boolean } = {}): Promise<LinkInfo> {
     const { ifla, rt, FlagsNew } = nl();
     const peerAttrs: Record<string, unknown> = { ifname: peerName, netNsFd: peerNsFd };
     if (opts.mtu) peerAttrs.mtu = opts.mtu;
     if (opts.peerMac) peerAttrs.address = parseMac(opts.peerMac);
+    // `up` and `master` bring the host end up on its bridge in the same
+    // message: one trip through the kernel's link lock instead of three. (The
+    // peer cannot come up in it: the kernel configures it before the two ends
+    // are joined, and a veth end without its peer refuses to open.)
+    const upFlags = opts.up ? { flags: { up: true }, change: { up: true } } : {};
     const peer = Buffer.concat([rt.formatLink({}), encode(ifla.formatLinkAttrs(peerAttrs as never))]);
     const linkinfo = encode(ifla.formatInfo({ kind: 'veth', data: encode(ifla.formatVethInfo({ peer })) }));
-    await this.sock.newLink({}, { ifname: hostName, ...(opts.mtu ? { mtu: opts.mtu } : {}), linkinfo }, { flags: FlagsNew.CREATE | FlagsNew.EXCL });
+    const attrs = { ifname: hostName, ...(opts.mtu ? { mtu: opts.mtu } : {}), ...(opts.master ? { master: opts.master } : {}), linkinfo };
+    await this.sock.newLink(upFlags as never, attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL });
     const host = await this.byName(hostName);
     if (!host) throw new Error(`veth "${hostName}" vanished right after it was created`);
     return host;

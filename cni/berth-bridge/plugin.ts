@@ -68,14 +68,13 @@ export const plugin: Plugin<BridgeConfig> = {
         // a veth of this attachment left by an earlier, interrupted ADD
         const stale = await host.byName(hostName);
         if (stale) await host.delete(stale.index);
-        const veth = await step(`create veth "${hostName}"`, () =>
-          host.createVeth(hostName, req.ifname, nsFd, { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { peerMac: conf.mac } : {}) }),
+        // created on the bridge and up, in one message
+        await step(`create veth "${hostName}" on "${conf.bridge}"`, () =>
+          host.createVeth(hostName, req.ifname, nsFd, { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { peerMac: conf.mac } : {}), master: br.index, up: true }),
         );
-        await step(`attach "${hostName}" to "${conf.bridge}"`, () => host.setMaster(veth.index, br.index));
         if (conf.hairpinMode) {
           await step(`set hairpin mode on "${hostName}"`, async () => writeFileSync(`/sys/class/net/${hostName}/brport/hairpin_mode`, '1'));
         }
-        await step(`bring "${hostName}" up`, () => host.setUp(veth.index));
         const c = (await inside.byName(req.ifname))!;
         for (const ip of ipam.ips ?? []) await step(`add ${ip.address} to ${req.ifname}`, () => inside.addAddress(c.index, ip.address));
         await step(`bring ${req.ifname} up`, () => inside.setUp(c.index));
