@@ -23,6 +23,8 @@ import type { Backend } from '../lb/render.js';
 import { StateDir, type AttachmentRecord } from './state.js';
 
 const IFNAME = 'eth0';
+/** how long a container signalled to stop stays out of the load balancers if it does not stop */
+const STOP_GRACE_MS = 60000;
 
 export interface AgentDeps {
   docker: DockerEngine;
@@ -61,7 +63,7 @@ export class Agent {
   private reconcileAgain = false;
   private stopping = false;
   /** containers signalled to stop: out of the load balancers while they finish their requests */
-  private readonly stoppingIds = new Set<string>();
+  private readonly stoppingIds = new Map<string, number>();
   readonly haproxy: HaproxyLb | undefined;
   readonly keepalived: KeepalivedLb | undefined;
   private readonly warnedServices = new Set<string>();
@@ -174,7 +176,7 @@ export class Agent {
       // drain it from the load balancers while it still answers
       const stopping = e.signal === undefined || [2, 3, 9, 15].includes(e.signal);
       if (stopping && this.records.has(e.id) && !this.stoppingIds.has(e.id)) {
-        this.stoppingIds.add(e.id);
+        this.stoppingIds.set(e.id, Date.now());
         this.lbSync();
       }
       return;
@@ -248,7 +250,15 @@ export class Agent {
     }
     if (rec) {
       const same = rec.phase === 'attached' && rec.pid === info.pid && nsInode(info.pid) === rec.nsInode && rec.network.name === intent.network;
-      if (same) return;
+      if (same) {
+        // signalled to stop a while ago and still running (it handled the signal): back into the load balancers
+        const since = this.stoppingIds.get(id);
+        if (since !== undefined && Date.now() - since > STOP_GRACE_MS) {
+          this.stoppingIds.delete(id);
+          this.lbSync();
+        }
+        return;
+      }
       // restarted (new namespace), relabelled, half-added or a DEL still due
       if (!(await this.detach(rec, rec.phase === 'attached' ? 'restarted' : rec.phase))) return;
       rec = undefined;
@@ -277,7 +287,11 @@ export class Agent {
     this.records.set(id, rec);
     const started = process.hrtime.bigint();
     try {
-      rec.result = await this.addSlots.run(() => this.runtime.add(network, this.ref(rec, `/proc/${pid}/ns/net`)));
+      rec.result = await this.addSlots.run(async () => {
+        // the wait for a slot can be long in a start storm: the pid must still be this container's
+        if (nsInode(pid) !== inode) throw new Error(`the container's process ${pid} exited before its ADD`);
+        return this.runtime.add(network, this.ref(rec, `/proc/${pid}/ns/net`));
+      });
     } catch (err) {
       this.m.errors.inc({ op: 'add', network: network.name });
       log.error({ err: (err as Error).message }, 'attach failed');
@@ -297,10 +311,8 @@ export class Agent {
     const seen = this.eventSeen.get(id);
     this.eventSeen.delete(id);
     log.info({ ip: rec.ip, owner: intent.owner, ms: Math.round(seconds * 1000), ...timing, ...(seen ? { sinceEventMs: Date.now() - seen } : {}) }, 'attached');
-    // the address is up: say so before the record is rewritten (a crash in
-    // between leaves it "adding", and the redo gets the same address back)
-    this.publish('attached', rec);
     await this.state.save(rec);
+    this.publish('attached', rec);
     if (Object.keys(intent.lb).length > 0) this.lbSync();
   }
 
@@ -311,6 +323,8 @@ export class Agent {
     if (rec.phase !== 'deleting') {
       rec.phase = 'deleting';
       await this.state.save(rec);
+      // out of the load balancers now, even if the DEL has to wait for the store
+      if (wasAttached && Object.keys(rec.intent.lb).length > 0) this.lbSync();
     }
     // the namespace only while it is still the container's: a reused pid is someone else's
     const netns = rec.pid > 0 && nsInode(rec.pid) === rec.nsInode ? `/proc/${rec.pid}/ns/net` : '';

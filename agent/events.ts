@@ -115,13 +115,14 @@ export class EventPublisher {
       const head = s.queue[0]!;
       try {
         await s.sink.deliver(head.e);
-        s.queue.shift();
+        // publish() may have dropped it (queue full) while it was on its way
+        if (s.queue[0] === head) s.queue.shift();
         this.stats.delivered.set(s.sink.name, this.stats.delivered.get(s.sink.name)! + 1);
         backoff = 100;
       } catch (err) {
         head.tries++;
         if (head.tries >= s.sink.attempts) {
-          s.queue.shift();
+          if (s.queue[0] === head) s.queue.shift();
           this.stats.dropped.set(s.sink.name, this.stats.dropped.get(s.sink.name)! + 1);
           this.log.error({ sink: s.sink.name, err: (err as Error).message, containerId: head.e.container, tries: head.tries }, 'event not delivered; giving up');
           continue;

@@ -50,6 +50,7 @@ export class HaproxyLb {
   private syncing: Promise<void> | undefined;
   private again = false;
   private topology: string | undefined;
+  private reloadPending = false;
   private readonly draining = new Map<string, Promise<void>>();
   private readonly warming = new Map<string, Promise<void>>();
   /** per backend: the servers HAProxy has, as read and then changed by berth */
@@ -129,25 +130,36 @@ export class HaproxyLb {
       const current = existsSync(h.config) ? readFileSync(h.config, 'utf8') : '';
       if (stripServers(current) === stripServers(topology)) this.topology = topology;
     }
-    if (this.topology !== topology) {
+    if (this.topology !== topology || this.reloadPending) {
+      // pending until the reload succeeds: a failed one is tried again
+      this.reloadPending = true;
       await this.replaceConfig(renderHaproxy(this.lb, desired), true);
+      this.reloadPending = false;
       this.topology = topology;
       this.model = undefined;
       return;
     }
     // HAProxy's servers as last read, kept up to date by every command since:
     // listing thousands of servers costs tens of ms, a change must not
-    if (!this.model) {
-      const model = new Map<string, Map<string, ServerState>>();
+    let model = this.model;
+    if (!model) {
+      model = new Map<string, Map<string, ServerState>>();
       for (const s of this.services()) {
         const backend = proxyName(s.name);
-        model.set(backend, new Map((await this.api.servers(backend)).map((a) => [a.name, a])));
+        try {
+          model.set(backend, new Map((await this.api.servers(backend)).map((a) => [a.name, a])));
+        } catch (err) {
+          // the file is ours but the running HAProxy is not on it (a reload that
+          // never happened, say an agent killed between rename and reload)
+          if (/has no backend/.test((err as Error).message)) this.reloadPending = true;
+          throw err;
+        }
       }
       this.model = model;
     }
     for (const s of this.services()) {
       const backend = proxyName(s.name);
-      const have = this.model.get(backend)!;
+      const have = model.get(backend)!;
       const want = new Map(desired.filter((b) => b.service === s.name).map((b) => [serverName(b), b]));
       const busy = (name: string) => this.draining.has(`${backend}/${name}`) || this.warming.has(`${backend}/${name}`);
       const adds = [...want].filter(([name]) => !have.has(name) && !busy(name));
@@ -155,7 +167,9 @@ export class HaproxyLb {
       for (const [name, st] of have) {
         const b = want.get(name);
         if (!b) this.removeServer(backend, st, have);
-        else if (st.admin & ADMIN_DRAIN && !busy(name)) this.warm(backend, name, () => probe(s, b), have);
+        else if (busy(name)) continue;
+        else if (st.admin & ADMIN_MAINT) await this.readmit(s, b, st);
+        else if (st.admin & ADMIN_DRAIN) this.warm(backend, name, () => probe(s, b), have);
       }
     }
     // the file follows the running state; rendering thousands of servers is not
@@ -193,8 +207,7 @@ export class HaproxyLb {
     try {
       await api.expectOk(`add server ${backend}/${name} ${serverAddr(b)} ${serverKeywords(s)}`, /New server registered/);
     } catch (err) {
-      this.model = undefined; // HAProxy knows something the model does not: read it all next time
-      this.again = true;
+      this.model = undefined; // HAProxy knows something the model does not: read it all on the next sync
       throw err;
     }
     have.set(name, { backendId: 0, id: 0, name, addr: b.ip, port: b.port, operational: 0, admin: ADMIN_MAINT & 0x01, checkResult: 0 });
@@ -205,6 +218,16 @@ export class HaproxyLb {
     this.stats.added++;
     this.log.info({ service: s.name, server: name, addr: serverAddr(b), containerId: b.container }, 'backend added; waiting for its first passed check');
     this.warm(backend, name, () => probe(s, b), have);
+  }
+
+  /** A wanted server found in maintenance (a half-done add or removal): back to warming. */
+  private async readmit(s: Service, b: Backend, st: ServerState): Promise<void> {
+    const key = `${proxyName(s.name)}/${st.name}`;
+    await this.api.expectOk(`enable health ${key}`);
+    await this.api.expectOk(`set server ${key} state drain`);
+    st.admin = ADMIN_DRAIN;
+    this.log.info({ backend: proxyName(s.name), server: st.name }, 'backend found in maintenance while wanted; warming it again');
+    this.warm(proxyName(s.name), st.name, () => probe(s, b), this.model?.get(proxyName(s.name)) ?? new Map());
   }
 
   /**
@@ -279,6 +302,7 @@ export class HaproxyLb {
           await new Promise((r) => setTimeout(r, 50)); // sessions still closing
         }
         if (have.get(st.name) === st) have.delete(st.name);
+        this.model?.get(backend)?.delete(st.name); // a resync meanwhile may have read it back
         this.stats.removed++;
         this.log.info({ backend, server: st.name }, 'backend drained and removed');
       } catch (err) {
@@ -287,8 +311,11 @@ export class HaproxyLb {
         this.log.error({ backend, server: st.name, err: (err as Error).message }, 'failed to remove a backend; the next sync retries');
       } finally {
         this.draining.delete(key);
-        // wanted again while it drained (a container back on the same address): add it anew
-        if (this.desired.some((b) => proxyName(b.service) === backend && serverName(b) === st.name)) void this.sync();
+        // wanted again while it drained (a container back on the same address): read HAProxy anew and add it
+        if (this.desired.some((b) => proxyName(b.service) === backend && serverName(b) === st.name)) {
+          this.model = undefined;
+          void this.sync();
+        }
       }
     })();
     this.draining.set(key, task);

@@ -74,16 +74,34 @@ export class KeepalivedLb {
     private readonly log: Logger,
   ) {}
 
-  /** Renders, validates and replaces the virtual servers file when it changed; SIGHUPs keepalived. */
-  async update(backends: Backend[]): Promise<void> {
+  private running: Promise<void> | undefined;
+  private next: Backend[] | undefined;
+
+  /** Renders, validates and replaces the virtual servers file when it changed; SIGHUPs keepalived. One at a time, the latest backends winning. */
+  update(backends: Backend[]): Promise<void> {
+    this.next = backends;
+    if (this.running) return this.running;
+    this.running = (async () => {
+      while (this.next) {
+        const b = this.next;
+        this.next = undefined;
+        await this.apply(b);
+      }
+    })().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async apply(backends: Backend[]): Promise<void> {
     const k = this.lb.keepalived!;
-    const text = renderKeepalived(this.lb, backends);
-    if (!this.warned && !haveIpvs()) {
-      this.warned = true;
-      this.log.warn({ file: k.config }, 'this kernel has no IPVS (/proc/net/ip_vs is missing): LVS services are rendered for keepalived but cannot be applied on this host');
-    }
-    if (existsSync(k.config) && readFileSync(k.config, 'utf8') === text) return;
     try {
+      const text = renderKeepalived(this.lb, backends);
+      if (!this.warned && !haveIpvs()) {
+        this.warned = true;
+        this.log.warn({ file: k.config }, 'this kernel has no IPVS (/proc/net/ip_vs is missing): LVS services are rendered for keepalived but cannot be applied on this host');
+      }
+      if (existsSync(k.config) && readFileSync(k.config, 'utf8') === text) return;
       const tmp = `${k.config}.berth-tmp`;
       await writeFile(tmp, text, { mode: 0o644 });
       if (existsSync(k.binary)) await validateKeepalived(k.binary, tmp);

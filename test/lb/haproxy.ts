@@ -67,6 +67,15 @@ if (!skipWithoutNetns(t) && !skipWithoutHaproxy(t)) t.test('HAProxy follows scal
   t.same((await lb.view()).filter((v) => v.service === 'web').map((v) => v.server), ['s_10_215_0_10_8080', 's_10_215_0_11_8080'], 'back to two backends');
   t.match(readFileSync(haproxy.config, 'utf8'), /frontend berth_api\n {4}bind 10\.215\.0\.1:18081/);
 
+  t.test('a wanted server found in maintenance (a half-done add or removal) is brought back by a resync', async (t) => {
+    const name = 's_10_215_0_10_8080';
+    await lb.api.expectOk(`set server berth_web/${name} state maint`);
+    t.equal((await lb.view()).find((v) => v.server === name)?.state, 'maint');
+    await lb.resync([be(0), be(1), be(2, 'api')]);
+    await lb.idle();
+    t.equal((await lb.view()).find((v) => v.server === name)?.state, 'ready', 'in rotation again');
+  });
+
   t.test('negative control: a backend killed while in rotation makes requests fail', async (t) => {
     const slow = await startBackend(dir, backendNs[2]!, 8081, 'slow', 300);
     const victim = { service: 'web', ip: '10.215.0.12', port: 8081, container: 'victim' };

@@ -2,14 +2,15 @@
 // label says can inject HAProxy configuration), rendering, the IPVS plan,
 // and `haproxy -c` / `keepalived -t` on what is rendered.
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import pino from 'pino';
 import { join } from 'node:path';
 import t from 'tap';
 import { parseLabels } from '../../agent/labels.js';
 import { parseBind, parseLbConfig } from '../../lb/config.js';
 import { haproxyCommand } from '../../lb/haproxy-api.js';
 import { validateHaproxy } from '../../lb/haproxy.js';
-import { desiredRealServers, planIpvs, validateKeepalived } from '../../lb/lvs.js';
+import { desiredRealServers, KeepalivedLb, planIpvs, validateKeepalived } from '../../lb/lvs.js';
 import { renderHaproxy, renderKeepalived, serverAddr, serverName } from '../../lb/render.js';
 
 const HAPROXY = { config: '/etc/haproxy/haproxy.cfg', socket: '/run/haproxy/admin.sock', masterSocket: '/run/haproxy/master.sock' };
@@ -93,6 +94,17 @@ t.test('rendering: names from addresses, IPv6 servers, checks; HAProxy and keepa
     writeFileSync(file, ka.replace('lb_algo wrr', 'lb_algo nonsense'));
     await t.rejects(validateKeepalived('keepalived', file), /keepalived -t rejected/);
   }
+});
+
+t.test('keepalived updates run one at a time and the latest backends win', async (t) => {
+  const dir = t.testdir();
+  const lb = parseLbConfig({ keepalived: { config: join(dir, 'k.conf'), binary: '/nonexistent/keepalived' } }, [{ name: 'web', lvs: { vip: '192.0.2.1', port: 80 } }]);
+  const k = new KeepalivedLb(lb, pino({ level: 'silent' }));
+  await Promise.all(Array.from({ length: 20 }, (_, i) => k.update([{ service: 'web', ip: `10.0.0.${i + 1}`, port: 8080 }])));
+  const text = readFileSync(join(dir, 'k.conf'), 'utf8');
+  t.equal((text.match(/real_server/g) ?? []).length, 1);
+  t.match(text, /real_server 10\.0\.0\.20 8080/, 'the last update stands');
+  t.equal(k.stats.errors, 0);
 });
 
 t.test('IPVS plan: add new real servers, drain (weight 0) gone ones, then delete them', async (t) => {
