@@ -16,9 +16,9 @@ import { execFile } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { LbConfig, Service } from './config.js';
+import { replaceFile } from './files.js';
 import { HaproxyApi, haproxyCommand, HaproxyError, type ServerState } from './haproxy-api.js';
 import { proxyName, renderHaproxy, serverAddr, serverKeywords, serverName, type Backend } from './render.js';
 
@@ -133,7 +133,7 @@ export class HaproxyLb {
     if (this.topology !== topology || this.reloadPending) {
       // pending until the reload succeeds: a failed one is tried again
       this.reloadPending = true;
-      await this.replaceConfig(renderHaproxy(this.lb, desired), true);
+      await this.replaceConfig(renderHaproxy(this.lb, desired));
       this.reloadPending = false;
       this.topology = topology;
       this.model = undefined;
@@ -168,7 +168,7 @@ export class HaproxyLb {
         const b = want.get(name);
         if (!b) this.removeServer(backend, st, have);
         else if (busy(name)) continue;
-        else if (st.admin & ADMIN_MAINT) await this.readmit(s, b, st);
+        else if (st.admin & ADMIN_MAINT) await this.readmit(s, b, st, have);
         else if (st.admin & ADMIN_DRAIN) this.warm(backend, name, () => probe(s, b), have);
       }
     }
@@ -189,7 +189,7 @@ export class HaproxyLb {
         // big config does not hold up the commands of the change itself
         await new Promise((r) => setTimeout(r, 100));
         try {
-          await this.writeFileIfChanged(renderHaproxy(this.lb, this.desired));
+          await replaceFile(this.lb.haproxy!.config, renderHaproxy(this.lb, this.desired), { ifChanged: true });
         } catch (err) {
           this.stats.errors++;
           this.log.error({ err: (err as Error).message }, 'failed to write the HAProxy config file');
@@ -210,24 +210,31 @@ export class HaproxyLb {
       this.model = undefined; // HAProxy knows something the model does not: read it all on the next sync
       throw err;
     }
-    have.set(name, { backendId: 0, id: 0, name, addr: b.ip, port: b.port, operational: 0, admin: ADMIN_MAINT & 0x01, checkResult: 0 });
-    await api.expectOk(`enable health ${backend}/${name}`);
-    // out of maintenance into drain: checks run, traffic does not
-    await api.expectOk(`set server ${backend}/${name} state drain`);
-    have.get(name)!.admin = ADMIN_DRAIN;
+    const st: ServerState = { backendId: 0, id: 0, name, addr: b.ip, port: b.port, operational: 0, admin: 0x01, checkResult: 0 };
+    have.set(name, st);
     this.stats.added++;
     this.log.info({ service: s.name, server: name, addr: serverAddr(b), containerId: b.container }, 'backend added; waiting for its first passed check');
-    this.warm(backend, name, () => probe(s, b), have);
+    await this.startWarming(s, b, st, have);
   }
 
   /** A wanted server found in maintenance (a half-done add or removal): back to warming. */
-  private async readmit(s: Service, b: Backend, st: ServerState): Promise<void> {
-    const key = `${proxyName(s.name)}/${st.name}`;
-    await this.api.expectOk(`enable health ${key}`);
-    await this.api.expectOk(`set server ${key} state drain`);
-    st.admin = ADMIN_DRAIN;
+  private async readmit(s: Service, b: Backend, st: ServerState, have: Map<string, ServerState>): Promise<void> {
     this.log.info({ backend: proxyName(s.name), server: st.name }, 'backend found in maintenance while wanted; warming it again');
-    this.warm(proxyName(s.name), st.name, () => probe(s, b), this.model?.get(proxyName(s.name)) ?? new Map());
+    await this.startWarming(s, b, st, have);
+  }
+
+  /** From maintenance into drain (checks run, traffic does not), then in rotation once a check passes. */
+  private async startWarming(s: Service, b: Backend, st: ServerState, have: Map<string, ServerState>): Promise<void> {
+    const backend = proxyName(s.name);
+    await this.api.expectOk(`enable health ${backend}/${st.name}`);
+    await this.api.expectOk(`set server ${backend}/${st.name} state drain`);
+    st.admin = ADMIN_DRAIN;
+    this.warm(backend, st.name, () => probe(s, b), have);
+  }
+
+  /** Whether the server `name` of `backend` is among the backends HAProxy should have. */
+  private wanted(backend: string, name: string): boolean {
+    return this.desired.some((b) => proxyName(b.service) === backend && serverName(b) === name);
   }
 
   /**
@@ -239,13 +246,12 @@ export class HaproxyLb {
   private warm(backend: string, name: string, check: () => Promise<boolean>, have: Map<string, ServerState>): void {
     const key = `${backend}/${name}`;
     if (this.warming.has(key)) return;
-    const wanted = () => this.desired.some((b) => proxyName(b.service) === backend && serverName(b) === name);
     const task = (async () => {
       const deadline = Date.now() + this.warmTimeoutMs;
       let polls = 0;
       try {
         for (;;) {
-          if (!wanted() || this.draining.has(key)) return;
+          if (!this.wanted(backend, name) || this.draining.has(key)) return;
           if (await check()) break;
           // HAProxy's own result, now and then (listing is costly on big backends)
           if (++polls % 10 === 0) {
@@ -259,7 +265,7 @@ export class HaproxyLb {
           }
           await new Promise((r) => setTimeout(r, 50));
         }
-        if (!wanted() || this.draining.has(key)) return;
+        if (!this.wanted(backend, name) || this.draining.has(key)) return;
         await this.api.expectOk(`set server ${key} state ready`);
         const st = have.get(name);
         if (st) st.admin = 0;
@@ -312,7 +318,7 @@ export class HaproxyLb {
       } finally {
         this.draining.delete(key);
         // wanted again while it drained (a container back on the same address): read HAProxy anew and add it
-        if (this.desired.some((b) => proxyName(b.service) === backend && serverName(b) === st.name)) {
+        if (this.wanted(backend, st.name)) {
           this.model = undefined;
           void this.sync();
         }
@@ -321,22 +327,10 @@ export class HaproxyLb {
     this.draining.set(key, task);
   }
 
-  private async writeFileIfChanged(text: string): Promise<void> {
-    const file = this.lb.haproxy!.config;
-    if (existsSync(file) && readFileSync(file, 'utf8') === text) return;
-    const tmp = `${file}.berth-tmp`;
-    await writeFile(tmp, text, { mode: 0o644 });
-    await rename(tmp, file);
-  }
-
-  /** Validates, replaces and (when asked) reloads; waits for the new worker to answer. */
-  private async replaceConfig(text: string, reload: boolean): Promise<void> {
+  /** Validates, replaces and reloads; waits for the new worker to answer. */
+  private async replaceConfig(text: string): Promise<void> {
     const h = this.lb.haproxy!;
-    const tmp = `${h.config}.berth-tmp`;
-    await writeFile(tmp, text, { mode: 0o644 });
-    await validateHaproxy(h.binary, tmp);
-    await rename(tmp, h.config);
-    if (!reload) return;
+    await replaceFile(h.config, text, { validate: (tmp) => validateHaproxy(h.binary, tmp) });
     const before = await this.api.pid().catch(() => 0);
     await haproxyCommand(h.masterSocket, 'reload', 10000);
     const deadline = Date.now() + 30000;

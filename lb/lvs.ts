@@ -7,9 +7,9 @@
 // the next pass.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { LbConfig } from './config.js';
+import { replaceFile } from './files.js';
 import { renderKeepalived, type Backend } from './render.js';
 
 export class KeepalivedError extends Error {}
@@ -101,12 +101,9 @@ export class KeepalivedLb {
         this.warned = true;
         this.log.warn({ file: k.config }, 'this kernel has no IPVS (/proc/net/ip_vs is missing): LVS services are rendered for keepalived but cannot be applied on this host');
       }
-      if (existsSync(k.config) && readFileSync(k.config, 'utf8') === text) return;
-      const tmp = `${k.config}.berth-tmp`;
-      await writeFile(tmp, text, { mode: 0o644 });
-      if (existsSync(k.binary)) await validateKeepalived(k.binary, tmp);
-      else this.log.warn({ binary: k.binary }, 'keepalived is not installed: the rendered config is not validated');
-      await rename(tmp, k.config);
+      const validate = existsSync(k.binary) ? (tmp: string) => validateKeepalived(k.binary, tmp) : undefined;
+      if (!(await replaceFile(k.config, text, { ifChanged: true, ...(validate ? { validate } : {}) }))) return;
+      if (!validate) this.log.warn({ binary: k.binary }, 'keepalived is not installed: the rendered config is not validated');
       this.stats.renders++;
       if (k.pidFile && existsSync(k.pidFile)) {
         const pid = Number(readFileSync(k.pidFile, 'utf8').trim());
