@@ -1,5 +1,23 @@
-// Talks to a running agent over its unix socket (GET only).
+// Talks to a running agent over its unix socket (GET only), and the
+// --socket option of the commands that do.
 import { request } from 'node:http';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
+import { DEFAULT_SOCKET } from '../agent/config.js';
+import { once } from './flags.js';
+import type { ArgsOf, GlobalArgs } from './context.js';
+
+/** Adds --socket, the agent's API socket. */
+export function socketBuilder(y: Argv<GlobalArgs>) {
+  return y.option('socket', { type: 'string', coerce: once('socket'), describe: `the agent's API socket (default ${DEFAULT_SOCKET})` });
+}
+export type SocketArgs = ArgumentsCamelCase<ArgsOf<typeof socketBuilder>>;
+
+/** GETs `path` from the agent named by --socket; anything but 200 is an error naming the agent's reason. */
+export async function agentJson<T>(argv: SocketArgs, path: string): Promise<T> {
+  const { status, body } = await agentGet(argv.socket ?? DEFAULT_SOCKET, path);
+  if (status !== 200) throw new Error(`the agent answered ${status}: ${typeof body === 'object' && body && 'error' in body ? String((body as { error: unknown }).error) : String(body).trim()}`);
+  return body as T;
+}
 
 /** GETs `path` from the agent on `socket`; resolves with the status and parsed JSON body. */
 export function agentGet(socket: string, path: string, timeoutMs = 10000): Promise<{ status: number; body: unknown }> {

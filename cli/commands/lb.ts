@@ -1,9 +1,7 @@
 // berth lb show: the load-balancer services and their backends, from the agent.
-import type { Argv, ArgumentsCamelCase } from 'yargs';
-import { DEFAULT_SOCKET } from '../../agent/config.js';
-import { agentGet } from '../agent-client.js';
-import { causeOf, contextOf, reportFailure, type ArgsOf, type GlobalArgs } from '../context.js';
-import { once } from '../flags.js';
+import type { Argv } from 'yargs';
+import { agentJson, socketBuilder, type SocketArgs } from '../agent-client.js';
+import { causeOf, contextOf, reportFailure, type GlobalArgs } from '../context.js';
 import { table, writeJson } from '../output.js';
 
 interface LbView {
@@ -13,16 +11,10 @@ interface LbView {
   keepalived?: { config: string; ipvs: boolean; lastError: string | null };
 }
 
-function showBuilder(y: Argv<GlobalArgs>) {
-  return y.option('socket', { type: 'string', coerce: once('socket'), describe: `the agent's API socket (default ${DEFAULT_SOCKET})` });
-}
-
-async function show(argv: ArgumentsCamelCase<ArgsOf<typeof showBuilder>>): Promise<void> {
+async function show(argv: SocketArgs): Promise<void> {
   const ctx = contextOf(argv);
   try {
-    const { status, body } = await agentGet(argv.socket ?? DEFAULT_SOCKET, '/v1/lb');
-    if (status !== 200) throw new Error(`the agent answered ${status}`);
-    const v = body as LbView;
+    const v = await agentJson<LbView>(argv, '/v1/lb');
     if (argv.json) return writeJson(ctx.io.stdout, v);
     if (v.services.length === 0) return void ctx.io.stdout.write('no load-balancer services configured (services in the agent config)\n');
     let out = table(
@@ -54,7 +46,7 @@ export const command = 'lb';
 export const describe = 'Load-balancer services and backends (from the agent)';
 
 export function builder(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
-  return y.command({ command: 'show', describe: 'List services and backends with their state', builder: showBuilder, handler: show }).demandCommand(1, 'lb needs a subcommand: show');
+  return y.command({ command: 'show', describe: 'List services and backends with their state', builder: socketBuilder, handler: show }).demandCommand(1, 'lb needs a subcommand: show');
 }
 
 export function handler(): void {}

@@ -1,15 +1,7 @@
 // berth status, berth attachments: what the host agent is doing, over its socket.
-import type { Argv, ArgumentsCamelCase } from 'yargs';
-import { DEFAULT_SOCKET } from '../../agent/config.js';
-import { agentGet } from '../agent-client.js';
-import { causeOf, contextOf, reportFailure, type ArgsOf, type GlobalArgs } from '../context.js';
-import { once } from '../flags.js';
+import { agentJson, socketBuilder, type SocketArgs } from '../agent-client.js';
+import { causeOf, contextOf, reportFailure } from '../context.js';
 import { fields, table, writeJson } from '../output.js';
-
-function socketBuilder(y: Argv<GlobalArgs>) {
-  return y.option('socket', { type: 'string', coerce: once('socket'), describe: `the agent's API socket (default ${DEFAULT_SOCKET})` });
-}
-type SocketArgs = ArgumentsCamelCase<ArgsOf<typeof socketBuilder>>;
 
 interface Status {
   version: string;
@@ -38,16 +30,10 @@ interface AttachmentView {
   lastError?: string;
 }
 
-async function fetchJson<T>(argv: SocketArgs, path: string): Promise<T> {
-  const { status, body } = await agentGet(argv.socket ?? DEFAULT_SOCKET, path);
-  if (status !== 200) throw new Error(`the agent answered ${status}: ${typeof body === 'object' && body && 'error' in body ? String((body as { error: unknown }).error) : String(body).trim()}`);
-  return body as T;
-}
-
 async function status(argv: SocketArgs): Promise<void> {
   const ctx = contextOf(argv);
   try {
-    const s = await fetchJson<Status>(argv, '/v1/status');
+    const s = await agentJson<Status>(argv, '/v1/status');
     if (argv.json) return writeJson(ctx.io.stdout, s);
     let out = fields([
       ['agent', `berth ${s.version}, pid ${s.pid}, on ${s.host}, since ${s.startedAt}`],
@@ -71,7 +57,7 @@ async function status(argv: SocketArgs): Promise<void> {
 async function attachments(argv: SocketArgs): Promise<void> {
   const ctx = contextOf(argv);
   try {
-    const list = await fetchJson<AttachmentView[]>(argv, '/v1/attachments');
+    const list = await agentJson<AttachmentView[]>(argv, '/v1/attachments');
     if (argv.json) return writeJson(ctx.io.stdout, list);
     if (list.length === 0) return void ctx.io.stdout.write('no attachments\n');
     ctx.io.stdout.write(
