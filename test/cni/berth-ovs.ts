@@ -1,8 +1,10 @@
 // bin/berth-ovs as a runtime runs it, against a real ovsdb-server and
 // ovs-vswitchd (userspace datapath) started here: VLAN access ports isolate
-// for real, trunks are set, CHECK, DEL and GC find their ports by external_ids.
+// for real, a trunk port carries its VLANs tagged both ways, CHECK, DEL and
+// GC find their ports by external_ids.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { openStore } from '../../ipam/open-store.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
 import { hostVethName } from '../../cni/berth-bridge/plugin.js';
@@ -10,6 +12,92 @@ import { parseTrunk } from '../../cni/berth-ovs/config.js';
 import { BIN, runCni } from '../helpers/cni.js';
 import { ip, netns, skipWithoutNetns, uniqueName } from '../helpers/netns.js';
 import { skipWithoutOvs, startOvs } from '../helpers/ovs.js';
+
+const run = promisify(execFile);
+
+interface Capture {
+  lines: string[];
+  /** the first line matching re, waiting for it at most ms; undefined when none came */
+  waitFor(re: RegExp, ms?: number): Promise<string | undefined>;
+  stop(): Promise<void>;
+}
+
+/**
+ * tcpdump on an interface in a namespace, link-level headers shown: the kernel
+ * here has no 8021q module, yet tcpdump prints a frame's VLAN tag from the
+ * packet socket's auxdata. Resolves once tcpdump listens.
+ */
+async function capture(t: { teardown: (fn: () => unknown) => void }, ns: string, ifname: string): Promise<Capture> {
+  const child = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', ifname, '-e', '-n', '-t', '-l', '--immediate-mode'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  const listeners = new Set<() => void>();
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+    const done = out.split('\n');
+    out = done.pop()!;
+    lines.push(...done);
+    for (const l of listeners) l();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    err += c.toString();
+    for (const l of listeners) l();
+  });
+  child.on('exit', () => {
+    for (const l of listeners) l();
+  });
+  const exited = new Promise((r) => child.once('exit', r));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  };
+  t.teardown(stop);
+  const until = <T>(found: () => T | undefined, ms: number) =>
+    new Promise<T | undefined>((resolve) => {
+      const check = () => {
+        const hit = found();
+        if (hit === undefined && child.exitCode === null && child.signalCode === null) return;
+        clearTimeout(timer);
+        listeners.delete(check);
+        resolve(hit);
+      };
+      const timer = setTimeout(() => {
+        listeners.delete(check);
+        resolve(found());
+      }, ms);
+      listeners.add(check);
+      check();
+    });
+  if (!(await until(() => (/listening on/.test(err) ? true : undefined), 10000))) {
+    await stop();
+    throw new Error(`failed to start tcpdump on "${ifname}" in "${ns}": ${err.trim() || 'no "listening on" within 10 s'}`);
+  }
+  return { lines, waitFor: (re, ms = 5000) => until(() => lines.find((l) => re.test(l)), ms), stop };
+}
+
+// Sends, from a namespace, one broadcast ARP request per VLAN@TARGET argument,
+// 802.1Q-tagged with that VLAN, through a raw packet socket: the kernel here
+// cannot make a VLAN interface to send them.
+const SEND_TAGGED_ARP = `
+import socket, struct, sys
+ifname, mac, spa = sys.argv[1:4]
+src = bytes.fromhex(mac.replace(':', ''))
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((ifname, 0))
+for arg in sys.argv[4:]:
+    vlan, tpa = arg.split('@')
+    arp = struct.pack('!HHBBH6s4s6s4s', 1, 0x0800, 6, 4, 1, src, socket.inet_aton(spa), bytes(6), socket.inet_aton(tpa))
+    s.send(bytes([0xff] * 6) + src + struct.pack('!HHH', 0x8100, int(vlan), 0x0806) + arp)
+`;
+
+/** Sends tagged broadcast ARP requests ("VLAN@TARGET") from ifname in ns, as mac/spa. */
+async function sendTaggedArp(ns: string, ifname: string, mac: string, spa: string, requests: string[]): Promise<void> {
+  await run('ip', ['netns', 'exec', ns, 'python3', '-c', SEND_TAGGED_ARP, ifname, mac, spa, ...requests]);
+}
 
 t.test('trunk lists: ids and ranges, expanded and sorted; bad ones named', async (t) => {
   t.same(parseTrunk([300, '100-102', 101]), [100, 101, 102, 300]);
@@ -93,6 +181,90 @@ if (!skipWithoutNetns(t) && !skipWithoutOvs(t)) {
     const both = await runCni('berth-ovs', env('ADD', 'of', netns(t).path), conf('ovs100', { vlan: 100, trunk: [5] }));
     t.match(both.json, { code: 7, msg: /exclude each other/ });
     t.equal((await store.usage('ovs')).allocated, 2, 'failed ADDs allocated nothing (oc and od remain)');
+  });
+}
+
+if (!skipWithoutNetns(t) && !skipWithoutOvs(t)) {
+  t.test('berth-ovs: a trunk port carries its VLANs tagged, both ways, and no other', async (t) => {
+    const missing = ['tcpdump', 'python3'].filter((b) => spawnSync(b, ['--version']).status !== 0);
+    if (missing.length > 0) {
+      const why = `${missing.join(' and ')} not installed (scripts/test-deps.sh installs them)`;
+      if (process.env.CI === 'true') t.fail(why);
+      else t.plan(0, why);
+      return;
+    }
+    const ovs = await startOvs();
+    t.teardown(() => ovs.stop());
+    const bridge = uniqueName('ovt');
+    await ovs.addBridge(bridge);
+    const url = `file://${t.testdir()}/store`;
+    const store = await openStore(url);
+    t.teardown(() => store.close());
+    await store.createPool(buildPoolConfig({ name: 'ovt', subnet: '10.97.0.0/24', hold: 0 }));
+    const conf = (extra: Record<string, unknown>) => ({
+      cniVersion: '1.1.0',
+      name: 'ovstrunk',
+      type: 'berth-ovs',
+      bridge,
+      ovsdbSocket: ovs.sock,
+      ipam: { type: 'berth-ipam', pool: 'ovt', store: url },
+      ...extra,
+    });
+    const env = (cmd: string, id: string, nsPath: string) => ({ CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: nsPath, CNI_IFNAME: 'eth0', CNI_PATH: BIN });
+
+    interface Container {
+      id: string;
+      ns: { name: string; path: string };
+      extra: Record<string, unknown>;
+      ip: string;
+      mac: string;
+      /** the MAC of the veth's host end, the OVS port */
+      hostMac: string;
+    }
+    const attach = async (id: string, extra: Record<string, unknown>): Promise<Container> => {
+      const ns = netns(t);
+      const r = await runCni('berth-ovs', env('ADD', id, ns.path), conf(extra));
+      if (r.code !== 0) throw new Error(`failed to add "${id}": ${r.stdout}`);
+      const [host, inside] = r.json!.interfaces as Array<{ mac: string }>;
+      return { id, ns, extra, ip: (r.json!.ips[0].address as string).split('/')[0]!, mac: inside!.mac, hostMac: host!.mac };
+    };
+    const a = await attach('ta', { vlan: 100 });
+    const b = await attach('tb', { vlan: 200 });
+    const x = await attach('tx', { vlan: 300 });
+    const trunk = await attach('tt', { trunk: [100, 200] });
+    t.equal(await ovs.vsctl('get', 'port', hostVethName('tt', 'eth0'), 'trunks'), '[100, 200]', 'T is a trunk port of VLANs 100 and 200');
+
+    const cap = await capture(t, trunk.ns.name, 'eth0');
+    const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    // a tcpdump -e line: "SRC > DST, ethertype 802.1Q (0x8100), length N: vlan V, p 0, ethertype ARP (0x0806), WHAT"
+    const arp = (src: Container, vlan: number, what: string) =>
+      new RegExp(`^${esc(src.mac)} > \\S+, ethertype 802\\.1Q \\(0x8100\\), length \\d+: vlan ${vlan}, p 0, ethertype ARP \\(0x0806\\), ${esc(what)}`);
+
+    // receive: each access port broadcasts a gratuitous ARP, X (VLAN 300) first
+    for (const who of [x, a, b]) await run('ip', ['netns', 'exec', who.ns.name, '/bin/busybox', 'arping', '-U', '-c', '1', '-I', 'eth0', who.ip]);
+    const fromA = await cap.waitFor(arp(a, 100, `Request who-has ${a.ip} (ff:ff:ff:ff:ff:ff) tell ${a.ip}`));
+    const fromB = await cap.waitFor(arp(b, 200, `Request who-has ${b.ip} (ff:ff:ff:ff:ff:ff) tell ${b.ip}`));
+    t.ok(fromA, `T receives A's broadcast tagged VLAN 100: ${fromA}`);
+    t.ok(fromB, `T receives B's broadcast tagged VLAN 200: ${fromB}`);
+
+    // send: tagged requests from T, the ones that must stay unanswered first
+    await sendTaggedArp(trunk.ns.name, 'eth0', trunk.mac, trunk.ip, [`200@${a.ip}`, `300@${x.ip}`, `100@${a.ip}`, `200@${b.ip}`]);
+    const replyA = await cap.waitFor(arp(a, 100, `Reply ${a.ip} is-at ${a.mac}`));
+    const replyB = await cap.waitFor(arp(b, 200, `Reply ${b.ip} is-at ${b.mac}`));
+    t.ok(replyA, `A answers T's request tagged VLAN 100, tagged 100 back: ${replyA}`);
+    t.ok(replyB, `B answers T's request tagged VLAN 200, tagged 200 back: ${replyB}`);
+    await cap.stop();
+
+    // T's own frames, and the host end of its veth (its IPv6 link-local chatter goes straight to T, not through OVS)
+    const others = cap.lines.filter((l) => l && !l.startsWith(`${trunk.mac} > `) && !l.startsWith(`${trunk.hostMac} > `));
+    t.same(others.filter((l) => l.startsWith(`${x.mac} > `)), [], 'nothing from X: VLAN 300 is not on the trunk');
+    t.same(others.filter((l) => l.startsWith(`${a.mac} > `) && !l.includes(': vlan 100, ')), [], 'A is seen only on VLAN 100 (the request for A on VLAN 200 went unanswered)');
+    t.same(others.filter((l) => l.startsWith(`${b.mac} > `) && !l.includes(': vlan 200, ')), [], 'B is seen only on VLAN 200');
+    t.same(others.filter((l) => !l.startsWith(`${a.mac} > `) && !l.startsWith(`${b.mac} > `)), [], 'and no one else');
+
+    for (const who of [a, b, x, trunk]) t.equal((await runCni('berth-ovs', env('DEL', who.id, who.ns.path), conf(who.extra))).code, 0, `${who.id} DEL`);
+    t.same((await ovs.vsctl('list-ports', bridge)).split('\n').filter(Boolean), [], 'no port left');
+    t.equal((await store.usage('ovt')).allocated, 0, 'no address left allocated');
   });
 }
 
