@@ -83,7 +83,7 @@ export class Agent {
     private readonly deps: AgentDeps,
   ) {
     this.state = new StateDir(cfg.stateDir, cfg.syncState);
-    this.runtime = new CniRuntime(cfg.cniBinDir, cfg.inProcess);
+    this.runtime = new CniRuntime(cfg.cniBinDir, cfg.inProcess, cfg.pluginThreads);
     if (cfg.lb.services.some((s) => s.haproxy)) this.haproxy = new HaproxyLb(cfg.lb, deps.log.child({ lb: 'haproxy' }));
     if (cfg.lb.services.some((s) => s.lvs)) this.keepalived = new KeepalivedLb(cfg.lb, deps.log.child({ lb: 'keepalived' }));
     this.metrics.add(
@@ -138,6 +138,7 @@ export class Agent {
     this.deps.docker.stop();
     const all = Promise.allSettled([...this.chains.values(), this.reconciling, this.haproxy?.idle()]);
     await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+    await this.runtime.close();
   }
 
   /** DELs that have not succeeded yet. */
@@ -288,6 +289,7 @@ export class Agent {
     const started = process.hrtime.bigint();
     try {
       rec.result = await this.addSlots.run(async () => {
+        timing.slotMs = Math.round(Number(process.hrtime.bigint() - started) / 1e6);
         // the wait for a slot can be long in a start storm: the pid must still be this container's
         if (nsInode(pid) !== inode) throw new Error(`the container's process ${pid} exited before its ADD`);
         return this.runtime.add(network, this.ref(rec, `/proc/${pid}/ns/net`));

@@ -5,16 +5,19 @@
 // whole chain before the error is returned.
 //
 // berth's own plugins run in-process (the same runPlugin entry the
-// executables use, with the same env and stdin), other plugins are executed
-// from the bin dirs with an argument array, never a shell.
+// executables use, with the same env and stdin), on worker threads when asked
+// (agent/plugin-worker.ts says why); other plugins are executed from the bin
+// dirs with an argument array, never a shell.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pluginOutput } from '../cni/delegate.js';
 import { CNI_CODES, CniError } from '../cni/errors.js';
-import type { PluginSpec } from '../cni/skel.js';
 import { atLeast } from '../cni/version.js';
 import type { NetworkList } from './netconf.js';
+import { closeSharedStores, shareStores } from '../ipam/open-store.js';
+import { isOwnPlugin, ownPlugin, runOwn, type Output } from './own-plugins.js';
+import { PluginWorkers } from './plugin-worker.js';
 
 export interface AttachmentRef {
   containerId: string;
@@ -29,24 +32,33 @@ export interface AttachmentRef {
 
 export type RawResult = Record<string, unknown>;
 
-interface Output {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-const OWN_PLUGINS: Record<string, () => Promise<PluginSpec<unknown>>> = {
-  'berth-bridge': async () => (await import('../cni/berth-bridge/spec.js')).spec as PluginSpec<unknown>,
-  'berth-ovs': async () => (await import('../cni/berth-ovs/spec.js')).spec as PluginSpec<unknown>,
-  'berth-ipam': async () => (await import('../cni/berth-ipam/spec.js')).spec as PluginSpec<unknown>,
-};
-
 export class CniRuntime {
+  private readonly workers?: PluginWorkers;
+
+  /**
+   * `threads`: how many worker threads run berth's own plugins (0: on the
+   * calling thread). Only with `inProcess`; otherwise every plugin is executed.
+   */
   constructor(
     private readonly binDirs: string[],
     private readonly inProcess: boolean,
+    threads = 0,
     private readonly timeoutMs = 60000,
-  ) {}
+  ) {
+    if (inProcess && threads > 0) this.workers = new PluginWorkers(threads);
+    else if (inProcess) shareStores(); // one Redis connection for berth-ipam, not one per call
+  }
+
+  /** Plugin calls answered by the plugin threads so far. */
+  get threadCalls(): number {
+    return this.workers?.answered ?? 0;
+  }
+
+  /** Stops the plugin threads (after the calls in flight have been waited for). */
+  async close(): Promise<void> {
+    await this.workers?.close();
+    await closeSharedStores();
+  }
 
   /**
    * Loads the code of the berth plugins these networks use ahead of the
@@ -64,11 +76,12 @@ export class CniRuntime {
         if (typeof ipam?.type === 'string') types.add(ipam.type);
       }
     }
-    const own = [...types].filter((t) => OWN_PLUGINS[t]);
+    const own = [...types].filter(isOwnPlugin);
     if (own.length === 0) return;
+    if (this.workers) return this.workers.warm(own);
     await import('../cni/skel.js');
-    for (const t of own) await (await OWN_PLUGINS[t]!()).load();
-    if (types.has('berth-ipam')) await import('../ipam/resp-client.js');
+    for (const t of own) await (await ownPlugin(t)).load();
+    if (own.includes('berth-ipam')) await import('../ipam/resp-client.js');
   }
 
   /** Runs ADD through the chain; returns the final result. On failure the chain is DELeted, then the error thrown. */
@@ -141,8 +154,12 @@ export class CniRuntime {
       env.CNI_ARGS = [['IgnoreUnknown', '1'], ...att.args].map(([k, v]) => `${k}=${v}`).join(';');
     }
     const stdin = JSON.stringify(conf);
-    const own = this.inProcess ? OWN_PLUGINS[plugin.type] : undefined;
-    const out = own ? await runOwn(await own(), env, stdin) : await this.exec(plugin.type, env, stdin);
+    const own = this.inProcess && isOwnPlugin(plugin.type);
+    const out = !own
+      ? await this.exec(plugin.type, env, stdin)
+      : this.workers
+        ? await this.workers.run({ type: plugin.type, env, stdin })
+        : await runOwn(await ownPlugin(plugin.type), env, stdin);
     const parsed = pluginOutput(out, `${plugin.type} ${command}`);
     if (command !== 'ADD') return undefined;
     if (!parsed) throw new CniError(CNI_CODES.DECODE_FAILED, `${plugin.type} ADD printed no result`);
@@ -166,11 +183,4 @@ export class CniRuntime {
       child.stdin.end(stdin);
     });
   }
-}
-
-async function runOwn(spec: PluginSpec<unknown>, env: NodeJS.ProcessEnv, stdin: string): Promise<Output> {
-  const { runPlugin } = await import('../cni/skel.js');
-  let stdout = '';
-  const code = await runPlugin(spec, { env, readStdin: async () => stdin, stdout: { write: (t: string) => (stdout += t) } });
-  return { code, stdout, stderr: '' };
 }

@@ -29,6 +29,8 @@ export interface AgentConfig {
   retryInterval: number;
   /** run berth's own plugins in the agent instead of executing them */
   inProcess: boolean;
+  /** worker threads that run berth's own plugins when inProcess (0: the agent's main thread) */
+  pluginThreads: number;
   /** issue CNI GC for the agent's networks on each reconciliation */
   gc: boolean;
   /** fsync every state write (durable across a power loss; slow in a start storm) */
@@ -70,6 +72,7 @@ const FIELDS: Record<string, string> = {
   reconcileInterval: 'number',
   retryInterval: 'number',
   inProcess: 'boolean',
+  pluginThreads: 'number',
   gc: 'boolean',
   syncState: 'boolean',
   logLevel: 'string',
@@ -127,6 +130,7 @@ export function parseAgentConfig(file: unknown, flags: AgentFlags, env: NodeJS.P
     reconcileInterval: seconds('reconcileInterval', 60, 1),
     retryInterval: seconds('retryInterval', 5, 0.05),
     inProcess: (f.inProcess as boolean | undefined) ?? true,
+    pluginThreads: pluginThreadsOf(f.pluginThreads),
     gc: (f.gc as boolean | undefined) ?? true,
     syncState: (f.syncState as boolean | undefined) ?? false,
     logLevel: level as AgentConfig['logLevel'],
@@ -134,6 +138,12 @@ export function parseAgentConfig(file: unknown, flags: AgentFlags, env: NodeJS.P
     events: parseEvents(f.events),
     lb: lbOf(f.lb, f.services),
   };
+}
+
+function pluginThreadsOf(v: unknown): number {
+  if (v === undefined) return 1;
+  if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 16) throw new ConfigError(`pluginThreads must be an integer from 0 to 16, got ${v}`);
+  return v as number;
 }
 
 function lbOf(lb: unknown, services: unknown): LbConfig {

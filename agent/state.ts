@@ -1,7 +1,6 @@
 // The agent's durable state: one JSON file per attachment under
-// STATE_DIR/attachments, written before and after every change (write to a
-// temporary file, fsync, rename, fsync the directory). It is the write-ahead
-// log that lets an agent killed at any point converge on restart:
+// STATE_DIR/attachments, written before and after every change. It is the
+// write-ahead log that lets an agent killed at any point converge on restart:
 //
 //   adding    ADD may have been half done: undo it (DEL), then ADD again
 //             if the container still runs;
@@ -9,13 +8,19 @@
 //   deleting  a DEL that has not succeeded yet (the store was down, say):
 //             retried until it does, never dropped.
 //
-// Writes are asynchronous and atomic (a temporary file renamed over the
-// record), so they survive the agent being killed at any point. fsync is a
-// setting (syncState): it adds durability across a power loss, after which
-// the periodic GC repairs the pool anyway; when on, the directory fsync that
-// makes a rename durable is shared by every write waiting for one.
+// Each write makes a new file, ID.GEN.json (GEN counts up), and only then
+// unlinks the one before: nothing is ever overwritten or renamed over. On
+// ext4, renaming over a file (or truncating one) makes the kernel start
+// writing the new data out first (auto_da_alloc), and while dockerd writes
+// container layers that took 170 ms at p99 for a 2 KB record; a new file
+// took 3–15 ms. On load the highest GEN that reads back whole wins: a newer
+// one torn by a crash mid-write is dropped and the one before it stands.
+// Writes of one record run in order. fsync is a setting (syncState): it adds
+// durability across a power loss, after which the periodic GC repairs the
+// pool anyway; when on, the directory fsync is shared by every write waiting
+// for one.
 import { mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RawResult } from './cni-runtime.js';
 import type { AttachIntent } from './labels.js';
@@ -50,7 +55,12 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 export class StateDir {
   private readonly dir: string;
-  private seq = 0;
+  /** the last GEN handed out, over all records */
+  private gen = 0;
+  /** the GEN of each record's file on disk */
+  private readonly current = new Map<string, number>();
+  /** per record, the write or removal in progress: they run in order */
+  private readonly queues = new Map<string, Promise<void>>();
   /** the directory fsync in progress, and the one queued behind it */
   private dirRunning: Promise<void> | undefined;
   private dirNext: Promise<void> | undefined;
@@ -58,9 +68,9 @@ export class StateDir {
   /**
    * @param fsync whether each write is fsync'd (file and directory). Without
    *   it a write still survives the agent's own death (it is in the page
-   *   cache, and the rename is atomic); fsync adds durability across a power
-   *   loss, at a price: in a start storm the disk is busy with container
-   *   layers and an fsync can take most of a second.
+   *   cache); fsync adds durability across a power loss, at a price: in a
+   *   start storm the disk is busy with container layers and an fsync can
+   *   take most of a second.
    */
   constructor(
     root: string,
@@ -70,61 +80,115 @@ export class StateDir {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
   }
 
-  /** Every record on disk; unreadable files are returned as errors (and left for an operator). */
+  /**
+   * Every record on disk. Older generations of a record, and a newer one
+   * torn by a crash, are deleted; an unreadable file with no good record
+   * of its id is returned as an error (and left for an operator).
+   */
   load(): { records: AttachmentRecord[]; errors: string[] } {
-    const records: AttachmentRecord[] = [];
-    const errors: string[] = [];
+    const good = new Map<string, { rec: AttachmentRecord; gen: number; file: string }>();
+    const older: string[] = [];
+    const bad: Array<{ file: string; id?: string; gen?: number; err: string }> = [];
     for (const n of readdirSync(this.dir)) {
+      const file = join(this.dir, n);
       if (n.endsWith('.tmp')) {
-        // a write that never got renamed: the previous version (if any) stands
-        try {
-          unlinkSync(join(this.dir, n));
-        } catch {
-          // gone already
-        }
+        // written by an older berth (temporary file, then rename) and never renamed: the record before it stands
+        older.push(file);
         continue;
       }
       if (!n.endsWith('.json')) continue;
+      const named = /^(.+)\.(\d{1,15})\.json$/.exec(n);
+      // above every generation seen, kept or not: a new write never meets an old name
+      if (named) this.gen = Math.max(this.gen, Number(named[2]));
       try {
-        const r = JSON.parse(readFileSync(join(this.dir, n), 'utf8')) as AttachmentRecord;
-        if (!r || typeof r.containerId !== 'string' || `${r.containerId}.json` !== n || !['adding', 'attached', 'deleting'].includes(r.phase) || !r.network?.plugins) {
+        const r = JSON.parse(readFileSync(file, 'utf8')) as AttachmentRecord;
+        if (!r || typeof r.containerId !== 'string' || !['adding', 'attached', 'deleting'].includes(r.phase) || !r.network?.plugins) {
           throw new Error('not an attachment record');
         }
-        records.push(r);
+        // ID.GEN.json, or ID.json as older berth wrote it (generation 0)
+        const gen = named && named[1] === r.containerId ? Number(named[2]) : n === `${r.containerId}.json` ? 0 : -1;
+        if (gen < 0) throw new Error(`not the record of ${r.containerId} its name says`);
+        const seen = good.get(r.containerId);
+        if (seen && seen.gen > gen) older.push(file);
+        else {
+          if (seen) older.push(seen.file);
+          good.set(r.containerId, { rec: r, gen, file });
+        }
       } catch (err) {
-        errors.push(`${join(this.dir, n)}: ${(err as Error).message}`);
+        bad.push({ file, ...(named ? { id: named[1], gen: Number(named[2]) } : {}), err: (err as Error).message });
       }
     }
-    return { records, errors };
-  }
-
-  /** Writes a record durably. */
-  async save(rec: AttachmentRecord): Promise<void> {
-    if (!ID.test(rec.containerId)) throw new Error(`container id ${JSON.stringify(rec.containerId)} is not a file name`);
-    rec.updatedAt = new Date().toISOString();
-    const file = join(this.dir, `${rec.containerId}.json`);
-    // one temporary name per write: two writes of one record may overlap
-    const tmp = `${file}.${++this.seq}.tmp`;
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(rec));
-      if (this.fsync) await fh.sync();
-    } finally {
-      await fh.close();
+    const errors: string[] = [];
+    for (const b of bad) {
+      const g = b.id !== undefined ? good.get(b.id) : undefined;
+      if (g && b.gen! > g.gen) older.push(b.file);
+      else errors.push(`${b.file}: ${b.err}`);
     }
-    await rename(tmp, file);
-    if (this.fsync) await this.syncDir();
+    for (const file of older) {
+      try {
+        unlinkSync(file);
+      } catch {
+        // gone already
+      }
+    }
+    for (const [id, g] of good) this.current.set(id, g.gen);
+    return { records: [...good.values()].map((g) => g.rec), errors };
   }
 
-  /** Removes a record durably; absent is fine. */
-  async remove(containerId: string): Promise<void> {
+  /** Writes a record (as it is now: later changes to rec are not part of this write). */
+  save(rec: AttachmentRecord): Promise<void> {
+    if (!ID.test(rec.containerId)) return Promise.reject(new Error(`container id ${JSON.stringify(rec.containerId)} is not a file name`));
+    rec.updatedAt = new Date().toISOString();
+    const id = rec.containerId;
+    const body = JSON.stringify(rec);
+    return this.inOrder(id, async () => {
+      const gen = ++this.gen;
+      const fh = await open(this.file(id, gen), 'wx', 0o600);
+      try {
+        await fh.writeFile(body);
+        if (this.fsync) await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      if (this.fsync) await this.syncDir();
+      const before = this.current.get(id);
+      this.current.set(id, gen);
+      if (before !== undefined) await this.unlinkQuietly(this.file(id, before));
+    });
+  }
+
+  /** Removes a record; absent is fine. */
+  remove(containerId: string): Promise<void> {
+    return this.inOrder(containerId, async () => {
+      const gen = this.current.get(containerId);
+      if (gen === undefined) return;
+      this.current.delete(containerId);
+      await this.unlinkQuietly(this.file(containerId, gen));
+      if (this.fsync) await this.syncDir();
+    });
+  }
+
+  private file(id: string, gen: number): string {
+    return join(this.dir, gen === 0 ? `${id}.json` : `${id}.${gen}.json`);
+  }
+
+  private async unlinkQuietly(file: string): Promise<void> {
     try {
-      await unlink(join(this.dir, `${containerId}.json`));
+      await unlink(file);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      return;
     }
-    if (this.fsync) await this.syncDir();
+  }
+
+  private inOrder(id: string, fn: () => Promise<void>): Promise<void> {
+    const next = (this.queues.get(id) ?? Promise.resolve()).catch(() => {}).then(fn);
+    this.queues.set(id, next);
+    void next
+      .catch(() => {})
+      .then(() => {
+        if (this.queues.get(id) === next) this.queues.delete(id);
+      });
+    return next;
   }
 
   /** fsyncs the directory; callers that arrive before the next one starts share it. */

@@ -6,8 +6,25 @@ import type { AttachConfig } from './attach-config.js';
 import { delegateIpam } from './delegate.js';
 import { BERTH_CODES, CNI_CODES, CniError } from './errors.js';
 import type { CniInterface, CniResult } from './result.js';
-import { Links, rtnetlink } from './netlink.js';
+import { isErrno, Links, rtnetlink, type LinkInfo } from './netlink.js';
 import type { Request } from './skel.js';
+
+/**
+ * Runs create; when the name is taken by a host end of this same attachment
+ * (left by an interrupted ADD), deletes that and creates again. The common
+ * case costs no lookup beforehand.
+ */
+export async function createReplacingStale(host: Links, hostName: string, create: () => Promise<LinkInfo>): Promise<LinkInfo> {
+  try {
+    return await create();
+  } catch (err) {
+    if (!isErrno(err, 'EEXIST')) throw err;
+    const stale = await host.byName(hostName);
+    if (!stale) throw err;
+    await host.delete(stale.index);
+    return create();
+  }
+}
 
 /** Undoes a half-made attachment after a failed ADD: the veth (its peer goes with it), then the address. */
 export async function undoAttach(req: Request, conf: AttachConfig, host: Links, hostName: string): Promise<void> {

@@ -36,3 +36,59 @@ async function connect(loc: Extract<ReturnType<typeof parseStoreUrl>, { kind: 'r
   const { RespClient } = await import('./resp-client.js');
   return new RespClient(loc);
 }
+
+// One Redis store per URL, kept open between operations: for plugins running
+// inside a long-lived process (the agent), where opening a connection for
+// every call costs round trips that a start storm makes slow. The file store
+// is cheap to open and is always opened per operation.
+let shared: Map<string, Promise<Store>> | undefined;
+
+/** From now on, withStore keeps one open Redis store per URL in this thread, until closeSharedStores. */
+export function shareStores(): void {
+  shared ??= new Map();
+}
+
+/** Closes the stores withStore kept open, and stops keeping them. */
+export async function closeSharedStores(): Promise<void> {
+  const stores = shared ? [...shared.values()] : [];
+  shared = undefined;
+  await Promise.all(stores.map(async (s) => (await s.catch(() => undefined))?.close().catch(() => {})));
+}
+
+/**
+ * Runs fn with the store at url: opened for it and closed after, or, once
+ * shareStores() was called, the thread's kept store. A kept store that fails
+ * with anything but a berth error (a broken connection, say, after Redis
+ * restarted) is dropped and fn runs once more on a fresh one, so fn must be
+ * safe to repeat: berth's allocate and release are.
+ */
+export async function withStore<T>(url: string, opts: OpenOptions, fn: (store: Store) => Promise<T>, isDomainError: (err: unknown) => boolean): Promise<T> {
+  if (!shared || parseStoreUrl(url).kind !== 'redis') {
+    const store = await openStore(url, opts);
+    try {
+      return await fn(store);
+    } finally {
+      await store.close();
+    }
+  }
+  const kept = shared;
+  const key = `${opts.redisClient ?? 'resp'} ${url}`;
+  for (let attempt = 0; ; attempt++) {
+    const reused = kept.has(key);
+    let opening = kept.get(key);
+    if (!opening) {
+      opening = openStore(url, opts);
+      kept.set(key, opening);
+      opening.catch(() => kept.get(key) === opening && kept.delete(key));
+    }
+    const store = await opening;
+    try {
+      return await fn(store);
+    } catch (err) {
+      if (isDomainError(err)) throw err;
+      if (kept.get(key) === opening) kept.delete(key);
+      await store.close().catch(() => {});
+      if (!reused || attempt > 0) throw err;
+    }
+  }
+}

@@ -3,7 +3,7 @@
 // in-process, on the host and inside the container's namespace.
 import { closeSync, writeFileSync } from 'node:fs';
 import { sha1Hex } from '../../ipam/sha1.js';
-import { attachResult, beginCheck, detachContainer, openNetns, undoAttach } from '../attach.js';
+import { attachResult, beginCheck, createReplacingStale, detachContainer, openNetns, undoAttach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CniError } from '../errors.js';
 import { Links, rtnetlink, type LinkInfo } from '../netlink.js';
@@ -61,21 +61,25 @@ export const plugin: Plugin<BridgeConfig> = {
         throw new CniError(BERTH_CODES.LINK_FAILED, `interface "${req.ifname}" already exists in ${req.netns}`);
       }
       const br = await ensureBridge(host, conf);
-      const ipam = (await delegateIpam(req, conf.ipamType, 'ADD'))!;
       const hostName = hostVethName(req.containerId, req.ifname);
+      // The address is asked for while the links are made: neither needs the
+      // other, and in a start storm both wait, the store on its round trips
+      // and the links on the kernel's lock. Settled before any undo.
+      const asked = delegateIpam(req, conf.ipamType, 'ADD');
+      asked.catch(() => {});
       let done = false;
       try {
-        // a veth of this attachment left by an earlier, interrupted ADD
-        const stale = await host.byName(hostName);
-        if (stale) await host.delete(stale.index);
         // created on the bridge and up, in one message
-        await step(`create veth "${hostName}" on "${conf.bridge}"`, () =>
-          host.createVeth(hostName, req.ifname, nsFd, { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { peerMac: conf.mac } : {}), master: br.index, up: true }),
+        const veth = await step(`create veth "${hostName}" on "${conf.bridge}"`, () =>
+          createReplacingStale(host, hostName, () =>
+            host.createVeth(hostName, req.ifname, nsFd, { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { peerMac: conf.mac } : {}), master: br.index, up: true }),
+          ),
         );
         if (conf.hairpinMode) {
           await step(`set hairpin mode on "${hostName}"`, async () => writeFileSync(`/sys/class/net/${hostName}/brport/hairpin_mode`, '1'));
         }
         const c = (await inside.byName(req.ifname))!;
+        const ipam = (await asked)!;
         for (const ip of ipam.ips ?? []) await step(`add ${ip.address} to ${req.ifname}`, () => inside.addAddress(c.index, ip.address));
         await step(`bring ${req.ifname} up`, () => inside.setUp(c.index));
         const routes = [...(ipam.routes ?? [])];
@@ -96,18 +100,21 @@ export const plugin: Plugin<BridgeConfig> = {
             await step(`add gateway ${ip.gateway} to "${conf.bridge}"`, () => host.addAddress(br.index, `${ip.gateway}/${prefix}`));
           }
         }
+        // read again: a bridge without a MAC of its own takes its lowest port's
         const brNow = (await host.byName(conf.bridge))!;
-        const vethNow = (await host.byName(hostName))!;
         const ours: CniInterface[] = [
           { name: conf.bridge, ...(brNow.mac ? { mac: brNow.mac } : {}) },
-          { name: hostName, ...(vethNow.mac ? { mac: vethNow.mac } : {}) },
+          { name: hostName, ...(veth.mac ? { mac: veth.mac } : {}) },
           { name: req.ifname, ...(c.mac ? { mac: c.mac } : {}), ...(conf.mtu ? { mtu: conf.mtu } : {}), sandbox: req.netns },
         ];
         done = true;
         req.log.info({ bridge: conf.bridge, veth: hostName, ips: (ipam.ips ?? []).map((i) => i.address) }, 'attached');
         return attachResult(req.prevResult, ours, ipam, req.config.dns as CniResult['dns']);
       } finally {
-        if (!done) await undoAttach(req, conf, host, hostName);
+        if (!done) {
+          await asked.catch(() => {});
+          await undoAttach(req, conf, host, hostName);
+        }
       }
     } finally {
       closeSync(nsFd);

@@ -2,7 +2,7 @@
 // request, since it brings in the store.
 import { formatIp, parseCidr } from '../../ipam/address.js';
 import { isBerthError } from '../../ipam/errors.js';
-import { openStore } from '../../ipam/open-store.js';
+import { withStore as withStoreAt } from '../../ipam/open-store.js';
 import type { PoolConfig } from '../../ipam/pool-config.js';
 import type { Store } from '../../ipam/model.js';
 import { BERTH_CODES, CNI_CODES, CniError, toCniError } from '../errors.js';
@@ -10,13 +10,8 @@ import type { CniResult } from '../result.js';
 import { validAttachments, type Plugin } from '../skel.js';
 import type { IpamConfig } from './config.js';
 
-async function withStore<T>(conf: IpamConfig, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(conf.store, { redisClient: 'resp' });
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
+function withStore<T>(conf: IpamConfig, fn: (store: Store) => Promise<T>): Promise<T> {
+  return withStoreAt(conf.store, { redisClient: 'resp' }, fn, (err) => isBerthError(err) || err instanceof CniError);
 }
 
 /** The IPAM result for an address of a pool: address/prefix, gateway, routes, DNS. */

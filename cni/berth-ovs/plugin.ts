@@ -4,7 +4,7 @@
 // the attachment in its external_ids, so DEL and GC find it with no local cache.
 import { closeSync } from 'node:fs';
 import { hostVethName } from '../berth-bridge/plugin.js';
-import { attachResult, beginCheck, detachContainer, openNetns, undoAttach } from '../attach.js';
+import { attachResult, beginCheck, createReplacingStale, detachContainer, openNetns, undoAttach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CNI_CODES, CniError } from '../errors.js';
 import { Links, rtnetlink } from '../netlink.js';
@@ -66,12 +66,14 @@ export const plugin: Plugin<OvsConfig> = {
       if ((bridges[0]?.rows ?? []).length === 0) throw new CniError(CNI_CODES.INVALID_CONFIG, `Open vSwitch bridge "${conf.bridge}" does not exist`);
       // ports of this attachment left by an earlier, interrupted ADD
       for (const stale of await portsOf(db, conf, network, key)) await db.deletePort(conf.bridge, stale.name);
-      const ipam = (await delegateIpam(req, conf.ipamType, 'ADD'))!;
+      // asked for while the port is made (berth-bridge says why); settled before any undo
+      const asked = delegateIpam(req, conf.ipamType, 'ADD');
+      asked.catch(() => {});
       let done = false;
       try {
-        const old = await host.byName(hostName);
-        if (old) await host.delete(old.index);
-        const veth = await host.createVeth(hostName, req.ifname, nsFd, { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { peerMac: conf.mac } : {}) }).catch((err: Error) => {
+        const veth = await createReplacingStale(host, hostName, () =>
+          host.createVeth(hostName, req.ifname, nsFd, { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { peerMac: conf.mac } : {}) }),
+        ).catch((err: Error) => {
           throw new CniError(BERTH_CODES.LINK_FAILED, `failed to create veth "${hostName}": ${err.message}`);
         });
         await host.setUp(veth.index);
@@ -87,6 +89,7 @@ export const plugin: Plugin<OvsConfig> = {
           });
         await waitOfport(db, hostName);
         const c = (await inside.byName(req.ifname))!;
+        const ipam = (await asked)!;
         for (const ip of ipam.ips ?? []) await inside.addAddress(c.index, ip.address);
         await inside.setUp(c.index);
         for (const r of ipam.routes ?? []) {
@@ -95,16 +98,16 @@ export const plugin: Plugin<OvsConfig> = {
             throw new CniError(BERTH_CODES.LINK_FAILED, `failed to add route ${r.dst}${gw ? ` via ${gw}` : ''}: ${err.message}`);
           });
         }
-        const vethNow = (await host.byName(hostName))!;
         done = true;
         req.log.info({ bridge: conf.bridge, port: hostName, vlan: conf.vlan, trunk: conf.trunk }, 'attached');
         const ours = [
-          { name: hostName, ...(vethNow.mac ? { mac: vethNow.mac } : {}) },
+          { name: hostName, ...(veth.mac ? { mac: veth.mac } : {}) },
           { name: req.ifname, ...(c.mac ? { mac: c.mac } : {}), sandbox: req.netns },
         ];
         return attachResult(req.prevResult, ours, ipam, req.config.dns as CniResult['dns']);
       } finally {
         if (!done) {
+          await asked.catch(() => {});
           await db.deletePort(conf.bridge, hostName).catch(() => false);
           await undoAttach(req, conf, host, hostName);
         }

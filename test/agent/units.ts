@@ -1,7 +1,7 @@
 // The agent's pure parts: config, labels, network configs, metrics text, and
 // the chain runner (ADD order with prevResult, DEL in reverse, rollback of a
 // failed ADD, GC lists) with small shell-script plugins that record calls.
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parseAgentConfig } from '../../agent/config.js';
@@ -10,6 +10,10 @@ import { parseLabels } from '../../agent/labels.js';
 import { Counter, Histogram, Registry } from '../../agent/metrics.js';
 import { loadNetworks, parseNetworkList } from '../../agent/netconf.js';
 import { StateDir } from '../../agent/state.js';
+import { openStore } from '../../ipam/open-store.js';
+import { buildPoolConfig } from '../../ipam/pool-config.js';
+
+const BIN = new URL('../../bin/', import.meta.url).pathname;
 
 t.test('agent config: defaults, flags over the file, every bad field named', async (t) => {
   const c = parseAgentConfig(undefined, {}, {}, 'host1');
@@ -22,6 +26,7 @@ t.test('agent config: defaults, flags over the file, every bad field named', asy
     stateDir: '/var/lib/berth/agent',
     hostname: 'host1',
     inProcess: true,
+    pluginThreads: 1,
     nice: -10,
     events: { stream: 'events' },
   });
@@ -39,6 +44,8 @@ t.test('agent config: defaults, flags over the file, every bad field named', asy
     [{ logLevel: 'loud' }, /logLevel must be one of/],
     [{ nice: -21 }, /nice must be an integer from -20 to 19/],
     [{ nice: 1.5 }, /nice must be an integer/],
+    [{ pluginThreads: 17 }, /pluginThreads must be an integer from 0 to 16, got 17/],
+    [{ pluginThreads: '2' }, /pluginThreads must be a number, got string/],
     [{ hostname: 'a b' }, /hostname must be a host name/],
     [{ events: { webhook: { url: 'ftp://x' } } }, /events\.webhook\.url must be an http or https URL/],
     [{ events: { webhook: { url: 'http://x', retries: 0 } } }, /events\.webhook\.retries/],
@@ -112,8 +119,9 @@ t.test('metrics: the text format, with labels escaped and histogram buckets cumu
   t.match(text, /lat_seconds_bucket\{op="add",le="0.1"\} 1\nlat_seconds_bucket\{op="add",le="1"\} 2\nlat_seconds_bucket\{op="add",le="\+Inf"\} 3\nlat_seconds_sum\{op="add"\} 5.55\nlat_seconds_count\{op="add"\} 3\n/);
 });
 
-t.test('state dir: records survive a reload; torn temporary files are dropped; bad files reported', async (t) => {
+t.test('state dir: records survive a reload; a newer file torn by a crash falls back to the one before; bad files reported', async (t) => {
   const root = t.testdir();
+  const dir = join(root, 'attachments');
   const s = new StateDir(root, true);
   const rec = {
     containerId: 'abc',
@@ -129,17 +137,35 @@ t.test('state dir: records survive a reload; torn temporary files are dropped; b
     attempts: 0,
   };
   await s.save(rec);
-  writeFileSync(join(root, 'attachments', 'def.json.tmp'), '{"half');
-  writeFileSync(join(root, 'attachments', 'zzz.json'), '{"containerId":"other"}');
-  const { records, errors } = new StateDir(root).load();
-  t.same(records.map((r) => [r.containerId, r.phase]), [['abc', 'adding']]);
+  await s.save({ ...rec, phase: 'attached' });
+  t.same(readdirSync(dir), ['abc.2.json'], 'each write is a new file; the one before is unlinked');
+  writeFileSync(join(dir, 'def.json.tmp'), '{"half');
+  writeFileSync(join(dir, 'zzz.json'), '{"containerId":"other"}');
+  // a crash after a newer write was created and before it was whole
+  writeFileSync(join(dir, 'abc.7.json'), '{"containerId":"ab');
+  // and one between a write and the unlink of the one before it
+  writeFileSync(join(dir, 'abc.1.json'), JSON.stringify({ ...rec, phase: 'deleting' }));
+  // a record as berth wrote them before (ID.json)
+  writeFileSync(join(dir, 'old1.json'), JSON.stringify({ ...rec, containerId: 'old1', phase: 'deleting' }));
+  const again = new StateDir(root);
+  const { records, errors } = again.load();
+  t.same(records.map((r) => [r.containerId, r.phase]).sort(), [['abc', 'attached'], ['old1', 'deleting']], 'the newest whole generation of each record');
   t.equal(errors.length, 1, 'a record whose name does not match is reported');
-  await s.remove('abc');
-  await s.remove('abc'); // absent is fine
+  t.same(readdirSync(dir).sort(), ['abc.2.json', 'old1.json', 'zzz.json'], 'the torn, older and temporary files are gone; the bad one is left for an operator');
+  await again.save({ ...rec, containerId: 'old1', phase: 'attached' });
+  t.ok(readdirSync(dir).includes('old1.8.json') && !readdirSync(dir).includes('old1.json'), 'new generations continue above every one seen');
+  await again.remove('abc');
+  await again.remove('abc'); // absent is fine
+  await again.remove('old1');
   t.same(new StateDir(root).load().records, []);
   await t.rejects(s.save({ ...rec, containerId: '../x' }), /not a file name/);
   await Promise.all(Array.from({ length: 20 }, (_, i) => s.save({ ...rec, containerId: `c${i}` })));
   t.equal(new StateDir(root).load().records.length, 20, 'concurrent writes all land');
+  // writes of one record land in the order they were made
+  const writes = Promise.all([s.save({ ...rec, containerId: 'c0', phase: 'attached' }), s.save({ ...rec, containerId: 'c0', phase: 'deleting' })]);
+  await writes;
+  t.same(new StateDir(root).load().records.find((r) => r.containerId === 'c0')?.phase, 'deleting', 'the last write wins');
+  t.equal(readdirSync(dir).filter((n) => n.startsWith('c0.')).length, 1, 'and one file is left of it');
 });
 
 t.test('chain runner: ADD in order with prevResult, DEL in reverse, a failed ADD undone, GC with the list', async (t) => {
@@ -192,4 +218,33 @@ fi
   t.same(calls().slice(1), ['p3 ADD c1 prev=10.0.0.1, valid= args=IgnoreUnknown=1;BERTH_OWNER=o', 'p3 DEL c1 prev=10.0.0.1, valid= args=IgnoreUnknown=1;BERTH_OWNER=o', 'p1 DEL c1 prev=10.0.0.1, valid= args=IgnoreUnknown=1;BERTH_OWNER=o'], 'the failed ADD is undone in reverse');
   await t.rejects(rt.add({ ...list, plugins: [{ type: 'nosuch' }] }, att), /plugin "nosuch" is not in/);
   t.equal(await rt.gc({ ...list, cniVersion: '1.0.0' }, []), false, 'GC needs 1.1.0');
+});
+
+t.test('plugin threads: berth-ipam on worker threads answers as on the main thread; errors come back; closed threads refuse', async (t) => {
+  const url = `file://${t.testdir()}/store`;
+  const store = await openStore(url);
+  await store.createPool(buildPoolConfig({ name: 'thr', subnet: '10.99.7.0/24', hold: 0 }));
+  await store.close();
+  const list = { cniVersion: '1.1.0', name: 'thr', plugins: [{ type: 'berth-ipam', ipam: { type: 'berth-ipam', pool: 'thr', store: url } }], file: 'f' };
+  const att = (id: string) => ({ containerId: id, ifname: 'eth0', netns: '/proc/self/ns/net', args: [['BERTH_OWNER', id]] as Array<[string, string]>, capabilityArgs: {} });
+  const threaded = new CniRuntime([BIN], true, 2);
+  const inline = new CniRuntime([BIN], true, 0);
+  t.teardown(() => Promise.all([threaded.close(), inline.close()]));
+  await threaded.warm([list]);
+  // eight at once over two threads, then one on the main thread
+  const many = await Promise.all(Array.from({ length: 8 }, (_, i) => threaded.add(list, att(`w${i}`))));
+  const ips = many.map((r) => (r.ips as Array<{ address: string }>)[0]!.address);
+  t.equal(new Set(ips).size, 8, `eight distinct addresses from the threads: ${ips.join(' ')}`);
+  const one = await inline.add(list, att('m0'));
+  t.notOk(ips.includes((one.ips as Array<{ address: string }>)[0]!.address), 'the main thread sees what the threads allocated');
+  t.same(await threaded.add(list, att('w3')), many[3], 'ADD again on a thread returns the same result');
+  for (let i = 0; i < 8; i++) await threaded.del(list, att(`w${i}`), many[i]);
+  t.equal(threaded.threadCalls, 17, 'the threads ran every call (8 ADD, 1 ADD again, 8 DEL)');
+  t.equal(inline.threadCalls, 0, 'with 0 threads, none');
+  const after = await openStore(url);
+  t.same((await after.listAddresses('thr')).map((a) => a.containerId), ['m0'], 'DEL on the threads released theirs');
+  await after.close();
+  await t.rejects(threaded.add({ ...list, plugins: [{ type: 'berth-ipam', ipam: { type: 'berth-ipam', pool: 'nosuch', store: url } }] }, att('x')), /nosuch/, "a plugin's error crosses the thread");
+  await threaded.close();
+  await t.rejects(threaded.add(list, att('late')), /plugin threads are stopped/, 'closed threads refuse new calls');
 });

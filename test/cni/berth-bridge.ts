@@ -121,6 +121,26 @@ if (!skipWithoutNetns(t)) {
     t.equal((await s.store.usage('web')).allocated, 0);
   });
 
+  t.test('a host end left by an interrupted ADD is replaced; a failing IPAM leaves no veth', async (t) => {
+    const s = await setup(t, { hold: 0 });
+    const ns = netns(t);
+    const stale = hostVethName('st1', 'eth0');
+    ip('link', 'add', stale, 'type', 'veth', 'peer', 'name', `${stale.slice(0, 12)}p`);
+    cleanupLink(t, stale);
+    const r = await runCni('berth-bridge', env('ADD', 'st1', ns.path), s.conf());
+    t.equal(r.code, 0, r.stdout);
+    t.match(ip('link', 'show', stale), new RegExp(`master ${s.bridge}`), 'the new host end is on the bridge');
+    t.match(ip('-n', ns.name, 'addr', 'show', 'eth0'), new RegExp(r.json!.ips[0].address.replace(/\./g, '\\.')), 'and the container has its address');
+    t.equal((await runCni('berth-bridge', env('DEL', 'st1', ns.path), s.conf())).code, 0);
+
+    // the address is asked for while the veth is made: a refusal must still undo the veth
+    const ns2 = netns(t);
+    const refused = await runCni('berth-bridge', env('ADD', 'st2', ns2.path), s.conf({ ipam: { type: 'berth-ipam', pool: 'nosuch', store: s.url } }));
+    t.match(refused.json, { msg: /nosuch/ }, 'the IPAM error is returned');
+    t.notMatch(ip('link'), new RegExp(hostVethName('st2', 'eth0')), 'no host end is left');
+    t.notMatch(ip('-n', ns2.name, 'link'), /eth0/, 'nor a container end');
+  });
+
   t.test('DEL with the namespace gone still releases the address and removes the host end', async (t) => {
     const s = await setup(t);
     const ns = netns(t);

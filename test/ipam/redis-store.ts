@@ -5,7 +5,8 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { openStore } from '../../ipam/open-store.js';
+import { closeSharedStores, openStore, shareStores, withStore } from '../../ipam/open-store.js';
+import { isBerthError } from '../../ipam/errors.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
 import { parseIp } from '../../ipam/address.js';
 import { checkPool } from '../../ipam/check.js';
@@ -156,6 +157,59 @@ if (!skipWithoutRedis(t)) {
     t.ok(bytes < 4096, `a fresh /12 pool's keys take ${bytes} bytes`);
     const after = Number(/used_memory:(\d+)/.exec(server.cli('INFO', 'memory'))![1]);
     t.ok(after - before < 1024 * 1024, `used_memory grew by ${after - before} bytes, not megabytes (client buffers included)`);
+  });
+
+  t.test('shared stores (plugins inside the agent): one connection per URL, dropped and retried once when it breaks', async (t) => {
+    const server = await startRedis();
+    t.teardown(() => server.stop());
+    shareStores();
+    t.teardown(() => closeSharedStores());
+    const domain = (err: unknown) => isBerthError(err);
+    const seen: Store[] = [];
+    const note = async (s: Store) => {
+      seen.push(s);
+      return (await s.listPools()).length;
+    };
+    await withStore(server.url, {}, note, domain);
+    await withStore(server.url, {}, note, domain);
+    t.equal(seen[0], seen[1], 'the second operation reuses the first one\'s store');
+    t.ok(Number(/connected_clients:(\d+)/.exec(server.cli('INFO', 'clients'))![1]) <= 2, 'one connection (and redis-cli\'s own)');
+
+    // a failure that is not berth's (a broken connection): the kept store is dropped, the operation runs once more on a new one
+    let calls = 0;
+    const n = await withStore(server.url, {}, async (s) => {
+      calls++;
+      seen.push(s);
+      if (calls === 1) throw new Error('connection reset');
+      return (await s.listPools()).length;
+    }, domain);
+    t.equal(n, 0);
+    t.equal(calls, 2, 'retried once');
+    t.not(seen.at(-1), seen[0], 'on a fresh store');
+    await t.rejects(
+      withStore(server.url, {}, async () => {
+        calls++;
+        throw new Error('still broken');
+      }, domain),
+      /still broken/,
+      'a second failure is returned',
+    );
+    t.equal(calls, 4, 'after one retry only');
+
+    // berth's own errors are answers, not broken connections: no retry, the store stays
+    calls = 0;
+    await t.rejects(withStore(server.url, {}, async (s) => {
+      calls++;
+      return s.getPool('nosuch');
+    }, domain), { code: 'POOL_NOT_FOUND' });
+    t.equal(calls, 1, 'a berth error is not retried');
+
+    // the file store is never kept: each operation opens its own
+    const fileSeen: Store[] = [];
+    const url = `file://${t.testdir()}/store`;
+    await withStore(url, {}, async (s) => void fileSeen.push(s), domain);
+    await withStore(url, {}, async (s) => void fileSeen.push(s), domain);
+    t.not(fileSeen[0], fileSeen[1], 'file stores are opened per operation');
   });
 
   t.test('store contents it cannot trust are reported, naming the address and field', async (t) => {

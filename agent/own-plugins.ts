@@ -1,0 +1,35 @@
+// berth's own plugins as code: the agent runs them through the same runPlugin
+// entry as their executables, with the same env and stdin, without a process.
+import type { PluginSpec } from '../cni/skel.js';
+
+export interface Output {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const OWN_PLUGINS: Record<string, () => Promise<PluginSpec<unknown>>> = {
+  'berth-bridge': async () => (await import('../cni/berth-bridge/spec.js')).spec as PluginSpec<unknown>,
+  'berth-ovs': async () => (await import('../cni/berth-ovs/spec.js')).spec as PluginSpec<unknown>,
+  'berth-ipam': async () => (await import('../cni/berth-ipam/spec.js')).spec as PluginSpec<unknown>,
+};
+
+/** True when `type` names one of berth's own plugins. */
+export function isOwnPlugin(type: string): boolean {
+  return Object.hasOwn(OWN_PLUGINS, type);
+}
+
+/** The plugin's spec; throws for a type that is not berth's. */
+export function ownPlugin(type: string): Promise<PluginSpec<unknown>> {
+  const load = Object.hasOwn(OWN_PLUGINS, type) ? OWN_PLUGINS[type] : undefined;
+  if (!load) return Promise.reject(new Error(`"${type}" is not one of berth's plugins`));
+  return load();
+}
+
+/** Runs one plugin call in this thread, as its executable would. */
+export async function runOwn(spec: PluginSpec<unknown>, env: NodeJS.ProcessEnv, stdin: string): Promise<Output> {
+  const { runPlugin } = await import('../cni/skel.js');
+  let stdout = '';
+  const code = await runPlugin(spec, { env, readStdin: async () => stdin, stdout: { write: (t: string) => (stdout += t) } });
+  return { code, stdout, stderr: '' };
+}
