@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { pluginOutput } from '../cni/delegate.js';
 import { CNI_CODES, CniError } from '../cni/errors.js';
 import { atLeast } from '../cni/version.js';
-import type { NetworkList } from './netconf.js';
 import { closeSharedStores, shareStores } from '../ipam/open-store.js';
+import type { NetworkList } from './netconf.js';
 import { isOwnPlugin, ownPlugin, runOwn, type Output } from './own-plugins.js';
 import { PluginWorkers } from './plugin-worker.js';
 
@@ -54,7 +54,7 @@ export class CniRuntime {
     return this.workers?.answered ?? 0;
   }
 
-  /** Stops the plugin threads (after the calls in flight have been waited for). */
+  /** Stops the plugin threads (after the calls in flight, bounded) and closes the kept store connections. */
   async close(): Promise<void> {
     await this.workers?.close();
     await closeSharedStores();

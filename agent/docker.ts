@@ -60,16 +60,26 @@ function loadDockerode(): typeof Docker {
 
 export class DockerEngine {
   private readonly docker: Docker;
+  /** for the event stream only: no request timeout */
+  private readonly events: Docker;
   private stream: NodeJS.ReadableStream | undefined;
   private stopped = false;
   connected = false;
 
+  /**
+   * @param timeoutMs for inspects and lists. Not for the event stream: the
+   *   engine sends nothing on it while nothing happens, and a timeout there
+   *   (docker-modem's is an idle timeout) dropped it after every quiet 30 s,
+   *   with a full reconciliation at each reconnection.
+   */
   constructor(
     socketPath: string,
     private readonly log: Logger,
+    timeoutMs = 30000,
   ) {
     const Dockerode = loadDockerode();
-    this.docker = new Dockerode({ socketPath, timeout: 30000 });
+    this.docker = new Dockerode({ socketPath, timeout: timeoutMs });
+    this.events = new Dockerode({ socketPath });
   }
 
   /** Running containers that carry berth.network. */
@@ -106,7 +116,7 @@ export class DockerEngine {
     const connect = async (): Promise<void> => {
       if (this.stopped) return;
       try {
-        const stream = (await this.docker.getEvents({ filters: { type: ['container'], event: ['start', 'kill', 'die', 'destroy'] } })) as NodeJS.ReadableStream;
+        const stream = (await this.events.getEvents({ filters: { type: ['container'], event: ['start', 'kill', 'die', 'destroy'] } })) as NodeJS.ReadableStream;
         this.stream = stream;
         this.connected = true;
         backoff = 250;

@@ -79,8 +79,16 @@ export class PluginWorkers {
     return this.send(this.slot(best), { call }) as Promise<Output>;
   }
 
-  async close(): Promise<void> {
+  /**
+   * Refuses new calls, waits (at most waitMs) for those in flight, then stops
+   * the threads. A thread stopped in the middle of a call can take the
+   * process down with it (the netlink addon's socket callbacks cannot run
+   * on a dying thread), hence the wait.
+   */
+  async close(waitMs = 30000): Promise<void> {
     this.closed = true;
+    const deadline = Date.now() + waitMs;
+    while (this.slots.some((s) => s && s.pending.size > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     await Promise.all(this.slots.map((s) => s?.worker.terminate()));
   }
 

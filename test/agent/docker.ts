@@ -5,7 +5,9 @@
 // outage is queued and completed, events reach the Redis stream and a webhook.
 import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
+import pino from 'pino';
 import t from 'tap';
+import { DockerEngine } from '../../agent/docker.js';
 import { main } from '../../cli/main.js';
 import { parseIp } from '../../ipam/address.js';
 import { openStore } from '../../ipam/open-store.js';
@@ -178,6 +180,27 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
     t.equal(await main(['attachments', '--socket', agent.socket], { stdout: { write: (s: string) => (out += s) }, stderr: quiet.stderr, env: {} }), 0);
     t.match(out, /^NAME\s+CONTAINER\s+NETWORK\s+IP/);
     t.match(out, /web1\s+[0-9a-f]{12}\s+agentnet\s+10\.210\.0\.\d+\s+web1\s+attached/);
+  });
+
+  t.test('the event stream outlives a quiet spell longer than the request timeout', async (t) => {
+    // docker-modem's request timeout is an idle timeout; on the event stream it
+    // dropped the connection after every quiet spell, and each reconnection
+    // ran a full reconciliation
+    const lines: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) });
+    const engine = new DockerEngine(docker.socket, log, 300);
+    t.teardown(() => engine.stop());
+    let resyncs = 0;
+    const starts: string[] = [];
+    engine.watch((e) => e.action === 'start' && starts.push(e.id), () => resyncs++);
+    await waitFor('the stream', () => (engine.connected ? true : undefined));
+    await new Promise((r) => setTimeout(r, 1500));
+    t.equal(resyncs, 1, 'connected once, never lost');
+    t.same(lines, [], 'no warning');
+    t.ok((await engine.listLabelled()).length > 0, 'inspects and lists still work');
+    const id = await run('--name', 'quiet1');
+    await waitFor('its start event', () => (starts.includes(id) ? true : undefined));
+    await docker.run(['rm', '-f', 'quiet1']);
   });
 
   t.test('SIGTERM shuts down cleanly and leaves attachments in place', async (t) => {
