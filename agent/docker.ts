@@ -117,6 +117,11 @@ export class DockerEngine {
       if (this.stopped) return;
       try {
         const stream = (await this.events.getEvents({ filters: { type: ['container'], event: ['start', 'kill', 'die', 'destroy'] } })) as NodeJS.ReadableStream;
+        if (this.stopped) {
+          // stop() came while this connection was being made: nothing may keep the process alive
+          (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+          return;
+        }
         this.stream = stream;
         this.connected = true;
         backoff = 250;

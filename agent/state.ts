@@ -19,7 +19,7 @@
 // durability across a power loss, after which the periodic GC repairs the
 // pool anyway; when on, the directory fsync is shared by every write waiting
 // for one.
-import { mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RawResult } from './cni-runtime.js';
@@ -49,6 +49,14 @@ export interface AttachmentRecord {
   lastError?: string;
   /** not before this time (ms) is a failed DEL tried again */
   retryAt?: number;
+}
+
+function isEmpty(file: string): boolean {
+  try {
+    return statSync(file).size === 0;
+  } catch {
+    return false;
+  }
 }
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -121,7 +129,8 @@ export class StateDir {
     const errors: string[] = [];
     for (const b of bad) {
       const g = b.id !== undefined ? good.get(b.id) : undefined;
-      if (g && b.gen! > g.gen) older.push(b.file);
+      // a newer write torn by a crash, or a first one killed before its content: the agent acts only after a write is whole
+      if ((g && b.gen! > g.gen) || (b.id !== undefined && isEmpty(b.file))) older.push(b.file);
       else errors.push(`${b.file}: ${b.err}`);
     }
     for (const file of older) {
@@ -143,14 +152,21 @@ export class StateDir {
     const body = JSON.stringify(rec);
     return this.inOrder(id, async () => {
       const gen = ++this.gen;
-      const fh = await open(this.file(id, gen), 'wx', 0o600);
+      const file = this.file(id, gen);
+      const fh = await open(file, 'wx', 0o600);
       try {
-        await fh.writeFile(body);
-        if (this.fsync) await fh.sync();
-      } finally {
-        await fh.close();
+        try {
+          await fh.writeFile(body);
+          if (this.fsync) await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        if (this.fsync) await this.syncDir();
+      } catch (err) {
+        // not a record: a whole one left here would outlive a remove() that never knew it
+        await unlink(file).catch(() => {});
+        throw err;
       }
-      if (this.fsync) await this.syncDir();
       const before = this.current.get(id);
       this.current.set(id, gen);
       if (before !== undefined) await this.unlinkQuietly(this.file(id, before));

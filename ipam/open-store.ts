@@ -2,6 +2,7 @@
 // when used: a process on the file store never loads a Redis client, and
 // one-shot processes never load ioredis.
 import type { Store } from './model.js';
+import { isBerthError } from './errors.js';
 import { parseStoreUrl, redact } from './store-url.js';
 
 export interface OpenOptions {
@@ -52,15 +53,34 @@ export function shareStores(): void {
 export async function closeSharedStores(): Promise<void> {
   const stores = shared ? [...shared.values()] : [];
   shared = undefined;
+  for (const s of doomed) stores.push(Promise.resolve(s));
+  doomed.clear();
+  users.clear();
   await Promise.all(stores.map(async (s) => (await s.catch(() => undefined))?.close().catch(() => {})));
+}
+
+/** Operations running on each kept store, and the kept stores to close once they have none. */
+const users = new Map<Store, number>();
+const doomed = new Set<Store>();
+
+async function release(store: Store): Promise<void> {
+  const n = (users.get(store) ?? 1) - 1;
+  if (n > 0) {
+    users.set(store, n);
+    return;
+  }
+  users.delete(store);
+  if (doomed.delete(store)) await store.close().catch(() => {});
 }
 
 /**
  * Runs fn with the store at url: opened for it and closed after, or, once
  * shareStores() was called, the thread's kept store. A kept store that fails
- * with anything but a berth error (a broken connection, say, after Redis
- * restarted) is dropped and fn runs once more on a fresh one, so fn must be
- * safe to repeat: berth's allocate and release are.
+ * as unreachable (STORE_UNAVAILABLE: a reset connection, a timeout, a
+ * replica answering READONLY) or with anything but a domain error is no
+ * longer handed out, is closed once the operations on it are done, and fn
+ * runs once more on a fresh one; so fn must be safe to repeat: berth's
+ * allocate and release are.
  */
 export async function withStore<T>(url: string, opts: OpenOptions, fn: (store: Store) => Promise<T>, isDomainError: (err: unknown) => boolean): Promise<T> {
   if (!shared || parseStoreUrl(url).kind !== 'redis') {
@@ -82,13 +102,17 @@ export async function withStore<T>(url: string, opts: OpenOptions, fn: (store: S
       opening.catch(() => kept.get(key) === opening && kept.delete(key));
     }
     const store = await opening;
+    users.set(store, (users.get(store) ?? 0) + 1);
     try {
       return await fn(store);
     } catch (err) {
-      if (isDomainError(err)) throw err;
+      const broken = isBerthError(err, 'STORE_UNAVAILABLE') || !isDomainError(err);
+      if (!broken) throw err;
       if (kept.get(key) === opening) kept.delete(key);
-      await store.close().catch(() => {});
+      doomed.add(store);
       if (!reused || attempt > 0) throw err;
+    } finally {
+      await release(store);
     }
   }
 }

@@ -110,6 +110,9 @@ export const plugin: Plugin<BridgeConfig> = {
         done = true;
         req.log.info({ bridge: conf.bridge, veth: hostName, ips: (ipam.ips ?? []).map((i) => i.address) }, 'attached');
         return attachResult(req.prevResult, ours, ipam, req.config.dns as CniResult['dns']);
+      } catch (err) {
+        // when the address request failed too, its error is the one to report (TRY_AGAIN_LATER, an exhausted pool)
+        throw (await asked.then(() => undefined, (e: unknown) => e)) ?? err;
       } finally {
         if (!done) {
           await asked.catch(() => {});

@@ -105,6 +105,9 @@ export const plugin: Plugin<OvsConfig> = {
           { name: req.ifname, ...(c.mac ? { mac: c.mac } : {}), sandbox: req.netns },
         ];
         return attachResult(req.prevResult, ours, ipam, req.config.dns as CniResult['dns']);
+      } catch (err) {
+        // when the address request failed too, its error is the one to report (TRY_AGAIN_LATER, an exhausted pool)
+        throw (await asked.then(() => undefined, (e: unknown) => e)) ?? err;
       } finally {
         if (!done) {
           await asked.catch(() => {});

@@ -145,13 +145,15 @@ t.test('state dir: records survive a reload; a newer file torn by a crash falls 
   writeFileSync(join(dir, 'abc.7.json'), '{"containerId":"ab');
   // and one between a write and the unlink of the one before it
   writeFileSync(join(dir, 'abc.1.json'), JSON.stringify({ ...rec, phase: 'deleting' }));
+  // a first write killed before its content (the agent had not acted on it yet)
+  writeFileSync(join(dir, 'e1.5.json'), '');
   // a record as berth wrote them before (ID.json)
   writeFileSync(join(dir, 'old1.json'), JSON.stringify({ ...rec, containerId: 'old1', phase: 'deleting' }));
   const again = new StateDir(root);
   const { records, errors } = again.load();
   t.same(records.map((r) => [r.containerId, r.phase]).sort(), [['abc', 'attached'], ['old1', 'deleting']], 'the newest whole generation of each record');
   t.equal(errors.length, 1, 'a record whose name does not match is reported');
-  t.same(readdirSync(dir).sort(), ['abc.2.json', 'old1.json', 'zzz.json'], 'the torn, older and temporary files are gone; the bad one is left for an operator');
+  t.same(readdirSync(dir).sort(), ['abc.2.json', 'old1.json', 'zzz.json'], 'the torn, empty, older and temporary files are gone; the bad one is left for an operator');
   await again.save({ ...rec, containerId: 'old1', phase: 'attached' });
   t.ok(readdirSync(dir).includes('old1.8.json') && !readdirSync(dir).includes('old1.json'), 'new generations continue above every one seen');
   await again.remove('abc');

@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { closeSharedStores, openStore, shareStores, withStore } from '../../ipam/open-store.js';
-import { isBerthError } from '../../ipam/errors.js';
+import { BerthError, isBerthError } from '../../ipam/errors.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
 import { parseIp } from '../../ipam/address.js';
 import { checkPool } from '../../ipam/check.js';
@@ -195,6 +195,33 @@ if (!skipWithoutRedis(t)) {
       'a second failure is returned',
     );
     t.equal(calls, 4, 'after one retry only');
+
+    // an unreachable store (the form a reset connection or a timeout takes) is retried like a broken one
+    await withStore(server.url, {}, async (s) => s.listPools(), domain); // a kept store again
+    calls = 0;
+    t.equal(await withStore(server.url, {}, async (s) => {
+      calls++;
+      if (calls === 1) throw new BerthError('STORE_UNAVAILABLE', 'failed to reach store: connection reset');
+      return (await s.listPools()).length;
+    }, domain), 0);
+    t.equal(calls, 2, 'STORE_UNAVAILABLE on a kept store: retried on a fresh one');
+
+    // a store dropped by one operation is closed only after the others on it are done
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const slow = withStore(server.url, {}, async (s) => {
+      await gate;
+      return (await s.listPools()).length;
+    }, domain);
+    await withStore(server.url, {}, async () => {
+      throw new Error('connection reset');
+    }, domain).catch(() => {});
+    release();
+    t.equal(await slow, 0, 'an operation in flight on the dropped store still completes');
+
+    // Redis drops every client: the next operation still succeeds
+    server.cli('CLIENT', 'KILL', 'TYPE', 'normal');
+    t.equal(await withStore(server.url, {}, async (s) => (await s.listPools()).length, domain), 0, 'after CLIENT KILL');
 
     // berth's own errors are answers, not broken connections: no retry, the store stays
     calls = 0;
