@@ -16,7 +16,7 @@ import { CNI_CODES, CniError } from '../cni/errors.js';
 import { atLeast } from '../cni/version.js';
 import { closeSharedStores, shareStores } from '../ipam/open-store.js';
 import type { NetworkList } from './netconf.js';
-import { isOwnPlugin, ownPlugin, runOwn, type Output } from './own-plugins.js';
+import { isOwnPlugin, ownPlugin, runOwn, warmOwn, type Output } from './own-plugins.js';
 import { PluginWorkers } from './plugin-worker.js';
 
 export interface AttachmentRef {
@@ -78,10 +78,7 @@ export class CniRuntime {
     }
     const own = [...types].filter(isOwnPlugin);
     if (own.length === 0) return;
-    if (this.workers) return this.workers.warm(own);
-    await import('../cni/skel.js');
-    for (const t of own) await (await ownPlugin(t)).load();
-    if (own.includes('berth-ipam')) await import('../ipam/resp-client.js');
+    await (this.workers ? this.workers.warm(own) : warmOwn(own));
   }
 
   /** Runs ADD through the chain; returns the final result. On failure the chain is DELeted, then the error thrown. */

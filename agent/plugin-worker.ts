@@ -12,7 +12,7 @@
 // The same file is the worker's entry (it checks isMainThread) and the pool.
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import { shareStores } from '../ipam/open-store.js';
-import { ownPlugin, runOwn, type Output } from './own-plugins.js';
+import { ownPlugin, runOwn, warmOwn, type Output } from './own-plugins.js';
 
 /** One plugin call: which plugin, its environment and its stdin. */
 export interface PluginCall {
@@ -35,12 +35,6 @@ if (!isMainThread && parentPort) {
       (err: Error) => port.postMessage({ id: req.id, error: err?.message ?? String(err) } satisfies Reply),
     );
   });
-}
-
-async function warmOwn(types: string[]): Promise<void> {
-  await import('../cni/skel.js');
-  for (const t of types) await (await ownPlugin(t)).load();
-  if (types.includes('berth-ipam')) await import('../ipam/resp-client.js');
 }
 
 interface Slot {
