@@ -2,7 +2,7 @@
 // ovs-vswitchd (userspace datapath) started here: VLAN access ports isolate
 // for real, a trunk port carries its VLANs tagged both ways, CHECK, DEL and
 // GC find their ports by external_ids.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { openStore } from '../../ipam/open-store.js';
@@ -99,6 +99,19 @@ async function sendTaggedArp(ns: string, ifname: string, mac: string, spa: strin
   await run('ip', ['netns', 'exec', ns, 'python3', '-c', SEND_TAGGED_ARP, ifname, mac, spa, ...requests]);
 }
 
+/** A private Open vSwitch with a fresh bridge named from `prefix`, and a file store holding pool `pool`; all torn down after t. */
+async function ovsWithPool(t: Test, prefix: string, pool: string, subnet: string) {
+  const ovs = await startOvs();
+  t.teardown(() => ovs.stop());
+  const bridge = uniqueName(prefix);
+  await ovs.addBridge(bridge);
+  const url = `file://${t.testdir()}/store`;
+  const store = await openStore(url);
+  t.teardown(() => store.close());
+  await store.createPool(buildPoolConfig({ name: pool, subnet, hold: 0 }));
+  return { ovs, bridge, url, store };
+}
+
 t.test('trunk lists: ids and ranges, expanded and sorted; bad ones named', async (t) => {
   t.same(parseTrunk([300, '100-102', 101]), [100, 101, 102, 300]);
   t.throws(() => parseTrunk([]), /non-empty/);
@@ -108,14 +121,7 @@ t.test('trunk lists: ids and ranges, expanded and sorted; bad ones named', async
 
 if (!skipWithoutNetns(t) && !skipWithoutOvs(t)) {
   t.test('berth-ovs on a real Open vSwitch', async (t) => {
-    const ovs = await startOvs();
-    t.teardown(() => ovs.stop());
-    const bridge = uniqueName('ovb');
-    await ovs.addBridge(bridge);
-    const url = `file://${t.testdir()}/store`;
-    const store = await openStore(url);
-    t.teardown(() => store.close());
-    await store.createPool(buildPoolConfig({ name: 'ovs', subnet: '10.96.0.0/24', hold: 0 }));
+    const { ovs, bridge, url, store } = await ovsWithPool(t, 'ovb', 'ovs', '10.96.0.0/24');
     const conf = (name: string, extra: Record<string, unknown>) => ({
       cniVersion: '1.1.0',
       name,
@@ -193,14 +199,7 @@ if (!skipWithoutNetns(t) && !skipWithoutOvs(t)) {
       else t.plan(0, why);
       return;
     }
-    const ovs = await startOvs();
-    t.teardown(() => ovs.stop());
-    const bridge = uniqueName('ovt');
-    await ovs.addBridge(bridge);
-    const url = `file://${t.testdir()}/store`;
-    const store = await openStore(url);
-    t.teardown(() => store.close());
-    await store.createPool(buildPoolConfig({ name: 'ovt', subnet: '10.97.0.0/24', hold: 0 }));
+    const { ovs, bridge, url, store } = await ovsWithPool(t, 'ovt', 'ovt', '10.97.0.0/24');
     const conf = (extra: Record<string, unknown>) => ({
       cniVersion: '1.1.0',
       name: 'ovstrunk',
@@ -270,14 +269,7 @@ if (!skipWithoutNetns(t) && !skipWithoutOvs(t)) {
 
 if (!skipWithoutNetns(t) && !skipWithoutOvs(t)) {
   t.test('berth-ovs: ADD, CHECK, DEL and DEL again for every spec version', async (t) => {
-    const ovs = await startOvs();
-    t.teardown(() => ovs.stop());
-    const bridge = uniqueName('ovv');
-    await ovs.addBridge(bridge);
-    const url = `file://${t.testdir()}/store`;
-    const store = await openStore(url);
-    t.teardown(() => store.close());
-    await store.createPool(buildPoolConfig({ name: 'ovv', subnet: '10.98.0.0/24', hold: 0 }));
+    const { ovs, bridge, url, store } = await ovsWithPool(t, 'ovv', 'ovv', '10.98.0.0/24');
     const { SUPPORTED_VERSIONS } = await import('../../cni/version.js');
     for (const [i, v] of SUPPORTED_VERSIONS.entries()) {
       const ns = netns(t);
