@@ -6,17 +6,15 @@
 // the main thread into its namespace, creating the socket (synchronously), and
 // switching back, all in one tick: nothing else runs on the thread meanwhile.
 import { closeSync, openSync } from 'node:fs';
-// Only the rtnetlink parts of the netlink package: its index also loads
-// nl80211, genl and wireguard (~12 ms more of a plugin's start-up).
-import { createRtNetlink, type RtNetlinkSocket } from 'netlink/dist/rt/rt.js';
-import * as rt from 'netlink/dist/rt/structs.js';
-import * as ifla from 'netlink/dist/rt/ifla.js';
-import { AttrStream } from 'netlink/dist/structs.js';
-import { FlagsNew } from 'netlink/dist/constants.js';
+// The netlink package's socket layer only: the messages are encoded in
+// rtnl.ts (its rtnetlink codecs and its index, with nl80211, genl and
+// wireguard, are not loaded: ~17 ms of a plugin's start-up between them).
+import { createNetlink, type NetlinkSocket } from 'netlink/dist/netlink.js';
 import { native } from '../native/index.js';
 import { formatIp, parseCidr, parseIp } from '../ipam/address.js';
+import * as rtnl from './rtnl.js';
 
-const nl = () => ({ createRtNetlink, rt, ifla, AttrStream, FlagsNew });
+const NETLINK_ROUTE = 0;
 
 /** A thrown error from the kernel, with its errno name (EEXIST, ENODEV, ...) when netlink gave one. */
 export interface NetlinkError extends Error {
@@ -31,8 +29,8 @@ export function isErrno(err: unknown, code: string): boolean {
 }
 
 /** An rtnetlink socket in the namespace at `nsPath`, or in this process's own when absent. */
-export function rtnetlink(nsPath?: string): RtNetlinkSocket {
-  if (!nsPath) return nl().createRtNetlink();
+export function rtnetlink(nsPath?: string): NetlinkSocket {
+  if (!nsPath) return createNetlink(NETLINK_ROUTE);
   const { setns, CLONE_NEWNET } = native();
   const own = openSync('/proc/thread-self/ns/net', 'r');
   let target = -1;
@@ -40,7 +38,7 @@ export function rtnetlink(nsPath?: string): RtNetlinkSocket {
     target = openSync(nsPath, 'r');
     setns(target, CLONE_NEWNET);
     try {
-      return nl().createRtNetlink();
+      return createNetlink(NETLINK_ROUTE);
     } finally {
       setns(own, CLONE_NEWNET);
     }
@@ -62,23 +60,34 @@ export interface LinkInfo {
 
 /** Link operations on one socket. */
 export class Links {
-  constructor(readonly sock: RtNetlinkSocket) {}
+  constructor(readonly sock: NetlinkSocket) {}
+
+  /** Sends one request and returns the bodies of the kernel's answers (none for a plain ACK). */
+  private async ask(type: number, body: Buffer, flags = 0): Promise<Buffer[]> {
+    const [msgs] = await this.sock.request(type, body, { flags });
+    return msgs.map((m) => m.data);
+  }
 
   /** Every link of the namespace. */
   async list(): Promise<LinkInfo[]> {
-    return (await this.sock.getLinks()).map(toLinkInfo);
+    return (await this.ask(rtnl.RTM.GETLINK, rtnl.ifinfomsg(), rtnl.NLM_F.DUMP)).map((b) => toLinkInfo(rtnl.decodeLink(b)));
   }
 
   /** The link of that name, if any: one RTM_GETLINK by name, not a dump of every link. */
   async byName(name: string): Promise<LinkInfo | undefined> {
-    let msgs;
+    let bodies;
     try {
-      msgs = await this.sock.getLink({}, { ifname: name });
+      bodies = await this.ask(rtnl.RTM.GETLINK, rtnl.getLinkByNameBody(name));
     } catch (err) {
       if (isErrno(err, 'ENODEV')) return undefined;
       throw err;
     }
-    return msgs.map(toLinkInfo).find((l) => l.name === name);
+    return bodies.map((b) => toLinkInfo(rtnl.decodeLink(b))).find((l) => l.name === name);
+  }
+
+  /** Creates a link; EEXIST is thrown as the kernel's error. */
+  private async create(link: rtnl.NewLink, up = false): Promise<void> {
+    await this.ask(rtnl.RTM.NEWLINK, rtnl.newLinkBody(link, up), rtnl.NLM_F.CREATE | rtnl.NLM_F.EXCL);
   }
 
   /**
@@ -92,9 +101,8 @@ export class Links {
       if (!existing.up) await this.setUp(existing.index);
       return existing;
     }
-    const { ifla, FlagsNew } = nl();
     try {
-      await this.sock.newLink({}, { ifname: name, ...(mtu ? { mtu } : {}), linkinfo: encode(ifla.formatInfo({ kind: 'bridge' })) }, { flags: FlagsNew.CREATE | FlagsNew.EXCL });
+      await this.create({ name, ...(mtu ? { mtu } : {}), kind: { name: 'bridge' } });
     } catch (err) {
       if (!isErrno(err, 'EEXIST')) throw err; // another plugin made it first
     }
@@ -106,19 +114,13 @@ export class Links {
 
   /** A veth pair: `hostName` here, its peer `peerName` created directly in the namespace open at `peerNsFd`. */
   async createVeth(hostName: string, peerName: string, peerNsFd: number, opts: { mtu?: number; peerMac?: string; master?: number; up?: boolean } = {}): Promise<LinkInfo> {
-    const { ifla, rt, FlagsNew } = nl();
-    const peerAttrs: Record<string, unknown> = { ifname: peerName, netNsFd: peerNsFd };
-    if (opts.mtu) peerAttrs.mtu = opts.mtu;
-    if (opts.peerMac) peerAttrs.address = parseMac(opts.peerMac);
+    const mtu = opts.mtu ? { mtu: opts.mtu } : {};
+    const peer: rtnl.NewLink = { name: peerName, netnsFd: peerNsFd, ...mtu, ...(opts.peerMac ? { mac: parseMac(opts.peerMac) } : {}) };
     // `up` and `master` bring the host end up on its bridge in the same
     // message: one trip through the kernel's link lock instead of three. (The
     // peer cannot come up in it: the kernel configures it before the two ends
     // are joined, and a veth end without its peer refuses to open.)
-    const upFlags = opts.up ? { flags: { up: true }, change: { up: true } } : {};
-    const peer = Buffer.concat([rt.formatLink({}), encode(ifla.formatLinkAttrs(peerAttrs as never))]);
-    const linkinfo = encode(ifla.formatInfo({ kind: 'veth', data: encode(ifla.formatVethInfo({ peer })) }));
-    const attrs = { ifname: hostName, ...(opts.mtu ? { mtu: opts.mtu } : {}), ...(opts.master ? { master: opts.master } : {}), linkinfo };
-    await this.sock.newLink(upFlags as never, attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL });
+    await this.create({ name: hostName, ...mtu, ...(opts.master ? { master: opts.master } : {}), kind: { name: 'veth', peer } }, opts.up);
     const host = await this.byName(hostName);
     if (!host) throw new Error(`veth "${hostName}" vanished right after it was created`);
     return host;
@@ -126,18 +128,18 @@ export class Links {
 
   /** Brings a link up. */
   async setUp(index: number): Promise<void> {
-    await this.sock.setLink({ index, change: { up: true }, flags: { up: true } });
+    await this.ask(rtnl.RTM.SETLINK, rtnl.setLinkBody(index, { flags: rtnl.IFF.UP, change: rtnl.IFF.UP }));
   }
 
   /** Attaches a link to a bridge. */
   async setMaster(index: number, master: number): Promise<void> {
-    await this.sock.setLink({ index }, { master });
+    await this.ask(rtnl.RTM.SETLINK, rtnl.setLinkBody(index, { master }));
   }
 
   /** Deletes a link (its veth peer goes with it); a link already gone is fine. */
   async delete(index: number): Promise<void> {
     try {
-      await this.sock.delLink({ index });
+      await this.ask(rtnl.RTM.DELLINK, rtnl.ifinfomsg({ index }));
     } catch (err) {
       if (!isErrno(err, 'ENODEV')) throw err;
     }
@@ -146,14 +148,8 @@ export class Links {
   /** Adds "ADDR/PREFIX" to a link; an address already there is fine. */
   async addAddress(index: number, cidr: string): Promise<void> {
     const c = parseCidr(cidr, 'address', true);
-    const { FlagsNew } = nl();
-    const bytes = Buffer.from(c.hex, 'hex');
     try {
-      await this.sock.newAddress(
-        { family: c.family === 4 ? 2 : 10, prefixlen: c.prefix, index },
-        { local: bytes, address: bytes },
-        { flags: FlagsNew.CREATE | FlagsNew.EXCL },
-      );
+      await this.ask(rtnl.RTM.NEWADDR, rtnl.newAddressBody({ family: c.family, prefix: c.prefix, index, address: Buffer.from(c.hex, 'hex') }), rtnl.NLM_F.CREATE | rtnl.NLM_F.EXCL);
     } catch (err) {
       if (!isErrno(err, 'EEXIST')) throw err;
     }
@@ -161,25 +157,24 @@ export class Links {
 
   /** The addresses on a link, as "ADDR/PREFIX". */
   async addresses(index: number): Promise<string[]> {
-    const msgs = await this.sock.getAddresses();
-    return msgs
-      .filter((m) => m.data.index === index && m.attrs.address)
-      .map((m) => `${formatIp((m.attrs.address as Buffer).toString('hex'))}/${m.data.prefixlen}`);
+    return (await this.ask(rtnl.RTM.GETADDR, rtnl.dumpBody('address'), rtnl.NLM_F.DUMP))
+      .map(rtnl.decodeAddress)
+      .filter((a) => a.index === index && a.address)
+      .map((a) => `${formatIp(a.address!.toString('hex'))}/${a.prefix}`);
   }
 
   /** Adds a route via a gateway (or on-link when gw is absent) out of a link; an existing one is fine. */
   async addRoute(dst: string, gw: string | undefined, index: number): Promise<void> {
     const c = parseCidr(dst, 'route.dst');
-    const { FlagsNew } = nl();
-    const attrs: Record<string, unknown> = { oif: index };
-    if (c.prefix > 0) attrs.dst = Buffer.from(c.first, 'hex');
-    if (gw) attrs.gateway = Buffer.from(parseIp(gw, 'route.gw').hex, 'hex');
+    const body = rtnl.newRouteBody({
+      family: c.family,
+      prefix: c.prefix,
+      dst: Buffer.from(c.first, 'hex'),
+      ...(gw ? { gateway: Buffer.from(parseIp(gw, 'route.gw').hex, 'hex') } : {}),
+      oif: index,
+    });
     try {
-      await this.sock.newRoute(
-        { family: c.family === 4 ? 2 : 10, dstLen: c.prefix, table: 254, protocol: 3, scope: gw ? 0 : 253, type: 1 } as never,
-        attrs as never,
-        { flags: FlagsNew.CREATE | FlagsNew.EXCL },
-      );
+      await this.ask(rtnl.RTM.NEWROUTE, body, rtnl.NLM_F.CREATE | rtnl.NLM_F.EXCL);
     } catch (err) {
       if (!isErrno(err, 'EEXIST')) throw err;
     }
@@ -194,13 +189,8 @@ export class Links {
     }
     const parent = await this.byName(master);
     if (!parent) throw new Error(`master "${master}" does not exist`);
-    const { ifla, FlagsNew } = nl();
     try {
-      await this.sock.newLink(
-        {},
-        { ifname: name, link: parent.index, ...(mtu ? { mtu } : {}), linkinfo: encode(ifla.formatInfo({ kind: 'vlan', data: encode(ifla.formatVlan({ id })) })) } as never,
-        { flags: FlagsNew.CREATE | FlagsNew.EXCL },
-      );
+      await this.create({ name, link: parent.index, ...(mtu ? { mtu } : {}), kind: { name: 'vlan', id } });
     } catch (err) {
       if (!isErrno(err, 'EEXIST')) throw err;
     }
@@ -209,47 +199,37 @@ export class Links {
 
   /** Sets promiscuous mode on a link. */
   async setPromisc(index: number, on: boolean): Promise<void> {
-    await this.sock.setLink({ index, change: { promisc: true }, flags: on ? { promisc: true } : {} });
+    await this.ask(rtnl.RTM.SETLINK, rtnl.setLinkBody(index, { flags: on ? rtnl.IFF.PROMISC : 0, change: rtnl.IFF.PROMISC }));
   }
 
   /** The main table's routes, as {dst CIDR, gw, oif}. */
   async routes(): Promise<Array<{ dst: string; gw?: string; oif?: number }>> {
-    const msgs = await this.sock.getRoutes();
-    return msgs
-      .filter((m) => (m.data.table ?? 254) === 254 && (m.attrs.table ?? 254) === 254)
+    return (await this.ask(rtnl.RTM.GETROUTE, rtnl.dumpBody('route'), rtnl.NLM_F.DUMP))
+      .map(rtnl.decodeRoute)
+      .filter((m) => m.table === 254)
       .map((m) => {
-        const family = m.data.family === 10 ? 6 : 4;
-        const zero = family === 4 ? '00000000' : '0'.repeat(32);
-        const dst = m.attrs.dst ? (m.attrs.dst as Buffer).toString('hex') : zero;
-        const r: { dst: string; gw?: string; oif?: number } = { dst: `${formatIp(dst.padEnd(zero.length, '0'))}/${m.data.dstLen ?? 0}` };
-        if (m.attrs.gateway) r.gw = formatIp((m.attrs.gateway as Buffer).toString('hex'));
-        if (m.attrs.oif !== undefined) r.oif = m.attrs.oif;
+        const zero = m.family === 4 ? '00000000' : '0'.repeat(32);
+        const dst = m.dst ? m.dst.toString('hex') : zero;
+        const r: { dst: string; gw?: string; oif?: number } = { dst: `${formatIp(dst.padEnd(zero.length, '0'))}/${m.prefix}` };
+        if (m.gateway) r.gw = formatIp(m.gateway.toString('hex'));
+        if (m.oif !== undefined) r.oif = m.oif;
         return r;
       });
   }
 
   /** Closes the socket. */
   close(): void {
-    this.sock.socket.close();
+    this.sock.close();
   }
 }
 
-function toLinkInfo(m: rt.LinkMessage): LinkInfo {
-  const info: LinkInfo = { index: m.data.index ?? 0, name: m.attrs.ifname ?? '', up: Boolean(m.data.flags?.up) };
-  if (m.attrs.linkinfo) {
-    const kind = ifla.parseInfo(m.attrs.linkinfo).kind;
-    if (kind) info.kind = kind;
-  }
-  if (m.attrs.master !== undefined) info.master = m.attrs.master;
-  if (m.attrs.mtu !== undefined) info.mtu = m.attrs.mtu;
-  if (m.attrs.address) info.mac = formatMac(m.attrs.address);
+function toLinkInfo(m: rtnl.Link): LinkInfo {
+  const info: LinkInfo = { index: m.index, name: m.name, up: Boolean(m.flags & rtnl.IFF.UP) };
+  if (m.kind) info.kind = m.kind;
+  if (m.master !== undefined) info.master = m.master;
+  if (m.mtu !== undefined) info.mtu = m.mtu;
+  if (m.mac) info.mac = formatMac(m.mac);
   return info;
-}
-
-function encode(data: unknown): Buffer {
-  const stream = new AttrStream();
-  stream.emit(data as never);
-  return Buffer.concat(stream.bufs);
 }
 
 /** "aa:bb:cc:dd:ee:ff" from 6 bytes. */
