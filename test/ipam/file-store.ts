@@ -86,6 +86,39 @@ t.test('compaction: the snapshot replaces the journal; a process holding older s
   t.same(checkPool(await reader.snapshot('p')).findings, []);
 });
 
+t.test('by default the journal never grows past the snapshot (at least 64 KiB): a plugin call replays no more than that', async (t) => {
+  const dir = t.testdir();
+  const store = await withPool(dir);
+  t.teardown(() => store.close());
+  const sizes = () => ({
+    journal: readFileSync(join(dir, 'journal.log')).length,
+    snapshot: (() => {
+      try {
+        return readFileSync(join(dir, 'snapshot.json')).length;
+      } catch {
+        return 0;
+      }
+    })(),
+  });
+  let biggest = 0;
+  const epochs = new Set<number>();
+  // a standing population, then churn: each released address stays in the snapshot (its owner is sticky)
+  for (let i = 0; i < 2500; i++) {
+    await store.allocate('p', { containerId: `c${i}`, ifname: 'eth0', owner: `o${i}` });
+    if (i >= 300) await store.release('p', { containerId: `c${i - 300}`, ifname: 'eth0' });
+    const s = sizes();
+    biggest = Math.max(biggest, s.journal - Math.max(64 * 1024, s.snapshot));
+    if (s.snapshot) epochs.add((JSON.parse(readFileSync(join(dir, 'snapshot.json'), 'utf8')) as { epoch: number }).epoch);
+  }
+  const end = sizes();
+  t.ok(end.snapshot > 64 * 1024, `the snapshot outgrew the 64 KiB floor (${end.snapshot} bytes)`);
+  t.ok(epochs.size >= 2, `compacted more than once (epochs ${[...epochs].join(', ')})`);
+  t.ok(biggest < 1024, `the journal never exceeded its limit by more than one write (by ${biggest} bytes at most)`);
+  const fresh = new FileStore(dir);
+  t.teardown(() => fresh.close());
+  t.equal((await fresh.usage('p')).allocated, 300, 'a new process reads snapshot and journal back whole');
+});
+
 t.test('a crash between the two renames of a compaction: the stale journal is not replayed', async (t) => {
   const dir = t.testdir();
   const store = await withPool(dir);
