@@ -79,9 +79,9 @@ export async function runPlugin<C>(spec: PluginSpec<C>, io: PluginIO): Promise<n
     }
     const stdin = await io.readStdin();
     if (command === 'VERSION') {
-      // The config is optional here; echo a version the runtime named, if berth speaks it.
-      const asked = stdin.trim() ? (safeParse(stdin) as { cniVersion?: unknown } | undefined)?.cniVersion : undefined;
-      io.stdout.write(`${JSON.stringify({ cniVersion: isSupported(asked) ? asked : LATEST_VERSION, supportedVersions: SUPPORTED_VERSIONS })}\n`);
+      // As the reference plugins answer it: berth's latest version, whatever the
+      // config (if any) says. The bin/ scripts answer the same from /bin/sh.
+      io.stdout.write(`${versionAnswer()}\n`);
       return 0;
     }
     const asked = (safeParse(stdin) as { cniVersion?: unknown } | undefined)?.cniVersion;
@@ -107,6 +107,11 @@ export async function runPlugin<C>(spec: PluginSpec<C>, io: PluginIO): Promise<n
     io.stdout.write(`${JSON.stringify(out)}\n`);
     return 1;
   }
+}
+
+/** The VERSION answer, as one JSON line's text. */
+export function versionAnswer(): string {
+  return JSON.stringify({ cniVersion: LATEST_VERSION, supportedVersions: SUPPORTED_VERSIONS });
 }
 
 /** Validates the environment and the config of one invocation. */

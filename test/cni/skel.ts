@@ -2,7 +2,10 @@
 // negotiation, result conversion and error output. The plugin here is a stub
 // that records its calls; the real plugins are tested as processes.
 import t from 'tap';
-import { runPlugin, type Plugin, type PluginSpec } from '../../cni/skel.js';
+import { spawnSync } from 'node:child_process';
+import { symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { runPlugin, versionAnswer, type Plugin, type PluginSpec } from '../../cni/skel.js';
 import { formatResult, parsePrevResult } from '../../cni/result.js';
 import { SUPPORTED_VERSIONS } from '../../cni/version.js';
 import { BERTH_CODES, CNI_CODES } from '../../cni/errors.js';
@@ -68,8 +71,29 @@ t.test('VERSION lists every supported version and loads nothing', async (t) => {
   t.equal(r.code, 0);
   t.same(r.json.supportedVersions, ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0']);
   t.equal(r.json.cniVersion, '1.1.0');
-  t.equal((await h.run({ CNI_COMMAND: 'VERSION' }, { cniVersion: '0.4.0' })).json.cniVersion, '0.4.0', 'echoes a version it speaks');
+  t.equal((await h.run({ CNI_COMMAND: 'VERSION' }, { cniVersion: '0.4.0' })).json.cniVersion, '1.1.0', 'its own latest version whatever the config says, as the reference plugins answer');
   t.equal(h.loaded(), 0, 'the plugin code was never loaded');
+});
+
+t.test('each bin/ plugin answers VERSION from /bin/sh exactly as the skel does, and runs Node for everything else', async (t) => {
+  const bin = new URL('../../bin/', import.meta.url).pathname;
+  const env = { PATH: process.env.PATH, CNI_COMMAND: 'VERSION' };
+  for (const name of ['berth-bridge', 'berth-ipam', 'berth-ovs']) {
+    // sh alone: no node to be found on PATH (sh's test, read and printf are built in); the config on stdin is read and ignored
+    const sh = spawnSync(`${bin}${name}`, [], { env: { ...env, PATH: '/nonexistent' }, input: JSON.stringify({ cniVersion: '0.4.0', name: 'n' }), encoding: 'utf8' });
+    t.equal(sh.status, 0, `${name} VERSION from sh exits 0 (${sh.stderr})`);
+    t.equal(sh.stdout.trim(), versionAnswer(), `${name}: sh's answer is the skel's`);
+    const byNode = spawnSync(process.execPath, [`${bin}${name}`], { env, input: '', encoding: 'utf8' });
+    t.equal(byNode.stdout.trim(), versionAnswer(), `${name}: run by Node, the same answer`);
+    const bad = spawnSync(`${bin}${name}`, [], { env: { PATH: process.env.PATH, CNI_COMMAND: 'NOPE' }, input: '', encoding: 'utf8' });
+    t.equal(bad.status, 1, `${name}: any other command goes on to Node`);
+    t.equal(JSON.parse(bad.stdout).code, 4, 'which answers with the skel\'s error');
+    // as `berth install` places it: a link in the CNI bin dir, Node finding the bundle through it
+    const link = join(t.testdir(), name);
+    symlinkSync(`${bin}${name}`, link);
+    const linked = spawnSync(link, [], { env: { PATH: process.env.PATH, CNI_COMMAND: 'NOPE' }, input: '', encoding: 'utf8' });
+    t.equal(JSON.parse(linked.stdout).code, 4, `${name} run through a link reaches its bundle`);
+  }
 });
 
 t.test('unknown or empty CNI_COMMAND: code 4', async (t) => {
