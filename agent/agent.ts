@@ -313,8 +313,13 @@ export class Agent {
     const seen = this.eventSeen.get(id);
     this.eventSeen.delete(id);
     log.info({ ip: rec.ip, owner: intent.owner, ms: Math.round(seconds * 1000), ...timing, ...(seen ? { sinceEventMs: Date.now() - seen } : {}) }, 'attached');
-    await this.state.save(rec);
+    // The event goes out while the record is written: the address is up now,
+    // and in a start storm a small write can wait ~0.5 s on a busy disk. If the
+    // agent dies before it lands, the record still says "adding", and the
+    // restart detaches and attaches again (to the same address: its owner is sticky).
+    const saved = this.state.save(rec);
     this.publish('attached', rec);
+    await saved;
     if (Object.keys(intent.lb).length > 0) this.lbSync();
   }
 
