@@ -6,19 +6,22 @@ import type { AttachConfig } from './attach-config.js';
 import { delegateIpam } from './delegate.js';
 import { BERTH_CODES, CNI_CODES, CniError } from './errors.js';
 import type { CniInterface, CniResult } from './result.js';
-import { isErrno, Links, rtnetlink, type LinkInfo } from './netlink.js';
+import { isErrno, Links, rtnetlink } from './netlink.js';
 import type { Request } from './skel.js';
 
 /**
- * Runs create; when the name is taken by a host end of this same attachment
- * (left by an interrupted ADD), deletes that and creates again. The common
- * case costs no lookup beforehand.
+ * Creates the veth pair with create(). When a name is taken, finds out which:
+ * the container's interface name in its namespace is the runtime's mistake
+ * (the CNI error for it); a host end of this same attachment, left by an
+ * interrupted ADD, is deleted and the pair created again. The common case
+ * costs no lookup at all.
  */
-export async function createReplacingStale(host: Links, hostName: string, create: () => Promise<LinkInfo>): Promise<LinkInfo> {
+export async function createReplacingStale<T>(host: Links, hostName: string, inside: Links, ifname: string, netns: string, create: () => Promise<T>): Promise<T> {
   try {
     return await create();
   } catch (err) {
     if (!isErrno(err, 'EEXIST')) throw err;
+    if (await inside.byName(ifname)) throw new CniError(BERTH_CODES.LINK_FAILED, `interface "${ifname}" already exists in ${netns}`);
     const stale = await host.byName(hostName);
     if (!stale) throw err;
     await host.delete(stale.index);

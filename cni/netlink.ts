@@ -5,7 +5,7 @@
 // only the calling thread, so a socket for a container is made by switching
 // the main thread into its namespace, creating the socket (synchronously), and
 // switching back, all in one tick: nothing else runs on the thread meanwhile.
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 // The netlink package's socket layer only: the messages are encoded in
 // rtnl.ts (its rtnetlink codecs and its index, with nl80211, genl and
 // wireguard, are not loaded: ~17 ms of a plugin's start-up between them).
@@ -112,18 +112,23 @@ export class Links {
     return (await this.byName(name))!;
   }
 
-  /** A veth pair: `hostName` here, its peer `peerName` created directly in the namespace open at `peerNsFd`. */
-  async createVeth(hostName: string, peerName: string, peerNsFd: number, opts: { mtu?: number; peerMac?: string; master?: number; up?: boolean } = {}): Promise<LinkInfo> {
+  /**
+   * A veth pair: `hostName` here, its peer `peerName` created directly in the
+   * namespace open at `peerNsFd`. The host end's MAC is chosen here, as the
+   * kernel would choose it (random, locally administered), and returned: the
+   * end is not read back, since in a start storm every request that takes the
+   * kernel's link lock (a lookup too) waits its turn, for 0.2-0.8 s at times.
+   */
+  async createVeth(hostName: string, peerName: string, peerNsFd: number, opts: { mtu?: number; peerMac?: string; master?: number; up?: boolean } = {}): Promise<{ hostMac: string }> {
     const mtu = opts.mtu ? { mtu: opts.mtu } : {};
+    const hostMac = randomMac();
     const peer: rtnl.NewLink = { name: peerName, netnsFd: peerNsFd, ...mtu, ...(opts.peerMac ? { mac: parseMac(opts.peerMac) } : {}) };
     // `up` and `master` bring the host end up on its bridge in the same
     // message: one trip through the kernel's link lock instead of three. (The
     // peer cannot come up in it: the kernel configures it before the two ends
     // are joined, and a veth end without its peer refuses to open.)
-    await this.create({ name: hostName, ...mtu, ...(opts.master ? { master: opts.master } : {}), kind: { name: 'veth', peer } }, opts.up);
-    const host = await this.byName(hostName);
-    if (!host) throw new Error(`veth "${hostName}" vanished right after it was created`);
-    return host;
+    await this.create({ name: hostName, ...mtu, mac: parseMac(hostMac), ...(opts.master ? { master: opts.master } : {}), kind: { name: 'veth', peer } }, opts.up);
+    return { hostMac };
   }
 
   /** Brings a link up. */
@@ -230,6 +235,34 @@ function toLinkInfo(m: rtnl.Link): LinkInfo {
   if (m.mtu !== undefined) info.mtu = m.mtu;
   if (m.mac) info.mac = formatMac(m.mac);
   return info;
+}
+
+/**
+ * The bridge `name` of this host, up, as sysfs shows it; undefined when it is
+ * missing, down or not a bridge. sysfs answers without the kernel's link lock,
+ * which an RTM_GETLINK takes. It shows the network namespace it was mounted
+ * in, the host's for a CNI plugin and for the agent; the name is an
+ * interface name, validated.
+ */
+export function hostBridgeUp(name: string): LinkInfo | undefined {
+  const dir = `/sys/class/net/${name}`;
+  try {
+    if (!existsSync(`${dir}/bridge`)) return undefined;
+    const read = (attr: string) => readFileSync(`${dir}/${attr}`, 'latin1').trim();
+    const up = (Number(read('flags')) & rtnl.IFF.UP) !== 0;
+    if (!up) return undefined;
+    return { index: Number(read('ifindex')), name, kind: 'bridge', up, mtu: Number(read('mtu')), mac: read('address') };
+  } catch {
+    return undefined; // gone meanwhile: the caller asks netlink
+  }
+}
+
+/** A random, locally administered unicast MAC, as the kernel gives a new device. */
+export function randomMac(): string {
+  const b = Buffer.alloc(6);
+  for (let i = 0; i < 6; i++) b[i] = Math.floor(Math.random() * 256);
+  b[0] = (b[0]! & 0xfe) | 0x02;
+  return formatMac(b);
 }
 
 /** "aa:bb:cc:dd:ee:ff" from 6 bytes. */

@@ -6,7 +6,7 @@ import { sha1Hex } from '../../ipam/sha1.js';
 import { attachResult, beginCheck, createReplacingStale, detachContainer, openNetns, undoAttach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CniError } from '../errors.js';
-import { Links, rtnetlink, type LinkInfo } from '../netlink.js';
+import { hostBridgeUp, Links, rtnetlink, type LinkInfo } from '../netlink.js';
 import type { CniInterface, CniResult } from '../result.js';
 import type { Plugin } from '../skel.js';
 import type { BridgeConfig } from './config.js';
@@ -39,7 +39,8 @@ async function ensureBridge(host: Links, conf: BridgeConfig): Promise<LinkInfo> 
       `this kernel has no 802.1Q VLAN support (no /proc/net/vlan): cannot create ${conf.master}.${conf.vlan} for vlan ${conf.vlan}`,
     );
   }
-  const br = await step(`create bridge "${conf.bridge}"`, () => host.ensureBridge(conf.bridge, conf.mtu));
+  // an existing bridge is read from sysfs: a lookup by netlink would wait for the kernel's link lock
+  const br = hostBridgeUp(conf.bridge) ?? (await step(`create bridge "${conf.bridge}"`, () => host.ensureBridge(conf.bridge, conf.mtu)));
   for (const s of plan) {
     if (s.op === 'ensure-vlan') await step(`create VLAN sub-interface "${s.name}"`, () => host.ensureVlan(s.name, s.master, s.id, s.mtu));
     else if (s.op === 'set-master') {
@@ -57,9 +58,6 @@ export const plugin: Plugin<BridgeConfig> = {
     const nsFd = openNetns(req.netns);
     const inside = new Links(rtnetlink(req.netns));
     try {
-      if (await inside.byName(req.ifname)) {
-        throw new CniError(BERTH_CODES.LINK_FAILED, `interface "${req.ifname}" already exists in ${req.netns}`);
-      }
       const br = await ensureBridge(host, conf);
       const hostName = hostVethName(req.containerId, req.ifname);
       // The address is asked for while the links are made: neither needs the
@@ -69,9 +67,9 @@ export const plugin: Plugin<BridgeConfig> = {
       asked.catch(() => {});
       let done = false;
       try {
-        // created on the bridge and up, in one message
+        // created on the bridge and up, in one message; an interface of that name in the namespace is refused here
         const veth = await step(`create veth "${hostName}" on "${conf.bridge}"`, () =>
-          createReplacingStale(host, hostName, () =>
+          createReplacingStale(host, hostName, inside, req.ifname, req.netns, () =>
             host.createVeth(hostName, req.ifname, nsFd, { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { peerMac: conf.mac } : {}), master: br.index, up: true }),
           ),
         );
@@ -101,10 +99,10 @@ export const plugin: Plugin<BridgeConfig> = {
           }
         }
         // read again: a bridge without a MAC of its own takes its lowest port's
-        const brNow = (await host.byName(conf.bridge))!;
+        const brNow = hostBridgeUp(conf.bridge) ?? (await host.byName(conf.bridge))!;
         const ours: CniInterface[] = [
           { name: conf.bridge, ...(brNow.mac ? { mac: brNow.mac } : {}) },
-          { name: hostName, ...(veth.mac ? { mac: veth.mac } : {}) },
+          { name: hostName, mac: veth.hostMac },
           { name: req.ifname, ...(c.mac ? { mac: c.mac } : {}), ...(conf.mtu ? { mtu: conf.mtu } : {}), sandbox: req.netns },
         ];
         done = true;

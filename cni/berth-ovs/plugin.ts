@@ -61,7 +61,6 @@ export const plugin: Plugin<OvsConfig> = {
     const key = `${req.containerId}/${req.ifname}`;
     const hostName = hostVethName(req.containerId, req.ifname);
     try {
-      if (await inside.byName(req.ifname)) throw new CniError(BERTH_CODES.LINK_FAILED, `interface "${req.ifname}" already exists in ${req.netns}`);
       const bridges = await db.transact('Open_vSwitch', [{ op: 'select', table: 'Bridge', where: [['name', '==', conf.bridge]], columns: ['name'] }]);
       if ((bridges[0]?.rows ?? []).length === 0) throw new CniError(CNI_CODES.INVALID_CONFIG, `Open vSwitch bridge "${conf.bridge}" does not exist`);
       // ports of this attachment left by an earlier, interrupted ADD
@@ -71,12 +70,12 @@ export const plugin: Plugin<OvsConfig> = {
       asked.catch(() => {});
       let done = false;
       try {
-        const veth = await createReplacingStale(host, hostName, () =>
-          host.createVeth(hostName, req.ifname, nsFd, { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { peerMac: conf.mac } : {}) }),
+        // up in the same message; an interface of that name in the namespace is refused here
+        const veth = await createReplacingStale(host, hostName, inside, req.ifname, req.netns, () =>
+          host.createVeth(hostName, req.ifname, nsFd, { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { peerMac: conf.mac } : {}), up: true }),
         ).catch((err: Error) => {
-          throw new CniError(BERTH_CODES.LINK_FAILED, `failed to create veth "${hostName}": ${err.message}`);
+          throw err instanceof CniError ? err : new CniError(BERTH_CODES.LINK_FAILED, `failed to create veth "${hostName}": ${err.message}`);
         });
-        await host.setUp(veth.index);
         await db
           .addPort(conf.bridge, {
             name: hostName,
@@ -101,7 +100,7 @@ export const plugin: Plugin<OvsConfig> = {
         done = true;
         req.log.info({ bridge: conf.bridge, port: hostName, vlan: conf.vlan, trunk: conf.trunk }, 'attached');
         const ours = [
-          { name: hostName, ...(veth.mac ? { mac: veth.mac } : {}) },
+          { name: hostName, mac: veth.hostMac },
           { name: req.ifname, ...(c.mac ? { mac: c.mac } : {}), sandbox: req.netns },
         ];
         return attachResult(req.prevResult, ours, ipam, req.config.dns as CniResult['dns']);

@@ -112,13 +112,15 @@ if (!skipWithoutNetns(t)) {
     t.equal((await runCni('berth-bridge', env('DEL', 'rb1', ns.path), s.conf())).code, 0, 'DEL after the failed ADD');
   });
 
-  t.test('ADD refuses an interface name already in the namespace, before allocating', async (t) => {
-    const s = await setup(t);
+  t.test('ADD refuses an interface name already in the namespace, and leaves nothing allocated or made', async (t) => {
+    const s = await setup(t, { hold: 0 });
     const ns = netns(t);
     ip('-n', ns.name, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1');
     const r = await runCni('berth-bridge', env('ADD', 'ex1', ns.path), s.conf());
     t.match(r.json, { code: 109, msg: /interface "eth0" already exists/ });
-    t.equal((await s.store.usage('web')).allocated, 0);
+    t.equal((await s.store.usage('web')).allocated, 0, 'the address asked for meanwhile was released');
+    t.notMatch(ip('link'), new RegExp(hostVethName('ex1', 'eth0')), 'no host end was left');
+    t.match(ip('-n', ns.name, 'link'), /eth0@eth1/, 'and the interface that was there is untouched');
   });
 
   t.test('a host end left by an interrupted ADD is replaced; a failing IPAM leaves no veth', async (t) => {

@@ -39,10 +39,13 @@ if (!skipWithoutNetns(t)) {
       const hostName = uniqueName('vh');
       cleanupLink(t, hostName);
       const fd = openSync(ns.path, 'r');
-      const veth = await host.createVeth(hostName, 'eth0', fd, { mtu: 1400, peerMac: `02:00:00:00:00:0${i + 1}` });
+      const made = await host.createVeth(hostName, 'eth0', fd, { mtu: 1400, peerMac: `02:00:00:00:00:0${i + 1}` });
       closeSync(fd);
+      const veth = (await host.byName(hostName))!;
       t.equal(veth.kind, 'veth');
       t.equal(veth.mtu, 1400);
+      t.equal(veth.mac, made.hostMac, 'the host end has the MAC createVeth chose and returned');
+      t.match(made.hostMac, /^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/, 'locally administered, unicast');
       await host.setMaster(veth.index, br.index);
       await host.setUp(veth.index);
       const inside = new Links(rtnetlink(ns.path));
