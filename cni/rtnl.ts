@@ -80,6 +80,12 @@ export function decodeAttrs(b: Buffer, at = 0): Map<number, Buffer> {
   return out;
 }
 
+/** The attributes after a message's fixed `head` bytes; a body shorter than its head is refused, naming the kind. */
+function bodyAttrs(b: Buffer, head: number, kind: string): Map<number, Buffer> {
+  if (b.length < head) throw new Error(`rtnetlink ${kind} message of ${b.length} bytes is too short`);
+  return decodeAttrs(b, head);
+}
+
 const cstr = (b: Buffer): string => {
   const end = b.indexOf(0);
   return b.toString('utf8', 0, end < 0 ? b.length : end);
@@ -160,8 +166,7 @@ export interface Link {
 
 /** Reads an RTM_NEWLINK message body (an answer to GETLINK). */
 export function decodeLink(b: Buffer): Link {
-  if (b.length < 16) throw new Error(`rtnetlink link message of ${b.length} bytes is too short`);
-  const a = decodeAttrs(b, 16);
+  const a = bodyAttrs(b, 16, 'link');
   const link: Link = { index: LE ? b.readInt32LE(4) : b.readInt32BE(4), flags: readU32(b, 8), name: a.has(IFLA.IFNAME) ? cstr(a.get(IFLA.IFNAME)!) : '' };
   const info = a.get(IFLA.LINKINFO);
   if (info) {
@@ -199,8 +204,7 @@ export interface Address {
 
 /** Reads an RTM_NEWADDR message body. */
 export function decodeAddress(b: Buffer): Address {
-  if (b.length < 8) throw new Error(`rtnetlink address message of ${b.length} bytes is too short`);
-  const a = decodeAttrs(b, 8);
+  const a = bodyAttrs(b, 8, 'address');
   const out: Address = { family: b[0] === 10 ? 6 : 4, prefix: b[1]!, index: readU32(b, 4) };
   const addr = a.get(IFA.ADDRESS) ?? a.get(IFA.LOCAL);
   if (addr) out.address = Buffer.from(addr);
@@ -240,8 +244,7 @@ export interface Route {
 
 /** Reads an RTM_NEWROUTE message body; RTA_TABLE, when present, is the table (rtm_table holds only 8 bits). */
 export function decodeRoute(b: Buffer): Route {
-  if (b.length < 12) throw new Error(`rtnetlink route message of ${b.length} bytes is too short`);
-  const a = decodeAttrs(b, 12);
+  const a = bodyAttrs(b, 12, 'route');
   const out: Route = { family: b[0] === 10 ? 6 : 4, prefix: b[1]!, table: a.has(RTA.TABLE) ? readU32(a.get(RTA.TABLE)!, 0) : b[4]! };
   if (a.has(RTA.DST)) out.dst = Buffer.from(a.get(RTA.DST)!);
   if (a.has(RTA.GATEWAY)) out.gateway = Buffer.from(a.get(RTA.GATEWAY)!);
