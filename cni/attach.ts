@@ -10,18 +10,24 @@ import { isErrno, Links, rtnetlink } from './netlink.js';
 import type { Request } from './skel.js';
 
 /**
- * Creates the veth pair with create(). When a name is taken, finds out which:
- * the container's interface name in its namespace is the runtime's mistake
- * (the CNI error for it); a host end of this same attachment, left by an
- * interrupted ADD, is deleted and the pair created again. The common case
- * costs no lookup at all.
+ * The CNI error for a container interface name already taken in its
+ * namespace. Checked before anything is asked for or made: a failed ADD undoes
+ * its attachment, and a repeated ADD must not undo the one that is there.
  */
-export async function createReplacingStale<T>(host: Links, hostName: string, inside: Links, ifname: string, netns: string, create: () => Promise<T>): Promise<T> {
+export async function refuseTakenName(inside: Links, ifname: string, netns: string): Promise<void> {
+  if (await inside.byName(ifname)) throw new CniError(BERTH_CODES.LINK_FAILED, `interface "${ifname}" already exists in ${netns}`);
+}
+
+/**
+ * Runs create; when the name is taken by a host end of this same attachment
+ * (left by an interrupted ADD), deletes that and creates again. The common
+ * case costs no lookup beforehand.
+ */
+export async function createReplacingStale<T>(host: Links, hostName: string, create: () => Promise<T>): Promise<T> {
   try {
     return await create();
   } catch (err) {
     if (!isErrno(err, 'EEXIST')) throw err;
-    if (await inside.byName(ifname)) throw new CniError(BERTH_CODES.LINK_FAILED, `interface "${ifname}" already exists in ${netns}`);
     const stale = await host.byName(hostName);
     if (!stale) throw err;
     await host.delete(stale.index);

@@ -3,7 +3,7 @@
 // in-process, on the host and inside the container's namespace.
 import { closeSync, writeFileSync } from 'node:fs';
 import { sha1Hex } from '../../ipam/sha1.js';
-import { attachResult, beginCheck, createReplacingStale, detachContainer, openNetns, undoAttach } from '../attach.js';
+import { attachResult, beginCheck, createReplacingStale, detachContainer, openNetns, refuseTakenName, undoAttach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CniError } from '../errors.js';
 import { hostBridgeUp, Links, rtnetlink, type LinkInfo } from '../netlink.js';
@@ -58,6 +58,7 @@ export const plugin: Plugin<BridgeConfig> = {
     const nsFd = openNetns(req.netns);
     const inside = new Links(rtnetlink(req.netns));
     try {
+      await refuseTakenName(inside, req.ifname, req.netns);
       const br = await ensureBridge(host, conf);
       const hostName = hostVethName(req.containerId, req.ifname);
       // The address is asked for while the links are made: neither needs the
@@ -67,9 +68,9 @@ export const plugin: Plugin<BridgeConfig> = {
       asked.catch(() => {});
       let done = false;
       try {
-        // created on the bridge and up, in one message; an interface of that name in the namespace is refused here
+        // created on the bridge and up, in one message
         const veth = await step(`create veth "${hostName}" on "${conf.bridge}"`, () =>
-          createReplacingStale(host, hostName, inside, req.ifname, req.netns, () =>
+          createReplacingStale(host, hostName, () =>
             host.createVeth(hostName, req.ifname, nsFd, { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { peerMac: conf.mac } : {}), master: br.index, up: true }),
           ),
         );

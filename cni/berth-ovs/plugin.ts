@@ -4,7 +4,7 @@
 // the attachment in its external_ids, so DEL and GC find it with no local cache.
 import { closeSync } from 'node:fs';
 import { hostVethName } from '../berth-bridge/plugin.js';
-import { attachResult, beginCheck, createReplacingStale, detachContainer, openNetns, undoAttach } from '../attach.js';
+import { attachResult, beginCheck, createReplacingStale, detachContainer, openNetns, refuseTakenName, undoAttach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CNI_CODES, CniError } from '../errors.js';
 import { Links, rtnetlink } from '../netlink.js';
@@ -61,6 +61,7 @@ export const plugin: Plugin<OvsConfig> = {
     const key = `${req.containerId}/${req.ifname}`;
     const hostName = hostVethName(req.containerId, req.ifname);
     try {
+      await refuseTakenName(inside, req.ifname, req.netns);
       const bridges = await db.transact('Open_vSwitch', [{ op: 'select', table: 'Bridge', where: [['name', '==', conf.bridge]], columns: ['name'] }]);
       if ((bridges[0]?.rows ?? []).length === 0) throw new CniError(CNI_CODES.INVALID_CONFIG, `Open vSwitch bridge "${conf.bridge}" does not exist`);
       // ports of this attachment left by an earlier, interrupted ADD
@@ -70,8 +71,8 @@ export const plugin: Plugin<OvsConfig> = {
       asked.catch(() => {});
       let done = false;
       try {
-        // up in the same message; an interface of that name in the namespace is refused here
-        const veth = await createReplacingStale(host, hostName, inside, req.ifname, req.netns, () =>
+        // up in the same message
+        const veth = await createReplacingStale(host, hostName, () =>
           host.createVeth(hostName, req.ifname, nsFd, { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { peerMac: conf.mac } : {}), up: true }),
         ).catch((err: Error) => {
           throw err instanceof CniError ? err : new CniError(BERTH_CODES.LINK_FAILED, `failed to create veth "${hostName}": ${err.message}`);

@@ -123,6 +123,19 @@ if (!skipWithoutNetns(t)) {
     t.match(ip('-n', ns.name, 'link'), /eth0@eth1/, 'and the interface that was there is untouched');
   });
 
+  t.test('a repeated ADD of an attachment is refused and leaves the attachment as it was', async (t) => {
+    const s = await setup(t, { hold: 0 });
+    const ns = netns(t);
+    const first = await runCni('berth-bridge', env('ADD', 'rep1', ns.path), s.conf());
+    t.equal(first.code, 0, first.stdout);
+    const again = await runCni('berth-bridge', env('ADD', 'rep1', ns.path), s.conf());
+    t.match(again.json, { code: 109, msg: /interface "eth0" already exists/ });
+    t.equal((await s.store.usage('web')).allocated, 1, 'the address is still allocated');
+    t.match(ip('link', 'show', hostVethName('rep1', 'eth0')), new RegExp(`master ${s.bridge}`), 'the host end is still on the bridge');
+    t.match(ip('-n', ns.name, 'addr', 'show', 'eth0'), new RegExp(first.json!.ips[0].address.replace(/\./g, '\\.')), 'and the container keeps its address');
+    t.equal((await runCni('berth-bridge', env('DEL', 'rep1', ns.path), s.conf())).code, 0);
+  });
+
   t.test('a host end left by an interrupted ADD is replaced; a failing IPAM leaves no veth', async (t) => {
     const s = await setup(t, { hold: 0 });
     const ns = netns(t);
