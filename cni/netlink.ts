@@ -211,7 +211,7 @@ export class Links {
   async routes(): Promise<Array<{ dst: string; gw?: string; oif?: number }>> {
     return (await this.ask(rtnl.RTM.GETROUTE, rtnl.dumpBody('route'), rtnl.NLM_F.DUMP))
       .map(rtnl.decodeRoute)
-      .filter((m) => m.table === 254)
+      .filter((m) => m.table === rtnl.RT_TABLE_MAIN)
       .map((m) => {
         const zero = m.family === 4 ? '00000000' : '0'.repeat(32);
         const dst = m.dst ? m.dst.toString('hex') : zero;

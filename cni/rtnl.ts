@@ -31,10 +31,14 @@ const NLA_TYPE_MASK = 0x3fff; // without NLA_F_NESTED and NLA_F_NET_BYTEORDER
 /** One attribute: its type and its payload (a u32, a NUL-terminated string, bytes, or nested attributes). */
 export type Attr = [type: number, value: number | string | Buffer | Attr[]];
 
+function writeU32(b: Buffer, at: number, n: number): void {
+  if (LE) b.writeUInt32LE(n >>> 0, at);
+  else b.writeUInt32BE(n >>> 0, at);
+}
+
 function u32(n: number): Buffer {
   const b = Buffer.alloc(4);
-  if (LE) b.writeUInt32LE(n >>> 0);
-  else b.writeUInt32BE(n >>> 0);
+  writeU32(b, 0, n);
   return b;
 }
 
@@ -42,7 +46,7 @@ function readU32(b: Buffer, at: number): number {
   return LE ? b.readUInt32LE(at) : b.readUInt32BE(at);
 }
 
-function u16(b: Buffer, at: number, n: number): void {
+function writeU16(b: Buffer, at: number, n: number): void {
   if (LE) b.writeUInt16LE(n, at);
   else b.writeUInt16BE(n, at);
 }
@@ -60,8 +64,8 @@ export function encodeAttrs(attrs: Attr[]): Buffer {
     const payload =
       typeof value === 'number' ? u32(value) : typeof value === 'string' ? Buffer.from(`${value}\0`) : Buffer.isBuffer(value) ? value : encodeAttrs(value);
     const head = Buffer.alloc(4);
-    u16(head, 0, 4 + payload.length);
-    u16(head, 2, type);
+    writeU16(head, 0, 4 + payload.length);
+    writeU16(head, 2, type);
     parts.push(head, payload, Buffer.alloc(pad4(payload.length) - payload.length));
   }
   return Buffer.concat(parts);
@@ -94,15 +98,9 @@ const cstr = (b: Buffer): string => {
 /** struct ifinfomsg (16 bytes): family, type, index, flags and the mask of flags to change. */
 export function ifinfomsg(m: { index?: number; flags?: number; change?: number } = {}): Buffer {
   const b = Buffer.alloc(16);
-  if (LE) {
-    b.writeInt32LE(m.index ?? 0, 4);
-    b.writeUInt32LE(m.flags ?? 0, 8);
-    b.writeUInt32LE(m.change ?? 0, 12);
-  } else {
-    b.writeInt32BE(m.index ?? 0, 4);
-    b.writeUInt32BE(m.flags ?? 0, 8);
-    b.writeUInt32BE(m.change ?? 0, 12);
-  }
+  writeU32(b, 4, m.index ?? 0);
+  writeU32(b, 8, m.flags ?? 0);
+  writeU32(b, 12, m.change ?? 0);
   return b;
 }
 
@@ -131,7 +129,11 @@ function linkAttrs(l: NewLink): Attr[] {
     const info: Attr[] = [[IFLA_INFO.KIND, k.name]];
     // the peer is a whole ifinfomsg with its own attributes
     if (k.name === 'veth') info.push([IFLA_INFO.DATA, [[VETH_INFO_PEER, Buffer.concat([ifinfomsg(), encodeAttrs(linkAttrs(k.peer))])]]]);
-    if (k.name === 'vlan') info.push([IFLA_INFO.DATA, [[IFLA_VLAN_ID, Buffer.from(LE ? [k.id & 0xff, k.id >> 8] : [k.id >> 8, k.id & 0xff])]]]);
+    if (k.name === 'vlan') {
+      const id = Buffer.alloc(2); // a u16
+      writeU16(id, 0, k.id);
+      info.push([IFLA_INFO.DATA, [[IFLA_VLAN_ID, id]]]);
+    }
     attrs.push([IFLA.LINKINFO, info]);
   }
   return attrs;
@@ -167,7 +169,7 @@ export interface Link {
 /** Reads an RTM_NEWLINK message body (an answer to GETLINK). */
 export function decodeLink(b: Buffer): Link {
   const a = bodyAttrs(b, 16, 'link');
-  const link: Link = { index: LE ? b.readInt32LE(4) : b.readInt32BE(4), flags: readU32(b, 8), name: a.has(IFLA.IFNAME) ? cstr(a.get(IFLA.IFNAME)!) : '' };
+  const link: Link = { index: readU32(b, 4) | 0, flags: readU32(b, 8), name: a.has(IFLA.IFNAME) ? cstr(a.get(IFLA.IFNAME)!) : '' };
   const info = a.get(IFLA.LINKINFO);
   if (info) {
     const kind = decodeAttrs(info).get(IFLA_INFO.KIND);
@@ -184,8 +186,7 @@ export function newAddressBody(a: { family: 4 | 6; prefix: number; index: number
   const head = Buffer.alloc(8);
   head[0] = a.family === 4 ? 2 : 10;
   head[1] = a.prefix;
-  if (LE) head.writeUInt32LE(a.index, 4);
-  else head.writeUInt32BE(a.index, 4);
+  writeU32(head, 4, a.index);
   return Buffer.concat([head, encodeAttrs([[IFA.LOCAL, a.address], [IFA.ADDRESS, a.address]])]);
 }
 
@@ -211,7 +212,8 @@ export function decodeAddress(b: Buffer): Address {
   return out;
 }
 
-const RT_TABLE_MAIN = 254;
+/** The main routing table. */
+export const RT_TABLE_MAIN = 254;
 const RTPROT_BOOT = 3;
 const RT_SCOPE_UNIVERSE = 0;
 const RT_SCOPE_LINK = 253;
