@@ -37,9 +37,27 @@ export async function createReplacingStale<T>(host: Links, hostName: string, cre
 
 /** Undoes a half-made attachment after a failed ADD: the veth (its peer goes with it), then the address. */
 export async function undoAttach(req: Request, conf: AttachConfig, host: Links, hostName: string): Promise<void> {
-  const made = await host.byName(hostName).catch(() => undefined);
-  if (made) await host.delete(made.index).catch(() => {});
+  await host.deleteByName(hostName).catch(() => {});
   await delegateIpam(req, conf.ipamType, 'DEL').catch((err: Error) => req.log.error({ err: err.message }, 'failed to release the address after a failed ADD'));
+}
+
+/**
+ * DEL: the address released (IPAM DEL) while `detach` takes the interfaces
+ * away. Neither needs the other, and each mostly waits: on the store, and on
+ * the kernel (deleting a veth returns only after an RCU grace period). Both
+ * are settled before DEL answers; when both fail, IPAM's error is reported.
+ * A DEL that fails half-way is repeated by the runtime, and both halves are
+ * idempotent.
+ */
+export async function releaseAndDetach(req: Request, conf: AttachConfig, detach: () => Promise<void>): Promise<void> {
+  const released = delegateIpam(req, conf.ipamType, 'DEL');
+  released.catch(() => {});
+  try {
+    await detach();
+  } catch (err) {
+    throw (await released.then(() => undefined, (e: unknown) => e)) ?? err;
+  }
+  await released;
 }
 
 /**
@@ -50,14 +68,12 @@ export async function detachContainer(req: Request, host: Links, hostName: strin
   if (req.netns && existsSync(req.netns)) {
     const inside = new Links(rtnetlink(req.netns));
     try {
-      const c = await inside.byName(req.ifname);
-      if (c) await inside.delete(c.index);
+      await inside.deleteByName(req.ifname);
     } finally {
       inside.close();
     }
   }
-  const h = await host.byName(hostName);
-  if (h) await host.delete(h.index);
+  await host.deleteByName(hostName);
 }
 
 /** CHECK's common start: prevResult is required and IPAM checks its part first. Returns prevResult and a failure maker. */

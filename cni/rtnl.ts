@@ -20,7 +20,7 @@ export const NLM_F = { DUMP: 0x300, EXCL: 0x200, CREATE: 0x400 } as const;
 /** Link flags (IFF_*). */
 export const IFF = { UP: 0x1, PROMISC: 0x100 } as const;
 
-const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, LINKINFO: 18, NET_NS_FD: 28 } as const;
+const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, LINKINFO: 18, NET_NS_FD: 28, NUM_TX_QUEUES: 31, NUM_RX_QUEUES: 32 } as const;
 const IFLA_INFO = { KIND: 1, DATA: 2 } as const;
 const VETH_INFO_PEER = 1;
 const IFLA_VLAN_ID = 1;
@@ -114,6 +114,8 @@ export interface NewLink {
   mac?: Buffer;
   /** the namespace, open at this fd, to create the link in */
   netnsFd?: number;
+  /** transmit and receive queues to allocate (the kernel's default when absent) */
+  queues?: number;
   kind?: { name: 'bridge' } | { name: 'veth'; peer: NewLink } | { name: 'vlan'; id: number };
 }
 
@@ -124,6 +126,7 @@ function linkAttrs(l: NewLink): Attr[] {
   if (l.link) attrs.push([IFLA.LINK, l.link]);
   if (l.mac) attrs.push([IFLA.ADDRESS, l.mac]);
   if (l.netnsFd !== undefined) attrs.push([IFLA.NET_NS_FD, l.netnsFd]);
+  if (l.queues) attrs.push([IFLA.NUM_TX_QUEUES, l.queues], [IFLA.NUM_RX_QUEUES, l.queues]);
   const k = l.kind;
   if (k) {
     const info: Attr[] = [[IFLA_INFO.KIND, k.name]];
@@ -144,8 +147,8 @@ export function newLinkBody(l: NewLink, up = false): Buffer {
   return Buffer.concat([ifinfomsg(up ? { flags: IFF.UP, change: IFF.UP } : {}), encodeAttrs(linkAttrs(l))]);
 }
 
-/** The body of an RTM_GETLINK for one link by name. */
-export function getLinkByNameBody(name: string): Buffer {
+/** The body of an RTM_GETLINK or RTM_DELLINK of one link by name (no index: the kernel looks the name up). */
+export function linkByNameBody(name: string): Buffer {
   return Buffer.concat([ifinfomsg(), encodeAttrs([[IFLA.IFNAME, name]])]);
 }
 

@@ -3,7 +3,7 @@
 // in-process, on the host and inside the container's namespace.
 import { closeSync, writeFileSync } from 'node:fs';
 import { sha1Hex } from '../../ipam/sha1.js';
-import { attachResult, beginCheck, createReplacingStale, detachContainer, openNetns, refuseTakenName, undoAttach } from '../attach.js';
+import { attachResult, beginCheck, createReplacingStale, detachContainer, openNetns, refuseTakenName, releaseAndDetach, undoAttach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CniError } from '../errors.js';
 import { hostBridgeUp, Links, rtnetlink, type LinkInfo } from '../netlink.js';
@@ -126,13 +126,14 @@ export const plugin: Plugin<BridgeConfig> = {
   },
 
   async del(req, conf) {
-    await delegateIpam(req, conf.ipamType, 'DEL');
-    const host = new Links(rtnetlink());
-    try {
-      await step(`delete the interfaces of ${req.containerId}/${req.ifname}`, () => detachContainer(req, host, hostVethName(req.containerId, req.ifname)));
-    } finally {
-      host.close();
-    }
+    await releaseAndDetach(req, conf, async () => {
+      const host = new Links(rtnetlink());
+      try {
+        await step(`delete the interfaces of ${req.containerId}/${req.ifname}`, () => detachContainer(req, host, hostVethName(req.containerId, req.ifname)));
+      } finally {
+        host.close();
+      }
+    });
   },
 
   async check(req, conf) {

@@ -4,7 +4,7 @@
 // the attachment in its external_ids, so DEL and GC find it with no local cache.
 import { closeSync } from 'node:fs';
 import { hostVethName } from '../berth-bridge/plugin.js';
-import { attachResult, beginCheck, createReplacingStale, detachContainer, openNetns, refuseTakenName, undoAttach } from '../attach.js';
+import { attachResult, beginCheck, createReplacingStale, detachContainer, openNetns, refuseTakenName, releaseAndDetach, undoAttach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CNI_CODES, CniError } from '../errors.js';
 import { Links, rtnetlink } from '../netlink.js';
@@ -124,20 +124,21 @@ export const plugin: Plugin<OvsConfig> = {
   },
 
   async del(req, conf) {
-    await delegateIpam(req, conf.ipamType, 'DEL');
-    const db = await ovsdb(conf, CNI_CODES.TRY_AGAIN_LATER);
-    const host = new Links(rtnetlink());
-    try {
-      for (const p of await portsOf(db, conf, String(req.config.name), `${req.containerId}/${req.ifname}`)) {
-        await db.deletePort(conf.bridge, p.name).catch((err: Error) => {
-          throw ovsError(`delete port "${p.name}"`, err);
-        });
+    await releaseAndDetach(req, conf, async () => {
+      const db = await ovsdb(conf, CNI_CODES.TRY_AGAIN_LATER);
+      const host = new Links(rtnetlink());
+      try {
+        for (const p of await portsOf(db, conf, String(req.config.name), `${req.containerId}/${req.ifname}`)) {
+          await db.deletePort(conf.bridge, p.name).catch((err: Error) => {
+            throw ovsError(`delete port "${p.name}"`, err);
+          });
+        }
+        await detachContainer(req, host, hostVethName(req.containerId, req.ifname));
+      } finally {
+        db.close();
+        host.close();
       }
-      await detachContainer(req, host, hostVethName(req.containerId, req.ifname));
-    } finally {
-      db.close();
-      host.close();
-    }
+    });
   },
 
   async check(req, conf) {
@@ -172,8 +173,7 @@ export const plugin: Plugin<OvsConfig> = {
         if (valid.has(p.externalIds[ATTACHMENT] ?? '')) continue;
         try {
           await db.deletePort(conf.bridge, p.name);
-          const h = await host.byName(p.name);
-          if (h) await host.delete(h.index);
+          await host.deleteByName(p.name);
         } catch (err) {
           errors.push(`${p.name}: ${(err as Error).message}`); // keep going past one stuck port
         }

@@ -168,6 +168,23 @@ if (!skipWithoutNetns(t)) {
     t.notMatch(ip('link'), new RegExp(hostVethName('gone1', 'eth0')));
   });
 
+  t.test('a DEL whose store is unreachable fails with TRY_AGAIN_LATER, the interfaces gone; a DEL again releases the address', async (t) => {
+    const s = await setup(t);
+    const ns = netns(t);
+    const add = await runCni('berth-bridge', env('ADD', 'un1', ns.path), s.conf());
+    t.equal(add.code, 0, add.stdout);
+    const away = s.conf();
+    const del = await runCni('berth-bridge', env('DEL', 'un1', ns.path), { ...away, ipam: { ...(away.ipam as object), store: 'redis://127.0.0.1:1/0' } });
+    t.not(del.code, 0, 'DEL is not acknowledged');
+    t.match(del.json, { code: 11 }, 'the runtime is told to try again');
+    t.equal((await s.store.getAddress('web', hex(add.json!.ips[0].address))).state, 'allocated', 'the address is still held');
+    t.notMatch(ip('link'), new RegExp(hostVethName('un1', 'eth0')), 'the host end is gone meanwhile');
+    t.notMatch(ip('-n', ns.name, 'link'), /eth0/, 'and the container end');
+    const again = await runCni('berth-bridge', env('DEL', 'un1', ns.path), s.conf());
+    t.equal(again.code, 0, again.stdout);
+    t.equal((await s.store.getAddress('web', hex(add.json!.ips[0].address))).state, 'reserved', 'released by the repeated DEL');
+  });
+
   t.test('VLAN on a kernel without 802.1Q: a clear error naming it, and nothing left behind', async (t) => {
     if (haveFile('/proc/net/vlan')) {
       t.pass('this kernel has 802.1Q; the refusal path is not reachable here');

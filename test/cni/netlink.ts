@@ -46,6 +46,8 @@ if (!skipWithoutNetns(t)) {
       t.equal(veth.mtu, 1400);
       t.equal(veth.mac, made.hostMac, 'the host end has the MAC createVeth chose and returned');
       t.match(made.hostMac, /^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/, 'locally administered, unicast');
+      t.match(ip('-d', 'link', 'show', hostName), /numtxqueues 1 numrxqueues 1/, 'one queue each way, allocated so (not cut down after)');
+      t.match(ip('-n', ns.name, '-d', 'link', 'show', 'eth0'), /numtxqueues 1 numrxqueues 1/, 'on both ends');
       await host.setMaster(veth.index, br.index);
       await host.setUp(veth.index);
       const inside = new Links(rtnetlink(ns.path));
@@ -93,6 +95,17 @@ if (!skipWithoutNetns(t)) {
     await one.delete(link!.index);
     t.equal(await one.byName(veth), undefined, 'deleted');
     await one.delete(link!.index); // already gone: fine
+    const fd2 = openSync(ns.path, 'r');
+    await one.createVeth(veth, 'eth7', fd2);
+    closeSync(fd2);
+    const inside = new Links(rtnetlink(ns.path));
+    t.teardown(() => inside.close());
+    t.ok(await inside.byName('eth7'));
+    await inside.deleteByName('eth7');
+    t.equal(await inside.byName('eth7'), undefined, 'deleted by name');
+    t.equal(await one.byName(veth), undefined, 'and its peer with it');
+    await inside.deleteByName('eth7'); // already gone: fine
+    await t.rejects(inside.deleteByName('lo'), /ENOTSUP|EOPNOTSUPP/, 'what the kernel refuses is still an error');
     t.throws(() => parseMac('02:00:00'), /not a MAC address/);
   });
 }

@@ -17,13 +17,15 @@ const attrs = (data: unknown): Buffer => stream((s) => s.emit(data as never));
 
 t.test('a veth with its peer in another namespace, up on a bridge: the package reads every field', async (t) => {
   const mac = Buffer.from('020000000001', 'hex');
-  const body = rtnl.newLinkBody({ name: 'vbabc', mtu: 1400, master: 7, kind: { name: 'veth', peer: { name: 'eth0', netnsFd: 19, mtu: 1400, mac } } }, true);
+  const body = rtnl.newLinkBody({ name: 'vbabc', mtu: 1400, master: 7, queues: 1, kind: { name: 'veth', peer: { name: 'eth0', netnsFd: 19, mtu: 1400, mac, queues: 1 } } }, true);
   const m = pkg.parseLinkMessage(body);
   t.equal(m.data.flags?.up, true, 'IFF_UP set');
   t.equal(m.data.change?.up, true, 'and in the change mask');
   t.equal(m.attrs.ifname, 'vbabc');
   t.equal(m.attrs.mtu, 1400);
   t.equal(m.attrs.master, 7);
+  t.equal(m.attrs.numTxQueues, 1, 'one transmit queue asked for');
+  t.equal(m.attrs.numRxQueues, 1, 'and one receive queue');
   const info = ifla.parseInfo(m.attrs.linkinfo!);
   t.equal(info.kind, 'veth');
   const peerBuf = ifla.parseVethInfo(info.data!).peer!;
@@ -32,6 +34,9 @@ t.test('a veth with its peer in another namespace, up on a bridge: the package r
   t.equal(peer.attrs.netNsFd, 19, 'and the namespace fd');
   t.same(peer.attrs.address, mac, 'and the MAC');
   t.equal(peer.attrs.mtu, 1400);
+  t.equal(peer.attrs.numTxQueues, 1, 'the peer too');
+  t.equal(peer.attrs.numRxQueues, 1);
+  t.equal(pkg.parseLinkMessage(rtnl.newLinkBody({ name: 'br0', kind: { name: 'bridge' } })).attrs.numTxQueues, undefined, 'the kernel default unless asked');
 });
 
 t.test('a bridge, a VLAN sub-interface, a lookup by name, set-link: as the package reads them', async (t) => {
@@ -43,7 +48,7 @@ t.test('a bridge, a VLAN sub-interface, a lookup by name, set-link: as the packa
   const vinfo = ifla.parseInfo(vl.attrs.linkinfo!);
   t.equal(vinfo.kind, 'vlan');
   t.equal(ifla.parseVlan(vinfo.data!).id, 100, 'VLAN id 100 (a u16)');
-  t.equal(pkg.parseLinkMessage(rtnl.getLinkByNameBody('eth0')).attrs.ifname, 'eth0');
+  t.equal(pkg.parseLinkMessage(rtnl.linkByNameBody('eth0')).attrs.ifname, 'eth0');
   const up = pkg.parseLinkMessage(rtnl.setLinkBody(12, { flags: rtnl.IFF.UP, change: rtnl.IFF.UP }));
   t.equal(up.data.index, 12);
   t.equal(up.data.flags?.up, true);
