@@ -5,6 +5,7 @@
 // outage is queued and completed, events reach the Redis stream and a webhook.
 import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
+import { readdirSync, readFileSync } from 'node:fs';
 import pino from 'pino';
 import t from 'tap';
 import { DockerEngine } from '../../agent/docker.js';
@@ -87,6 +88,16 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
     const info = await addressState(ip);
     t.equal(info.state, 'allocated');
     t.equal(info.owner, 'web1', 'the owner defaults to the container name');
+  });
+
+  t.test('every thread of the agent runs at the nice value (-10 by default), not only the main one', async (t) => {
+    const task = `/proc/${agent.pid()}/task`;
+    const nices = readdirSync(task).map((tid) => {
+      const stat = readFileSync(`${task}/${tid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]); // field 19, nice
+    });
+    t.ok(nices.length > 4, `${nices.length} threads: V8's, libuv's pool, the plugin thread`);
+    t.same([...new Set(nices)], [-10], 'all at -10');
   });
 
   t.test('an unlabelled container is left alone', async (t) => {

@@ -10,6 +10,8 @@ import { uniqueName } from './netns.js';
 
 export interface AgentProcess {
   socket: string;
+  /** the agent's process id */
+  pid(): number;
   /** log lines so far (pino JSON) */
   log(): string;
   get<T = unknown>(path: string): Promise<{ status: number; body: T }>;
@@ -36,6 +38,7 @@ export async function startAgent(dir: string, config: Record<string, unknown>, e
   atExit(() => child.kill('SIGKILL'));
   const a: AgentProcess = {
     socket,
+    pid: () => child.pid!,
     log: () => text,
     get: async <T>(path: string) => (await agentGet(socket, path)) as { status: number; body: T },
     async ready(timeoutMs = 60000) {
