@@ -29,10 +29,20 @@ interface Sink {
   deliver(e: AttachmentEvent): Promise<void>;
   /** attempts per event (Infinity: until delivered or dropped by the bound) */
   readonly attempts: number;
+  /** deliveries in flight at once, each for a different container */
+  readonly parallel: number;
+}
+
+interface SinkState {
+  sink: Sink;
+  /** waiting, oldest first */
+  queue: AttachmentEvent[];
+  /** containers with a delivery in flight (retries included) */
+  busy: Set<string>;
 }
 
 export class EventPublisher {
-  private readonly sinks: Array<{ sink: Sink; queue: Array<{ e: AttachmentEvent; tries: number }>; running: boolean }> = [];
+  private readonly sinks: SinkState[] = [];
   readonly stats = { published: 0, delivered: new Map<string, number>(), dropped: new Map<string, number>() };
   private closed = false;
   private readonly idle = new Set<() => void>();
@@ -43,6 +53,8 @@ export class EventPublisher {
     this.add({
       name: 'redis-stream',
       attempts: Infinity,
+      // one XADD at a time: the stream keeps the order the events happened in
+      parallel: 1,
       deliver: async (e) => {
         const fields = Object.entries(e).flatMap(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]);
         await conn.send(['XADD', key, 'MAXLEN', '~', maxLen, '*', ...fields]);
@@ -50,10 +62,18 @@ export class EventPublisher {
     });
   }
 
+  /**
+   * POSTs each event. Up to 8 are in flight at once, for different
+   * containers: in a start storm one POST at a time let a busy receiver hold
+   * the hundredth container's event for ~0.4 s behind the others. A
+   * container's own events still arrive in order (its "detached" never
+   * before its "attached"), retries included.
+   */
   addWebhook(w: WebhookConfig): void {
     this.add({
       name: 'webhook',
       attempts: w.retries,
+      parallel: 8,
       deliver: async (e) => {
         const res = await fetch(w.url, {
           method: 'POST',
@@ -68,7 +88,7 @@ export class EventPublisher {
   }
 
   private add(sink: Sink): void {
-    this.sinks.push({ sink, queue: [], running: false });
+    this.sinks.push({ sink, queue: [], busy: new Set() });
     this.stats.delivered.set(sink.name, 0);
     this.stats.dropped.set(sink.name, 0);
   }
@@ -81,14 +101,14 @@ export class EventPublisher {
         this.stats.dropped.set(s.sink.name, this.stats.dropped.get(s.sink.name)! + 1);
         this.log.error({ sink: s.sink.name }, 'event queue full: dropped the oldest event');
       }
-      s.queue.push({ e, tries: 0 });
-      if (!s.running) void this.drain(s);
+      s.queue.push(e);
+      this.pump(s);
     }
   }
 
-  /** Events waiting in any sink. */
+  /** Events waiting or on their way in any sink. */
   pending(): number {
-    return this.sinks.reduce((n, s) => n + s.queue.length, 0);
+    return this.sinks.reduce((n, s) => n + s.queue.length + s.busy.size, 0);
   }
 
   /** Resolves once every queue is empty (or after `ms`). */
@@ -108,31 +128,49 @@ export class EventPublisher {
     this.closed = true;
   }
 
-  private async drain(s: (typeof this.sinks)[number]): Promise<void> {
-    s.running = true;
+  /**
+   * Starts deliveries while the sink has room: the oldest waiting event of
+   * each container with none in flight. A container's later events wait for
+   * its earlier one, so they go out in order.
+   */
+  private pump(s: SinkState): void {
+    if (this.closed) return;
+    const held = new Set<string>();
+    for (let i = 0; i < s.queue.length && s.busy.size < s.sink.parallel; ) {
+      const e = s.queue[i]!;
+      if (s.busy.has(e.container) || held.has(e.container)) {
+        held.add(e.container);
+        i++;
+        continue;
+      }
+      s.queue.splice(i, 1);
+      s.busy.add(e.container);
+      void this.deliver(s, e).finally(() => {
+        s.busy.delete(e.container);
+        this.pump(s);
+        if (this.pending() === 0) for (const f of [...this.idle]) (this.idle.delete(f), f());
+      });
+    }
+  }
+
+  /** One event, retried with backoff until delivered, out of attempts, or closed. */
+  private async deliver(s: SinkState, e: AttachmentEvent): Promise<void> {
     let backoff = 100;
-    while (s.queue.length > 0 && !this.closed) {
-      const head = s.queue[0]!;
+    for (let tries = 1; !this.closed; tries++) {
       try {
-        await s.sink.deliver(head.e);
-        // publish() may have dropped it (queue full) while it was on its way
-        if (s.queue[0] === head) s.queue.shift();
+        await s.sink.deliver(e);
         this.stats.delivered.set(s.sink.name, this.stats.delivered.get(s.sink.name)! + 1);
-        backoff = 100;
+        return;
       } catch (err) {
-        head.tries++;
-        if (head.tries >= s.sink.attempts) {
-          if (s.queue[0] === head) s.queue.shift();
+        if (tries >= s.sink.attempts) {
           this.stats.dropped.set(s.sink.name, this.stats.dropped.get(s.sink.name)! + 1);
-          this.log.error({ sink: s.sink.name, err: (err as Error).message, containerId: head.e.container, tries: head.tries }, 'event not delivered; giving up');
-          continue;
+          this.log.error({ sink: s.sink.name, err: (err as Error).message, containerId: e.container, tries }, 'event not delivered; giving up');
+          return;
         }
-        this.log.warn({ sink: s.sink.name, err: (err as Error).message, tries: head.tries }, 'event delivery failed; retrying');
+        this.log.warn({ sink: s.sink.name, err: (err as Error).message, tries }, 'event delivery failed; retrying');
         await new Promise((r) => setTimeout(r, backoff).unref());
         backoff = Math.min(backoff * 2, 10000);
       }
     }
-    s.running = false;
-    if (this.pending() === 0) for (const f of [...this.idle]) (this.idle.delete(f), f());
   }
 }

@@ -1,0 +1,85 @@
+// The agent's event publisher against a real HTTP receiver: webhook
+// deliveries run side by side for different containers, one container's
+// events arrive in the order they happened (retries included), an event out
+// of attempts is dropped and counted, and flush waits for what is on its way.
+import t, { type Test } from 'tap';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import pino from 'pino';
+import { EventPublisher, type AttachmentEvent } from '../../agent/events.js';
+
+const quiet = pino({ level: 'silent' });
+
+function event(type: AttachmentEvent['type'], container: string): AttachmentEvent {
+  return { type, container, name: container, owner: container, network: 'net', ip: '10.0.0.2', host: 'h', time: new Date().toISOString() };
+}
+
+/** A receiver whose answer to each request is decided by `answer` (status, after a delay). */
+async function receiver(t: Test, answer: (e: AttachmentEvent, n: number) => { status: number; delayMs?: number }) {
+  const got: Array<{ e: AttachmentEvent; status: number }> = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  let n = 0;
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      const e = JSON.parse(body) as AttachmentEvent;
+      const a = answer(e, n++);
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      setTimeout(() => {
+        inFlight--;
+        got.push({ e, status: a.status });
+        res.writeHead(a.status).end();
+      }, a.delayMs ?? 0);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/`, got, maxInFlight: () => maxInFlight };
+}
+
+t.test('deliveries for different containers run side by side', async (t) => {
+  const r = await receiver(t, () => ({ status: 204, delayMs: 100 }));
+  const p = new EventPublisher(quiet);
+  p.addWebhook({ url: r.url, retries: 3, timeoutMs: 5000 });
+  for (let i = 0; i < 20; i++) p.publish(event('attached', `c${i}`));
+  t.equal(p.pending(), 20, 'all waiting or on their way');
+  await p.flush(10000);
+  t.equal(p.pending(), 0, 'flush waited for them');
+  t.equal(r.got.length, 20, 'every event delivered');
+  t.equal(p.stats.delivered.get('webhook'), 20);
+  t.ok(r.maxInFlight() > 1, `more than one POST in flight at once (${r.maxInFlight()})`);
+  t.ok(r.maxInFlight() <= 8, 'and no more than 8');
+});
+
+t.test("a container's events arrive in order, also when its first delivery is retried", async (t) => {
+  let failures = 2;
+  const r = await receiver(t, (e) => (e.container === 'a' && e.type === 'attached' && failures-- > 0 ? { status: 503 } : { status: 204, delayMs: 5 }));
+  const p = new EventPublisher(quiet);
+  p.addWebhook({ url: r.url, retries: 5, timeoutMs: 5000 });
+  p.publish(event('attached', 'a'));
+  p.publish(event('attached', 'b'));
+  p.publish(event('detached', 'a'));
+  p.publish(event('detached', 'b'));
+  await p.flush(10000);
+  const delivered = r.got.filter((g) => g.status === 204).map((g) => `${g.e.type}:${g.e.container}`);
+  t.same(delivered.filter((d) => d.endsWith(':a')), ['attached:a', 'detached:a'], "a's events in order, after two failed tries");
+  t.same(delivered.filter((d) => d.endsWith(':b')), ['attached:b', 'detached:b']);
+  t.ok(delivered.indexOf('attached:b') < delivered.indexOf('attached:a'), "b did not wait for a's retries");
+  t.equal(r.got.filter((g) => g.status === 503).length, 2, 'the two failures were real POSTs');
+});
+
+t.test('an event out of attempts is dropped and counted; the next one goes on', async (t) => {
+  const r = await receiver(t, (e) => ({ status: e.container === 'bad' ? 500 : 204 }));
+  const p = new EventPublisher(quiet);
+  p.addWebhook({ url: r.url, retries: 2, timeoutMs: 5000 });
+  p.publish(event('attached', 'bad'));
+  p.publish(event('detached', 'bad'));
+  p.publish(event('attached', 'good'));
+  await p.flush(10000);
+  t.equal(p.stats.dropped.get('webhook'), 2, 'both of bad\'s events, after 2 tries each');
+  t.equal(r.got.filter((g) => g.e.container === 'bad').length, 4);
+  t.equal(p.stats.delivered.get('webhook'), 1);
+  t.same(r.got.filter((g) => g.status === 204).map((g) => g.e.container), ['good']);
+});
