@@ -146,6 +146,8 @@ export async function benchAgent(opts: { quick?: boolean } = {}): Promise<string
     const delivery = berth.ids.map((id) => (eventReceived.get(id) ?? 0) - (startEvents.get(id) ?? 0)).sort((a, b) => a - b);
     const afterDelivery = berth.ids.map((id) => attachedAt.get(id)! - (eventReceived.get(id) ?? berth.t0)).sort((a, b) => a - b);
     const allUp = Math.max(...berth.ids.map((id) => attachedAt.get(id)!)) - berth.t0;
+    // per container, for a closer look at the tail: Docker's start time, when this process got the event, when the webhook came (ms)
+    if (process.env.BENCH_AGENT_DUMP) writeFileSync(process.env.BENCH_AGENT_DUMP, JSON.stringify(berth.ids.map((id) => ({ id, start: startEvents.get(id), got: eventReceived.get(id), hook: attachedAt.get(id) }))));
     await removeAll(berth.ids);
     await waitFor('every attachment gone', async () => ((await agent.get<unknown[]>('/v1/attachments')).body.length === 0 ? true : undefined), 300000);
 

@@ -12,6 +12,11 @@ const quick = process.env.BENCH_QUICK === '1';
 const only = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
 const started = new Date().toISOString();
 console.log(`berth benchmarks, ${started}, node ${process.version}${quick ? ' (quick)' : ''}\n`);
+// podman and the agent pass this environment on to the plugin processes they
+// start, and these make every Node start-up slower (a CA bundle is ~50 ms):
+// the per-call rows run with PATH alone, so the podman rows would not compare
+const heavy = ['NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS'].filter((k) => process.env[k]);
+if (heavy.length > 0) console.log(`note: ${heavy.join(' and ')} set: every plugin process podman starts pays for it; unset for figures\n`);
 const benches: Array<[string, (o: { quick: boolean }) => Promise<string[]>]> = [
   ['ipam', benchIpam],
   ['cni', benchCni],
