@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
+import { Links, rtnetlink } from '../cni/netlink.js';
 import { main } from '../cli/main.js';
 import { startAgent, waitFor } from '../test/helpers/agent.js';
 import { dockerMissing, startDocker } from '../test/helpers/docker.js';
@@ -24,6 +25,26 @@ async function limited<T>(n: number, items: T[], fn: (x: T) => Promise<void>): P
   await Promise.all(Array.from({ length: n }, async () => {
     while (next < items.length) await fn(items[next++]!);
   }));
+}
+
+/**
+ * Resolves once 2 s pass in which no lookup of `lo` (an RTM_GETLINK, which
+ * takes the kernel's link lock), one every 50 ms, took over 20 ms; or after `maxMs`.
+ */
+async function linkLockQuiet(maxMs: number): Promise<void> {
+  const host = new Links(rtnetlink());
+  try {
+    const deadline = Date.now() + maxMs;
+    let quietSince = Date.now();
+    while (Date.now() < deadline && Date.now() - quietSince < 2000) {
+      const t0 = performance.now();
+      await host.byName('lo');
+      if (performance.now() - t0 > 20) quietSince = Date.now();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    host.close();
+  }
 }
 
 /** The agent benchmark; returns printable lines. */
@@ -109,10 +130,16 @@ export async function benchAgent(opts: { quick?: boolean } = {}): Promise<string
     // the kernel tears removed namespaces down in the background, under the
     // lock every link change takes: let that finish so rounds do not slow each
     // other (after 5 s the berth round still met the teardown of the 200
-    // namespaces before it: p99 2.4–2.5 s against 1.5 s after 20 s)
+    // namespaces before it: p99 2.4–2.5 s against 1.5 s after 20 s; and a
+    // fixed 20 s was not always enough on a slower run). So: at least 20 s,
+    // then until the lock is quiet, as a lookup every 50 ms sees it.
+    const settled: number[] = [];
     const removeAll = async (ids: string[]) => {
+      const t0 = Date.now();
       await limited(8, ids, async (id) => void (await docker.getContainer(id).remove({ force: true })));
       await new Promise((r) => setTimeout(r, Number(process.env.BENCH_AGENT_SETTLE_MS ?? 20000)));
+      await linkLockQuiet(60000);
+      settled.push(Date.now() - t0);
     };
     const base = (name: string): Docker.ContainerCreateOptions => ({ name, Image: engine.image, Cmd: ['sleep', '3600'], HostConfig: { NetworkMode: 'none' } });
 
@@ -157,6 +184,7 @@ export async function benchAgent(opts: { quick?: boolean } = {}): Promise<string
     out.push(`    and berth from the delivered event to the IP up:                   p50 ${percentile(afterDelivery, 50)} ms, p99 ${percentile(afterDelivery, 99)} ms`);
     out.push(`  all ${burst} started (API returned):  --network none ${none.startedMs} ms | Docker bridge + fixed IP ${ref.startedMs} ms | berth (labelled, none) ${berth.startedMs} ms`);
     out.push(`  all ${burst} with their IP up:        berth ${allUp} ms = ${(allUp / ref.startedMs).toFixed(2)}x Docker's own bridge network`);
+    out.push(`  between rounds (removal, then the kernel's link lock quiet): ${settled.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(', ')}`);
 
     if (tracked === 0) {
       await agent.kill('SIGTERM');
