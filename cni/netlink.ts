@@ -125,10 +125,11 @@ export class Links {
     // One queue each way, asked for: left to the kernel, a veth gets a queue
     // per CPU, cut to one just after it is registered, and cutting transmit
     // queues waits for an RCU grace period, twice per pair, while holding the
-    // kernel's link lock. In a start storm such a wait took up to 0.85 s
-    // (perf, sched_switch: veth_init_queues > synchronize_rcu_expedited) and
-    // every link change on the host queued behind it. One queue is what a veth
-    // runs with anyway; only `ethtool -L` could have raised it later.
+    // kernel's link lock. In a start storm most of the agent's sleeps in the
+    // kernel were that wait (perf: veth_init_queues > synchronize_rcu_expedited),
+    // and a lookup from another process waited up to 0.85 s for the lock.
+    // One queue is what a veth runs with anyway; only `ethtool -L` could have
+    // raised it later.
     const peer: rtnl.NewLink = { name: peerName, netnsFd: peerNsFd, queues: 1, ...mtu, ...(opts.peerMac ? { mac: parseMac(opts.peerMac) } : {}) };
     // `up` and `master` bring the host end up on its bridge in the same
     // message: one trip through the kernel's link lock instead of three. (The
