@@ -42,6 +42,16 @@ export async function undoAttach(req: Request, conf: AttachConfig, host: Links, 
 }
 
 /**
+ * The error to report when the link work of an attachment failed while its
+ * IPAM request ran beside it: the request's own failure if it had one (it
+ * says more: TRY_AGAIN_LATER, an exhausted pool), else `err`. Waits for the
+ * request to settle.
+ */
+export async function ipamErrorOr(ipam: Promise<unknown>, err: unknown): Promise<unknown> {
+  return (await ipam.then(() => undefined, (e: unknown) => e)) ?? err;
+}
+
+/**
  * DEL: the address released (IPAM DEL) while `detach` takes the interfaces
  * away. Neither needs the other, and each mostly waits: on the store, and on
  * the kernel (deleting a veth returns only after an RCU grace period). Both
@@ -55,7 +65,7 @@ export async function releaseAndDetach(req: Request, conf: AttachConfig, detach:
   try {
     await detach();
   } catch (err) {
-    throw (await released.then(() => undefined, (e: unknown) => e)) ?? err;
+    throw await ipamErrorOr(released, err);
   }
   await released;
 }

@@ -3,7 +3,7 @@
 // in-process, on the host and inside the container's namespace.
 import { closeSync, writeFileSync } from 'node:fs';
 import { sha1Hex } from '../../ipam/sha1.js';
-import { attachResult, beginCheck, createReplacingStale, detachContainer, openNetns, refuseTakenName, releaseAndDetach, undoAttach } from '../attach.js';
+import { attachResult, beginCheck, createReplacingStale, detachContainer, ipamErrorOr, openNetns, refuseTakenName, releaseAndDetach, undoAttach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CniError } from '../errors.js';
 import { hostBridgeUp, Links, rtnetlink, type LinkInfo } from '../netlink.js';
@@ -110,8 +110,7 @@ export const plugin: Plugin<BridgeConfig> = {
         req.log.info({ bridge: conf.bridge, veth: hostName, ips: (ipam.ips ?? []).map((i) => i.address) }, 'attached');
         return attachResult(req.prevResult, ours, ipam, req.config.dns as CniResult['dns']);
       } catch (err) {
-        // when the address request failed too, its error is the one to report (TRY_AGAIN_LATER, an exhausted pool)
-        throw (await asked.then(() => undefined, (e: unknown) => e)) ?? err;
+        throw await ipamErrorOr(asked, err);
       } finally {
         if (!done) {
           await asked.catch(() => {});

@@ -4,7 +4,7 @@
 // the attachment in its external_ids, so DEL and GC find it with no local cache.
 import { closeSync } from 'node:fs';
 import { hostVethName } from '../berth-bridge/plugin.js';
-import { attachResult, beginCheck, createReplacingStale, detachContainer, openNetns, refuseTakenName, releaseAndDetach, undoAttach } from '../attach.js';
+import { attachResult, beginCheck, createReplacingStale, detachContainer, ipamErrorOr, openNetns, refuseTakenName, releaseAndDetach, undoAttach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CNI_CODES, CniError } from '../errors.js';
 import { Links, rtnetlink } from '../netlink.js';
@@ -106,8 +106,7 @@ export const plugin: Plugin<OvsConfig> = {
         ];
         return attachResult(req.prevResult, ours, ipam, req.config.dns as CniResult['dns']);
       } catch (err) {
-        // when the address request failed too, its error is the one to report (TRY_AGAIN_LATER, an exhausted pool)
-        throw (await asked.then(() => undefined, (e: unknown) => e)) ?? err;
+        throw await ipamErrorOr(asked, err);
       } finally {
         if (!done) {
           await asked.catch(() => {});
