@@ -1,13 +1,13 @@
 // berth's own plugins, run on worker threads for the agent.
 //
-// A plugin's netlink requests are synchronous system calls: the kernel does
-// the link work inside sendmsg(), behind the lock every link change on the
-// host takes. In a container start storm dockerd holds that lock for each
-// namespace it makes, and a request waits 10–500 ms for it. On the agent's
-// main thread that wait froze everything else (Docker's events, inspects,
-// state writes, the API). On a worker only that worker waits. setns(2) moves
-// just the calling thread, so a worker enters a container's namespace
-// exactly as a plugin process does.
+// A plugin call is mostly JavaScript: config validation, the IPAM engine, the
+// rtnetlink codecs, its share of the pool's Redis replies. On a worker it
+// leaves the agent's main thread free for Docker's events, inspects, state
+// writes and the API. The kernel's link work itself runs on the libuv thread
+// pool (cni/netlink.ts), where a request that waits for the kernel's link
+// lock in a start storm (10–500 ms, at times seconds) holds up neither
+// thread. setns(2) moves just the calling thread, so a worker opens sockets
+// in a container's namespace exactly as a plugin process does.
 //
 // The same file is the worker's entry (it checks isMainThread) and the pool.
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
@@ -75,9 +75,8 @@ export class PluginWorkers {
 
   /**
    * Refuses new calls, waits (at most waitMs) for those in flight, then stops
-   * the threads. A thread stopped in the middle of a call can take the
-   * process down with it (the netlink addon's socket callbacks cannot run
-   * on a dying thread), hence the wait.
+   * the threads: a thread stopped in the middle of a call would leave that
+   * attachment half made, hence the wait.
    */
   async close(waitMs = 30000): Promise<void> {
     this.closed = true;

@@ -1,22 +1,25 @@
-// rtnetlink for the plugins, in-process (npm `netlink`), on the host and
-// inside a container's network namespace: no `ip` subprocess anywhere.
+// rtnetlink for the plugins, in-process, on the host and inside a
+// container's network namespace: no `ip` subprocess anywhere.
 //
 // A netlink socket belongs to the namespace it was created in. setns(2) moves
 // only the calling thread, so a socket for a container is made by switching
-// the main thread into its namespace, creating the socket (synchronously), and
-// switching back, all in one tick: nothing else runs on the thread meanwhile.
+// the thread into its namespace, creating the socket and switching back, in
+// one native call (berth_native's netlinkOpen).
+//
+// Each request runs on the libuv thread pool (netlinkRequest), not on the
+// JavaScript thread. The kernel does the work of a request inside the
+// sender's sendmsg(): deleting a veth waits there ~15 ms for RCU grace
+// periods, and in a start storm a request first waits, up to seconds, for
+// the lock every link change on the host takes. The netlink package's socket
+// sends from the JavaScript thread, so that wait held up everything else in
+// flight there: a DEL's IPAM release waited for its veth to go, and in the
+// agent a plugin thread's other ADDs waited for one container's veth.
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-// The netlink package's socket layer only: the messages are encoded in
-// rtnl.ts (its rtnetlink codecs and its index, with nl80211, genl and
-// wireguard, are not loaded: ~17 ms of a plugin's start-up between them).
-import { createNetlink, type NetlinkSocket } from 'netlink/dist/netlink.js';
 import { native } from '../native/index.js';
 import { formatIp, parseCidr, parseIp } from '../ipam/address.js';
 import * as rtnl from './rtnl.js';
 
-const NETLINK_ROUTE = 0;
-
-/** A thrown error from the kernel, with its errno name (EEXIST, ENODEV, ...) when netlink gave one. */
+/** A thrown error from the kernel, with its errno name (EEXIST, ENODEV, ...). */
 export interface NetlinkError extends Error {
   errno?: number;
   code?: string;
@@ -24,27 +27,50 @@ export interface NetlinkError extends Error {
 
 /** True when err is a netlink error with the given errno name. */
 export function isErrno(err: unknown, code: string): boolean {
-  const e = err as NetlinkError;
-  return e?.code === code || (typeof e?.message === 'string' && e.message.includes(code));
+  return (err as NetlinkError)?.code === code;
 }
 
-/** An rtnetlink socket in the namespace at `nsPath`, or in this process's own when absent. */
-export function rtnetlink(nsPath?: string): NetlinkSocket {
-  if (!nsPath) return createNetlink(NETLINK_ROUTE);
-  const { setns, CLONE_NEWNET } = native();
-  const own = openSync('/proc/thread-self/ns/net', 'r');
-  let target = -1;
+/**
+ * An rtnetlink socket whose requests run on the thread pool, one at a time
+ * and in order (their answers share the socket).
+ */
+export class RtSocket {
+  private seq = 0;
+  private tail: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(private readonly fd: number) {}
+
+  /** Sends one request and returns the bodies of the kernel's answer (none for a plain ACK). */
+  request(type: number, body: Buffer, flags = 0): Promise<Buffer[]> {
+    const run = async (): Promise<Buffer[]> => {
+      if (this.closed) throw new Error('the rtnetlink socket is closed');
+      const seq = (this.seq = (this.seq % 0x7fffffff) + 1);
+      const answer = await native().netlinkRequest(this.fd, rtnl.requestMessage(type, flags, seq, body));
+      return rtnl.answerBodies(answer, type, seq);
+    };
+    const done = this.tail.then(run, run);
+    this.tail = done.catch(() => {});
+    return done;
+  }
+
+  /** Closes the socket once the requests sent on it are answered; none may follow. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    void this.tail.then(() => closeSync(this.fd));
+  }
+}
+
+/** An rtnetlink socket in the namespace at `nsPath`, or in the calling thread's own when absent. */
+export function rtnetlink(nsPath?: string): RtSocket {
+  const { netlinkOpen } = native();
+  if (!nsPath) return new RtSocket(netlinkOpen(-1));
+  const target = openSync(nsPath, 'r');
   try {
-    target = openSync(nsPath, 'r');
-    setns(target, CLONE_NEWNET);
-    try {
-      return createNetlink(NETLINK_ROUTE);
-    } finally {
-      setns(own, CLONE_NEWNET);
-    }
+    return new RtSocket(netlinkOpen(target));
   } finally {
-    closeSync(own);
-    if (target >= 0) closeSync(target);
+    closeSync(target);
   }
 }
 
@@ -60,12 +86,10 @@ export interface LinkInfo {
 
 /** Link operations on one socket. */
 export class Links {
-  constructor(readonly sock: NetlinkSocket) {}
+  constructor(readonly sock: RtSocket) {}
 
-  /** Sends one request and returns the bodies of the kernel's answers (none for a plain ACK). */
-  private async ask(type: number, body: Buffer, flags = 0): Promise<Buffer[]> {
-    const [msgs] = await this.sock.request(type, body, { flags });
-    return msgs.map((m) => m.data);
+  private ask(type: number, body: Buffer, flags = 0): Promise<Buffer[]> {
+    return this.sock.request(type, body, flags);
   }
 
   /** Every link of the namespace. */

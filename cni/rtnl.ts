@@ -1,12 +1,12 @@
-// The rtnetlink messages berth sends and reads, encoded and decoded here.
-//
-// The netlink package carries them: its NetlinkSocket frames each request,
-// numbers it, waits for the kernel's answer or ACK and turns an error answer
-// into an exception. Its generated rtnetlink codecs (every link kind, every
-// attribute) are not loaded: evaluating them was ~5 ms and a third of the
-// bundle's code cache in every plugin call, for the dozen message shapes
-// below. Pure functions over Buffers; layouts from linux/rtnetlink.h,
-// linux/if_link.h, linux/if_addr.h and linux/veth.h, in host byte order.
+// The rtnetlink messages berth sends and reads, encoded and decoded here:
+// the framing of a request and of the kernel's answer, and the dozen message
+// shapes the plugins use. (The netlink package's generated codecs for every
+// link kind and attribute cost ~5 ms and a third of the bundle's code cache
+// in every plugin call; cni/netlink.ts says why its socket is not used
+// either.) Pure functions over Buffers; layouts from linux/netlink.h,
+// linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h and linux/veth.h, in
+// host byte order.
+import { getSystemErrorMap } from 'node:util';
 import { endianness } from 'node:os';
 
 const LE = endianness() === 'LE';
@@ -14,8 +14,14 @@ const LE = endianness() === 'LE';
 /** Message types (RTM_*). */
 export const RTM = { NEWLINK: 16, DELLINK: 17, GETLINK: 18, SETLINK: 19, NEWADDR: 20, GETADDR: 22, NEWROUTE: 24, GETROUTE: 26 } as const;
 
-/** Request flags beside REQUEST and ACK, which the socket adds. */
+/** Request flags beside REQUEST and ACK, which requestMessage adds. */
 export const NLM_F = { DUMP: 0x300, EXCL: 0x200, CREATE: 0x400 } as const;
+
+const NLM_F_REQUEST = 0x1;
+const NLM_F_ACK = 0x4;
+const NLMSG_ERROR = 2;
+const NLMSG_DONE = 3;
+const NLMSG_HDRLEN = 16;
 
 /** Link flags (IFF_*). */
 export const IFF = { UP: 0x1, PROMISC: 0x100 } as const;
@@ -56,6 +62,58 @@ function readU16(b: Buffer, at: number): number {
 }
 
 const pad4 = (n: number): number => (n + 3) & ~3;
+
+/** A whole request: struct nlmsghdr (the kernel fills in the port) and the body, an ACK asked for. */
+export function requestMessage(type: number, flags: number, seq: number, body: Buffer): Buffer {
+  const head = Buffer.alloc(NLMSG_HDRLEN);
+  writeU32(head, 0, NLMSG_HDRLEN + body.length);
+  writeU16(head, 4, type);
+  writeU16(head, 6, flags | NLM_F_REQUEST | NLM_F_ACK);
+  writeU32(head, 8, seq);
+  return Buffer.concat([head, body]);
+}
+
+/** The kernel refused a request: errno and its name (ENODEV, EEXIST, ...) in `code`. */
+export class KernelError extends Error {
+  constructor(
+    readonly errno: number,
+    readonly code: string,
+    request: string,
+  ) {
+    super(`the kernel refused ${request}: ${code} (${getSystemErrorMap().get(-errno)?.[1] ?? 'unknown error'})`);
+    this.name = 'KernelError';
+  }
+}
+
+const RTM_NAMES: Record<number, string> = { 16: 'RTM_NEWLINK', 17: 'RTM_DELLINK', 18: 'RTM_GETLINK', 19: 'RTM_SETLINK', 20: 'RTM_NEWADDR', 22: 'RTM_GETADDR', 24: 'RTM_NEWROUTE', 26: 'RTM_GETROUTE' };
+
+/**
+ * The bodies of the kernel's answer to request `seq` of `type` (none for a
+ * plain ACK), read from the bytes received; messages of other sequence
+ * numbers are skipped. An error answer is thrown as a KernelError; an answer
+ * that is cut short or malformed is refused.
+ */
+export function answerBodies(bytes: Buffer, type: number, seq: number): Buffer[] {
+  const bodies: Buffer[] = [];
+  for (let at = 0; at + NLMSG_HDRLEN <= bytes.length; ) {
+    const len = readU32(bytes, at);
+    if (len < NLMSG_HDRLEN || at + len > bytes.length) break;
+    const msgType = readU16(bytes, at + 4);
+    const msgSeq = readU32(bytes, at + 8);
+    const body = bytes.subarray(at + NLMSG_HDRLEN, at + len);
+    at += pad4(len);
+    if (msgSeq !== seq) continue;
+    if (msgType === NLMSG_DONE) return bodies;
+    if (msgType === NLMSG_ERROR) {
+      if (body.length < 4) break;
+      const err = LE ? body.readInt32LE(0) : body.readInt32BE(0);
+      if (err === 0) return bodies;
+      throw new KernelError(-err, getSystemErrorMap().get(err)?.[0] ?? `errno ${-err}`, RTM_NAMES[type] ?? `message type ${type}`);
+    }
+    bodies.push(body);
+  }
+  throw new Error(`rtnetlink answer of ${bytes.length} bytes to ${RTM_NAMES[type] ?? `message type ${type}`} is cut short or malformed`);
+}
 
 /** Attributes in netlink's TLV form: 2 bytes length, 2 bytes type, the payload, padded to 4 bytes. */
 export function encodeAttrs(attrs: Attr[]): Buffer {

@@ -7,14 +7,29 @@
 // setns(2) moves the calling thread into a network namespace: a netlink socket
 // created there stays there, so a plugin configures a container's interfaces
 // in-process, with no `ip netns exec` subprocess.
+//
+// rtnetlink requests run on the libuv thread pool. The kernel does a
+// request's work inside sendmsg(), on the sender's thread: a veth is deleted
+// there (~15 ms of RCU grace periods), and in a container start storm a
+// request first waits, up to seconds, for the lock every link change on the
+// host takes. On the JavaScript thread that wait stopped everything else the
+// thread had in flight: the IPAM request of the same DEL, or, in the agent,
+// the other containers' ADDs.
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <node_api.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 #include <errno.h>
 #include <string.h>
+#include <vector>
 
 namespace {
 
@@ -27,7 +42,16 @@ napi_value SysError(napi_env env, const char* syscall, int err) {
   napi_set_named_property(env, error, "errno", value);
   napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &value);
   napi_set_named_property(env, error, "syscall", value);
-  const char* name = err == EWOULDBLOCK ? "EWOULDBLOCK" : err == EBADF ? "EBADF" : err == EINTR ? "EINTR" : err == EINVAL ? "EINVAL" : err == EPERM ? "EPERM" : "EIO";
+  const char* name = err == EWOULDBLOCK ? "EWOULDBLOCK"
+                     : err == EBADF      ? "EBADF"
+                     : err == EINTR      ? "EINTR"
+                     : err == EINVAL     ? "EINVAL"
+                     : err == EPERM      ? "EPERM"
+                     : err == ENOENT     ? "ENOENT"
+                     : err == EMSGSIZE   ? "EMSGSIZE"
+                     : err == ETIMEDOUT  ? "ETIMEDOUT"
+                     : err == EPROTO     ? "EPROTO"
+                                         : "EIO";
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &value);
   napi_set_named_property(env, error, "code", value);
   return error;
@@ -120,6 +144,152 @@ napi_value Setns(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// netlinkOpen(nsFd): a blocking NETLINK_ROUTE socket in the namespace open
+// at nsFd (-1: the calling thread's own), returned as an fd. The thread
+// switches in and back within this call; nothing else runs on it meanwhile.
+// Replies wait at most kReplyTimeoutSec, so a pool thread is never lost.
+constexpr int kReplyTimeoutSec = 60;
+
+napi_value NetlinkOpen(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t ns = -1;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &ns) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "netlinkOpen(nsFd) takes an integer (-1: this namespace)");
+    return nullptr;
+  }
+  int own = -1;
+  if (ns >= 0) {
+    own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (own < 0) {
+      napi_throw(env, SysError(env, "open", errno));
+      return nullptr;
+    }
+    if (setns(ns, CLONE_NEWNET) != 0) {
+      int err = errno;
+      close(own);
+      napi_throw(env, SysError(env, "setns", err));
+      return nullptr;
+    }
+  }
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  int err = errno;
+  if (own >= 0) {
+    // The thread must not stay in the container's namespace: every later
+    // socket it made (the store's, the Docker API's) would be made there.
+    if (setns(own, CLONE_NEWNET) != 0) abort();
+    close(own);
+  }
+  if (fd < 0) {
+    napi_throw(env, SysError(env, "socket", err));
+    return nullptr;
+  }
+  struct timeval tv = {kReplyTimeoutSec, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  napi_value result;
+  napi_create_int32(env, fd, &result);
+  return result;
+}
+
+// netlinkRequest(fd, message): sends one netlink message (header included,
+// NLM_F_ACK set by the caller) on the thread pool and resolves with every
+// message the kernel answered to its sequence number, up to and including
+// the NLMSG_ERROR (an ACK or an error) or NLMSG_DONE that ends the answer.
+// The caller reads the error code in it. One request at a time per socket.
+struct NetlinkWork {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fd;
+  std::vector<char> request;
+  std::vector<char> answer;
+  int err;
+  const char* syscall;
+};
+
+// True when the messages in buf..buf+len end the answer to seq.
+bool AnswerEnds(const char* buf, size_t len, uint32_t seq) {
+  for (size_t at = 0; at + sizeof(nlmsghdr) <= len;) {
+    const nlmsghdr* h = reinterpret_cast<const nlmsghdr*>(buf + at);
+    if (h->nlmsg_len < sizeof(nlmsghdr) || at + h->nlmsg_len > len) return true;  // malformed: stop, the caller refuses it
+    if (h->nlmsg_seq == seq && (h->nlmsg_type == NLMSG_ERROR || h->nlmsg_type == NLMSG_DONE)) return true;
+    at += NLMSG_ALIGN(h->nlmsg_len);
+  }
+  return false;
+}
+
+void NetlinkExecute(napi_env, void* data) {
+  NetlinkWork* w = static_cast<NetlinkWork*>(data);
+  const nlmsghdr* req = reinterpret_cast<const nlmsghdr*>(w->request.data());
+  sockaddr_nl kernel = {};
+  kernel.nl_family = AF_NETLINK;
+  ssize_t n;
+  do {
+    n = sendto(w->fd, w->request.data(), w->request.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    w->err = errno;
+    w->syscall = "sendto";
+    return;
+  }
+  std::vector<char> buf(64 * 1024);
+  for (;;) {
+    do {
+      n = recv(w->fd, buf.data(), buf.size(), MSG_TRUNC);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      w->err = errno == EAGAIN || errno == EWOULDBLOCK ? ETIMEDOUT : errno;
+      w->syscall = "recv";
+      return;
+    }
+    if (static_cast<size_t>(n) > buf.size()) {
+      w->err = EMSGSIZE;
+      w->syscall = "recv";
+      return;
+    }
+    w->answer.insert(w->answer.end(), buf.data(), buf.data() + n);
+    if (AnswerEnds(buf.data(), n, req->nlmsg_seq)) return;
+  }
+}
+
+void NetlinkComplete(napi_env env, napi_status, void* data) {
+  NetlinkWork* w = static_cast<NetlinkWork*>(data);
+  if (w->err == 0) {
+    napi_value out;
+    void* bytes = nullptr;
+    napi_create_buffer_copy(env, w->answer.size(), w->answer.data(), &bytes, &out);
+    napi_resolve_deferred(env, w->deferred, out);
+  } else {
+    napi_reject_deferred(env, w->deferred, SysError(env, w->syscall, w->err));
+  }
+  napi_delete_async_work(env, w->work);
+  delete w;
+}
+
+napi_value NetlinkRequest(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd = -1;
+  bool isBuffer = false;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc >= 2) napi_is_buffer(env, argv[1], &isBuffer);
+  void* bytes = nullptr;
+  size_t len = 0;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || !isBuffer || napi_get_buffer_info(env, argv[1], &bytes, &len) != napi_ok ||
+      len < sizeof(nlmsghdr)) {
+    napi_throw_type_error(env, nullptr, "netlinkRequest(fd, message) takes an integer and a Buffer holding a whole netlink message");
+    return nullptr;
+  }
+  const char* b = static_cast<const char*>(bytes);
+  NetlinkWork* w = new NetlinkWork{nullptr, nullptr, fd, std::vector<char>(b, b + len), {}, 0, nullptr};
+  napi_value promise, name;
+  napi_create_promise(env, &w->deferred, &promise);
+  napi_create_string_utf8(env, "berth:netlink", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, nullptr, name, NetlinkExecute, NetlinkComplete, w, &w->work);
+  napi_queue_async_work(env, w->work);
+  return promise;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "flock", NAPI_AUTO_LENGTH, Flock, nullptr, &fn);
@@ -128,6 +298,10 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "flockWait", fn);
   napi_create_function(env, "setns", NAPI_AUTO_LENGTH, Setns, nullptr, &fn);
   napi_set_named_property(env, exports, "setns", fn);
+  napi_create_function(env, "netlinkOpen", NAPI_AUTO_LENGTH, NetlinkOpen, nullptr, &fn);
+  napi_set_named_property(env, exports, "netlinkOpen", fn);
+  napi_create_function(env, "netlinkRequest", NAPI_AUTO_LENGTH, NetlinkRequest, nullptr, &fn);
+  napi_set_named_property(env, exports, "netlinkRequest", fn);
   const struct { const char* name; int value; } constants[] = {
     {"LOCK_SH", LOCK_SH}, {"LOCK_EX", LOCK_EX}, {"LOCK_UN", LOCK_UN}, {"LOCK_NB", LOCK_NB}, {"CLONE_NEWNET", CLONE_NEWNET},
   };

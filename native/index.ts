@@ -11,6 +11,10 @@ export interface Native {
   flockWait(fd: number, operation: number): Promise<boolean>;
   /** setns(2): moves the calling thread into the namespace open at fd */
   setns(fd: number, nstype: number): void;
+  /** a blocking NETLINK_ROUTE socket in the namespace open at nsFd (-1: the calling thread's), as an fd */
+  netlinkOpen(nsFd: number): number;
+  /** sends a whole netlink message on the thread pool; resolves with the kernel's answer to it, through its ACK, error or DONE */
+  netlinkRequest(fd: number, message: Buffer): Promise<Buffer>;
   CLONE_NEWNET: number;
   LOCK_SH: number;
   LOCK_EX: number;

@@ -9,12 +9,7 @@
 // and ip-address are required at run time, only when a log line or an IPv6
 // address needs them.
 import { copyFileSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, relative, resolve } from 'node:path';
 import { build } from 'esbuild';
-
-const require = createRequire(import.meta.url);
-const bindingPath = relative(resolve('dist/bundle'), require('node-gyp-build').path(dirname(require.resolve('netlink/package.json'))));
 
 const plugins = ['berth-ipam', 'berth-bridge', 'berth-ovs'];
 
@@ -26,37 +21,7 @@ await build({
   platform: 'node',
   format: 'cjs',
   target: 'node20',
-  external: ['ioredis', 'node-gyp-build', 'netlink/package.json'],
-  plugins: [
-    {
-      // netlink's native binding, loaded by the path node-gyp-build picks on
-      // this machine now (the bundle is built on install), relative to the
-      // bundle: its search of prebuilds/ and build/ and its own loading cost
-      // a plugin ~4 ms per call. Where that file is gone, node-gyp-build runs.
-      name: 'netlink-binding-direct',
-      setup(b) {
-        b.onResolve({ filter: /^node-gyp-build$/ }, (args) =>
-          args.importer.includes('/node_modules/netlink/') ? { path: 'netlink-binding', namespace: 'berth' } : undefined,
-        );
-        b.onLoad({ filter: /^netlink-binding$/, namespace: 'berth' }, () => ({
-          loader: 'js',
-          resolveDir: process.cwd(),
-          contents: [
-            'const path = require("node:path");',
-            `const built = ${JSON.stringify(bindingPath)};`,
-            'module.exports = () => {',
-            '  try {',
-            '    return require(path.join(__dirname, built));',
-            '  } catch (err) {',
-            '    if (err.code !== "MODULE_NOT_FOUND" && err.code !== "ERR_DLOPEN_FAILED") throw err;',
-            '    return require("node-gyp-build")(path.dirname(require.resolve("netlink/package.json")));',
-            '  }',
-            '};',
-          ].join('\n'),
-        }));
-      },
-    },
-  ],
+  external: ['ioredis'],
   // The sources are ESM and locate files next to themselves with import.meta.url.
   define: { 'import.meta.url': '__berthModuleUrl' },
   banner: { js: 'const __berthModuleUrl = require("node:url").pathToFileURL(__filename).href;' },

@@ -112,3 +112,40 @@ t.test('malformed input: short messages throw naming the kind, a bad attribute l
   const nested = rtnl.encodeAttrs([[18 | 0x8000, [[1, 'bridge']]]]);
   t.ok(rtnl.decodeAttrs(nested).has(18), 'NLA_F_NESTED is masked off the type');
 });
+
+t.test('framing: a request asks for an ACK; the answer is read to its ACK, error or DONE, by sequence number', async (t) => {
+  const body = rtnl.linkByNameBody('vb1');
+  const req = rtnl.requestMessage(rtnl.RTM.DELLINK, 0, 7, body);
+  t.equal(req.readUInt32LE(0), 16 + body.length, 'nlmsg_len counts the header');
+  t.equal(req.readUInt16LE(4), rtnl.RTM.DELLINK);
+  t.equal(req.readUInt16LE(6), 0x1 | 0x4, 'NLM_F_REQUEST | NLM_F_ACK');
+  t.equal(req.readUInt32LE(8), 7, 'the sequence number');
+  t.equal(req.readUInt32LE(12), 0, 'port 0: the kernel fills it in');
+  t.same(req.subarray(16), body);
+  t.equal(rtnl.requestMessage(rtnl.RTM.GETLINK, rtnl.NLM_F.DUMP, 1, body).readUInt16LE(6), 0x300 | 0x5, 'DUMP kept beside them');
+
+  // nlmsghdr + body, as the kernel sends them
+  const msg = (type: number, seq: number, payload: Buffer): Buffer => {
+    const h = Buffer.alloc(16);
+    h.writeUInt32LE(16 + payload.length, 0);
+    h.writeUInt16LE(type, 4);
+    h.writeUInt32LE(seq, 8);
+    return Buffer.concat([h, payload, Buffer.alloc(((payload.length + 3) & ~3) - payload.length)]);
+  };
+  const errno = (n: number): Buffer => {
+    const b = Buffer.alloc(20); // the error and the request's header
+    b.writeInt32LE(n, 0);
+    return b;
+  };
+  const link = rtnl.newLinkBody({ name: 'eth0' });
+  t.same(rtnl.answerBodies(msg(2, 3, errno(0)), rtnl.RTM.DELLINK, 3), [], 'a plain ACK: no bodies');
+  t.same(rtnl.answerBodies(Buffer.concat([msg(16, 3, link), msg(2, 3, errno(0))]), rtnl.RTM.GETLINK, 3), [link], 'an answer, then its ACK');
+  t.same(rtnl.answerBodies(Buffer.concat([msg(16, 4, link), msg(16, 4, link), msg(3, 4, Buffer.alloc(4))]), rtnl.RTM.GETLINK, 4), [link, link], 'a dump to DONE');
+  t.same(rtnl.answerBodies(Buffer.concat([msg(2, 2, errno(-17)), msg(2, 3, errno(0))]), rtnl.RTM.NEWLINK, 3), [], 'another request\'s answer is skipped');
+  const refused = t.throws(() => rtnl.answerBodies(msg(2, 5, errno(-19)), rtnl.RTM.DELLINK, 5)) as unknown as rtnl.KernelError;
+  t.equal(refused.code, 'ENODEV', 'the errno by name');
+  t.equal(refused.errno, 19);
+  t.match(refused.message, /the kernel refused RTM_DELLINK: ENODEV \(no such device\)/i, 'the message names the request and the error');
+  t.throws(() => rtnl.answerBodies(msg(16, 6, link), rtnl.RTM.GETLINK, 6), /cut short or malformed/, 'an answer with no end is refused');
+  t.throws(() => rtnl.answerBodies(msg(2, 6, errno(0)).subarray(0, 30), rtnl.RTM.GETLINK, 6), /cut short or malformed/, 'and so is a truncated one');
+});
