@@ -58,7 +58,7 @@ export class RtSocket {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    void this.tail.then(() => closeSync(this.fd));
+    void this.tail.then(() => native().netlinkClose(this.fd));
   }
 }
 

@@ -290,6 +290,21 @@ napi_value NetlinkRequest(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+// netlinkClose(fd): closes a socket from netlinkOpen. (Node's fs.closeSync would
+// too, but on a worker thread it warns about every fd it did not open itself.)
+napi_value NetlinkClose(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd = -1;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "netlinkClose(fd) takes an integer");
+    return nullptr;
+  }
+  if (close(fd) != 0 && errno != EINTR) napi_throw(env, SysError(env, "close", errno));
+  return nullptr;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "flock", NAPI_AUTO_LENGTH, Flock, nullptr, &fn);
@@ -302,6 +317,8 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "netlinkOpen", fn);
   napi_create_function(env, "netlinkRequest", NAPI_AUTO_LENGTH, NetlinkRequest, nullptr, &fn);
   napi_set_named_property(env, exports, "netlinkRequest", fn);
+  napi_create_function(env, "netlinkClose", NAPI_AUTO_LENGTH, NetlinkClose, nullptr, &fn);
+  napi_set_named_property(env, exports, "netlinkClose", fn);
   const struct { const char* name; int value; } constants[] = {
     {"LOCK_SH", LOCK_SH}, {"LOCK_EX", LOCK_EX}, {"LOCK_UN", LOCK_UN}, {"LOCK_NB", LOCK_NB}, {"CLONE_NEWNET", CLONE_NEWNET},
   };

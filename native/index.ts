@@ -15,6 +15,8 @@ export interface Native {
   netlinkOpen(nsFd: number): number;
   /** sends a whole netlink message on the thread pool; resolves with the kernel's answer to it, through its ACK, error or DONE */
   netlinkRequest(fd: number, message: Buffer): Promise<Buffer>;
+  /** closes a socket from netlinkOpen (fs.closeSync warns on a worker thread about fds it did not open) */
+  netlinkClose(fd: number): void;
   CLONE_NEWNET: number;
   LOCK_SH: number;
   LOCK_EX: number;

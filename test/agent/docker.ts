@@ -218,6 +218,7 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
     const ip = await attachedIp('web1');
     t.equal(await agent.kill('SIGTERM'), 0, 'exits 0');
     t.match(agent.log(), /"msg":"berth agent stopped"/);
+    t.notMatch(agent.log(), /\(node:\d+\) (\w+)?Warning/, 'and Node printed no warning in all its run (its log is only pino lines)');
     t.equal((await addressState(ip)).state, 'allocated', 'the container keeps its address');
     t.match(await addrsIn('web1'), new RegExp(ip.replace(/\./g, '\\.')));
   });
