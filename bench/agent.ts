@@ -1,6 +1,7 @@
 // The agent: 100 labelled containers started at once, time from Docker's
-// start event to the container's address being up (the agent's webhook
-// event, sent once ADD has returned), p50/p99; beside, in the same run, the
+// start event to the container's address being up (ADD returned: the time
+// in the agent's "attached" event, which comes by webhook), p50/p99, and how
+// long the webhook took to arrive after that; beside, in the same run, the
 // same 100 started on `--network none` alone and on Docker's own bridge
 // network with fixed IPs (whose address is configured before Docker reports
 // the start). Then the agent's RSS while tracking 1,000 attachments.
@@ -70,13 +71,18 @@ export async function benchAgent(opts: { quick?: boolean } = {}): Promise<string
       join(netDir, 'bench.conflist'),
       JSON.stringify({ cniVersion: '1.1.0', name: 'bench', plugins: [{ type: 'berth-bridge', bridge, isGateway: true, ipam: { type: 'berth-ipam', pool: 'bench', store } }] }),
     );
+    // when the address was up (the event's own time, set as ADD returned) and when its webhook got here
     const attachedAt = new Map<string, number>();
+    const hookAt = new Map<string, number>();
     const hook = createServer((req, res) => {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
-        const e = JSON.parse(body) as { type: string; container: string };
-        if (e.type === 'attached') attachedAt.set(e.container, Date.now());
+        const e = JSON.parse(body) as { type: string; container: string; time: string };
+        if (e.type === 'attached') {
+          hookAt.set(e.container, Date.now());
+          attachedAt.set(e.container, Date.parse(e.time));
+        }
         res.writeHead(204).end();
       });
     });
@@ -173,15 +179,21 @@ export async function benchAgent(opts: { quick?: boolean } = {}): Promise<string
     const delivery = berth.ids.map((id) => (eventReceived.get(id) ?? 0) - (startEvents.get(id) ?? 0)).sort((a, b) => a - b);
     const afterDelivery = berth.ids.map((id) => attachedAt.get(id)! - (eventReceived.get(id) ?? berth.t0)).sort((a, b) => a - b);
     const allUp = Math.max(...berth.ids.map((id) => attachedAt.get(id)!)) - berth.t0;
-    // per container, for a closer look at the tail: Docker's start time, when this process got the event, when the webhook came (ms)
-    if (process.env.BENCH_AGENT_DUMP) writeFileSync(process.env.BENCH_AGENT_DUMP, JSON.stringify(berth.ids.map((id) => ({ id, start: startEvents.get(id), got: eventReceived.get(id), hook: attachedAt.get(id) }))));
+    // this process is the webhook's receiver: at nice 0 among 100 starting containers it can sit unscheduled for ~0.3 s
+    const hookLate = berth.ids.map((id) => hookAt.get(id)! - attachedAt.get(id)!).sort((a, b) => a - b);
+    const toHook = berth.ids.map((id) => hookAt.get(id)! - (startEvents.get(id) ?? berth.t0)).sort((a, b) => a - b);
+    // per container, for a closer look at the tail: Docker's start time, when this process got the event, the address up, the webhook here (ms)
+    if (process.env.BENCH_AGENT_DUMP) {
+      writeFileSync(process.env.BENCH_AGENT_DUMP, JSON.stringify(berth.ids.map((id) => ({ id, start: startEvents.get(id), got: eventReceived.get(id), up: attachedAt.get(id), hook: hookAt.get(id) }))));
+    }
     await removeAll(berth.ids);
     await waitFor('every attachment gone', async () => ((await agent.get<unknown[]>('/v1/attachments')).body.length === 0 ? true : undefined), 300000);
 
     out.push(`agent: ${burst} labelled containers started at once (Docker API, all starts in flight together), in one run`);
-    out.push(`  start event -> IP up (agent's webhook event after ADD): p50 ${percentile(lat, 50)} ms, p99 ${percentile(lat, 99)} ms, max ${lat[lat.length - 1]} ms (target: p99 < 1000 ms)`);
+    out.push(`  start event -> IP up (ADD returned, the time in the agent's event): p50 ${percentile(lat, 50)} ms, p99 ${percentile(lat, 99)} ms, max ${lat[lat.length - 1]} ms (target: p99 < 1000 ms)`);
     out.push(`    of which Docker delivering the event (start -> a subscriber has it): p50 ${percentile(delivery, 50)} ms, p99 ${percentile(delivery, 99)} ms`);
     out.push(`    and berth from the delivered event to the IP up:                   p50 ${percentile(afterDelivery, 50)} ms, p99 ${percentile(afterDelivery, 99)} ms`);
+    out.push(`  the webhook with that event, here after the IP was up:            p50 ${percentile(hookLate, 50)} ms, p99 ${percentile(hookLate, 99)} ms (start event -> webhook here: p50 ${percentile(toHook, 50)} ms, p99 ${percentile(toHook, 99)} ms)`);
     out.push(`  all ${burst} started (API returned):  --network none ${none.startedMs} ms | Docker bridge + fixed IP ${ref.startedMs} ms | berth (labelled, none) ${berth.startedMs} ms`);
     out.push(`  all ${burst} with their IP up:        berth ${allUp} ms = ${(allUp / ref.startedMs).toFixed(2)}x Docker's own bridge network`);
     out.push(`  between rounds (removal, then the kernel's link lock quiet): ${settled.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(', ')}`);
