@@ -83,3 +83,38 @@ t.test('an event out of attempts is dropped and counted; the next one goes on', 
   t.equal(p.stats.delivered.get('webhook'), 1);
   t.same(r.got.filter((g) => g.status === 204).map((g) => g.e.container), ['good']);
 });
+
+t.test('a POST is JSON with its headers, over kept-alive connections, with the URL\'s user as basic auth', async (t) => {
+  const seen: Array<{ headers: IncomingMessage['headers']; port: number }> = [];
+  const server = createServer((req, res) => {
+    seen.push({ headers: req.headers, port: req.socket.remotePort! });
+    req.resume();
+    req.on('end', () => res.writeHead(204).end());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const p = new EventPublisher(quiet);
+  t.teardown(() => p.close());
+  p.addWebhook({ url: `http://cmdb:s3cret@127.0.0.1:${(server.address() as { port: number }).port}/hook`, retries: 1, timeoutMs: 5000 });
+  for (const c of ['a', 'b', 'c']) {
+    p.publish(event('attached', c));
+    await p.flush(5000); // one after the other: each can reuse the connection
+  }
+  t.equal(seen.length, 3);
+  t.equal(seen[0]!.headers['content-type'], 'application/json');
+  t.equal(seen[0]!.headers['user-agent'], 'berth-agent');
+  t.equal(seen[0]!.headers.authorization, `Basic ${Buffer.from('cmdb:s3cret').toString('base64')}`);
+  t.equal(new Set(seen.map((s) => s.port)).size, 1, 'one connection for all three');
+});
+
+t.test('a receiver that does not answer in timeoutMs fails the try; out of tries, the event is dropped', async (t) => {
+  const r = await receiver(t, () => ({ status: 204, delayMs: 3000 }));
+  const p = new EventPublisher(quiet);
+  t.teardown(() => p.close());
+  p.addWebhook({ url: r.url, retries: 2, timeoutMs: 200 });
+  p.publish(event('attached', 'slow'));
+  await p.flush(10000);
+  t.equal(p.pending(), 0, 'nothing left on its way');
+  t.equal(p.stats.dropped.get('webhook'), 1, 'dropped after two tries that timed out');
+  t.equal(p.stats.delivered.get('webhook'), 0);
+});
