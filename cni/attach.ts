@@ -14,8 +14,8 @@ import type { Request } from './skel.js';
  * namespace. Checked before anything is asked for or made: a failed ADD undoes
  * its attachment, and a repeated ADD must not undo the one that is there.
  */
-export async function refuseTakenName(inside: Links, ifname: string, netns: string): Promise<void> {
-  if (await inside.byName(ifname)) throw new CniError(BERTH_CODES.LINK_FAILED, `interface "${ifname}" already exists in ${netns}`);
+export function refuseTakenName(inside: Links, ifname: string, netns: string): void {
+  if (inside.lookup(ifname)) throw new CniError(BERTH_CODES.LINK_FAILED, `interface "${ifname}" already exists in ${netns}`);
 }
 
 /**

@@ -54,6 +54,16 @@ export class RtSocket {
     return done;
   }
 
+  /**
+   * The index and MAC of link `name` in this socket's namespace, or
+   * undefined. Read without the kernel's link lock (an ioctl under RCU),
+   * which an RTM_GETLINK waits for: in a start storm, up to seconds.
+   */
+  link(name: string): { index: number; mac?: Buffer } | undefined {
+    if (this.closed) throw new Error('the rtnetlink socket is closed');
+    return native().linkByName(this.fd, name);
+  }
+
   /** Closes the socket once the requests sent on it are answered; none may follow. */
   close(): void {
     if (this.closed) return;
@@ -107,6 +117,16 @@ export class Links {
       throw err;
     }
     return bodies.map((b) => toLinkInfo(rtnl.decodeLink(b))).find((l) => l.name === name);
+  }
+
+  /**
+   * The index and MAC of the link of that name, if any, without the kernel's
+   * link lock: where kind, master or state are not needed (byName's RTM_GETLINK
+   * waits for the lock every link change on the host takes).
+   */
+  lookup(name: string): { index: number; mac?: string } | undefined {
+    const l = this.sock.link(name);
+    return l && { index: l.index, ...(l.mac ? { mac: formatMac(l.mac) } : {}) };
   }
 
   /** Creates a link; EEXIST is thrown as the kernel's error. */

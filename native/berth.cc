@@ -21,6 +21,9 @@
 #include <node_api.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <sys/ioctl.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/file.h>
@@ -305,6 +308,42 @@ napi_value NetlinkClose(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// linkByName(fd, name): the index and MAC of link `name` in the namespace of
+// socket fd (a netlink socket from netlinkOpen), or undefined when there is
+// none. SIOCGIFINDEX and SIOCGIFHWADDR read the link under RCU: unlike an
+// RTM_GETLINK they do not wait for the kernel's link lock, which in a start
+// storm is held for up to seconds at a time.
+napi_value LinkByName(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd = -1;
+  struct ifreq ifr = {};
+  char name[64];
+  size_t len = 0;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_string_utf8(env, argv[1], name, sizeof name, &len) != napi_ok ||
+      len == 0 || len >= IFNAMSIZ) {
+    napi_throw_type_error(env, nullptr, "linkByName(fd, name) takes an integer and an interface name of 1 to 15 bytes");
+    return nullptr;
+  }
+  memcpy(ifr.ifr_name, name, len + 1);
+  if (ioctl(fd, SIOCGIFINDEX, &ifr) != 0) {
+    if (errno == ENODEV) return nullptr;
+    napi_throw(env, SysError(env, "ioctl", errno));
+    return nullptr;
+  }
+  napi_value out, value;
+  napi_create_object(env, &out);
+  napi_create_int32(env, ifr.ifr_ifindex, &value);
+  napi_set_named_property(env, out, "index", value);
+  if (ioctl(fd, SIOCGIFHWADDR, &ifr) == 0 && ifr.ifr_hwaddr.sa_family == ARPHRD_ETHER) {
+    void* bytes = nullptr;
+    napi_create_buffer_copy(env, 6, ifr.ifr_hwaddr.sa_data, &bytes, &value);
+    napi_set_named_property(env, out, "mac", value);
+  }
+  return out;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "flock", NAPI_AUTO_LENGTH, Flock, nullptr, &fn);
@@ -319,6 +358,8 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "netlinkRequest", fn);
   napi_create_function(env, "netlinkClose", NAPI_AUTO_LENGTH, NetlinkClose, nullptr, &fn);
   napi_set_named_property(env, exports, "netlinkClose", fn);
+  napi_create_function(env, "linkByName", NAPI_AUTO_LENGTH, LinkByName, nullptr, &fn);
+  napi_set_named_property(env, exports, "linkByName", fn);
   const struct { const char* name; int value; } constants[] = {
     {"LOCK_SH", LOCK_SH}, {"LOCK_EX", LOCK_EX}, {"LOCK_UN", LOCK_UN}, {"LOCK_NB", LOCK_NB}, {"CLONE_NEWNET", CLONE_NEWNET},
   };

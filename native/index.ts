@@ -17,6 +17,8 @@ export interface Native {
   netlinkRequest(fd: number, message: Buffer): Promise<Buffer>;
   /** closes a socket from netlinkOpen (fs.closeSync warns on a worker thread about fds it did not open) */
   netlinkClose(fd: number): void;
+  /** index and MAC of a link in the namespace of socket fd, read without the kernel's link lock; undefined when there is none */
+  linkByName(fd: number, name: string): { index: number; mac?: Buffer } | undefined;
   CLONE_NEWNET: number;
   LOCK_SH: number;
   LOCK_EX: number;

@@ -58,7 +58,7 @@ export const plugin: Plugin<BridgeConfig> = {
     const nsFd = openNetns(req.netns);
     const inside = new Links(rtnetlink(req.netns));
     try {
-      await refuseTakenName(inside, req.ifname, req.netns);
+      refuseTakenName(inside, req.ifname, req.netns);
       const br = await ensureBridge(host, conf);
       const hostName = hostVethName(req.containerId, req.ifname);
       // The address is asked for while the links are made: neither needs the
@@ -77,7 +77,7 @@ export const plugin: Plugin<BridgeConfig> = {
         if (conf.hairpinMode) {
           await step(`set hairpin mode on "${hostName}"`, async () => writeFileSync(`/sys/class/net/${hostName}/brport/hairpin_mode`, '1'));
         }
-        const c = (await inside.byName(req.ifname))!;
+        const c = inside.lookup(req.ifname)!;
         const ipam = (await asked)!;
         for (const ip of ipam.ips ?? []) await step(`add ${ip.address} to ${req.ifname}`, () => inside.addAddress(c.index, ip.address));
         await step(`bring ${req.ifname} up`, () => inside.setUp(c.index));

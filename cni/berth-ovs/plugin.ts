@@ -61,7 +61,7 @@ export const plugin: Plugin<OvsConfig> = {
     const key = `${req.containerId}/${req.ifname}`;
     const hostName = hostVethName(req.containerId, req.ifname);
     try {
-      await refuseTakenName(inside, req.ifname, req.netns);
+      refuseTakenName(inside, req.ifname, req.netns);
       const bridges = await db.transact('Open_vSwitch', [{ op: 'select', table: 'Bridge', where: [['name', '==', conf.bridge]], columns: ['name'] }]);
       if ((bridges[0]?.rows ?? []).length === 0) throw new CniError(CNI_CODES.INVALID_CONFIG, `Open vSwitch bridge "${conf.bridge}" does not exist`);
       // ports of this attachment left by an earlier, interrupted ADD
@@ -88,7 +88,7 @@ export const plugin: Plugin<OvsConfig> = {
             throw ovsError(`add port "${hostName}" to "${conf.bridge}"`, err);
           });
         await waitOfport(db, hostName);
-        const c = (await inside.byName(req.ifname))!;
+        const c = inside.lookup(req.ifname)!;
         const ipam = (await asked)!;
         for (const ip of ipam.ips ?? []) await inside.addAddress(c.index, ip.address);
         await inside.setUp(c.index);

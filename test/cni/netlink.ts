@@ -54,6 +54,11 @@ if (!skipWithoutNetns(t)) {
       t.teardown(() => inside.close());
       const eth0 = await inside.byName('eth0');
       t.ok(eth0, 'the peer was created directly inside the namespace');
+      t.same(inside.lookup('eth0'), { index: eth0!.index, mac: eth0!.mac }, 'a lookup without the link lock finds the same index and MAC');
+      t.equal(host.lookup(hostName)?.index, veth.index, "a lookup is in its socket's namespace: the host end on the host");
+      t.equal(inside.lookup(hostName), undefined, 'the host end is not inside');
+      t.equal(inside.lookup('lo')?.index, 1, 'lo, which has no Ethernet address');
+      t.equal(inside.lookup('lo')?.mac, undefined);
       t.equal(eth0!.mac, `02:00:00:00:00:0${i + 1}`, 'with the MAC asked for');
       await inside.addAddress(eth0!.index, addr);
       await inside.addAddress(eth0!.index, addr); // idempotent
