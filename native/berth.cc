@@ -4,8 +4,9 @@
 // kernel drops the lock when its holder dies, so a crashed CNI plugin can never
 // wedge the store the way a stale lock file can.
 //
-// setns(2) moves the calling thread into a network namespace: a netlink socket
-// created there stays there, so a plugin configures a container's interfaces
+// A netlink socket created in a network namespace stays there: netlinkOpen
+// moves the calling thread into the container's namespace with setns(2) just
+// long enough to create one, so a plugin configures a container's interfaces
 // in-process, with no `ip netns exec` subprocess.
 //
 // rtnetlink requests run on the libuv thread pool. The kernel does a
@@ -134,17 +135,6 @@ napi_value FlockWait(napi_env env, napi_callback_info info) {
   napi_create_async_work(env, nullptr, name, FlockExecute, FlockComplete, w, &w->work);
   napi_queue_async_work(env, w->work);
   return promise;
-}
-
-// setns(fd, nstype): moves the calling thread into the namespace open at fd.
-napi_value Setns(napi_env env, napi_callback_info info) {
-  int32_t fd = -1, nstype = 0;
-  if (!FdAndOp(env, info, "setns(fd, nstype) takes two integers", &fd, &nstype)) return nullptr;
-  if (setns(fd, nstype) != 0) {
-    napi_throw(env, SysError(env, "setns", errno));
-    return nullptr;
-  }
-  return nullptr;
 }
 
 // netlinkOpen(nsFd): a blocking NETLINK_ROUTE socket in the namespace open
@@ -350,8 +340,6 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "flock", fn);
   napi_create_function(env, "flockWait", NAPI_AUTO_LENGTH, FlockWait, nullptr, &fn);
   napi_set_named_property(env, exports, "flockWait", fn);
-  napi_create_function(env, "setns", NAPI_AUTO_LENGTH, Setns, nullptr, &fn);
-  napi_set_named_property(env, exports, "setns", fn);
   napi_create_function(env, "netlinkOpen", NAPI_AUTO_LENGTH, NetlinkOpen, nullptr, &fn);
   napi_set_named_property(env, exports, "netlinkOpen", fn);
   napi_create_function(env, "netlinkRequest", NAPI_AUTO_LENGTH, NetlinkRequest, nullptr, &fn);
@@ -361,7 +349,7 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_create_function(env, "linkByName", NAPI_AUTO_LENGTH, LinkByName, nullptr, &fn);
   napi_set_named_property(env, exports, "linkByName", fn);
   const struct { const char* name; int value; } constants[] = {
-    {"LOCK_SH", LOCK_SH}, {"LOCK_EX", LOCK_EX}, {"LOCK_UN", LOCK_UN}, {"LOCK_NB", LOCK_NB}, {"CLONE_NEWNET", CLONE_NEWNET},
+    {"LOCK_SH", LOCK_SH}, {"LOCK_EX", LOCK_EX}, {"LOCK_UN", LOCK_UN}, {"LOCK_NB", LOCK_NB},
   };
   for (const auto& c : constants) {
     napi_value v;

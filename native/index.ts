@@ -9,8 +9,6 @@ export interface Native {
   flock(fd: number, operation: number): boolean;
   /** a blocking flock(2) on the thread pool; one at a time per fd */
   flockWait(fd: number, operation: number): Promise<boolean>;
-  /** setns(2): moves the calling thread into the namespace open at fd */
-  setns(fd: number, nstype: number): void;
   /** a blocking NETLINK_ROUTE socket in the namespace open at nsFd (-1: the calling thread's), as an fd */
   netlinkOpen(nsFd: number): number;
   /** sends a whole netlink message on the thread pool; resolves with the kernel's answer to it, through its ACK, error or DONE */
@@ -19,7 +17,6 @@ export interface Native {
   netlinkClose(fd: number): void;
   /** index and MAC of a link in the namespace of socket fd, read without the kernel's link lock; undefined when there is none */
   linkByName(fd: number, name: string): { index: number; mac?: Buffer } | undefined;
-  CLONE_NEWNET: number;
   LOCK_SH: number;
   LOCK_EX: number;
   LOCK_UN: number;

@@ -124,17 +124,30 @@ export const plugin: Plugin<OvsConfig> = {
 
   async del(req, conf) {
     await releaseAndDetach(req, conf, async () => {
-      const db = await ovsdb(conf, CNI_CODES.TRY_AGAIN_LATER);
+      // The interfaces go while the port rows are found and deleted: the
+      // kernel takes ~15 ms to tear a veth down, OVSDB answers in round
+      // trips, and neither needs the other. (Until its row goes, OVS sees
+      // the port's device gone; a DEL that fails half-way is repeated, and
+      // both halves are idempotent.)
       const host = new Links(rtnetlink());
+      const unlinked = detachContainer(req, host, hostVethName(req.containerId, req.ifname));
+      unlinked.catch(() => {});
       try {
-        for (const p of await portsOf(db, conf, String(req.config.name), `${req.containerId}/${req.ifname}`)) {
-          await db.deletePort(conf.bridge, p.name).catch((err: Error) => {
-            throw ovsError(`delete port "${p.name}"`, err);
-          });
+        const db = await ovsdb(conf, CNI_CODES.TRY_AGAIN_LATER);
+        try {
+          for (const p of await portsOf(db, conf, String(req.config.name), `${req.containerId}/${req.ifname}`)) {
+            await db.deletePort(conf.bridge, p.name).catch((err: Error) => {
+              throw ovsError(`delete port "${p.name}"`, err);
+            });
+          }
+        } finally {
+          db.close();
         }
-        await detachContainer(req, host, hostVethName(req.containerId, req.ifname));
+        await unlinked;
+      } catch (err) {
+        await unlinked.catch(() => {});
+        throw err;
       } finally {
-        db.close();
         host.close();
       }
     });

@@ -187,6 +187,16 @@ if (!skipWithoutNetns(t) && !skipWithoutOvs(t)) {
     const both = await runCni('berth-ovs', env('ADD', 'of', netns(t).path), conf('ovs100', { vlan: 100, trunk: [5] }));
     t.match(both.json, { code: 7, msg: /exclude each other/ });
     t.equal((await store.usage('ovs')).allocated, 2, 'failed ADDs allocated nothing (oc and od remain)');
+
+    // DEL takes the veth away and releases the address while it deletes the port row: with OVSDB away, the row stays and DEL asks to be repeated
+    const away = await runCni('berth-ovs', env('DEL', 'oc', c.path), { ...conf('ovs200', { vlan: 200 }), ovsdbSocket: `${ovs.dir}/nope.sock` });
+    t.match(away.json, { code: 11 }, 'DEL with OVSDB unreachable: try again later');
+    t.notMatch(ip('link'), new RegExp(hostVethName('oc', 'eth0')), 'the veth is gone already');
+    t.ok((await ports()).includes(hostVethName('oc', 'eth0')), 'the port row is still there');
+    t.equal((await store.usage('ovs')).allocated, 1, 'the address was released beside it (that half needs no OVSDB)');
+    t.equal((await runCni('berth-ovs', env('DEL', 'oc', c.path), conf('ovs200', { vlan: 200 }))).code, 0, 'the repeated DEL succeeds');
+    t.notOk((await ports()).includes(hostVethName('oc', 'eth0')), 'and removes the row');
+    t.equal((await store.usage('ovs')).allocated, 1, 'od keeps its address');
   });
 }
 
