@@ -73,6 +73,31 @@ bool FdAndOp(napi_env env, napi_callback_info info, const char* usage, int32_t* 
   return true;
 }
 
+// Reads one integer argument; throws a TypeError naming `usage` and returns false otherwise.
+bool OneInt(napi_env env, napi_callback_info info, const char* usage, int32_t* value) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc < 1 || napi_get_value_int32(env, argv[0], value) != napi_ok) {
+    napi_throw_type_error(env, nullptr, usage);
+    return false;
+  }
+  return true;
+}
+
+// Queues w (a struct with `work` and `deferred`) on the thread pool: execute
+// runs there, complete back on the JavaScript thread, which settles the
+// returned promise.
+template <typename Work>
+napi_value QueueWork(napi_env env, Work* w, const char* name, napi_async_execute_callback execute, napi_async_complete_callback complete) {
+  napi_value promise, resource;
+  napi_create_promise(env, &w->deferred, &promise);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource);
+  napi_create_async_work(env, nullptr, resource, execute, complete, w, &w->work);
+  napi_queue_async_work(env, w->work);
+  return promise;
+}
+
 int FlockRetrying(int fd, int op) {
   int rc;
   do {
@@ -128,13 +153,7 @@ void FlockComplete(napi_env env, napi_status, void* data) {
 napi_value FlockWait(napi_env env, napi_callback_info info) {
   int32_t fd = -1, op = 0;
   if (!FdAndOp(env, info, "flockWait(fd, operation) takes two integers", &fd, &op)) return nullptr;
-  FlockWork* w = new FlockWork{nullptr, nullptr, fd, op & ~LOCK_NB, 0};
-  napi_value promise, name;
-  napi_create_promise(env, &w->deferred, &promise);
-  napi_create_string_utf8(env, "berth:flock", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, nullptr, name, FlockExecute, FlockComplete, w, &w->work);
-  napi_queue_async_work(env, w->work);
-  return promise;
+  return QueueWork(env, new FlockWork{nullptr, nullptr, fd, op & ~LOCK_NB, 0}, "berth:flock", FlockExecute, FlockComplete);
 }
 
 // netlinkOpen(nsFd): a blocking NETLINK_ROUTE socket in the namespace open
@@ -144,14 +163,8 @@ napi_value FlockWait(napi_env env, napi_callback_info info) {
 constexpr int kReplyTimeoutSec = 60;
 
 napi_value NetlinkOpen(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
   int32_t ns = -1;
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &ns) != napi_ok) {
-    napi_throw_type_error(env, nullptr, "netlinkOpen(nsFd) takes an integer (-1: this namespace)");
-    return nullptr;
-  }
+  if (!OneInt(env, info, "netlinkOpen(nsFd) takes an integer (-1: this namespace)", &ns)) return nullptr;
   int own = -1;
   if (ns >= 0) {
     own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -274,26 +287,14 @@ napi_value NetlinkRequest(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   const char* b = static_cast<const char*>(bytes);
-  NetlinkWork* w = new NetlinkWork{nullptr, nullptr, fd, std::vector<char>(b, b + len), {}, 0, nullptr};
-  napi_value promise, name;
-  napi_create_promise(env, &w->deferred, &promise);
-  napi_create_string_utf8(env, "berth:netlink", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, nullptr, name, NetlinkExecute, NetlinkComplete, w, &w->work);
-  napi_queue_async_work(env, w->work);
-  return promise;
+  return QueueWork(env, new NetlinkWork{nullptr, nullptr, fd, std::vector<char>(b, b + len), {}, 0, nullptr}, "berth:netlink", NetlinkExecute, NetlinkComplete);
 }
 
 // netlinkClose(fd): closes a socket from netlinkOpen. (Node's fs.closeSync would
 // too, but on a worker thread it warns about every fd it did not open itself.)
 napi_value NetlinkClose(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
   int32_t fd = -1;
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
-    napi_throw_type_error(env, nullptr, "netlinkClose(fd) takes an integer");
-    return nullptr;
-  }
+  if (!OneInt(env, info, "netlinkClose(fd) takes an integer", &fd)) return nullptr;
   if (close(fd) != 0 && errno != EINTR) napi_throw(env, SysError(env, "close", errno));
   return nullptr;
 }
@@ -335,19 +336,14 @@ napi_value LinkByName(napi_env env, napi_callback_info info) {
 }
 
 napi_value Init(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "flock", NAPI_AUTO_LENGTH, Flock, nullptr, &fn);
-  napi_set_named_property(env, exports, "flock", fn);
-  napi_create_function(env, "flockWait", NAPI_AUTO_LENGTH, FlockWait, nullptr, &fn);
-  napi_set_named_property(env, exports, "flockWait", fn);
-  napi_create_function(env, "netlinkOpen", NAPI_AUTO_LENGTH, NetlinkOpen, nullptr, &fn);
-  napi_set_named_property(env, exports, "netlinkOpen", fn);
-  napi_create_function(env, "netlinkRequest", NAPI_AUTO_LENGTH, NetlinkRequest, nullptr, &fn);
-  napi_set_named_property(env, exports, "netlinkRequest", fn);
-  napi_create_function(env, "netlinkClose", NAPI_AUTO_LENGTH, NetlinkClose, nullptr, &fn);
-  napi_set_named_property(env, exports, "netlinkClose", fn);
-  napi_create_function(env, "linkByName", NAPI_AUTO_LENGTH, LinkByName, nullptr, &fn);
-  napi_set_named_property(env, exports, "linkByName", fn);
+  const struct { const char* name; napi_callback fn; } functions[] = {
+    {"flock", Flock}, {"flockWait", FlockWait}, {"netlinkOpen", NetlinkOpen}, {"netlinkRequest", NetlinkRequest}, {"netlinkClose", NetlinkClose}, {"linkByName", LinkByName},
+  };
+  for (const auto& f : functions) {
+    napi_value fn;
+    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &fn);
+    napi_set_named_property(env, exports, f.name, fn);
+  }
   const struct { const char* name; int value; } constants[] = {
     {"LOCK_SH", LOCK_SH}, {"LOCK_EX", LOCK_EX}, {"LOCK_UN", LOCK_UN}, {"LOCK_NB", LOCK_NB},
   };
