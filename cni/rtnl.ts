@@ -85,7 +85,7 @@ export class KernelError extends Error {
   }
 }
 
-const RTM_NAMES: Record<number, string> = { 16: 'RTM_NEWLINK', 17: 'RTM_DELLINK', 18: 'RTM_GETLINK', 19: 'RTM_SETLINK', 20: 'RTM_NEWADDR', 22: 'RTM_GETADDR', 24: 'RTM_NEWROUTE', 26: 'RTM_GETROUTE' };
+const RTM_NAMES: Record<number, string> = Object.fromEntries(Object.entries(RTM).map(([name, type]) => [type, `RTM_${name}`]));
 
 /**
  * The bodies of the kernel's answer to request `seq` of `type` (none for a
