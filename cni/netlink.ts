@@ -19,15 +19,9 @@ import { native } from '../native/index.js';
 import { formatIp, parseCidr, parseIp } from '../ipam/address.js';
 import * as rtnl from './rtnl.js';
 
-/** A thrown error from the kernel, with its errno name (EEXIST, ENODEV, ...). */
-export interface NetlinkError extends Error {
-  errno?: number;
-  code?: string;
-}
-
-/** True when err is a netlink error with the given errno name. */
+/** True when err is the kernel's refusal of a request with the given errno name (EEXIST, ENODEV, ...). */
 export function isErrno(err: unknown, code: string): boolean {
-  return (err as NetlinkError)?.code === code;
+  return err instanceof rtnl.KernelError && err.code === code;
 }
 
 /**
