@@ -6,13 +6,22 @@
 // and makes them agree (attach, detach, or both after a restart whose die
 // event was missed). Events, the periodic reconciliation and the DEL retries
 // all call it, so there is one code path to get right.
-import { statSync } from 'node:fs';
+//
+// The first word on a start comes from containerd, when it has made the
+// container's task (agent/containerd.ts): ensure(id, task) attaches that
+// process from what Docker said of the container at its creation, without
+// waiting for Docker to finish starting it and report so. Until Docker does,
+// its inspect says "not running"; an attachment whose process is alive is
+// then left as it is, never taken for a stopped container's.
+import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { formatIp, parseCidr } from '../ipam/address.js';
 import type { Store } from '../ipam/model.js';
 import type { AgentConfig } from './config.js';
 import { CniRuntime, type AttachmentRef } from './cni-runtime.js';
-import type { ContainerEvent, DockerEngine } from './docker.js';
+import type { ContainerdEvents } from './containerd.js';
+import type { TaskEvent } from './containerd-wire.js';
+import type { ContainerEvent, ContainerInfo, ContainerMeta, DockerEngine } from './docker.js';
 import type { EventPublisher } from './events.js';
 import { LabelError, parseLabels, type AttachIntent } from './labels.js';
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry } from './metrics.js';
@@ -25,12 +34,16 @@ import { StateDir, type AttachmentRecord } from './state.js';
 const IFNAME = 'eth0';
 /** how long a container signalled to stop stays out of the load balancers if it does not stop */
 const STOP_GRACE_MS = 60000;
+/** containers whose name and labels are kept, read when Docker reports them created (the oldest go first) */
+const KNOWN_MAX = 4096;
 
 export interface AgentDeps {
   docker: DockerEngine;
   store: Store;
   events: EventPublisher;
   log: Logger;
+  /** containerd's event streams, for attaching as soon as a task exists (none: on Docker's start events only) */
+  containerd?: ContainerdEvents[];
 }
 
 /** Why a labelled container is not attached, for status and metrics. */
@@ -51,6 +64,14 @@ export class Agent {
   private networks = new Map<string, NetworkList>();
   private readonly chains = new Map<string, Promise<void>>();
   private readonly startEvents = new Map<string, bigint>();
+  /** when containerd made each container's task (ns), for berth_agent_task_to_ip_seconds */
+  private readonly taskEvents = new Map<string, bigint>();
+  /** attached before Docker reported the start: its start event finds the address up */
+  private readonly upBeforeStart = new Set<string>();
+  /** name, berth labels and network mode of each container Docker reported, read once (labels never change) */
+  private readonly known = new Map<string, Promise<ContainerMeta | null>>();
+  /** the agent's own network namespace: never a container's to attach */
+  private readonly hostNsInode = nsInodeOf('/proc/self/ns/net');
   /** when each container's latest event reached the agent (ms), for the timing in the "attached" line */
   private readonly eventSeen = new Map<string, number>();
   private inflight = 0;
@@ -77,7 +98,8 @@ export class Agent {
 
   private readonly m = {
     ops: this.metrics.add(new Histogram('berth_agent_cni_duration_seconds', 'Time to run a network chain, by operation', LATENCY_BUCKETS)),
-    startToIp: this.metrics.add(new Histogram('berth_agent_start_to_ip_seconds', "From Docker's start event to the container's address being up", LATENCY_BUCKETS)),
+    startToIp: this.metrics.add(new Histogram('berth_agent_start_to_ip_seconds', "From Docker's start event to the container's address being up (0: up before Docker reported the start)", LATENCY_BUCKETS)),
+    taskToIp: this.metrics.add(new Histogram('berth_agent_task_to_ip_seconds', "From containerd's task create (the container's process made, not yet started) to its address being up", LATENCY_BUCKETS)),
     errors: this.metrics.add(new Counter('berth_agent_errors_total', 'Failed operations, by operation')),
     reconciles: this.metrics.add(new Counter('berth_agent_reconciliations_total', 'Full reconciliations run')),
     gcs: this.metrics.add(new Counter('berth_agent_gc_total', 'CNI GC runs, by network and result')),
@@ -108,6 +130,9 @@ export class Agent {
     this.metrics.add(new Gauge('berth_agent_rejected_containers', 'Labelled containers that cannot be attached', () => [[{}, this.problems.size]]));
     this.metrics.add(new Gauge('berth_agent_docker_connected', '1 while the Docker event stream is up', () => [[{}, deps.docker.connected ? 1 : 0]]));
     this.metrics.add(
+      new Gauge('berth_agent_containerd_connected', "1 while containerd's event stream is up, by socket", () => (deps.containerd ?? []).map((c) => [{ socket: c.socketPath }, c.connected ? 1 : 0])),
+    );
+    this.metrics.add(
       new Gauge('berth_agent_events_pending', 'Attachment events waiting for delivery, all sinks', () => [[{}, deps.events.pending()]]),
     );
     this.metrics.add(
@@ -127,6 +152,7 @@ export class Agent {
     this.deps.log.info({ attachments: records.length }, 'state loaded');
     this.reloadNetworks();
     this.runtime.warm(this.networks.values()).catch((err: Error) => this.deps.log.warn({ err: err.message }, 'failed to preload the plugins'));
+    for (const c of this.deps.containerd ?? []) c.watch((e) => this.onTask(e));
     this.deps.docker.watch(
       (e) => this.onEvent(e),
       () => void this.reconcile(),
@@ -141,6 +167,7 @@ export class Agent {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
     this.deps.docker.stop();
+    for (const c of this.deps.containerd ?? []) c.stop();
     const all = Promise.allSettled([...this.chains.values(), this.reconciling, this.haproxy?.idle()]);
     await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
     await this.runtime.close();
@@ -177,6 +204,12 @@ export class Agent {
   }
 
   private onEvent(e: ContainerEvent): void {
+    if (e.action === 'create' || e.action === 'rename') {
+      // read its labels now, while nothing waits for them: its task may come any moment
+      this.known.delete(e.id);
+      void this.meta(e.id).catch(() => undefined);
+      return;
+    }
     if (e.action === 'kill') {
       // docker stop/kill (TERM, KILL, INT, QUIT; not a HUP sent to reload it):
       // drain it from the load balancers while it still answers
@@ -189,10 +222,47 @@ export class Agent {
     }
     if (e.action === 'start') {
       this.stoppingIds.delete(e.id);
-      this.startEvents.set(e.id, e.timeNano);
-      this.eventSeen.set(e.id, Date.now());
+      if (this.upBeforeStart.delete(e.id)) this.m.startToIp.observe({}, 0);
+      else {
+        this.startEvents.set(e.id, e.timeNano);
+        this.eventSeen.set(e.id, Date.now());
+      }
     }
-    void this.serialize(e.id, () => this.ensure(e.id));
+    void this.serialize(e.id, () => this.ensure(e.id)).then(() => {
+      if (e.action === 'destroy') this.known.delete(e.id);
+    });
+  }
+
+  /** containerd made a task (attach it now) or a container's init exited (look again). */
+  private onTask(e: TaskEvent): void {
+    if (e.topic === '/tasks/create' && e.pid > 0) {
+      this.taskEvents.set(e.containerId, e.timeNano);
+      void this.serialize(e.containerId, () => this.ensure(e.containerId, { pid: e.pid }));
+    } else if (e.topic === '/tasks/exit' && e.init) {
+      // a task that never started (its start failed) has no die event from Docker
+      void this.serialize(e.containerId, () => this.ensure(e.containerId));
+    }
+  }
+
+  /** What Docker said of a container when first asked (its labels never change; a rename asks again). */
+  private meta(id: string): Promise<ContainerMeta | null> {
+    let m = this.known.get(id);
+    if (m) return m;
+    m = this.deps.docker.inspect(id).then((info) => {
+      if (!info && this.known.get(id) === m) this.known.delete(id);
+      return info && metaOf(info);
+    });
+    m.catch(() => {
+      if (this.known.get(id) === m) this.known.delete(id);
+    });
+    this.remember(id, m);
+    return m;
+  }
+
+  private remember(id: string, m: Promise<ContainerMeta | null>): void {
+    this.known.delete(id);
+    this.known.set(id, m);
+    if (this.known.size > KNOWN_MAX) this.known.delete(this.known.keys().next().value!);
   }
 
   /** Runs fn after every earlier operation on the same container. */
@@ -228,13 +298,37 @@ export class Agent {
     if (this.inflight === 0) for (const d of this.drained.splice(0)) d();
   }
 
-  /** Makes Docker's view of one container and the agent's agree. */
-  async ensure(id: string): Promise<void> {
+  /**
+   * Makes Docker's view of one container and the agent's agree. `task`: the
+   * process containerd has just made for it, which Docker does not report
+   * yet; attached if it is alive and this container's.
+   */
+  async ensure(id: string, task?: { pid: number }): Promise<void> {
     const t0 = Date.now();
     const queuedMs = this.eventSeen.has(id) ? t0 - this.eventSeen.get(id)! : undefined;
-    const info = await this.deps.docker.inspect(id);
-    const inspectMs = Date.now() - t0;
+    let info: ContainerInfo | null;
+    const timing: Record<string, number | string> = {};
     let rec = this.records.get(id);
+    if (task) {
+      // a late event for a task that has ended, or a process that is not
+      // this container's, attaches nothing: Docker's own events see to the rest
+      if (!this.taskProcess(task.pid, id)) return;
+      const meta = await this.meta(id);
+      if (!meta) return; // not this Docker engine's container
+      info = { ...meta, running: true, pid: task.pid };
+      timing.via = 'containerd';
+      timing.labelsMs = Date.now() - t0;
+    } else {
+      info = await this.deps.docker.inspect(id);
+      if (info) this.remember(id, Promise.resolve(metaOf(info)));
+      timing.via = 'docker';
+      timing.inspectMs = Date.now() - t0;
+      // not running yet to Docker, but the process attached is alive: containerd made its task and Docker is still starting it
+      if (info && !info.running && rec && rec.phase !== 'deleting' && rec.nsInode !== 0 && nsInode(rec.pid) === rec.nsInode) {
+        info = { ...info, running: true, pid: rec.pid };
+      }
+    }
+    if (queuedMs !== undefined) timing.queuedMs = queuedMs;
     let intent: AttachIntent | null = null;
     if (info?.running) {
       try {
@@ -250,6 +344,7 @@ export class Agent {
     if (!info?.running || !intent) {
       if (!info) this.problems.delete(id);
       this.eventSeen.delete(id);
+      this.taskEvents.delete(id);
       if (rec) await this.detach(rec, info ? (info.running ? 'unlabelled' : 'stopped') : 'removed');
       this.startEvents.delete(id);
       return;
@@ -269,10 +364,21 @@ export class Agent {
       if (!(await this.detach(rec, rec.phase === 'attached' ? 'restarted' : rec.phase))) return;
       rec = undefined;
     }
-    await this.attach(info.id, info.name, info.pid, intent, { inspectMs, ...(queuedMs !== undefined ? { queuedMs } : {}) });
+    await this.attach(info.id, info.name, info.pid, intent, timing);
   }
 
-  private async attach(id: string, name: string, pid: number, intent: AttachIntent, timing: Record<string, number> = {}): Promise<void> {
+  /** The namespace inode of `pid` if it is a live process of container `id` (its cgroup names it), else 0. */
+  private taskProcess(pid: number, id: string): number {
+    try {
+      if (!readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(id)) return 0;
+    } catch {
+      return 0;
+    }
+    const inode = nsInode(pid);
+    return inode === this.hostNsInode ? 0 : inode;
+  }
+
+  private async attach(id: string, name: string, pid: number, intent: AttachIntent, timing: Record<string, number | string> = {}): Promise<void> {
     const log = this.deps.log.child({ containerId: id, network: intent.network });
     let network = this.networks.get(intent.network);
     if (!network) {
@@ -285,6 +391,10 @@ export class Agent {
     }
     const inode = nsInode(pid);
     if (!inode) return; // exited meanwhile; its die event follows
+    if (inode === this.hostNsInode) {
+      this.reject({ id, name }, `the container's process ${pid} is in the host's network namespace`, network.name);
+      return;
+    }
     const now = new Date().toISOString();
     const rec: AttachmentRecord = { containerId: id, name, ifname: IFNAME, intent, network, phase: 'adding', pid, nsInode: inode, createdAt: now, updatedAt: now, attempts: 0 };
     const saveStarted = Date.now();
@@ -315,6 +425,13 @@ export class Agent {
     const startedAt = this.startEvents.get(id);
     this.startEvents.delete(id);
     if (startedAt !== undefined) this.m.startToIp.observe({}, Math.max(0, Date.now() - Number(startedAt / 1000000n)) / 1000);
+    else if (timing.via === 'containerd') this.upBeforeStart.add(id);
+    const taskAt = this.taskEvents.get(id);
+    this.taskEvents.delete(id);
+    if (taskAt !== undefined) {
+      timing.sinceTaskMs = Math.max(0, Date.now() - Number(taskAt / 1000000n));
+      this.m.taskToIp.observe({}, timing.sinceTaskMs / 1000);
+    }
     const seen = this.eventSeen.get(id);
     this.eventSeen.delete(id);
     log.info({ ip: rec.ip, owner: intent.owner, ms: Math.round(seconds * 1000), ...timing, ...(seen ? { sinceEventMs: Date.now() - seen } : {}) }, 'attached');
@@ -358,6 +475,7 @@ export class Agent {
     log.info({ ip: rec.ip, why, attempts: rec.attempts }, 'detached');
     if (wasAttached || rec.ip) this.publish('detached', rec);
     this.stoppingIds.delete(rec.containerId);
+    this.upBeforeStart.delete(rec.containerId);
     for (const service of Object.keys(rec.intent.lb)) this.warnedServices.delete(`${rec.containerId}/${service}`);
     if (Object.keys(rec.intent.lb).length > 0) this.lbSync();
     return true;
@@ -501,11 +619,19 @@ class Slots {
 /** The inode of a process's network namespace, or 0 when the process is gone. */
 export function nsInode(pid: number): number {
   if (!(pid > 0)) return 0;
+  return nsInodeOf(`/proc/${pid}/ns/net`);
+}
+
+function nsInodeOf(path: string): number {
   try {
-    return statSync(`/proc/${pid}/ns/net`).ino;
+    return statSync(path).ino;
   } catch {
     return 0;
   }
+}
+
+function metaOf(info: ContainerInfo): ContainerMeta {
+  return { id: info.id, name: info.name, labels: info.labels, networkMode: info.networkMode };
 }
 
 /** The first address of a CNI result, without its prefix length. */

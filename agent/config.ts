@@ -2,6 +2,7 @@
 // /etc/berth/agent.json) with command-line flags over it. Pure: the caller
 // reads the file. Every field is validated and named in the error.
 import { parseStoreUrl, resolveStoreUrl } from '../ipam/store-url.js';
+import { CONTAINERD_SOCKETS, DOCKER_NAMESPACE, NAMESPACE_NAME } from './containerd-wire.js';
 import { LbConfigError, parseLbConfig, type LbConfig } from '../lb/config.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/berth/agent.json';
@@ -19,6 +20,10 @@ export interface AgentConfig {
   cniConfDir: string;
   cniBinDir: string[];
   dockerSocket: string;
+  /** containerd sockets followed for task events (empty: attach on Docker's start events only) */
+  containerdSockets: string[];
+  /** Docker's namespace in containerd */
+  containerdNamespace: string;
   socket: string;
   stateDir: string;
   /** this host's name: recorded on allocations and events */
@@ -55,6 +60,7 @@ export interface AgentFlags {
   cniConfDir?: string;
   cniBinDir?: string;
   dockerSocket?: string;
+  containerdSocket?: string;
   socket?: string;
   stateDir?: string;
 }
@@ -66,6 +72,8 @@ const FIELDS: Record<string, string> = {
   cniConfDir: 'string',
   cniBinDir: 'string',
   dockerSocket: 'string',
+  containerdSocket: 'string',
+  containerdNamespace: 'string',
   socket: 'string',
   stateDir: 'string',
   hostname: 'string',
@@ -124,6 +132,8 @@ export function parseAgentConfig(file: unknown, flags: AgentFlags, env: NodeJS.P
     cniConfDir: path('cniConfDir', '/etc/cni/net.d'),
     cniBinDir: binDirs,
     dockerSocket: path('dockerSocket', '/var/run/docker.sock'),
+    containerdSockets: containerdSocketsOf(flags.containerdSocket ?? (f.containerdSocket as string | undefined)),
+    containerdNamespace: containerdNamespaceOf(f.containerdNamespace),
     socket,
     stateDir: path('stateDir', '/var/lib/berth/agent'),
     hostname: host,
@@ -138,6 +148,24 @@ export function parseAgentConfig(file: unknown, flags: AgentFlags, env: NodeJS.P
     events: parseEvents(f.events),
     lb: lbOf(f.lb, f.services),
   };
+}
+
+/** not given: both of Docker's usual places (the one it does not use stays quiet); "": none; else that path */
+function containerdSocketsOf(v: string | undefined): string[] {
+  if (v === undefined) return [...CONTAINERD_SOCKETS];
+  if (v === '') return [];
+  if (!v.startsWith('/')) throw new ConfigError(`containerdSocket must be an absolute path (or "" for none), got "${v}"`);
+  if (v.includes('\0')) throw new ConfigError('containerdSocket must not contain NUL');
+  if (Buffer.byteLength(v) > 107) throw new ConfigError(`containerdSocket must be at most 107 bytes (a unix socket path), got ${Buffer.byteLength(v)}: ${v}`);
+  return [v];
+}
+
+function containerdNamespaceOf(v: unknown): string {
+  if (v === undefined) return DOCKER_NAMESPACE;
+  if (typeof v !== 'string' || v.length > 76 || !NAMESPACE_NAME.test(v)) {
+    throw new ConfigError(`containerdNamespace must be a containerd namespace name (letters and digits, joined by single ".", "_" or "-"; at most 76), got ${JSON.stringify(v)}`);
+  }
+  return v;
 }
 
 function pluginThreadsOf(v: unknown): number {

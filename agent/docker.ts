@@ -4,23 +4,31 @@
 import { createRequire } from 'node:module';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import { LABEL_NETWORK } from './labels.js';
+import { LABEL_NETWORK, LABEL_PREFIX } from './labels.js';
 
-export interface ContainerInfo {
+/** What the agent needs of a container that does not change while it runs. */
+export interface ContainerMeta {
   id: string;
   /** without the leading "/" */
   name: string;
-  running: boolean;
-  /** the init process, 0 when not running */
-  pid: number;
+  /** berth's labels (berth.*) only: the rest is not the agent's business */
   labels: Record<string, string>;
   networkMode: string;
 }
 
+export interface ContainerInfo extends ContainerMeta {
+  running: boolean;
+  /** the init process, 0 when not running */
+  pid: number;
+}
+
 export interface ContainerEvent {
   id: string;
-  /** kill: `docker stop` or `docker kill` signalled it; it may still run for its grace period */
-  action: 'start' | 'kill' | 'die' | 'destroy';
+  /**
+   * kill: `docker stop` or `docker kill` signalled it; it may still run for its grace period.
+   * create, rename: what the agent knows of it (its name, labels) is to be read again.
+   */
+  action: 'create' | 'rename' | 'start' | 'kill' | 'die' | 'destroy';
   /** when Docker says it happened, ns since the epoch */
   timeNano: bigint;
   /** for kill: the signal number Docker sent */
@@ -56,6 +64,15 @@ function loadDockerode(): typeof Docker {
     }
   }
   return require('dockerode') as typeof Docker;
+}
+
+const ACTIONS: ReadonlyArray<ContainerEvent['action']> = ['create', 'rename', 'start', 'kill', 'die', 'destroy'];
+
+/** The berth.* labels of a container. */
+export function berthLabels(labels: Record<string, string> | null | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(labels ?? {})) if (k.startsWith(LABEL_PREFIX)) out[k] = v;
+  return out;
 }
 
 export class DockerEngine {
@@ -97,7 +114,7 @@ export class DockerEngine {
         name: c.Name.replace(/^\//, ''),
         running: c.State.Running && !c.State.Restarting,
         pid: c.State.Pid,
-        labels: c.Config.Labels ?? {},
+        labels: berthLabels(c.Config.Labels),
         networkMode: c.HostConfig.NetworkMode ?? '',
       };
     } catch (err) {
@@ -116,7 +133,7 @@ export class DockerEngine {
     const connect = async (): Promise<void> => {
       if (this.stopped) return;
       try {
-        const stream = (await this.events.getEvents({ filters: { type: ['container'], event: ['start', 'kill', 'die', 'destroy'] } })) as NodeJS.ReadableStream;
+        const stream = (await this.events.getEvents({ filters: { type: ['container'], event: [...ACTIONS] } })) as NodeJS.ReadableStream;
         if (this.stopped) {
           // stop() came while this connection was being made: nothing may keep the process alive
           (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
@@ -140,7 +157,7 @@ export class DockerEngine {
               const action = (e.Action ?? e.status) as ContainerEvent['action'];
               // timeNano exceeds 2^53; the ms part is what matters
               const timeNano = /"timeNano":(\d+)/.exec(line)?.[1];
-              if (e.id && (action === 'start' || action === 'kill' || action === 'die' || action === 'destroy')) onEvent({ id: e.id, action, timeNano: timeNano ? BigInt(timeNano) : BigInt(Date.now()) * 1000000n, ...(Number.isInteger(signal) ? { signal } : {}) });
+              if (e.id && ACTIONS.includes(action)) onEvent({ id: e.id, action, timeNano: timeNano ? BigInt(timeNano) : BigInt(Date.now()) * 1000000n, ...(Number.isInteger(signal) ? { signal } : {}) });
             } catch {
               this.log.warn({ line: line.slice(0, 200) }, 'unreadable Docker event');
             }

@@ -3,6 +3,8 @@
 // nothing outside these shapes gets through. Pure.
 import { formatIp, parseIp } from '../ipam/address.js';
 
+/** every label the agent reads starts with this */
+export const LABEL_PREFIX = 'berth.';
 export const LABEL_NETWORK = 'berth.network';
 export const LABEL_OWNER = 'berth.owner';
 export const LABEL_IP = 'berth.ip';

@@ -11,6 +11,7 @@ import { parseStoreUrl } from '../ipam/store-url.js';
 import { Agent } from './agent.js';
 import { listenApi } from './api.js';
 import { ConfigError, DEFAULT_CONFIG_FILE, parseAgentConfig, type AgentConfig, type AgentFlags } from './config.js';
+import { ContainerdEvents } from './containerd.js';
 import { DockerEngine } from './docker.js';
 import { EventPublisher } from './events.js';
 
@@ -70,7 +71,8 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
   }
   if (cfg.events.webhook) events.addWebhook(cfg.events.webhook);
   const docker = new DockerEngine(cfg.dockerSocket, log);
-  const agent = new Agent(cfg, { docker, store, events, log });
+  const containerd = cfg.containerdSockets.map((socket) => new ContainerdEvents(socket, log, { namespace: cfg.containerdNamespace }));
+  const agent = new Agent(cfg, { docker, store, events, log, containerd });
   const server = await listenApi({ agent, store, version: agentVersion(), startedAt }, cfg.socket);
   agent.start();
   // threads made since by a thread that was not reniced (libuv's pool is made on first use)

@@ -10,6 +10,11 @@ function agentBuilder(y: Argv<GlobalArgs>) {
     .option('cni-conf-dir', { type: 'string', coerce: once('cni-conf-dir'), describe: 'where CNI network configs are (default /etc/cni/net.d)' })
     .option('cni-bin-dir', { type: 'string', coerce: once('cni-bin-dir'), describe: 'where CNI plugins are, DIR[:DIR] (default /opt/cni/bin)' })
     .option('docker-socket', { type: 'string', coerce: once('docker-socket'), describe: "the Docker engine's socket (default /var/run/docker.sock)" })
+    .option('containerd-socket', {
+      type: 'string',
+      coerce: once('containerd-socket'),
+      describe: "containerd's socket, followed to attach a container as soon as its task exists (default: /run/containerd/containerd.sock and /var/run/docker/containerd/containerd.sock; \"\" for none)",
+    })
     .option('socket', { type: 'string', coerce: once('socket'), describe: "the agent's API socket, root only (default /run/berth/agent.sock)" })
     .option('state-dir', { type: 'string', coerce: once('state-dir'), describe: 'where attachments are recorded (default /var/lib/berth/agent)' });
 }
@@ -25,6 +30,7 @@ async function run(argv: ArgumentsCamelCase<ArgsOf<typeof agentBuilder>>): Promi
         cniConfDir: argv.cniConfDir,
         cniBinDir: argv.cniBinDir,
         dockerSocket: argv.dockerSocket,
+        containerdSocket: argv.containerdSocket,
         socket: argv.socket,
         stateDir: argv.stateDir,
       },

@@ -43,7 +43,7 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
   const io = { stdout: { write: () => true }, stderr: { write: (s: string) => process.stderr.write(s) }, env: {} };
   const { netDir, bridge } = await bridgeNetwork(t, { dir, store, network: 'churn', pool: 'churn', subnet: '10.211.0.0/24', gateway: '10.211.0.1', hold: 0, bridgePrefix: 'brch' });
   const stateDir = join(dir, 'state');
-  const agent = await startAgent(dir, agentConfig(dir, store, netDir, docker.socket));
+  const agent = await startAgent(dir, agentConfig(dir, store, netDir, docker));
   t.teardown(() => agent.kill('SIGKILL'));
   const must = async (args: string[]) => {
     const r = await docker.run(args);

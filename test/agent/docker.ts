@@ -56,7 +56,7 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
 
   const agent = await startAgent(
     dir,
-    agentConfig(dir, store, netDir, docker.socket, { events: { webhook: { url: `http://127.0.0.1:${hookPort}/events`, retries: 5, timeoutMs: 2000 } } }),
+    agentConfig(dir, store, netDir, docker, { events: { webhook: { url: `http://127.0.0.1:${hookPort}/events`, retries: 5, timeoutMs: 2000 } } }),
   );
   t.teardown(() => agent.kill('SIGKILL'));
 

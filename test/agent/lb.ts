@@ -50,7 +50,7 @@ if (!skipWithoutNetns(t) && !skipWithoutDocker(t) && !skipWithoutHaproxy(t)) t.t
   writeFileSync(lbSection.haproxy.config, renderHaproxy(parseLbConfig(lbSection, services), []));
   const hp = await startHaproxy(lbSection.haproxy.config, lbSection.haproxy.socket, lbSection.haproxy.masterSocket);
   t.teardown(() => hp.stop());
-  const agent = await startAgent(dir, agentConfig(dir, store, netDir, docker.socket, { lb: lbSection, services }));
+  const agent = await startAgent(dir, agentConfig(dir, store, netDir, docker, { lb: lbSection, services }));
   t.teardown(() => agent.kill('SIGKILL'));
   const web = async (name: string, extra: string[] = []) => {
     const r = await docker.run([

@@ -138,13 +138,24 @@ export function atExit(fn: () => void): void {
   exitHooks.push(fn);
 }
 
-/** The agent config every Docker test starts from: private paths under DIR, quick reconciliations and retries. */
-export function agentConfig(dir: string, store: string, netDir: string, dockerSocket: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+/**
+ * The agent config every Docker test starts from: private paths under DIR,
+ * quick reconciliations and retries, the engine's own containerd followed.
+ */
+export function agentConfig(
+  dir: string,
+  store: string,
+  netDir: string,
+  docker: { socket: string; containerdSocket: string; containerdNamespace: string },
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   return {
     store,
     cniConfDir: netDir,
     cniBinDir: BIN.replace(/\/$/, ''),
-    dockerSocket,
+    dockerSocket: docker.socket,
+    containerdSocket: docker.containerdSocket,
+    containerdNamespace: docker.containerdNamespace,
     // a unix socket path must stay under 108 bytes; fixture dirs can be longer
     socket: join(shortDir(), 'agent.sock'),
     stateDir: join(dir, 'state'),

@@ -8,6 +8,9 @@ import { join } from 'node:path';
 
 export interface DockerEngineUnderTest {
   socket: string;
+  /** the containerd this dockerd started for itself, and its namespace there */
+  containerdSocket: string;
+  containerdNamespace: string;
   image: string;
   /** runs the docker CLI against this engine */
   run(args: string[], timeoutMs?: number): Promise<{ code: number; stdout: string; stderr: string }>;
@@ -114,5 +117,5 @@ export async function startDocker(): Promise<DockerEngineUnderTest> {
   process.once('exit', () => {
     if (!stopped) child.kill('SIGKILL');
   });
-  return { socket, image, run, stop };
+  return { socket, containerdSocket: join(dir, 'x', 'containerd', 'containerd.sock'), containerdNamespace: ns, image, run, stop };
 }
