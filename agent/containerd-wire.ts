@@ -36,7 +36,9 @@ export interface TaskEvent {
   timeNano: bigint;
 }
 
-export class WireError extends Error {}
+export class WireError extends Error {
+  override name = 'WireError';
+}
 
 const TOPICS = new Set<string>(['/tasks/create', '/tasks/start', '/tasks/exit', '/tasks/delete']);
 

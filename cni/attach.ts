@@ -108,6 +108,37 @@ export function attachResult(prev: CniResult | undefined, ours: CniInterface[], 
   return result;
 }
 
+/**
+ * The routes a container gets: IPAM's (a route without a gateway goes via
+ * the gateway of its family), and a default route via each gateway when
+ * `defaultGateway` is set and IPAM gave none.
+ */
+export function containerRoutes(ipam: CniResult, defaultGateway: boolean): Array<{ dst: string; gw?: string }> {
+  const routes: Array<{ dst: string; gw?: string }> = [...(ipam.routes ?? [])];
+  if (defaultGateway) {
+    for (const ip of ipam.ips ?? []) {
+      const dst = ip.address.includes(':') ? '::/0' : '0.0.0.0/0';
+      if (ip.gateway && !routes.some((r) => r.dst === dst)) routes.push({ dst, gw: ip.gateway });
+    }
+  }
+  return routes.map((r) => {
+    const gw = r.gw ?? ipam.ips?.find((ip) => ip.address.includes(':') === r.dst.includes(':'))?.gateway;
+    return gw ? { dst: r.dst, gw } : { dst: r.dst };
+  });
+}
+
+/**
+ * The container's interface given its addresses, brought up and given its
+ * routes: one batch of requests (Links.configure), refused as a CNI error.
+ */
+export async function configureContainer(inside: Links, index: number, ifname: string, ipam: CniResult, routes: Array<{ dst: string; gw?: string }>): Promise<void> {
+  try {
+    await inside.configure(index, { addresses: (ipam.ips ?? []).map((ip) => ip.address), routes });
+  } catch (err) {
+    throw new CniError(BERTH_CODES.LINK_FAILED, `failed to set up ${ifname}: ${(err as Error).message}`, undefined, { cause: err });
+  }
+}
+
 /** The container's namespace, or the CNI error a runtime expects for one that is gone. */
 export function openNetns(path: string): number {
   try {

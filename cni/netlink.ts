@@ -36,12 +36,33 @@ export class RtSocket {
   constructor(private readonly fd: number) {}
 
   /** Sends one request and returns the bodies of the kernel's answer (none for a plain ACK). */
-  request(type: number, body: Buffer, flags = 0): Promise<Buffer[]> {
-    const run = async (): Promise<Buffer[]> => {
+  async request(type: number, body: Buffer, flags = 0): Promise<Buffer[]> {
+    const [answer] = await this.batch([{ type, body, flags }]);
+    if ('error' in answer!) throw answer.error;
+    return answer!.bodies;
+  }
+
+  /**
+   * Sends requests in one sendmsg(): the kernel runs them in order, each
+   * answered, and a failed one does not stop the rest. Each takes the
+   * kernel's link lock on its own, but the sender is running when it lets
+   * the lock go and takes it again at once, where separate requests would
+   * each wait their turn behind everyone queued for it (in a start storm,
+   * up to a second apiece).
+   */
+  batch(requests: Array<{ type: number; body: Buffer; flags?: number }>): Promise<Array<{ bodies: Buffer[] } | { error: unknown }>> {
+    const run = async () => {
       if (this.closed) throw new Error('the rtnetlink socket is closed');
-      const seq = (this.seq = (this.seq % 0x7fffffff) + 1);
-      const answer = await native().netlinkRequest(this.fd, rtnl.requestMessage(type, flags, seq, body));
-      return rtnl.answerBodies(answer, type, seq);
+      const seqs = requests.map(() => (this.seq = (this.seq % 0x7fffffff) + 1));
+      const messages = Buffer.concat(requests.map((r, i) => rtnl.requestMessage(r.type, r.flags ?? 0, seqs[i]!, r.body)));
+      const answer = await native().netlinkRequest(this.fd, messages);
+      return requests.map((r, i) => {
+        try {
+          return { bodies: rtnl.answerBodies(answer, r.type, seqs[i]!) };
+        } catch (error) {
+          return { error };
+        }
+      });
     };
     const done = this.tail.then(run, run);
     this.tail = done.catch(() => {});
@@ -218,6 +239,29 @@ export class Links {
     }
   }
 
+  /**
+   * A container's interface made ready in one batch (RtSocket.batch): its
+   * addresses, then up, then its routes, in that order, each already there
+   * being fine. The first failure is thrown, naming what failed.
+   */
+  async configure(index: number, want: { addresses: string[]; routes: Array<{ dst: string; gw?: string }> }): Promise<void> {
+    const steps: Array<{ what: string; type: number; body: Buffer; flags?: number }> = [];
+    for (const cidr of want.addresses) {
+      const c = parseCidr(cidr, 'address', true);
+      steps.push({ what: `add ${cidr}`, type: rtnl.RTM.NEWADDR, body: rtnl.newAddressBody({ family: c.family, prefix: c.prefix, index, address: Buffer.from(c.hex, 'hex') }), flags: rtnl.NLM_F.CREATE | rtnl.NLM_F.EXCL });
+    }
+    steps.push({ what: 'bring it up', type: rtnl.RTM.SETLINK, body: rtnl.setLinkBody(index, { flags: rtnl.IFF.UP, change: rtnl.IFF.UP }) });
+    for (const r of want.routes) {
+      steps.push({ what: `add route ${r.dst}${r.gw ? ` via ${r.gw}` : ''}`, type: rtnl.RTM.NEWROUTE, body: routeBody(r.dst, r.gw, index), flags: rtnl.NLM_F.CREATE | rtnl.NLM_F.EXCL });
+    }
+    const answers = await this.sock.batch(steps);
+    answers.forEach((a, i) => {
+      if ('error' in a && (steps[i]!.type === rtnl.RTM.SETLINK || !isErrno(a.error, 'EEXIST'))) {
+        throw new Error(`failed to ${steps[i]!.what}: ${(a.error as Error).message}`, { cause: a.error });
+      }
+    });
+  }
+
   /** The addresses on a link, as "ADDR/PREFIX". */
   async addresses(index: number): Promise<string[]> {
     return (await this.ask(rtnl.RTM.GETADDR, rtnl.dumpBody('address'), rtnl.NLM_F.DUMP))
@@ -228,16 +272,8 @@ export class Links {
 
   /** Adds a route via a gateway (or on-link when gw is absent) out of a link; an existing one is fine. */
   async addRoute(dst: string, gw: string | undefined, index: number): Promise<void> {
-    const c = parseCidr(dst, 'route.dst');
-    const body = rtnl.newRouteBody({
-      family: c.family,
-      prefix: c.prefix,
-      dst: Buffer.from(c.first, 'hex'),
-      ...(gw ? { gateway: Buffer.from(parseIp(gw, 'route.gw').hex, 'hex') } : {}),
-      oif: index,
-    });
     try {
-      await this.ask(rtnl.RTM.NEWROUTE, body, rtnl.NLM_F.CREATE | rtnl.NLM_F.EXCL);
+      await this.ask(rtnl.RTM.NEWROUTE, routeBody(dst, gw, index), rtnl.NLM_F.CREATE | rtnl.NLM_F.EXCL);
     } catch (err) {
       if (!isErrno(err, 'EEXIST')) throw err;
     }
@@ -284,6 +320,17 @@ export class Links {
   close(): void {
     this.sock.close();
   }
+}
+
+function routeBody(dst: string, gw: string | undefined, index: number): Buffer {
+  const c = parseCidr(dst, 'route.dst');
+  return rtnl.newRouteBody({
+    family: c.family,
+    prefix: c.prefix,
+    dst: Buffer.from(c.first, 'hex'),
+    ...(gw ? { gateway: Buffer.from(parseIp(gw, 'route.gw').hex, 'hex') } : {}),
+    oif: index,
+  });
 }
 
 function toLinkInfo(m: rtnl.Link): LinkInfo {

@@ -198,11 +198,12 @@ napi_value NetlinkOpen(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// netlinkRequest(fd, message): sends one netlink message (header included,
-// NLM_F_ACK set by the caller) on the thread pool and resolves with every
-// message the kernel answered to its sequence number, up to and including
-// the NLMSG_ERROR (an ACK or an error) or NLMSG_DONE that ends the answer.
-// The caller reads the error code in it. One request at a time per socket.
+// netlinkRequest(fd, messages): sends netlink messages (headers included,
+// NLM_F_ACK set by the caller, sequence numbers rising) in one sendto() on
+// the thread pool and resolves with everything the kernel answered, up to
+// and including the NLMSG_ERROR (an ACK or an error) or NLMSG_DONE that ends
+// the answer to the last one: the kernel takes them in order and answers
+// each. The caller reads the error codes. One request at a time per socket.
 struct NetlinkWork {
   napi_async_work work;
   napi_deferred deferred;
@@ -226,7 +227,14 @@ bool AnswerEnds(const char* buf, size_t len, uint32_t seq) {
 
 void NetlinkExecute(napi_env, void* data) {
   NetlinkWork* w = static_cast<NetlinkWork*>(data);
-  const nlmsghdr* req = reinterpret_cast<const nlmsghdr*>(w->request.data());
+  // the last message's sequence number: its answer comes last
+  uint32_t lastSeq = 0;
+  for (size_t at = 0; at + sizeof(nlmsghdr) <= w->request.size();) {
+    const nlmsghdr* h = reinterpret_cast<const nlmsghdr*>(w->request.data() + at);
+    if (h->nlmsg_len < sizeof(nlmsghdr)) break;
+    lastSeq = h->nlmsg_seq;
+    at += NLMSG_ALIGN(h->nlmsg_len);
+  }
   sockaddr_nl kernel = {};
   kernel.nl_family = AF_NETLINK;
   ssize_t n;
@@ -254,7 +262,7 @@ void NetlinkExecute(napi_env, void* data) {
       return;
     }
     w->answer.insert(w->answer.end(), buf.data(), buf.data() + n);
-    if (AnswerEnds(buf.data(), n, req->nlmsg_seq)) return;
+    if (AnswerEnds(buf.data(), n, lastSeq)) return;
   }
 }
 
@@ -283,7 +291,7 @@ napi_value NetlinkRequest(napi_env env, napi_callback_info info) {
   size_t len = 0;
   if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || !isBuffer || napi_get_buffer_info(env, argv[1], &bytes, &len) != napi_ok ||
       len < sizeof(nlmsghdr)) {
-    napi_throw_type_error(env, nullptr, "netlinkRequest(fd, message) takes an integer and a Buffer holding a whole netlink message");
+    napi_throw_type_error(env, nullptr, "netlinkRequest(fd, messages) takes an integer and a Buffer holding whole netlink messages");
     return nullptr;
   }
   const char* b = static_cast<const char*>(bytes);

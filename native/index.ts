@@ -11,8 +11,8 @@ export interface Native {
   flockWait(fd: number, operation: number): Promise<boolean>;
   /** a blocking NETLINK_ROUTE socket in the namespace open at nsFd (-1: the calling thread's), as an fd */
   netlinkOpen(nsFd: number): number;
-  /** sends a whole netlink message on the thread pool; resolves with the kernel's answer to it, through its ACK, error or DONE */
-  netlinkRequest(fd: number, message: Buffer): Promise<Buffer>;
+  /** sends whole netlink messages in one sendto() on the thread pool; resolves with the kernel's answers, through the ACK, error or DONE of the last */
+  netlinkRequest(fd: number, messages: Buffer): Promise<Buffer>;
   /** closes a socket from netlinkOpen (fs.closeSync warns on a worker thread about fds it did not open) */
   netlinkClose(fd: number): void;
   /** index and MAC of a link in the namespace of socket fd, read without the kernel's link lock; undefined when there is none */

@@ -3,7 +3,7 @@
 // in-process, on the host and inside the container's namespace.
 import { closeSync, writeFileSync } from 'node:fs';
 import { sha1Hex } from '../../ipam/sha1.js';
-import { attachResult, beginCheck, createReplacingStale, detachContainer, ipamErrorOr, openNetns, refuseTakenName, releaseAndDetach, undoAttach } from '../attach.js';
+import { attachResult, beginCheck, configureContainer, containerRoutes, createReplacingStale, detachContainer, ipamErrorOr, openNetns, refuseTakenName, releaseAndDetach, undoAttach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CniError } from '../errors.js';
 import { hostBridgeUp, Links, rtnetlink, type LinkInfo } from '../netlink.js';
@@ -79,26 +79,23 @@ export const plugin: Plugin<BridgeConfig> = {
         }
         const c = inside.lookup(req.ifname)!;
         const ipam = (await asked)!;
-        for (const ip of ipam.ips ?? []) await step(`add ${ip.address} to ${req.ifname}`, () => inside.addAddress(c.index, ip.address));
-        await step(`bring ${req.ifname} up`, () => inside.setUp(c.index));
-        const routes = [...(ipam.routes ?? [])];
-        if (conf.isDefaultGateway) {
-          for (const ip of ipam.ips ?? []) {
-            const dst = ip.address.includes(':') ? '::/0' : '0.0.0.0/0';
-            if (ip.gateway && !routes.some((r) => r.dst === dst)) routes.push({ dst, gw: ip.gateway });
-          }
+        // The gateway goes on the bridge while the container's side is made:
+        // in a start storm each waits its turn for the kernel's link lock,
+        // and side by side the two waits overlap.
+        const gateways = conf.isGateway
+          ? Promise.all(
+              (ipam.ips ?? [])
+                .filter((ip) => ip.gateway)
+                .map((ip) => step(`add gateway ${ip.gateway} to "${conf.bridge}"`, () => host.addAddress(br.index, `${ip.gateway}/${ip.address.split('/')[1]}`))),
+            )
+          : Promise.resolve([]);
+        gateways.catch(() => {});
+        try {
+          await configureContainer(inside, c.index, req.ifname, ipam, containerRoutes(ipam, conf.isDefaultGateway));
+        } finally {
+          await gateways.catch(() => {});
         }
-        for (const r of routes) {
-          const gw = r.gw ?? ipam.ips?.find((ip) => ip.address.includes(':') === r.dst.includes(':'))?.gateway;
-          await step(`add route ${r.dst}${gw ? ` via ${gw}` : ''}`, () => inside.addRoute(r.dst, gw, c.index));
-        }
-        if (conf.isGateway) {
-          for (const ip of ipam.ips ?? []) {
-            if (!ip.gateway) continue;
-            const prefix = ip.address.split('/')[1];
-            await step(`add gateway ${ip.gateway} to "${conf.bridge}"`, () => host.addAddress(br.index, `${ip.gateway}/${prefix}`));
-          }
-        }
+        await gateways;
         // read again: a bridge without a MAC of its own takes its lowest port's
         const brNow = hostBridgeUp(conf.bridge) ?? (await host.byName(conf.bridge))!;
         const ours: CniInterface[] = [

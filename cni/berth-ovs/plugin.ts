@@ -4,7 +4,7 @@
 // the attachment in its external_ids, so DEL and GC find it with no local cache.
 import { closeSync } from 'node:fs';
 import { hostVethName } from '../berth-bridge/plugin.js';
-import { attachResult, beginCheck, createReplacingStale, detachContainer, ipamErrorOr, openNetns, refuseTakenName, releaseAndDetach, undoAttach } from '../attach.js';
+import { attachResult, beginCheck, configureContainer, containerRoutes, createReplacingStale, detachContainer, ipamErrorOr, openNetns, refuseTakenName, releaseAndDetach, undoAttach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CNI_CODES, CniError } from '../errors.js';
 import { Links, rtnetlink } from '../netlink.js';
@@ -90,14 +90,7 @@ export const plugin: Plugin<OvsConfig> = {
         await waitOfport(db, hostName);
         const c = inside.lookup(req.ifname)!;
         const ipam = (await asked)!;
-        for (const ip of ipam.ips ?? []) await inside.addAddress(c.index, ip.address);
-        await inside.setUp(c.index);
-        for (const r of ipam.routes ?? []) {
-          const gw = r.gw ?? ipam.ips?.find((ip) => ip.address.includes(':') === r.dst.includes(':'))?.gateway;
-          await inside.addRoute(r.dst, gw, c.index).catch((err: Error) => {
-            throw new CniError(BERTH_CODES.LINK_FAILED, `failed to add route ${r.dst}${gw ? ` via ${gw}` : ''}: ${err.message}`);
-          });
-        }
+        await configureContainer(inside, c.index, req.ifname, ipam, containerRoutes(ipam, false));
         done = true;
         req.log.info({ bridge: conf.bridge, port: hostName, vlan: conf.vlan, trunk: conf.trunk }, 'attached');
         const ours = [

@@ -34,7 +34,7 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
   t.teardown(() => docker.stop());
   const store = redis.freshUrl();
   const quiet = { stdout: { write: () => true }, stderr: { write: (s: string) => process.stderr.write(s) }, env: {} };
-  const { netDir } = await bridgeNetwork(t, { dir, store, network: 'agentnet', pool: 'agentp', subnet: '10.210.0.0/24', gateway: '10.210.0.1', hold: 600, bridgePrefix: 'brag' });
+  const { netDir, bridge } = await bridgeNetwork(t, { dir, store, network: 'agentnet', pool: 'agentp', subnet: '10.210.0.0/24', gateway: '10.210.0.1', hold: 600, bridgePrefix: 'brag' });
   // a webhook receiver: the CMDB's view of the events
   const hooked: Array<Record<string, string>> = [];
   let failNext = 2; // the first deliveries fail: the agent must retry
@@ -88,6 +88,12 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
     const info = await addressState(ip);
     t.equal(info.state, 'allocated');
     t.equal(info.owner, 'web1', 'the owner defaults to the container name');
+    // attached once containerd had made its task, before Docker reported the start
+    const line = agent.log().split('\n').find((l) => l.includes('"msg":"attached"') && l.includes('"owner":"web1"'));
+    t.match(line, /"via":"containerd"/, `attached from containerd's task event: ${line}`);
+    const metrics = (await agent.get<string>('/metrics')).body;
+    t.match(metrics, /berth_agent_task_to_ip_seconds_count 1\b/);
+    t.match(metrics, /berth_agent_containerd_connected\{socket="[^"]+"\} 1/);
   });
 
   t.test('every thread of the agent runs at the nice value (-10 by default), not only the main one', async (t) => {
@@ -136,6 +142,22 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
     t.not(info.state, 'allocated', 'no longer allocated');
     t.equal(info.state, 'reserved', 'held for the owner for the hold time');
     t.equal(info.owner, 'team/fixed-0');
+  });
+
+  t.test('labelled containers that exit at once leave no address and no interface behind', async (t) => {
+    const pool = async () => (await agent.get<Array<{ conf: { name: string }; allocated: number }>>('/v1/pools')).body.find((p) => p.conf.name === 'agentp')!.allocated;
+    const ports = () => readdirSync(`/sys/class/net/${bridge}/brif`).length;
+    const before = { allocated: await pool(), ports: ports(), attachments: (await attachments()).length };
+    // their task is made (and attached) while the process waits to be started; it exits right after
+    const names = Array.from({ length: 6 }, (_, i) => `brief${i}`);
+    const started = await Promise.all(names.map((n) => docker.run(['run', '-d', '--network', 'none', '--name', n, '--label', 'berth.network=agentnet', docker.image, 'true'])));
+    t.same(started.map((r) => r.code), names.map(() => 0), 'all started');
+    t.equal((await docker.run(['wait', ...names])).code, 0, 'and exited');
+    await waitFor('none of them attached', async () => ((await attachments()).some((a) => a.name.startsWith('brief')) ? undefined : true), 60000);
+    t.equal(await pool(), before.allocated, 'as many addresses allocated as before');
+    t.equal(ports(), before.ports, `as many ports on ${bridge} as before`);
+    t.equal((await attachments()).length, before.attachments);
+    await docker.run(['rm', '-f', ...names]);
   });
 
   t.test('bad labels are reported by name and attach nothing', async (t) => {

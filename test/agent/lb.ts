@@ -50,7 +50,8 @@ if (!skipWithoutNetns(t) && !skipWithoutDocker(t) && !skipWithoutHaproxy(t)) t.t
   writeFileSync(lbSection.haproxy.config, renderHaproxy(parseLbConfig(lbSection, services), []));
   const hp = await startHaproxy(lbSection.haproxy.config, lbSection.haproxy.socket, lbSection.haproxy.masterSocket);
   t.teardown(() => hp.stop());
-  const agent = await startAgent(dir, agentConfig(dir, store, netDir, docker, { lb: lbSection, services }));
+  // on Docker's start events alone: the way without containerd's stream stays proven
+  const agent = await startAgent(dir, agentConfig(dir, store, netDir, docker, { lb: lbSection, services, containerdSocket: '' }));
   t.teardown(() => agent.kill('SIGKILL'));
   const web = async (name: string, extra: string[] = []) => {
     const r = await docker.run([
@@ -67,6 +68,8 @@ if (!skipWithoutNetns(t) && !skipWithoutDocker(t) && !skipWithoutHaproxy(t)) t.t
     return v.haproxy.servers.length === 2 && v.haproxy.servers.every((s) => s.state === 'ready') ? v : undefined;
   });
   t.equal(both.backends.length, 2, 'the undeclared service label is ignored');
+  t.match(agent.log(), /"msg":"attached"/);
+  t.notMatch(agent.log(), /"via":"containerd"/, 'attached on Docker\'s start events: no containerd stream here');
   const seen = new Set<string>();
   for (let i = 0; i < 10; i++) {
     const r = await httpGet(`http://127.0.0.1:${port}/`);

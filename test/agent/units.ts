@@ -56,6 +56,18 @@ t.test('agent config: defaults, flags over the file, every bad field named', asy
   for (const [file, re] of bad) t.throws(() => parseAgentConfig(file, {}, {}, 'h'), re, JSON.stringify(file));
   t.throws(() => parseAgentConfig({}, { cniBinDir: 'rel' }, {}, 'h'), /cniBinDir entries must be absolute/);
   t.throws(() => parseAgentConfig({}, { socket: `/${'x'.repeat(110)}` }, {}, 'h'), /socket must be at most 107 bytes/);
+  // containerd: both of Docker's usual sockets unless told; "" for none; the flag over the file
+  t.same(c.containerdSockets, ['/run/containerd/containerd.sock', '/var/run/docker/containerd/containerd.sock']);
+  t.equal(c.containerdNamespace, 'moby');
+  t.same(parseAgentConfig({ containerdSocket: '' }, {}, {}, 'h').containerdSockets, [], '"" turns the stream off');
+  t.same(parseAgentConfig({ containerdSocket: '/a/c.sock' }, { containerdSocket: '/b/c.sock' }, {}, 'h').containerdSockets, ['/b/c.sock']);
+  t.equal(parseAgentConfig({ containerdNamespace: 'berth-test.1' }, {}, {}, 'h').containerdNamespace, 'berth-test.1');
+  t.throws(() => parseAgentConfig({ containerdSocket: 'c.sock' }, {}, {}, 'h'), /containerdSocket must be an absolute path \(or "" for none\), got "c.sock"/);
+  t.throws(() => parseAgentConfig({}, { containerdSocket: `/${'x'.repeat(110)}` }, {}, 'h'), /containerdSocket must be at most 107 bytes/);
+  for (const ns of ['a b', 'a"b', '-a', 'a..b', '', 'x'.repeat(77)]) {
+    t.throws(() => parseAgentConfig({ containerdNamespace: ns }, {}, {}, 'h'), /containerdNamespace must be a containerd namespace name/, JSON.stringify(ns));
+  }
+  t.throws(() => parseAgentConfig({ containerdNamespace: 5 }, {}, {}, 'h'), /containerdNamespace must be a string, got number/);
 });
 
 t.test('labels: network, owner, ip and lb services validated by name', async (t) => {

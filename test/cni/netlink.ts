@@ -3,7 +3,8 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { Links, rtnetlink, parseMac } from '../../cni/netlink.js';
+import { isErrno, Links, rtnetlink, parseMac } from '../../cni/netlink.js';
+import { decodeLink, IFF, linkByNameBody, RTM, setLinkBody } from '../../cni/rtnl.js';
 import { cleanupLink, ip, netns, skipWithoutNetns, uniqueName } from '../helpers/netns.js';
 
 if (!skipWithoutNetns(t)) {
@@ -112,6 +113,41 @@ if (!skipWithoutNetns(t)) {
     await inside.deleteByName('eth7'); // already gone: fine
     await t.rejects(inside.deleteByName('lo'), { code: 'ENOTSUP', errno: 95, message: /the kernel refused RTM_DELLINK: ENOTSUP/ }, 'what the kernel refuses is still an error, named');
     t.throws(() => parseMac('02:00:00'), /not a MAC address/);
+  });
+
+  t.test('a batch: each request in one sendmsg answered, a refused one not stopping the rest; configure() in one batch', async (t) => {
+    const ns = netns(t);
+    const inside = new Links(rtnetlink(ns.path));
+    t.teardown(() => inside.close());
+    ip('-n', ns.name, 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1');
+    const v0 = inside.lookup('v0')!;
+    const v1 = inside.lookup('v1')!;
+    const answers = await inside.sock.batch([
+      { type: RTM.GETLINK, body: linkByNameBody('v0') },
+      { type: RTM.GETLINK, body: linkByNameBody('nosuch') },
+      { type: RTM.SETLINK, body: setLinkBody(v0.index, { flags: IFF.UP, change: IFF.UP }) },
+    ]);
+    t.equal(answers.length, 3, 'an answer for each');
+    t.equal('bodies' in answers[0]! && decodeLink(answers[0].bodies[0]!).name, 'v0', 'the first: its link');
+    t.ok('error' in answers[1]! && isErrno(answers[1].error, 'ENODEV'), 'the second: ENODEV');
+    t.same(answers[2], { bodies: [] }, 'the third ran after the refusal: a plain ACK');
+    t.match(ip('-n', ns.name, 'link', 'show', 'v0'), /<[^>]*\bUP\b/, 'and v0 is up');
+    t.equal((await inside.byName('v0'))?.index, v0.index, 'a request after the batch gets its own answer');
+
+    const want = { addresses: ['10.81.0.2/24'], routes: [{ dst: '0.0.0.0/0', gw: '10.81.0.1' }, { dst: '10.90.0.0/16', gw: '10.81.0.1' }] };
+    await inside.configure(v1.index, want);
+    t.match(ip('-n', ns.name, '-4', 'addr', 'show', 'v1'), /inet 10\.81\.0\.2\/24/, 'the address');
+    t.match(ip('-n', ns.name, 'link', 'show', 'v1'), /<[^>]*\bUP\b/, 'up');
+    const routes = ip('-n', ns.name, 'route');
+    t.match(routes, /default via 10\.81\.0\.1 dev v1/, 'the default route, added after the address it needs');
+    t.match(routes, /10\.90\.0\.0\/16 via 10\.81\.0\.1 dev v1/);
+    await inside.configure(v1.index, want); // all there already: fine
+    await t.rejects(
+      inside.configure(v1.index, { addresses: [], routes: [{ dst: '10.91.0.0/16', gw: '192.0.2.1' }] }),
+      /failed to add route 10\.91\.0\.0\/16 via 192\.0\.2\.1: the kernel refused RTM_NEWROUTE: ENETUNREACH/,
+      'a route the kernel refuses is named',
+    );
+    await t.rejects(inside.configure(9999, want), /failed to add 10\.81\.0\.2\/24: the kernel refused RTM_NEWADDR: ENODEV/, 'the first failure is the one reported');
   });
 
   t.test('the kernel works on the thread pool: the JavaScript thread is free while veths are deleted', async (t) => {
