@@ -144,6 +144,11 @@ export class Agent {
     return this.deps.docker;
   }
 
+  /** containerd's event streams followed (none: attaching on Docker's start events only). */
+  get containerd(): readonly ContainerdEvents[] {
+    return this.deps.containerd ?? [];
+  }
+
   /** Loads the state dir, follows Docker and starts the timers. Resolves once watching. */
   start(): void {
     const { records, errors } = this.state.load();

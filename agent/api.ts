@@ -105,6 +105,7 @@ export async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerRes
         startedAt: deps.startedAt.toISOString(),
         ready: agent.ready,
         docker: agent.docker.connected ? 'connected' : 'disconnected',
+        containerd: agent.containerd.map((c) => ({ socket: c.socketPath, connected: c.connected })),
         store: deps.store.location,
         attachments: all.filter((a) => a.phase === 'attached').length,
         adding: all.filter((a) => a.phase === 'adding').length,

@@ -10,6 +10,7 @@ interface Status {
   startedAt: string;
   ready: boolean;
   docker: string;
+  containerd?: Array<{ socket: string; connected: boolean }>;
   store: string;
   attachments: number;
   adding: number;
@@ -39,6 +40,7 @@ async function status(argv: SocketArgs): Promise<void> {
       ['agent', `berth ${s.version}, pid ${s.pid}, on ${s.host}, since ${s.startedAt}`],
       ['ready', s.ready ? 'yes' : 'no (first reconciliation running)'],
       ['docker', s.docker],
+      ['containerd', containerdLine(s.containerd ?? [])],
       ['store', s.store],
       ['attachments', `${s.attachments} attached, ${s.adding} being added, ${s.delQueue} DEL${s.delQueue === 1 ? '' : 's'} queued`],
       ['reconciled', s.lastReconcile ? `${s.lastReconcile.at} in ${s.lastReconcile.ms} ms${s.lastReconcile.error ? ` (failed: ${s.lastReconcile.error})` : ''}` : 'not yet'],
@@ -52,6 +54,14 @@ async function status(argv: SocketArgs): Promise<void> {
   } catch (err) {
     reportFailure(ctx, `failed to get the agent's status: ${causeOf(err)}`);
   }
+}
+
+/** Which containerd streams are up: attaching at task creation needs one of them. */
+function containerdLine(list: Array<{ socket: string; connected: boolean }>): string {
+  if (list.length === 0) return "not followed (attaching on Docker's start events)";
+  const up = list.filter((c) => c.connected);
+  if (up.length === 0) return `not reachable at ${list.map((c) => c.socket).join(' or ')} (attaching on Docker's start events)`;
+  return `connected at ${up.map((c) => c.socket).join(', ')} (attaching as soon as a task exists)`;
 }
 
 async function attachments(argv: SocketArgs): Promise<void> {
