@@ -174,7 +174,7 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
     const code = await main(['status', '--socket', agent.socket], { stdout: { write: (s: string) => (out += s) }, stderr: quiet.stderr, env: {} });
     t.equal(code, 0, 'berth status works');
     t.match(out, /2 labelled containers not attached/);
-    t.match(out, new RegExp(`containerd\\s+connected at ${docker.containerdSocket.replace(/[.]/g, '\\.')} \\(attaching as soon as a task exists\\)`));
+    t.match(out, new RegExp(`containerd:\\s+connected at ${docker.containerdSocket.replace(/[.]/g, '\\.')} \\(attaching as soon as a task exists\\)`));
     await docker.run(['rm', '-f', 'badip', 'nonet']);
   });
 
