@@ -155,6 +155,8 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
     t.equal((await docker.run(['wait', ...names])).code, 0, 'and exited');
     await waitFor('none of them attached', async () => ((await attachments()).some((a) => a.name.startsWith('brief')) ? undefined : true), 60000);
     t.equal(await pool(), before.allocated, 'as many addresses allocated as before');
+    // the kernel may still be taking down an exited container's namespace (and the veth in it)
+    await waitFor(`${bridge}'s ports back to ${before.ports}`, () => (ports() === before.ports ? true : undefined), 20000).catch(() => undefined);
     t.equal(ports(), before.ports, `as many ports on ${bridge} as before`);
     t.equal((await attachments()).length, before.attachments);
     await docker.run(['rm', '-f', ...names]);
