@@ -193,6 +193,8 @@ export async function benchAgent(opts: { quick?: boolean } = {}): Promise<string
     const berthRound = async (prefix: string) => {
       const r = await round(prefix, burst, (name) => ({ ...base(name), Labels: { 'berth.network': 'bench' } }));
       await waitFor('every container attached', () => (r.ids.every((id) => attachedAt.has(id)) ? true : undefined), 300000);
+      // an address can be up before Docker reports the start: the figures wait for every event
+      await waitFor("every start event, Docker's and containerd's", () => (r.ids.every((id) => startEvents.has(id) && taskMade.has(id) && taskStarted.has(id)) ? true : undefined), 60000);
       const sorted = (f: (id: string) => number) => r.ids.map(f).sort((a, b) => a - b);
       const fig = {
         ...r,

@@ -262,11 +262,11 @@ export class Links {
     });
   }
 
-  /** The addresses on a link, as "ADDR/PREFIX". */
-  async addresses(index: number): Promise<string[]> {
-    return (await this.ask(rtnl.RTM.GETADDR, rtnl.dumpBody('address'), rtnl.NLM_F.DUMP))
+  /** The addresses on a link, as "ADDR/PREFIX"; of one family when given. */
+  async addresses(index: number, family?: 4 | 6): Promise<string[]> {
+    return (await this.ask(rtnl.RTM.GETADDR, rtnl.dumpBody('address', family), rtnl.NLM_F.DUMP))
       .map(rtnl.decodeAddress)
-      .filter((a) => a.index === index && a.address)
+      .filter((a) => a.index === index && a.address && (!family || a.family === family))
       .map((a) => `${formatIp(a.address!.toString('hex'))}/${a.prefix}`);
   }
 

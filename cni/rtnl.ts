@@ -251,9 +251,15 @@ export function newAddressBody(a: { family: 4 | 6; prefix: number; index: number
   return Buffer.concat([head, encodeAttrs([[IFA.LOCAL, a.address], [IFA.ADDRESS, a.address]])]);
 }
 
-/** The body of an RTM_GETADDR or RTM_GETROUTE dump of every family. */
-export function dumpBody(kind: 'address' | 'route'): Buffer {
-  return Buffer.alloc(kind === 'address' ? 8 : 12);
+/**
+ * The body of an RTM_GETADDR or RTM_GETROUTE dump, of every family or of
+ * one. (An address dump of one family takes no link lock on kernels since
+ * 6.9, where one of every family still does.)
+ */
+export function dumpBody(kind: 'address' | 'route', family?: 4 | 6): Buffer {
+  const b = Buffer.alloc(kind === 'address' ? 8 : 12);
+  if (family) b[0] = family === 4 ? 2 : 10;
+  return b;
 }
 
 /** An address as the kernel described it. */

@@ -72,6 +72,12 @@ if (!skipWithoutNetns(t)) {
     const ping = spawnSync('ip', ['netns', 'exec', a.name, '/bin/busybox', 'ping', '-c', '2', '-W', '2', ipB.split('/')[0]!], { encoding: 'utf8' });
     t.equal(ping.status, 0, `a reaches b: ${ping.stdout}${ping.stderr}`);
     t.match(await s.store.getAddress('web', hex(ipA)), { state: 'allocated', containerId: 'ca' });
+    // the gateway is looked for before it is added: once on the bridge, whatever happens to it
+    t.equal((ip('-o', '-4', 'addr', 'show', s.bridge).match(/10\.91\.0\.1\/24/g) ?? []).length, 1, 'the gateway once, after two ADDs');
+    ip('addr', 'del', '10.91.0.1/24', 'dev', s.bridge);
+    const c = netns(t);
+    t.equal((await runCni('berth-bridge', env('ADD', 'cc', c.path), s.conf({ mtu: 1400 }))).code, 0);
+    t.match(ip('-o', 'addr', 'show', s.bridge), /10\.91\.0\.1\/24/, 'taken away, the next ADD puts it back');
   });
 
   t.test('ADD, CHECK, DEL for every spec version; CHECK fails once an address is removed; DEL twice leaves nothing', async (t) => {
