@@ -74,7 +74,7 @@ export class RtSocket {
    * undefined. Read without the kernel's link lock (an ioctl under RCU),
    * which an RTM_GETLINK waits for: in a start storm, up to seconds.
    */
-  link(name: string): { index: number; mac?: Buffer } | undefined {
+  link(name: string): { index: number; mac?: Buffer; flags?: number } | undefined {
     if (this.closed) throw new Error('the rtnetlink socket is closed');
     return native().linkByName(this.fd, name);
   }
@@ -135,13 +135,14 @@ export class Links {
   }
 
   /**
-   * The index and MAC of the link of that name, if any, without the kernel's
-   * link lock: where kind, master or state are not needed (byName's RTM_GETLINK
-   * waits for the lock every link change on the host takes).
+   * The index and MAC of the link of that name, and whether it is up, if
+   * there is one, without the kernel's link lock: where kind or master are not
+   * needed (byName's RTM_GETLINK waits for the lock every link change on the
+   * host takes).
    */
-  lookup(name: string): { index: number; mac?: string } | undefined {
+  lookup(name: string): { index: number; mac?: string; up: boolean } | undefined {
     const l = this.sock.link(name);
-    return l && { index: l.index, ...(l.mac ? { mac: formatMac(l.mac) } : {}) };
+    return l && { index: l.index, ...(l.mac ? { mac: formatMac(l.mac) } : {}), up: ((l.flags ?? 0) & rtnl.IFF.UP) !== 0 };
   }
 
   /** Creates a link; EEXIST is thrown as the kernel's error. */

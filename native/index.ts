@@ -15,8 +15,8 @@ export interface Native {
   netlinkRequest(fd: number, messages: Buffer): Promise<Buffer>;
   /** closes a socket from netlinkOpen (fs.closeSync warns on a worker thread about fds it did not open) */
   netlinkClose(fd: number): void;
-  /** index and MAC of a link in the namespace of socket fd, read without the kernel's link lock; undefined when there is none */
-  linkByName(fd: number, name: string): { index: number; mac?: Buffer } | undefined;
+  /** index, MAC and flags (IFF_*) of a link in the namespace of socket fd, read without the kernel's link lock; undefined when there is none */
+  linkByName(fd: number, name: string): { index: number; mac?: Buffer; flags?: number } | undefined;
   LOCK_SH: number;
   LOCK_EX: number;
   LOCK_UN: number;

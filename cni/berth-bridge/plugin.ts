@@ -7,7 +7,7 @@ import { sha1Hex } from '../../ipam/sha1.js';
 import { attachResult, beginCheck, configureContainer, containerRoutes, createReplacingStale, detachContainer, ipamErrorOr, openNetns, refuseTakenName, releaseAndDetach, undoAttach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CniError } from '../errors.js';
-import { hostBridgeUp, Links, rtnetlink, type LinkInfo } from '../netlink.js';
+import { hostBridgeUp, Links, rtnetlink } from '../netlink.js';
 import type { CniInterface, CniResult } from '../result.js';
 import type { Plugin } from '../skel.js';
 import type { BridgeConfig } from './config.js';
@@ -31,8 +31,18 @@ async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Bridges this process has found to be bridges, by name: their index. Once
+ * known, a bridge is found again by an ioctl lookup (index and flags, read
+ * under RCU); sysfs, read on the plugin's thread, waited there up to 0.6 s
+ * in a start storm for the lock of the sysfs tree that registering links
+ * takes, holding up every other ADD on the thread. A bridge deleted and made
+ * again has a new index, and one that is down is looked at again.
+ */
+const knownBridges = new Map<string, number>();
+
 /** Creates the bridge and its uplink; a kernel without 802.1Q is refused before anything is made. */
-async function ensureBridge(host: Links, conf: BridgeConfig): Promise<LinkInfo> {
+async function ensureBridge(host: Links, conf: BridgeConfig): Promise<{ index: number }> {
   const plan = planUplink(conf);
   if (plan.length > 0 && !kernelHasVlan()) {
     throw new CniError(
@@ -40,8 +50,11 @@ async function ensureBridge(host: Links, conf: BridgeConfig): Promise<LinkInfo> 
       `this kernel has no 802.1Q VLAN support (no /proc/net/vlan): cannot create ${conf.master}.${conf.vlan} for vlan ${conf.vlan}`,
     );
   }
+  const seen = host.lookup(conf.bridge);
+  const known = seen?.up && knownBridges.get(conf.bridge) === seen.index ? seen : undefined;
   // an existing bridge is read from sysfs: a lookup by netlink would wait for the kernel's link lock
-  const br = hostBridgeUp(conf.bridge) ?? (await step(`create bridge "${conf.bridge}"`, () => host.ensureBridge(conf.bridge, conf.mtu)));
+  const br = known ?? hostBridgeUp(conf.bridge) ?? (await step(`create bridge "${conf.bridge}"`, () => host.ensureBridge(conf.bridge, conf.mtu)));
+  knownBridges.set(conf.bridge, br.index);
   for (const s of plan) {
     if (s.op === 'ensure-vlan') await step(`create VLAN sub-interface "${s.name}"`, () => host.ensureVlan(s.name, s.master, s.id, s.mtu));
     else if (s.op === 'set-master') {
@@ -112,7 +125,7 @@ export const plugin: Plugin<BridgeConfig> = {
         }
         await gateways;
         // read again: a bridge without a MAC of its own takes its lowest port's
-        const brNow = hostBridgeUp(conf.bridge) ?? (await host.byName(conf.bridge))!;
+        const brNow = host.lookup(conf.bridge) ?? (await host.byName(conf.bridge))!;
         const ours: CniInterface[] = [
           { name: conf.bridge, ...(brNow.mac ? { mac: brNow.mac } : {}) },
           { name: hostName, mac: veth.hostMac },

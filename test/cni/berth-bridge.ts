@@ -10,6 +10,7 @@ import type { Store } from '../../ipam/model.js';
 import { SUPPORTED_VERSIONS } from '../../cni/version.js';
 import { planUplink } from '../../cni/berth-bridge/uplink.js';
 import { hostVethName } from '../../cni/berth-bridge/plugin.js';
+import { ownPlugin, runOwn } from '../../agent/own-plugins.js';
 import { BIN, runCni } from '../helpers/cni.js';
 import { cleanupLink, haveFile, ip, netns, skipWithoutNetns, uniqueName } from '../helpers/netns.js';
 
@@ -272,5 +273,32 @@ if (!skipWithoutNetns(t)) {
     ]);
     t.equal(ra.code, 0, ra.stdout);
     t.equal(rb.code, 0, rb.stdout);
+  });
+
+  t.test('in one process, as the agent runs it: a bridge made anew, set down or replaced is looked at again', async (t) => {
+    const s = await setup(t);
+    const spec = await ownPlugin('berth-bridge');
+    const add = async (id: string) => {
+      const ns = netns(t);
+      const r = await runOwn(spec, env('ADD', id, ns.path), JSON.stringify(s.conf()));
+      return { code: r.code, json: JSON.parse(r.stdout) as { msg?: string } };
+    };
+    const masterOf = (id: string) => /master (\S+)/.exec(ip('link', 'show', hostVethName(id, 'eth0')))?.[1];
+    t.equal((await add('pa')).code, 0);
+    t.equal(masterOf('pa'), s.bridge);
+    // deleted and made again under its name: a new index, which the next ADD finds
+    ip('link', 'del', s.bridge);
+    ip('link', 'add', s.bridge, 'type', 'bridge');
+    ip('link', 'set', s.bridge, 'up');
+    t.equal((await add('pb')).code, 0, 'ADD after the bridge was made again');
+    t.equal(masterOf('pb'), s.bridge, 'on the new bridge');
+    ip('link', 'set', s.bridge, 'down');
+    t.equal((await add('pc')).code, 0, 'ADD after the bridge was set down');
+    t.match(ip('link', 'show', s.bridge), /<[^>]*\bUP\b/, 'brought up again');
+    ip('link', 'del', s.bridge);
+    ip('link', 'add', s.bridge, 'type', 'veth', 'peer', 'name', `${s.bridge}p`);
+    const refused = await add('pd');
+    t.not(refused.code, 0);
+    t.match(refused.json.msg, new RegExp(`"${s.bridge}" exists and is not a bridge`), 'a device of its name that is not a bridge is refused by name');
   });
 }

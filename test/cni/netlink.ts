@@ -55,7 +55,7 @@ if (!skipWithoutNetns(t)) {
       t.teardown(() => inside.close());
       const eth0 = await inside.byName('eth0');
       t.ok(eth0, 'the peer was created directly inside the namespace');
-      t.same(inside.lookup('eth0'), { index: eth0!.index, mac: eth0!.mac }, 'a lookup without the link lock finds the same index and MAC');
+      t.same(inside.lookup('eth0'), { index: eth0!.index, mac: eth0!.mac, up: false }, 'a lookup without the link lock finds the same index and MAC, and that it is down');
       t.equal(host.lookup(hostName)?.index, veth.index, "a lookup is in its socket's namespace: the host end on the host");
       t.equal(inside.lookup(hostName), undefined, 'the host end is not inside');
       t.equal(inside.lookup('lo')?.index, 1, 'lo, which has no Ethernet address');
@@ -64,6 +64,7 @@ if (!skipWithoutNetns(t)) {
       await inside.addAddress(eth0!.index, addr);
       await inside.addAddress(eth0!.index, addr); // idempotent
       await inside.setUp(eth0!.index);
+      t.equal(inside.lookup('eth0')?.up, true, 'and then that it is up');
       await inside.setUp((await inside.byName('lo'))!.index);
       await inside.addRoute('0.0.0.0/0', '10.80.0.1', eth0!.index);
       const addrs = await inside.addresses(eth0!.index);
