@@ -9,8 +9,8 @@
 //
 // The stream is one gRPC call (server streaming) over HTTP/2 on containerd's
 // unix socket, made with node:http2 and the few messages in
-// containerd-wire.ts: @grpc/grpc-js and a protobuf runtime would cost the
-// agent ~11 MiB of RSS for one call. Reconnected with backoff when
+// containerd-wire.ts: @grpc/grpc-js and its protobuf loader would add ~12
+// MiB to the agent's RSS for one call (node:http2 costs ~2). Reconnected with backoff when
 // containerd restarts; while it is away the agent attaches on Docker's start
 // event as before, so nothing depends on this stream but speed.
 import { connect as h2connect, constants, type ClientHttp2Session } from 'node:http2';
