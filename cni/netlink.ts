@@ -45,8 +45,9 @@ export class RtSocket {
   /**
    * Sends requests in one sendmsg(): the kernel runs them in order, each
    * answered, and a failed one does not stop the rest. Each takes the
-   * kernel's link lock on its own, but the sender is running when it lets
-   * the lock go and takes it again at once, where separate requests would
+   * kernel's link lock on its own, but the sender is still running when it
+   * lets the lock go and can take it again at once (a mutex lets a running
+   * thread take it before a woken waiter does), where separate requests
    * each wait their turn behind everyone queued for it (in a start storm,
    * up to a second apiece).
    */

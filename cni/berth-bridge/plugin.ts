@@ -113,9 +113,10 @@ export const plugin: Plugin<BridgeConfig> = {
         }
         const c = inside.lookup(req.ifname)!;
         const ipam = (await asked)!;
-        // The gateway goes on the bridge while the container's side is made:
-        // in a start storm each waits its turn for the kernel's link lock,
-        // and side by side the two waits overlap.
+        // The gateway is seen to on the bridge while the container's side is
+        // made: where it has to be added, that waits its turn for the kernel's
+        // link lock, as the container's side does, and side by side the two
+        // waits overlap.
         const gateways = conf.isGateway ? ensureGateways(host, br.index, conf.bridge, ipam) : Promise.resolve();
         gateways.catch(() => {});
         try {
