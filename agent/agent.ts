@@ -317,7 +317,7 @@ export class Agent {
     if (task) {
       // a late event for a task that has ended, or a process that is not
       // this container's, attaches nothing: Docker's own events see to the rest
-      if (!this.taskProcess(task.pid, id)) return;
+      if (!isProcessOf(task.pid, id)) return;
       const meta = await this.meta(id);
       if (!meta) return; // not this Docker engine's container
       info = { ...meta, running: true, pid: task.pid };
@@ -370,17 +370,6 @@ export class Agent {
       rec = undefined;
     }
     await this.attach(info.id, info.name, info.pid, intent, timing);
-  }
-
-  /** The namespace inode of `pid` if it is a live process of container `id` (its cgroup names it), else 0. */
-  private taskProcess(pid: number, id: string): number {
-    try {
-      if (!readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(id)) return 0;
-    } catch {
-      return 0;
-    }
-    const inode = nsInode(pid);
-    return inode === this.hostNsInode ? 0 : inode;
   }
 
   private async attach(id: string, name: string, pid: number, intent: AttachIntent, timing: Record<string, number | string> = {}): Promise<void> {
@@ -632,6 +621,15 @@ function nsInodeOf(path: string): number {
     return statSync(path).ino;
   } catch {
     return 0;
+  }
+}
+
+/** True when `pid` is a live process of container `id`: its cgroup names the container. (attach() refuses the host's namespace.) */
+function isProcessOf(pid: number, id: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(id);
+  } catch {
+    return false;
   }
 }
 

@@ -12,7 +12,6 @@
 //   TaskCreate { string container_id = 1; ... uint32 pid = 6; }
 //   TaskStart  { string container_id = 1; uint32 pid = 2; }
 //   TaskExit   { string container_id = 1; string id = 2; uint32 pid = 3; uint32 exit_status = 4; ... }
-//   TaskDelete { string container_id = 1; uint32 pid = 2; uint32 exit_status = 3; ... }
 
 export const SUBSCRIBE_PATH = '/containerd.services.events.v1.Events/Subscribe';
 
@@ -25,7 +24,7 @@ export const NAMESPACE_NAME = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
 
 /** What the agent acts on: a task made (its init process exists, not yet running) or ended. */
 export interface TaskEvent {
-  topic: '/tasks/create' | '/tasks/start' | '/tasks/exit' | '/tasks/delete';
+  topic: '/tasks/create' | '/tasks/start' | '/tasks/exit';
   namespace: string;
   containerId: string;
   /** the init process (or, for an exit, the process that exited) */
@@ -40,7 +39,7 @@ export class WireError extends Error {
   override name = 'WireError';
 }
 
-const TOPICS = new Set<string>(['/tasks/create', '/tasks/start', '/tasks/exit', '/tasks/delete']);
+const TOPICS = new Set<string>(['/tasks/create', '/tasks/start', '/tasks/exit']);
 
 /** One field of a message: its number and, by wire type, a number or the bytes. */
 interface Field {
@@ -184,7 +183,7 @@ export function decodeTaskEvent(envelope: Uint8Array): TaskEvent | null {
   return { topic: topic as TaskEvent['topic'], namespace: str(env, 2), containerId, pid, init, timeNano };
 }
 
-/** Encodes an Envelope (tests and the benchmark's own checks use it; containerd is the real writer). */
+/** Encodes an Envelope: for the tests (containerd is the real writer). */
 export function encodeEnvelope(e: { topic: string; namespace: string; timeNano: bigint; typeUrl: string; fields: Array<[number, string | number]> }): Buffer {
   const field = (no: number, v: string | number | Buffer): Buffer => {
     if (typeof v === 'number') return Buffer.from([...varintBytes((no << 3) | 0), ...varintBytes(v)]);

@@ -272,15 +272,6 @@ export class Links {
       .map((a) => `${formatIp(a.address!.toString('hex'))}/${a.prefix}`);
   }
 
-  /** Adds a route via a gateway (or on-link when gw is absent) out of a link; an existing one is fine. */
-  async addRoute(dst: string, gw: string | undefined, index: number): Promise<void> {
-    try {
-      await this.ask(rtnl.RTM.NEWROUTE, routeBody(dst, gw, index), rtnl.NLM_F.CREATE | rtnl.NLM_F.EXCL);
-    } catch (err) {
-      if (!isErrno(err, 'EEXIST')) throw err;
-    }
-  }
-
   /** The 802.1Q sub-interface `name` of link `master` for VLAN `id`, created when missing. */
   async ensureVlan(name: string, master: string, id: number, mtu?: number): Promise<LinkInfo> {
     const existing = await this.byName(name);

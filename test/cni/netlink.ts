@@ -66,7 +66,7 @@ if (!skipWithoutNetns(t)) {
       await inside.setUp(eth0!.index);
       t.equal(inside.lookup('eth0')?.up, true, 'and then that it is up');
       await inside.setUp((await inside.byName('lo'))!.index);
-      await inside.addRoute('0.0.0.0/0', '10.80.0.1', eth0!.index);
+      await inside.configure(eth0!.index, { addresses: [], routes: [{ dst: '0.0.0.0/0', gw: '10.80.0.1' }] });
       const addrs = await inside.addresses(eth0!.index);
       t.ok(addrs.includes(addr), `configured: ${addrs.join(', ')}`);
       t.equal(addrs.filter((x) => !x.startsWith('fe80:')).length, 1, 'once, beside the kernel\'s link-local');
