@@ -30,7 +30,7 @@ export function ownPlugin(type: string): Promise<PluginSpec<unknown>> {
 export async function runOwn(spec: PluginSpec<unknown>, env: NodeJS.ProcessEnv, stdin: string): Promise<Output> {
   const { runPlugin } = await import('../cni/skel.js');
   let stdout = '';
-  const code = await runPlugin(spec, { env, readStdin: async () => stdin, stdout: { write: (t: string) => (stdout += t) } });
+  const code = await runPlugin(spec, { env, readStdin: async () => stdin, stdout: { write: (t: string) => (stdout += t) }, longLived: true });
   return { code, stdout, stderr: '' };
 }
 

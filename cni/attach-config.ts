@@ -20,15 +20,29 @@ const COMMON_FIELDS = [
   'capabilities',
   'prevResult',
   'log',
+  'stableMac',
+  'announce',
   'cni.dev/valid-attachments',
   'cni.dev/attachments',
 ];
+
+/** How often and how far apart a container's addresses are announced (announce.ts); count 0: never. */
+export interface AnnounceConfig {
+  count: number;
+  intervalMs: number;
+}
+
+export const DEFAULT_ANNOUNCE: AnnounceConfig = { count: 3, intervalMs: 250 };
 
 /** The part of a main plugin's config that is common to all of them. */
 export interface AttachConfig {
   mtu?: number;
   /** MAC for the container interface: the `mac` capability or MAC= in CNI_ARGS */
   mac?: string;
+  /** without `mac`: the container's MAC derived from its address (mac.ts), not the kernel's random one */
+  stableMac: boolean;
+  /** gratuitous ARP / unsolicited NA once the addresses are up */
+  announce: AnnounceConfig;
   ipamType: string;
   log: LogConfig;
 }
@@ -44,7 +58,12 @@ export function parseAttachConfig(req: Request, own: readonly string[], unsuppor
     if (unsupported.includes(key)) throw new CniError(CNI_CODES.UNSUPPORTED_FIELD, `${key}: unsupported field ${JSON.stringify(key)}=${JSON.stringify(c[key])}`);
     if (!fields.has(key)) throw new CniError(CNI_CODES.INVALID_CONFIG, `${key}: unknown field`);
   }
-  const conf: AttachConfig = { ipamType: '', log: parseLogConfig(c.log, 'log') };
+  const conf: AttachConfig = { ipamType: '', log: parseLogConfig(c.log, 'log'), stableMac: true, announce: { ...DEFAULT_ANNOUNCE } };
+  if (c.stableMac !== undefined) {
+    if (typeof c.stableMac !== 'boolean') throw new CniError(CNI_CODES.INVALID_CONFIG, `stableMac must be true or false, got ${JSON.stringify(c.stableMac)}`);
+    conf.stableMac = c.stableMac;
+  }
+  if (c.announce !== undefined) conf.announce = parseAnnounce(c.announce);
   if (c.mtu !== undefined) {
     if (typeof c.mtu !== 'number' || !Number.isInteger(c.mtu) || c.mtu < 68 || c.mtu > 65535) {
       throw new CniError(CNI_CODES.INVALID_CONFIG, `mtu must be an integer from 68 to 65535, got ${JSON.stringify(c.mtu)}`);
@@ -66,6 +85,19 @@ export function parseAttachConfig(req: Request, own: readonly string[], unsuppor
     conf.mac = mac.toLowerCase();
   }
   return conf;
+}
+
+/** The `announce` field: {"count": 0-10 (0: off), "intervalMs": 10-10000}, each defaulted. */
+function parseAnnounce(raw: unknown): AnnounceConfig {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new CniError(CNI_CODES.INVALID_CONFIG, `announce must be an object like {"count": 3, "intervalMs": 250}, got ${JSON.stringify(raw)}`);
+  const a = raw as Record<string, unknown>;
+  for (const key of Object.keys(a)) if (key !== 'count' && key !== 'intervalMs') throw new CniError(CNI_CODES.INVALID_CONFIG, `announce.${key}: unknown field`);
+  const int = (key: 'count' | 'intervalMs', min: number, max: number): number => {
+    const v = a[key] ?? DEFAULT_ANNOUNCE[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new CniError(CNI_CODES.INVALID_CONFIG, `announce.${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  return { count: int('count', 0, 10), intervalMs: int('intervalMs', 10, 10000) };
 }
 
 /** A main plugin's spec: its own parser, its handlers loaded only for a valid request. */

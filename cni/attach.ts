@@ -2,10 +2,12 @@
 // is valid: undoing a half-made attachment, and taking a container's side
 // away on DEL. Their config and spec are in attach-config.ts.
 import { existsSync, openSync } from 'node:fs';
+import { announce } from './announce.js';
 import type { AttachConfig } from './attach-config.js';
 import { delegateIpam } from './delegate.js';
 import { BERTH_CODES, CNI_CODES, CniError } from './errors.js';
 import type { CniInterface, CniResult } from './result.js';
+import { macSource, stableMac } from './mac.js';
 import { isErrno, Links, rtnetlink } from './netlink.js';
 import type { Request } from './skel.js';
 
@@ -93,6 +95,11 @@ export async function beginCheck(req: Request, conf: AttachConfig): Promise<{ pr
   return { prev: req.prevResult, fail: (msg: string) => new CniError(BERTH_CODES.CHECK_FAILED, msg) };
 }
 
+/** The MAC CHECK expects on the container's interface: the one asked for, else the one ADD reported in prevResult. */
+export function expectedMac(req: Request, conf: AttachConfig, prev: CniResult): string | undefined {
+  return conf.mac ?? prev.interfaces?.find((i) => i.name === req.ifname && i.sandbox === req.netns)?.mac?.toLowerCase();
+}
+
 /** prevResult (if chained) with this plugin's interfaces appended and the IPAM addresses pointing at the container's. */
 export function attachResult(prev: CniResult | undefined, ours: CniInterface[], ipam: CniResult, dns: CniResult['dns']): CniResult {
   const interfaces = [...(prev?.interfaces ?? []), ...ours];
@@ -128,15 +135,38 @@ export function containerRoutes(ipam: CniResult, defaultGateway: boolean): Array
 }
 
 /**
- * The container's interface given its addresses, brought up and given its
- * routes: one batch of requests (Links.configure), refused as a CNI error.
+ * Makes the container's interface ready and announces it; returns its MAC.
+ * The MAC is the one asked for (set when the veth was made), else, with
+ * stableMac, the one derived from its address, else the kernel's. The
+ * interface gets that MAC, its addresses, "up" and its routes in one batch
+ * of requests (Links.configure); a refusal is a CNI error. The announcements
+ * (announce.ts) are best effort: a failure is logged, the ADD stands.
  */
-export async function configureContainer(inside: Links, index: number, ifname: string, ipam: CniResult, routes: Array<{ dst: string; gw?: string }>): Promise<void> {
+export async function configureContainer(
+  req: Request,
+  conf: AttachConfig,
+  inside: Links,
+  link: { index: number; mac?: string },
+  ipam: CniResult,
+  routes: Array<{ dst: string; gw?: string }>,
+): Promise<string | undefined> {
+  const addresses = (ipam.ips ?? []).map((ip) => ip.address);
+  const source = macSource(addresses);
+  const derived = !conf.mac && conf.stableMac && source ? stableMac(source) : undefined;
   try {
-    await inside.configure(index, { addresses: (ipam.ips ?? []).map((ip) => ip.address), routes });
+    await inside.configure(link.index, { ...(derived ? { mac: derived } : {}), addresses, routes });
   } catch (err) {
-    throw new CniError(BERTH_CODES.LINK_FAILED, `failed to set up ${ifname}: ${(err as Error).message}`, undefined, { cause: err });
+    throw new CniError(BERTH_CODES.LINK_FAILED, `failed to set up ${req.ifname}: ${(err as Error).message}`, undefined, { cause: err });
   }
+  const mac = conf.mac ?? derived ?? link.mac;
+  if (mac) {
+    try {
+      announce(req.netns, link.index, mac, addresses, conf.announce, req.longLived ?? false);
+    } catch (err) {
+      req.log.warn({ err: (err as Error).message }, `failed to announce the addresses of ${req.ifname}`);
+    }
+  }
+  return mac;
 }
 
 /** The container's namespace, or the CNI error a runtime expects for one that is gone. */

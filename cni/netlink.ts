@@ -17,6 +17,7 @@
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { native } from '../native/index.js';
 import { formatIp, parseCidr, parseIp } from '../ipam/address.js';
+import { formatMac, parseMac, randomMac } from './mac.js';
 import * as rtnl from './rtnl.js';
 
 /** True when err is the kernel's refusal of a request with the given errno name (EEXIST, ENODEV, ...). */
@@ -84,7 +85,7 @@ export class RtSocket {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    void this.tail.then(() => native().netlinkClose(this.fd));
+    void this.tail.then(() => native().closeFd(this.fd));
   }
 }
 
@@ -243,11 +244,13 @@ export class Links {
 
   /**
    * A container's interface made ready in one batch (RtSocket.batch): its
-   * addresses, then up, then its routes, in that order, each already there
-   * being fine. The first failure is thrown, naming what failed.
+   * MAC when given (set while it is down), its addresses, then up, then its
+   * routes, in that order, each already there being fine. The first failure
+   * is thrown, naming what failed.
    */
-  async configure(index: number, want: { addresses: string[]; routes: Array<{ dst: string; gw?: string }> }): Promise<void> {
+  async configure(index: number, want: { mac?: string; addresses: string[]; routes: Array<{ dst: string; gw?: string }> }): Promise<void> {
     const steps: Array<{ what: string; type: number; body: Buffer; flags?: number }> = [];
+    if (want.mac) steps.push({ what: `set MAC ${want.mac}`, type: rtnl.RTM.SETLINK, body: rtnl.setLinkBody(index, { mac: parseMac(want.mac) }) });
     for (const cidr of want.addresses) {
       const c = parseCidr(cidr, 'address', true);
       steps.push({ what: `add ${cidr}`, type: rtnl.RTM.NEWADDR, body: rtnl.newAddressBody({ family: c.family, prefix: c.prefix, index, address: Buffer.from(c.hex, 'hex') }), flags: rtnl.NLM_F.CREATE | rtnl.NLM_F.EXCL });
@@ -353,23 +356,4 @@ export function hostBridgeUp(name: string): LinkInfo | undefined {
   } catch {
     return undefined; // gone meanwhile: the caller asks netlink
   }
-}
-
-/** A random, locally administered unicast MAC, as the kernel gives a new device. */
-export function randomMac(): string {
-  const b = Buffer.alloc(6);
-  for (let i = 0; i < 6; i++) b[i] = Math.floor(Math.random() * 256);
-  b[0] = (b[0]! & 0xfe) | 0x02;
-  return formatMac(b);
-}
-
-/** "aa:bb:cc:dd:ee:ff" from 6 bytes. */
-export function formatMac(bytes: Buffer): string {
-  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':');
-}
-
-/** 6 bytes from "aa:bb:cc:dd:ee:ff"; throws naming the value otherwise. */
-export function parseMac(text: string): Buffer {
-  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(text)) throw new Error(`"${text}" is not a MAC address like 02:42:ac:11:00:02`);
-  return Buffer.from(text.replace(/:/g, ''), 'hex');
 }

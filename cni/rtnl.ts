@@ -210,9 +210,10 @@ export function linkByNameBody(name: string): Buffer {
   return Buffer.concat([ifinfomsg(), encodeAttrs([[IFLA.IFNAME, name]])]);
 }
 
-/** The body of an RTM_SETLINK: flags under the mask `change`, and a new master when given. */
-export function setLinkBody(index: number, set: { flags?: number; change?: number; master?: number }): Buffer {
+/** The body of an RTM_SETLINK: flags under the mask `change`, and a new master and MAC when given. */
+export function setLinkBody(index: number, set: { flags?: number; change?: number; master?: number; mac?: Buffer }): Buffer {
   const attrs: Attr[] = set.master !== undefined ? [[IFLA.MASTER, set.master]] : [];
+  if (set.mac) attrs.push([IFLA.ADDRESS, set.mac]);
   return Buffer.concat([ifinfomsg({ index, flags: set.flags ?? 0, change: set.change ?? 0 }), encodeAttrs(attrs)]);
 }
 

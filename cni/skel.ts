@@ -35,6 +35,8 @@ export interface Request {
   version: string;
   prevResult?: CniResult;
   log: Logger;
+  /** the process lives on after answering (the agent): work may go on in it after the answer, on timers */
+  longLived?: boolean;
 }
 
 /** A plugin's handlers; C is its validated config. */
@@ -65,6 +67,8 @@ export interface PluginIO {
   stdout: { write(text: string): unknown };
   /** fd for log lines when no log file is configured */
   stderrFd?: number;
+  /** the process lives on after this call (the agent), see Request.longLived */
+  longLived?: boolean;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
@@ -88,6 +92,7 @@ export async function runPlugin<C>(spec: PluginSpec<C>, io: PluginIO): Promise<n
     if (isSupported(asked)) version = asked; // errors from here on speak the config's version
     const req = parseRequest(spec, command as Command, io.env, stdin, io.stderrFd ?? 2);
     version = req.version;
+    if (io.longLived) req.longLived = true;
     req.log.debug({ args: Object.fromEntries(req.args), netns: req.netns || undefined }, `${req.command} request`);
     const conf = spec.parse(req);
     const plugin = await spec.load();

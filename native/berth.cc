@@ -16,11 +16,17 @@
 // host takes. On the JavaScript thread that wait stopped everything else the
 // thread had in flight: the IPAM request of the same DEL, or, in the agent,
 // the other containers' ADDs.
+//
+// A container announces its address from inside its namespace, on a packet
+// socket made there (packetOpen); the repeats of a one-shot plugin are sent
+// by a small forked process (packetSendLater), so the plugin answers at once.
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <node_api.h>
 #include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/netlink.h>
 #include <net/if.h>
 #include <net/if_arp.h>
@@ -30,6 +36,9 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 #include <errno.h>
 #include <string.h>
@@ -156,45 +165,64 @@ napi_value FlockWait(napi_env env, napi_callback_info info) {
   return QueueWork(env, new FlockWork{nullptr, nullptr, fd, op & ~LOCK_NB, 0}, "berth:flock", FlockExecute, FlockComplete);
 }
 
-// netlinkOpen(nsFd): a blocking NETLINK_ROUTE socket in the namespace open
-// at nsFd (-1: the calling thread's own), returned as an fd. The thread
-// switches in and back within this call; nothing else runs on it meanwhile.
-// Replies wait at most kReplyTimeoutSec, so a pool thread is never lost.
-constexpr int kReplyTimeoutSec = 60;
-
-napi_value NetlinkOpen(napi_env env, napi_callback_info info) {
-  int32_t ns = -1;
-  if (!OneInt(env, info, "netlinkOpen(nsFd) takes an integer (-1: this namespace)", &ns)) return nullptr;
+// A socket made in the namespace open at ns (-1: the calling thread's own).
+// The thread switches in and back within this call; nothing else runs on it
+// meanwhile. Returns the fd, or -1 with *err and *syscall set.
+int SocketIn(int ns, int domain, int type, int protocol, int* err, const char** syscall) {
   int own = -1;
   if (ns >= 0) {
     own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     if (own < 0) {
-      napi_throw(env, SysError(env, "open", errno));
-      return nullptr;
+      *err = errno;
+      *syscall = "open";
+      return -1;
     }
     if (setns(ns, CLONE_NEWNET) != 0) {
-      int err = errno;
+      *err = errno;
+      *syscall = "setns";
       close(own);
-      napi_throw(env, SysError(env, "setns", err));
-      return nullptr;
+      return -1;
     }
   }
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-  int err = errno;
+  int fd = socket(domain, type | SOCK_CLOEXEC, protocol);
+  *err = errno;
+  *syscall = "socket";
   if (own >= 0) {
     // The thread must not stay in the container's namespace: every later
     // socket it made (the store's, the Docker API's) would be made there.
     if (setns(own, CLONE_NEWNET) != 0) abort();
     close(own);
   }
-  if (fd < 0) {
-    napi_throw(env, SysError(env, "socket", err));
+  return fd;
+}
+
+// Reads the namespace fd argument of netlinkOpen/packetOpen and makes the socket, or throws.
+napi_value OpenIn(napi_env env, napi_callback_info info, const char* usage, int domain, int type, int protocol, int* fd) {
+  int32_t ns = -1;
+  if (!OneInt(env, info, usage, &ns)) return nullptr;
+  int err = 0;
+  const char* syscall = "socket";
+  *fd = SocketIn(ns, domain, type, protocol, &err, &syscall);
+  if (*fd < 0) {
+    napi_throw(env, SysError(env, syscall, err));
     return nullptr;
   }
+  napi_value result;
+  napi_create_int32(env, *fd, &result);
+  return result;
+}
+
+// netlinkOpen(nsFd): a blocking NETLINK_ROUTE socket in the namespace open
+// at nsFd (-1: the calling thread's own), returned as an fd. Replies wait at
+// most kReplyTimeoutSec, so a pool thread is never lost.
+constexpr int kReplyTimeoutSec = 60;
+
+napi_value NetlinkOpen(napi_env env, napi_callback_info info) {
+  int fd = -1;
+  napi_value result = OpenIn(env, info, "netlinkOpen(nsFd) takes an integer (-1: this namespace)", AF_NETLINK, SOCK_RAW, NETLINK_ROUTE, &fd);
+  if (!result) return nullptr;
   struct timeval tv = {kReplyTimeoutSec, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  napi_value result;
-  napi_create_int32(env, fd, &result);
   return result;
 }
 
@@ -298,11 +326,11 @@ napi_value NetlinkRequest(napi_env env, napi_callback_info info) {
   return QueueWork(env, new NetlinkWork{nullptr, nullptr, fd, std::vector<char>(b, b + len), {}, 0, nullptr}, "berth:netlink", NetlinkExecute, NetlinkComplete);
 }
 
-// netlinkClose(fd): closes a socket from netlinkOpen. (Node's fs.closeSync would
-// too, but on a worker thread it warns about every fd it did not open itself.)
-napi_value NetlinkClose(napi_env env, napi_callback_info info) {
+// closeFd(fd): closes a socket from netlinkOpen or packetOpen. (Node's fs.closeSync
+// would too, but on a worker thread it warns about every fd it did not open itself.)
+napi_value CloseFd(napi_env env, napi_callback_info info) {
   int32_t fd = -1;
-  if (!OneInt(env, info, "netlinkClose(fd) takes an integer", &fd)) return nullptr;
+  if (!OneInt(env, info, "closeFd(fd) takes an integer", &fd)) return nullptr;
   if (close(fd) != 0 && errno != EINTR) napi_throw(env, SysError(env, "close", errno));
   return nullptr;
 }
@@ -349,9 +377,134 @@ napi_value LinkByName(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// packetOpen(nsFd): an AF_PACKET raw socket in the namespace open at nsFd
+// (-1: the calling thread's own), for whole Ethernet frames. Protocol 0: it
+// receives nothing, so nothing queues up on it.
+napi_value PacketOpen(napi_env env, napi_callback_info info) {
+  int fd = -1;
+  return OpenIn(env, info, "packetOpen(nsFd) takes an integer (-1: this namespace)", AF_PACKET, SOCK_RAW, 0, &fd);
+}
+
+// The link-layer address a frame goes to: its own destination and EtherType.
+sockaddr_ll FrameAddress(int ifindex, const unsigned char* frame) {
+  sockaddr_ll to = {};
+  to.sll_family = AF_PACKET;
+  to.sll_ifindex = ifindex;
+  to.sll_halen = ETH_ALEN;
+  memcpy(to.sll_addr, frame, ETH_ALEN);
+  memcpy(&to.sll_protocol, frame + 12, 2);  // network byte order, as in the frame
+  return to;
+}
+
+// packetSend(fd, ifindex, frame): sends one whole Ethernet frame out of link ifindex.
+napi_value PacketSend(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int32_t fd = -1, ifindex = 0;
+  void* bytes = nullptr;
+  size_t len = 0;
+  bool isBuffer = false;
+  if (argc >= 3) napi_is_buffer(env, argv[2], &isBuffer);
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int32(env, argv[1], &ifindex) != napi_ok || !isBuffer ||
+      napi_get_buffer_info(env, argv[2], &bytes, &len) != napi_ok || len < ETH_HLEN) {
+    napi_throw_type_error(env, nullptr, "packetSend(fd, ifindex, frame) takes two integers and a Buffer holding an Ethernet frame");
+    return nullptr;
+  }
+  sockaddr_ll to = FrameAddress(ifindex, static_cast<unsigned char*>(bytes));
+  ssize_t n;
+  do {
+    n = sendto(fd, bytes, len, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) napi_throw(env, SysError(env, "sendto", errno));
+  return nullptr;
+}
+
+// packetSendLater(fd, ifindex, frames, delaysMs): sends frames[i] out of link
+// ifindex delaysMs[i] after this call, from a detached process, so that a
+// one-shot plugin answers at once. The child is forked twice (the first
+// exits at once and is reaped here: nothing is left for this process to
+// wait for), keeps only socket fd open, so no pipe of the runtime's stays
+// open, and from the fork on makes only async-signal-safe system calls on
+// memory prepared before it.
+napi_value PacketSendLater(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  const char* usage = "packetSendLater(fd, ifindex, frames, delaysMs) takes two integers, an array of Buffers holding Ethernet frames and an array of as many integers";
+  int32_t fd = -1, ifindex = 0;
+  bool framesArray = false, delaysArray = false;
+  uint32_t count = 0, delayCount = 0;
+  if (argc >= 4) {
+    napi_is_array(env, argv[2], &framesArray);
+    napi_is_array(env, argv[3], &delaysArray);
+  }
+  if (argc < 4 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int32(env, argv[1], &ifindex) != napi_ok || !framesArray || !delaysArray ||
+      napi_get_array_length(env, argv[2], &count) != napi_ok || napi_get_array_length(env, argv[3], &delayCount) != napi_ok || count != delayCount) {
+    napi_throw_type_error(env, nullptr, usage);
+    return nullptr;
+  }
+  std::vector<std::vector<unsigned char>> frames;
+  std::vector<sockaddr_ll> to;
+  std::vector<timespec> at;
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value frame, delay;
+    bool isBuffer = false;
+    void* bytes = nullptr;
+    size_t len = 0;
+    int64_t ms = -1;
+    napi_get_element(env, argv[2], i, &frame);
+    napi_get_element(env, argv[3], i, &delay);
+    napi_is_buffer(env, frame, &isBuffer);
+    if (!isBuffer || napi_get_buffer_info(env, frame, &bytes, &len) != napi_ok || len < ETH_HLEN || napi_get_value_int64(env, delay, &ms) != napi_ok || ms < 0 ||
+        ms > 3600 * 1000) {
+      napi_throw_type_error(env, nullptr, usage);
+      return nullptr;
+    }
+    const unsigned char* b = static_cast<const unsigned char*>(bytes);
+    frames.emplace_back(b, b + len);
+    to.push_back(FrameAddress(ifindex, b));
+    timespec t = now;
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * 1000000;
+    if (t.tv_nsec >= 1000000000) {
+      t.tv_sec++;
+      t.tv_nsec -= 1000000000;
+    }
+    at.push_back(t);
+  }
+  if (count == 0) return nullptr;
+  pid_t child = fork();
+  if (child < 0) {
+    napi_throw(env, SysError(env, "fork", errno));
+    return nullptr;
+  }
+  if (child == 0) {
+    if (fork() != 0) _exit(0);
+    setsid();
+    if (fd > 0) close_range(0, fd - 1, 0);
+    close_range(fd + 1, ~0U, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (uint32_t i = 0; i < count; i++) {
+      while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at[i], nullptr) == EINTR) {
+      }
+      sendto(fd, frames[i].data(), frames[i].size(), 0, reinterpret_cast<const sockaddr*>(&to[i]), sizeof to[i]);
+    }
+    _exit(0);
+  }
+  while (waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  return nullptr;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   const struct { const char* name; napi_callback fn; } functions[] = {
-    {"flock", Flock}, {"flockWait", FlockWait}, {"netlinkOpen", NetlinkOpen}, {"netlinkRequest", NetlinkRequest}, {"netlinkClose", NetlinkClose}, {"linkByName", LinkByName},
+    {"flock", Flock}, {"flockWait", FlockWait}, {"netlinkOpen", NetlinkOpen}, {"netlinkRequest", NetlinkRequest}, {"closeFd", CloseFd}, {"linkByName", LinkByName},
+    {"packetOpen", PacketOpen}, {"packetSend", PacketSend}, {"packetSendLater", PacketSendLater},
   };
   for (const auto& f : functions) {
     napi_value fn;

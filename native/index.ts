@@ -13,10 +13,16 @@ export interface Native {
   netlinkOpen(nsFd: number): number;
   /** sends whole netlink messages in one sendto() on the thread pool; resolves with the kernel's answers, through the ACK, error or DONE of the last */
   netlinkRequest(fd: number, messages: Buffer): Promise<Buffer>;
-  /** closes a socket from netlinkOpen (fs.closeSync warns on a worker thread about fds it did not open) */
-  netlinkClose(fd: number): void;
+  /** closes a socket from netlinkOpen or packetOpen (fs.closeSync warns on a worker thread about fds it did not open) */
+  closeFd(fd: number): void;
   /** index, MAC and flags (IFF_*) of a link in the namespace of socket fd, read without the kernel's link lock; undefined when there is none */
   linkByName(fd: number, name: string): { index: number; mac?: Buffer; flags?: number } | undefined;
+  /** an AF_PACKET raw socket (receiving nothing) in the namespace open at nsFd (-1: the calling thread's), as an fd */
+  packetOpen(nsFd: number): number;
+  /** sends one whole Ethernet frame out of link ifindex */
+  packetSend(fd: number, ifindex: number, frame: Buffer): void;
+  /** sends frames[i] out of link ifindex delaysMs[i] from now, from a detached process that holds only fd */
+  packetSendLater(fd: number, ifindex: number, frames: Buffer[], delaysMs: number[]): void;
   LOCK_SH: number;
   LOCK_EX: number;
   LOCK_UN: number;

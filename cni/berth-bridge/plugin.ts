@@ -4,7 +4,7 @@
 import { closeSync, writeFileSync } from 'node:fs';
 import { parseCidr } from '../../ipam/address.js';
 import { sha1Hex } from '../../ipam/sha1.js';
-import { attachResult, beginCheck, configureContainer, containerRoutes, createReplacingStale, detachContainer, ipamErrorOr, openNetns, refuseTakenName, releaseAndDetach, undoAttach } from '../attach.js';
+import { attachResult, beginCheck, expectedMac, configureContainer, containerRoutes, createReplacingStale, detachContainer, ipamErrorOr, openNetns, refuseTakenName, releaseAndDetach, undoAttach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CniError } from '../errors.js';
 import { hostBridgeUp, Links, rtnetlink } from '../netlink.js';
@@ -119,8 +119,9 @@ export const plugin: Plugin<BridgeConfig> = {
         // waits overlap.
         const gateways = conf.isGateway ? ensureGateways(host, br.index, conf.bridge, ipam) : Promise.resolve();
         gateways.catch(() => {});
+        let mac: string | undefined;
         try {
-          await configureContainer(inside, c.index, req.ifname, ipam, containerRoutes(ipam, conf.isDefaultGateway));
+          mac = await configureContainer(req, conf, inside, c, ipam, containerRoutes(ipam, conf.isDefaultGateway));
         } finally {
           await gateways.catch(() => {});
         }
@@ -130,7 +131,7 @@ export const plugin: Plugin<BridgeConfig> = {
         const ours: CniInterface[] = [
           { name: conf.bridge, ...(brNow.mac ? { mac: brNow.mac } : {}) },
           { name: hostName, mac: veth.hostMac },
-          { name: req.ifname, ...(c.mac ? { mac: c.mac } : {}), ...(conf.mtu ? { mtu: conf.mtu } : {}), sandbox: req.netns },
+          { name: req.ifname, ...(mac ? { mac } : {}), ...(conf.mtu ? { mtu: conf.mtu } : {}), sandbox: req.netns },
         ];
         done = true;
         req.log.info({ bridge: conf.bridge, veth: hostName, ips: (ipam.ips ?? []).map((i) => i.address) }, 'attached');
@@ -180,7 +181,8 @@ export const plugin: Plugin<BridgeConfig> = {
       }
       const c = await inside.byName(req.ifname);
       if (!c) throw fail(`interface "${req.ifname}" is missing from ${req.netns}`);
-      if (conf.mac && c.mac !== conf.mac) throw fail(`${req.ifname} has MAC ${c.mac}, not ${conf.mac}`);
+      const mac = expectedMac(req, conf, prev);
+      if (mac && c.mac !== mac) throw fail(`${req.ifname} has MAC ${c.mac}, not ${mac}`);
       const idx = (prev.interfaces ?? []).findIndex((i) => i.name === req.ifname && i.sandbox === req.netns);
       const have = await inside.addresses(c.index);
       for (const ip of prev.ips ?? []) {

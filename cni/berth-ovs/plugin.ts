@@ -4,7 +4,7 @@
 // the attachment in its external_ids, so DEL and GC find it with no local cache.
 import { closeSync } from 'node:fs';
 import { hostVethName } from '../berth-bridge/plugin.js';
-import { attachResult, beginCheck, configureContainer, containerRoutes, createReplacingStale, detachContainer, ipamErrorOr, openNetns, refuseTakenName, releaseAndDetach, undoAttach } from '../attach.js';
+import { attachResult, beginCheck, expectedMac, configureContainer, containerRoutes, createReplacingStale, detachContainer, ipamErrorOr, openNetns, refuseTakenName, releaseAndDetach, undoAttach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CNI_CODES, CniError } from '../errors.js';
 import { Links, rtnetlink } from '../netlink.js';
@@ -90,12 +90,12 @@ export const plugin: Plugin<OvsConfig> = {
         await waitOfport(db, hostName);
         const c = inside.lookup(req.ifname)!;
         const ipam = (await asked)!;
-        await configureContainer(inside, c.index, req.ifname, ipam, containerRoutes(ipam, false));
+        const mac = await configureContainer(req, conf, inside, c, ipam, containerRoutes(ipam, false));
         done = true;
         req.log.info({ bridge: conf.bridge, port: hostName, vlan: conf.vlan, trunk: conf.trunk }, 'attached');
         const ours = [
           { name: hostName, mac: veth.hostMac },
-          { name: req.ifname, ...(c.mac ? { mac: c.mac } : {}), sandbox: req.netns },
+          { name: req.ifname, ...(mac ? { mac } : {}), sandbox: req.netns },
         ];
         return attachResult(req.prevResult, ours, ipam, req.config.dns as CniResult['dns']);
       } catch (err) {
@@ -160,6 +160,8 @@ export const plugin: Plugin<OvsConfig> = {
       if (!port.interfaces.some((i) => i.ofport !== undefined && i.ofport > 0)) throw fail(`port "${hostName}" has no OpenFlow port`);
       const c = await inside.byName(req.ifname);
       if (!c) throw fail(`interface "${req.ifname}" is missing from ${req.netns}`);
+      const mac = expectedMac(req, conf, prev);
+      if (mac && c.mac !== mac) throw fail(`${req.ifname} has MAC ${c.mac}, not ${mac}`);
       const have = await inside.addresses(c.index);
       for (const ip of prev.ips ?? []) if (!have.includes(ip.address)) throw fail(`${req.ifname} lacks ${ip.address}`);
     } finally {

@@ -3,81 +3,19 @@
 // for real, a trunk port carries its VLANs tagged both ways, CHECK, DEL and
 // GC find their ports by external_ids.
 import t, { type Test } from 'tap';
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { openStore } from '../../ipam/open-store.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
 import { hostVethName } from '../../cni/berth-bridge/plugin.js';
 import { parseTrunk } from '../../cni/berth-ovs/config.js';
+import { stableMac } from '../../cni/mac.js';
 import { BIN, runCni } from '../helpers/cni.js';
+import { capture } from '../helpers/capture.js';
 import { ip, netns, skipWithoutNetns, uniqueName } from '../helpers/netns.js';
 import { skipWithoutOvs, startOvs } from '../helpers/ovs.js';
 
 const run = promisify(execFile);
-
-interface Capture {
-  lines: string[];
-  /** the first line matching re, waiting for it at most ms; undefined when none came */
-  waitFor(re: RegExp, ms?: number): Promise<string | undefined>;
-  stop(): Promise<void>;
-}
-
-/**
- * tcpdump on an interface in a namespace, link-level headers shown: the kernel
- * here has no 8021q module, yet tcpdump prints a frame's VLAN tag from the
- * packet socket's auxdata. Resolves once tcpdump listens.
- */
-async function capture(t: { teardown: (fn: () => unknown) => void }, ns: string, ifname: string): Promise<Capture> {
-  const child = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', ifname, '-e', '-n', '-t', '-l', '--immediate-mode'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  const listeners = new Set<() => void>();
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (c: Buffer) => {
-    out += c.toString();
-    const done = out.split('\n');
-    out = done.pop()!;
-    lines.push(...done);
-    for (const l of listeners) l();
-  });
-  child.stderr.on('data', (c: Buffer) => {
-    err += c.toString();
-    for (const l of listeners) l();
-  });
-  child.on('exit', () => {
-    for (const l of listeners) l();
-  });
-  const exited = new Promise((r) => child.once('exit', r));
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
-  };
-  t.teardown(stop);
-  const until = <T>(found: () => T | undefined, ms: number) =>
-    new Promise<T | undefined>((resolve) => {
-      const check = () => {
-        const hit = found();
-        if (hit === undefined && child.exitCode === null && child.signalCode === null) return;
-        clearTimeout(timer);
-        listeners.delete(check);
-        resolve(hit);
-      };
-      const timer = setTimeout(() => {
-        listeners.delete(check);
-        resolve(found());
-      }, ms);
-      listeners.add(check);
-      check();
-    });
-  if (!(await until(() => (/listening on/.test(err) ? true : undefined), 10000))) {
-    await stop();
-    throw new Error(`failed to start tcpdump on "${ifname}" in "${ns}": ${err.trim() || 'no "listening on" within 10 s'}`);
-  }
-  return { lines, waitFor: (re, ms = 5000) => until(() => lines.find((l) => re.test(l)), ms), stop };
-}
 
 // Sends, from a namespace, one broadcast ARP request per VLAN@TARGET argument,
 // 802.1Q-tagged with that VLAN, through a raw packet socket: the kernel here
@@ -151,6 +89,10 @@ if (!skipWithoutNetns(t) && !skipWithoutOvs(t)) {
       t.ok(Number(await ovs.vsctl('get', 'interface', port, 'ofport')) > 0, 'the interface has an OpenFlow port');
     }
     const ipOf = (id: string) => (added[id].ips[0].address as string).split('/')[0]!;
+    for (const [id, ns] of [['oa', a], ['ob', b]] as const) {
+      t.match(ip('-n', ns.name, 'link', 'show', 'eth0'), new RegExp(`link/ether ${stableMac(ipOf(id))} `), `${id}: the MAC derived from its address`);
+      t.equal(added[id].interfaces[1].mac, stableMac(ipOf(id)), `${id}: and in the result`);
+    }
     t.equal(ping(a.name, ipOf('ob')).status, 0, 'two containers on VLAN 100 reach each other');
     t.not(ping(c.name, ipOf('oa')).status, 0, 'the one on VLAN 200 cannot reach them');
 

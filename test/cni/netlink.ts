@@ -3,7 +3,8 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { isErrno, Links, rtnetlink, parseMac } from '../../cni/netlink.js';
+import { isErrno, Links, rtnetlink } from '../../cni/netlink.js';
+import { parseMac } from '../../cni/mac.js';
 import { decodeLink, IFF, linkByNameBody, RTM, setLinkBody } from '../../cni/rtnl.js';
 import { cleanupLink, ip, netns, skipWithoutNetns, uniqueName } from '../helpers/netns.js';
 
