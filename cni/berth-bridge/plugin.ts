@@ -41,18 +41,22 @@ async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
  */
 const knownBridges = new Map<string, number>();
 
-/** Creates the bridge and its uplink; a kernel without 802.1Q is refused before anything is made. */
-async function ensureBridge(host: Links, conf: BridgeConfig): Promise<{ index: number }> {
-  const plan = planUplink(conf);
-  if (plan.length > 0 && !kernelHasVlan()) {
+/** A VLAN uplink on a kernel without 802.1Q: refused before anything is asked for or made. */
+function refuseMissingVlan(conf: BridgeConfig): void {
+  if (planUplink(conf).length > 0 && !kernelHasVlan()) {
     throw new CniError(
       BERTH_CODES.KERNEL_UNSUPPORTED,
       `this kernel has no 802.1Q VLAN support (no /proc/net/vlan): cannot create ${conf.master}.${conf.vlan} for vlan ${conf.vlan}`,
     );
   }
+}
+
+/** The bridge and its uplink, made where missing. */
+async function ensureBridge(host: Links, conf: BridgeConfig): Promise<{ index: number }> {
+  const plan = planUplink(conf);
   const seen = host.lookup(conf.bridge);
   const known = seen?.up && knownBridges.get(conf.bridge) === seen.index ? seen : undefined;
-  // an existing bridge is read from sysfs: a lookup by netlink would wait for the kernel's link lock
+  // a bridge not known yet is read from sysfs: a lookup by netlink would wait for the kernel's link lock
   const br = known ?? hostBridgeUp(conf.bridge) ?? (await step(`create bridge "${conf.bridge}"`, () => host.ensureBridge(conf.bridge, conf.mtu)));
   knownBridges.set(conf.bridge, br.index);
   for (const s of plan) {
@@ -93,7 +97,7 @@ export const plugin: Plugin<BridgeConfig> = {
     const inside = new Links(rtnetlink(req.netns));
     try {
       refuseTakenName(inside, req.ifname, req.netns);
-      const br = await ensureBridge(host, conf);
+      refuseMissingVlan(conf);
       const hostName = hostVethName(req.containerId, req.ifname);
       // The address is asked for while the links are made: neither needs the
       // other, and in a start storm both wait, the store on its round trips
@@ -102,6 +106,10 @@ export const plugin: Plugin<BridgeConfig> = {
       asked.catch(() => {});
       let done = false;
       try {
+        // A bridge that does not exist yet is made once the pool has given an
+        // address: an ADD the pool refuses (no such pool, none free) leaves nothing.
+        if (!host.lookup(conf.bridge)) await asked;
+        const br = await ensureBridge(host, conf);
         // created on the bridge and up, in one message
         const veth = await step(`create veth "${hostName}" on "${conf.bridge}"`, () =>
           createReplacingStale(host, hostName, () =>

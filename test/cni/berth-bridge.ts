@@ -119,6 +119,21 @@ if (!skipWithoutNetns(t)) {
     t.equal((await runCni('berth-bridge', env('DEL', 'rb1', ns.path), s.conf())).code, 0, 'DEL after the failed ADD');
   });
 
+  t.test('ADD for a pool that does not exist fails before the bridge is made, and leaves nothing', async (t) => {
+    const s = await setup(t);
+    const ns = netns(t);
+    const conf = { ...s.conf(), ipam: { ...(s.conf().ipam as object), pool: 'nosuch' } };
+    const r = await runCni('berth-bridge', env('ADD', 'np1', ns.path), conf);
+    t.match(r.json, { msg: /pool "nosuch" does not exist|nosuch/ }, r.stdout);
+    t.not(r.code, 0);
+    t.equal(spawnSync('ip', ['link', 'show', s.bridge]).status, 1, 'no bridge was made');
+    t.notMatch(ip('link'), new RegExp(hostVethName('np1', 'eth0')), 'no veth');
+    t.notMatch(ip('-n', ns.name, 'link'), /eth0/);
+    // the control: with the pool there, the same ADD makes the bridge
+    t.equal((await runCni('berth-bridge', env('ADD', 'np2', ns.path), s.conf())).code, 0);
+    t.equal(spawnSync('ip', ['link', 'show', s.bridge]).status, 0, 'the bridge is there once an ADD succeeded');
+  });
+
   t.test('ADD refuses an interface name already in the namespace, and leaves nothing allocated or made', async (t) => {
     const s = await setup(t, { hold: 0 });
     const ns = netns(t);
