@@ -173,7 +173,10 @@ export class Agent {
     for (const t of this.timers) clearInterval(t);
     this.deps.docker.stop();
     for (const c of this.deps.containerd ?? []) c.stop();
-    const all = Promise.allSettled([...this.chains.values(), this.reconciling, this.haproxy?.idle()]);
+    // HAProxy: warm loops end (a server not in rotation yet stays drained, and
+    // the next agent warms it again); removals in flight finish
+    const haproxy = this.haproxy?.close().then(() => this.haproxy!.idle());
+    const all = Promise.allSettled([...this.chains.values(), this.reconciling, haproxy]);
     await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
     await this.runtime.close();
   }

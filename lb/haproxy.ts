@@ -11,20 +11,35 @@
 // master (its workers hand the listening sockets over: no refused
 // connection). The file always lists the current servers too, so a reload
 // keeps them. Updates are coalesced: sync() runs one at a time and once more
-// if anything changed meanwhile.
+// if anything changed meanwhile. A warming server whose check fails is checked
+// again with bounded backoff for as long as it is wanted (lb/recheck.ts).
 import { execFile } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { LbConfig, Service } from './config.js';
 import { replaceFile } from './files.js';
 import { HaproxyApi, haproxyCommand, HaproxyError, type ServerState } from './haproxy-api.js';
+import { recheckDelay } from './recheck.js';
 import { proxyName, renderHaproxy, serverAddr, serverKeywords, serverName, type Backend } from './render.js';
 
 const ADMIN_MAINT = 0x01 | 0x02 | 0x04 | 0x20 | 0x40;
 const ADMIN_DRAIN = 0x08;
 const CHECK_PASSED = 3;
+/** HAProxy's own check result is read at most this often (listing a big backend costs tens of ms), and at most once per check interval. */
+const HAPROXY_READ_MS = 1000;
+
+interface Warming {
+  /** the loop: ends once the server is in rotation, unwanted, draining or gone, or on close() */
+  task: Promise<void>;
+  /** resolves when the loop ends or warmTimeoutMs has passed: what idle() and warmed() wait for */
+  settled: Promise<void>;
+  /** warmTimeoutMs has passed and the loop goes on in the background */
+  late: boolean;
+  stop: AbortController;
+}
 
 export interface ServerView {
   service: string;
@@ -52,7 +67,8 @@ export class HaproxyLb {
   private topology: string | undefined;
   private reloadPending = false;
   private readonly draining = new Map<string, Promise<void>>();
-  private readonly warming = new Map<string, Promise<void>>();
+  private readonly warming = new Map<string, Warming>();
+  private closed = false;
   /** per backend: the servers HAProxy has, as read and then changed by berth */
   private model: Map<string, Map<string, ServerState>> | undefined;
   private fileWrite: Promise<void> | undefined;
@@ -63,7 +79,7 @@ export class HaproxyLb {
   constructor(
     private readonly lb: LbConfig,
     private readonly log: Logger,
-    /** ms to wait for a new server's first passed check */
+    /** ms that idle() and warmed() wait for a new server's first passed check; after that it is still checked, in the background */
     private readonly warmTimeoutMs = 30000,
   ) {
     this.api = new HaproxyApi(lb.haproxy!.socket);
@@ -103,16 +119,39 @@ export class HaproxyLb {
     return this.syncing;
   }
 
-  /** Waits until nothing is warming, draining or being written (tests, shutdown). */
+  /** Servers warming for less than warmTimeoutMs: the ones idle() and warmed() wait for. */
+  private warmingOnTime(): Array<Promise<void>> {
+    return [...this.warming.values()].filter((w) => !w.late).map((w) => w.settled);
+  }
+
+  /** Waits until nothing is draining or being written, and every warming server is in rotation or warming for warmTimeoutMs already (tests, shutdown). */
   async idle(): Promise<void> {
-    while (this.syncing || this.fileWrite || this.draining.size > 0 || this.warming.size > 0) {
-      await Promise.all([this.syncing, this.fileWrite, ...this.draining.values(), ...this.warming.values()]);
+    for (;;) {
+      const warming = this.warmingOnTime();
+      if (!this.syncing && !this.fileWrite && this.draining.size === 0 && warming.length === 0) return;
+      await Promise.all([this.syncing, this.fileWrite, ...this.draining.values(), ...warming]);
     }
   }
 
-  /** Waits until every added server is in rotation (or given up on). */
+  /** Waits until every added server is in rotation or warming for warmTimeoutMs already. */
   async warmed(): Promise<void> {
-    while (this.syncing || this.warming.size > 0) await Promise.all([this.syncing, ...this.warming.values()]);
+    for (;;) {
+      const warming = this.warmingOnTime();
+      if (!this.syncing && warming.length === 0) return;
+      await Promise.all([this.syncing, ...warming]);
+    }
+  }
+
+  /**
+   * Stops warming (shutdown): servers not in rotation yet stay drained, and a
+   * later sync of a new HaproxyLb warms them again; no warming starts after
+   * this. Syncs and drains go on. Resolves once every warm loop has ended.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.warming.values()];
+    for (const w of all) w.stop.abort();
+    await Promise.all(all.map((w) => w.task));
   }
 
   /** Re-reads every server from HAProxy on the next sync (periodic drift repair) and syncs. */
@@ -169,7 +208,7 @@ export class HaproxyLb {
         if (!b) this.removeServer(backend, st, have);
         else if (busy(name)) continue;
         else if (st.admin & ADMIN_MAINT) await this.readmit(s, b, st, have);
-        else if (st.admin & ADMIN_DRAIN) this.warm(backend, name, () => probe(s, b), have);
+        else if (st.admin & ADMIN_DRAIN) this.warm(s, b, have);
       }
     }
     // the file follows the running state; rendering thousands of servers is not
@@ -229,7 +268,7 @@ export class HaproxyLb {
     await this.api.expectOk(`enable health ${backend}/${st.name}`);
     await this.api.expectOk(`set server ${backend}/${st.name} state drain`);
     st.admin = ADMIN_DRAIN;
-    this.warm(backend, st.name, () => probe(s, b), have);
+    this.warm(s, b, have);
   }
 
   /** Whether the server `name` of `backend` is among the backends HAProxy should have. */
@@ -240,45 +279,68 @@ export class HaproxyLb {
   /**
    * Lets a warming server take traffic once a health check has passed:
    * the same check made from here (at once; HAProxy's first check only comes
-   * after its interval) or HAProxy's own. In the background: a backend that
-   * is slow to come up holds up nothing else.
+   * after its interval) or HAProxy's own. A failed check is made again after
+   * recheckDelay(), for as long as the server is wanted, not draining, and
+   * close() has not been called. In the background: a backend that is slow
+   * to come up holds up nothing else.
    */
-  private warm(backend: string, name: string, check: () => Promise<boolean>, have: Map<string, ServerState>): void {
+  private warm(s: Service, b: Backend, have: Map<string, ServerState>): void {
+    const backend = proxyName(s.name);
+    const name = serverName(b);
     const key = `${backend}/${name}`;
-    if (this.warming.has(key)) return;
-    const task = (async () => {
-      const deadline = Date.now() + this.warmTimeoutMs;
-      let polls = 0;
+    if (this.warming.has(key) || this.closed) return;
+    const interval = s.haproxy!.check.interval;
+    const stop = new AbortController();
+    let settle!: () => void;
+    const w = { settled: new Promise<void>((r) => (settle = r)), late: false, stop } as Warming;
+    // in the map before the loop starts: a loop that ends at once must find its entry to delete
+    this.warming.set(key, w);
+    const deadline = setTimeout(() => {
+      w.late = true;
+      settle();
+      this.log.warn({ backend, server: name, recheckMs: recheckDelay(Infinity, interval) }, 'backend has not passed a health check yet; it stays out of rotation and is checked again until it passes');
+    }, this.warmTimeoutMs);
+    const cancelled = () => stop.signal.aborted || !this.wanted(backend, name) || this.draining.has(key);
+    let gone = false;
+    w.task = (async () => {
+      let failed = 0;
+      let readAt = Date.now() + Math.max(interval, HAPROXY_READ_MS);
       try {
         for (;;) {
-          if (!this.wanted(backend, name) || this.draining.has(key)) return;
-          if (await check()) break;
-          // HAProxy's own result, now and then (listing is costly on big backends)
-          if (++polls % 10 === 0) {
+          if (cancelled()) return;
+          if (await probe(s, b, 2000, stop.signal)) break;
+          failed++;
+          if (Date.now() >= readAt) {
+            readAt = Date.now() + Math.max(interval, HAPROXY_READ_MS);
             const st = (await this.api.servers(backend)).find((x) => x.name === name);
-            if (!st) return;
+            if (!st) {
+              gone = true;
+              return;
+            }
             if (st.checkResult === CHECK_PASSED) break;
           }
-          if (Date.now() > deadline) {
-            this.log.warn({ backend, server: name }, 'backend has not passed a health check yet; it stays out of rotation until the next sync');
-            return;
-          }
-          await new Promise((r) => setTimeout(r, 50));
+          await sleep(recheckDelay(failed, interval), undefined, { signal: stop.signal }).catch(() => undefined);
         }
-        if (!this.wanted(backend, name) || this.draining.has(key)) return;
+        if (cancelled()) return;
         await this.api.expectOk(`set server ${key} state ready`);
         const st = have.get(name);
         if (st) st.admin = 0;
-        this.log.info({ backend, server: name }, 'backend in rotation');
+        this.log.info({ backend, server: name, failedChecks: failed }, 'backend in rotation');
       } catch (err) {
         this.stats.errors++;
         this.model = undefined;
         this.log.error({ backend, server: name, err: (err as Error).message }, 'failed to put a backend in rotation; the next sync retries');
       } finally {
+        clearTimeout(deadline);
+        settle();
         this.warming.delete(key);
+        // deleted from HAProxy behind berth's back while still wanted: read HAProxy anew and add it
+        if (gone && !this.closed && this.wanted(backend, name)) {
+          this.model = undefined;
+          void this.sync();
+        }
       }
     })();
-    this.warming.set(key, task);
   }
 
   private removeServer(backend: string, st: ServerState, have: Map<string, ServerState>): void {
@@ -287,7 +349,10 @@ export class HaproxyLb {
     const task = (async () => {
       const api = this.api;
       try {
-        await this.warming.get(key); // it sees it is no longer wanted and stops
+        // it is no longer wanted: its warm loop stops at once
+        const w = this.warming.get(key);
+        w?.stop.abort();
+        await w?.task;
         if (!(st.admin & ADMIN_MAINT)) {
           await api.expectOk(`set server ${key} state drain`);
           const ids = st.id > 0 ? st : (await api.servers(backend)).find((x) => x.name === st.name);
@@ -361,12 +426,12 @@ export class HaproxyLb {
   }
 }
 
-/** The service's health check, made from this host: an HTTP GET of the check path (2xx/3xx passes, as in HAProxy) or a TCP connect. */
-export function probe(s: Service, b: Backend, timeoutMs = 2000): Promise<boolean> {
+/** The service's health check, made from this host: an HTTP GET of the check path (2xx/3xx passes, as in HAProxy) or a TCP connect; an abort fails it at once. */
+export function probe(s: Service, b: Backend, timeoutMs = 2000, signal?: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
     const path = s.haproxy!.check.path;
     if (path) {
-      const req = httpRequest({ host: b.ip, port: b.port, path, method: 'GET', timeout: timeoutMs, agent: false }, (res) => {
+      const req = httpRequest({ host: b.ip, port: b.port, path, method: 'GET', timeout: timeoutMs, agent: false, signal }, (res) => {
         res.resume();
         resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 400);
       });
@@ -375,7 +440,7 @@ export function probe(s: Service, b: Backend, timeoutMs = 2000): Promise<boolean
       req.end();
       return;
     }
-    const sock = netConnect({ host: b.ip, port: b.port, timeout: timeoutMs });
+    const sock = netConnect({ host: b.ip, port: b.port, timeout: timeoutMs, signal });
     sock.once('connect', () => (sock.destroy(), resolve(true)));
     sock.once('timeout', () => (sock.destroy(), resolve(false)));
     sock.once('error', () => resolve(false));

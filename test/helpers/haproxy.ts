@@ -83,8 +83,10 @@ export function testLan(prefix: string, hostCidr: string) {
 
 const SERVER = `const http = require('http');
 const [port, name, delay] = process.argv.slice(2);
+let health = 0, served = 0;
 http.createServer((q, r) => {
-  if (q.url === '/health') return r.end('ok');
+  if (q.url === '/health') return health++, r.end('ok');
+  if (served++ === 0) process.stdout.write('first ' + health + '\\n');
   setTimeout(() => r.end(name), Number(delay));
 }).listen(Number(port), '0.0.0.0', () => process.stdout.write('listening\\n'));
 process.on('SIGTERM', () => process.exit(0));
@@ -124,17 +126,29 @@ export interface LoadResult {
   errs: string[];
 }
 
+export interface TestBackend {
+  /** health checks (HAProxy's and berth's) answered before the first other request; undefined until that request */
+  healthBeforeFirst(): number | undefined;
+  kill(sig?: NodeJS.Signals): Promise<void>;
+}
+
 /** Starts an HTTP backend named `name` on `port` inside `ns`; kill() stops it abruptly. */
-export async function startBackend(dir: string, ns: string, port: number, name: string, delayMs: number): Promise<{ kill(sig?: NodeJS.Signals): Promise<void> }> {
+export async function startBackend(dir: string, ns: string, port: number, name: string, delayMs: number): Promise<TestBackend> {
   const file = join(dir, 'backend.cjs');
   writeFileSync(file, SERVER);
   const child = spawn('ip', ['netns', 'exec', ns, process.execPath, file, String(port), name, String(delayMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
   atExit(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once('data', () => resolve());
     child.once('exit', (code) => reject(new Error(`backend ${name} exited ${code}`)));
   });
   return {
+    healthBeforeFirst: () => {
+      const m = /^first (\d+)$/m.exec(out);
+      return m ? Number(m[1]) : undefined;
+    },
     kill: (sig: NodeJS.Signals = 'SIGKILL') =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();

@@ -1,6 +1,7 @@
 // The load-balancer pure parts: service validation (nothing a config or a
 // label says can inject HAProxy configuration), rendering, the IPVS plan,
-// and `haproxy -c` / `keepalived -t` on what is rendered.
+// the recheck schedule of a warming server, and `haproxy -c` /
+// `keepalived -t` on what is rendered.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import pino from 'pino';
@@ -11,6 +12,7 @@ import { parseBind, parseLbConfig } from '../../lb/config.js';
 import { haproxyCommand } from '../../lb/haproxy-api.js';
 import { validateHaproxy } from '../../lb/haproxy.js';
 import { desiredRealServers, KeepalivedLb, planIpvs, validateKeepalived } from '../../lb/lvs.js';
+import { RECHECK_FIRST_MS, RECHECK_MAX_MS, recheckDelay } from '../../lb/recheck.js';
 import { renderHaproxy, renderKeepalived, serverAddr, serverName } from '../../lb/render.js';
 
 const HAPROXY = { config: '/etc/haproxy/haproxy.cfg', socket: '/run/haproxy/admin.sock', masterSocket: '/run/haproxy/master.sock' };
@@ -122,4 +124,19 @@ t.test('IPVS plan: add new real servers, drain (weight 0) gone ones, then delete
     { op: 'delete', rs: rs('10.0.0.4', 0) },
   ]);
   t.same(planIpvs(want, want), [], 'nothing to do when in step');
+});
+
+t.test('recheck schedule: from 50 ms, doubling, capped at the check interval and at 5 s', async (t) => {
+  const schedule = (interval: number, n: number) => Array.from({ length: n }, (_, i) => recheckDelay(i + 1, interval));
+  t.same(schedule(200, 6), [50, 100, 200, 200, 200, 200], 'a short interval caps it early');
+  t.same(schedule(2000, 8), [50, 100, 200, 400, 800, 1600, 2000, 2000], 'the default interval');
+  t.same(schedule(3600000, 9), [50, 100, 200, 400, 800, 1600, 3200, 5000, 5000], 'a long interval: 5 s at most');
+  t.equal(recheckDelay(1, 100), RECHECK_FIRST_MS, 'the shortest interval allowed still starts at 50 ms');
+  t.equal(recheckDelay(0, 2000), RECHECK_FIRST_MS, 'before any failure: the first wait');
+  for (const failed of [60, 1e6, Infinity]) t.equal(recheckDelay(failed, 3600000), RECHECK_MAX_MS, `${failed} failures: still the cap`);
+  // a backend that stays down for an hour is checked about as often as HAProxy checks it (interval 2 s)
+  let waited = 0;
+  let checks = 0;
+  while (waited < 3600000) waited += recheckDelay(++checks, 2000);
+  t.ok(checks > 1790 && checks <= 1810, `${checks} checks in an hour at interval 2 s`);
 });
