@@ -25,7 +25,7 @@ import type { ContainerEvent, ContainerInfo, ContainerMeta, DockerEngine } from 
 import type { EventPublisher } from './events.js';
 import { LabelError, parseLabels, type AttachIntent } from './labels.js';
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry } from './metrics.js';
-import { loadNetworks, type NetworkList } from './netconf.js';
+import { loadNetworks, withDefaultStore, type NetworkList } from './netconf.js';
 import { HaproxyLb } from '../lb/haproxy.js';
 import { KeepalivedLb } from '../lb/lvs.js';
 import type { Backend } from '../lb/render.js';
@@ -53,6 +53,10 @@ export interface Problem {
   network?: string;
   error: string;
   at: string;
+  /** a failed ADD: tries so far for this process, and when the next may run (ms) */
+  attempts?: number;
+  retryAt?: number;
+  pid?: number;
 }
 
 export class Agent {
@@ -163,7 +167,7 @@ export class Agent {
       () => void this.reconcile(),
     );
     this.timers.push(setInterval(() => void this.reconcile(), this.cfg.reconcileInterval * 1000));
-    this.timers.push(setInterval(() => this.retryDeletes(), Math.max(50, this.cfg.retryInterval * 1000)));
+    this.timers.push(setInterval(() => this.retryDue(), Math.max(50, this.cfg.retryInterval * 1000)));
     for (const t of this.timers) t.unref();
   }
 
@@ -350,7 +354,10 @@ export class Agent {
       }
     }
     if (!info?.running || !intent) {
-      if (!info) this.problems.delete(id);
+      // a stopped container has no problem, but one whose ADD just failed may
+      // be one Docker is still starting: that waits for its retry to find out
+      const p = this.problems.get(id);
+      if (!info || (!info.running && !(p?.retryAt !== undefined && p.retryAt > Date.now()))) this.problems.delete(id);
       this.eventSeen.delete(id);
       this.taskEvents.delete(id);
       if (rec) await this.detach(rec, info ? (info.running ? 'unlabelled' : 'stopped') : 'removed');
@@ -372,6 +379,8 @@ export class Agent {
       if (!(await this.detach(rec, rec.phase === 'attached' ? 'restarted' : rec.phase))) return;
       rec = undefined;
     }
+    const failed = this.problems.get(id);
+    if (failed?.retryAt !== undefined && failed.pid === info.pid && Date.now() < failed.retryAt) return; // its ADD failed: not before the backoff
     await this.attach(info.id, info.name, info.pid, intent, timing);
   }
 
@@ -409,7 +418,7 @@ export class Agent {
     } catch (err) {
       this.m.errors.inc({ op: 'add', network: network.name });
       log.error({ err: (err as Error).message }, 'attach failed');
-      this.reject({ id, name }, (err as Error).message, network.name);
+      this.reject({ id, name }, (err as Error).message, network.name, pid);
       // the runtime undid the chain; make that durable (and retried) like any DEL
       await this.detach(rec, 'failed');
       return;
@@ -460,7 +469,7 @@ export class Agent {
     } catch (err) {
       rec.attempts++;
       rec.lastError = (err as Error).message;
-      rec.retryAt = Date.now() + Math.min(60000, this.cfg.retryInterval * 1000 * 2 ** Math.min(rec.attempts - 1, 10));
+      rec.retryAt = Date.now() + this.backoffMs(rec.attempts);
       await this.state.save(rec);
       this.m.errors.inc({ op: 'del', network: rec.network.name });
       log.error({ err: rec.lastError, attempts: rec.attempts, why }, 'detach failed; queued for retry');
@@ -478,11 +487,16 @@ export class Agent {
     return true;
   }
 
-  private retryDeletes(): void {
+  /** The wait before try `attempts` + 1 of a failed DEL or ADD: retryInterval, doubling, at most 60 s. */
+  private backoffMs(attempts: number): number {
+    return Math.min(60000, this.cfg.retryInterval * 1000 * 2 ** Math.min(attempts - 1, 10));
+  }
+
+  /** Runs the DELs and the failed ADDs whose wait is over. */
+  private retryDue(): void {
     const now = Date.now();
-    for (const r of this.deleteQueue()) {
-      if ((r.retryAt ?? 0) <= now && !this.chains.has(r.containerId)) void this.serialize(r.containerId, () => this.ensure(r.containerId));
-    }
+    const due = [...this.deleteQueue().filter((r) => (r.retryAt ?? 0) <= now).map((r) => r.containerId), ...[...this.problems.values()].filter((p) => p.retryAt !== undefined && p.retryAt <= now).map((p) => p.containerId)];
+    for (const id of new Set(due)) if (!this.chains.has(id)) void this.serialize(id, () => this.ensure(id));
   }
 
   /**
@@ -558,13 +572,25 @@ export class Agent {
   private reloadNetworks(): void {
     const { networks, errors } = loadNetworks(this.cfg.cniConfDir);
     for (const e of errors) this.deps.log.warn({ err: e }, 'network config skipped');
-    this.networks = networks;
+    this.networks = new Map([...networks].map(([name, list]) => [name, withDefaultStore(list, this.cfg.store)]));
   }
 
-  private reject(c: { id: string; name: string }, error: string, network?: string): void {
+  /**
+   * Lists a labelled container that is not attached, and why. `pid`: its ADD
+   * failed for that process, which is tried again only after a backoff (the
+   * first word on a start, containerd's, and Docker's that follows must not
+   * each run the ADD).
+   */
+  private reject(c: { id: string; name: string }, error: string, network?: string, pid?: number): void {
     const prev = this.problems.get(c.id);
     if (prev?.error !== error) this.deps.log.warn({ containerId: c.id, name: c.name, network, err: error }, 'container not attached');
-    this.problems.set(c.id, { containerId: c.id, name: c.name, ...(network ? { network } : {}), error, at: new Date().toISOString() });
+    const p: Problem = { containerId: c.id, name: c.name, ...(network ? { network } : {}), error, at: new Date().toISOString() };
+    if (pid !== undefined) {
+      p.pid = pid;
+      p.attempts = prev?.pid === pid ? (prev.attempts ?? 0) + 1 : 1;
+      p.retryAt = Date.now() + this.backoffMs(p.attempts);
+    }
+    this.problems.set(c.id, p);
   }
 
   private ref(rec: AttachmentRecord, netns: string): AttachmentRef {

@@ -76,3 +76,17 @@ export function loadNetworks(dir: string): { networks: Map<string, NetworkList>;
   }
   return { networks, errors };
 }
+
+/**
+ * The list with `store` set in every berth-ipam section that names none:
+ * the agent's store, so that a network written without one allocates from
+ * the pool the agent watches, not from berth-ipam's default file store.
+ */
+export function withDefaultStore(list: NetworkList, store: string): NetworkList {
+  const plugins = list.plugins.map((p) => {
+    const ipam = p.ipam as Record<string, unknown> | undefined;
+    if (!ipam || typeof ipam !== 'object' || ipam.type !== 'berth-ipam' || ipam.store !== undefined) return p;
+    return { ...p, ipam: { ...ipam, store } };
+  });
+  return { ...list, plugins };
+}

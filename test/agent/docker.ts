@@ -5,7 +5,8 @@
 // outage is queued and completed, events reach the Redis stream and a webhook.
 import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import pino from 'pino';
 import t from 'tap';
 import { DockerEngine } from '../../agent/docker.js';
@@ -34,7 +35,7 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
   t.teardown(() => docker.stop());
   const store = redis.freshUrl();
   const quiet = { stdout: { write: () => true }, stderr: { write: (s: string) => process.stderr.write(s) }, env: {} };
-  const { netDir, bridge } = await bridgeNetwork(t, { dir, store, network: 'agentnet', pool: 'agentp', subnet: '10.210.0.0/24', gateway: '10.210.0.1', hold: 600, bridgePrefix: 'brag' });
+  const { netDir, bridge } = await bridgeNetwork(t, { dir, store, network: 'agentnet', pool: 'agentp', subnet: '10.210.0.0/24', gateway: '10.210.0.1', hold: 600, bridgePrefix: 'brag', storeInNetwork: false });
   // a webhook receiver: the CMDB's view of the events
   const hooked: Array<Record<string, string>> = [];
   let failNext = 2; // the first deliveries fail: the agent must retry
@@ -86,7 +87,7 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
     const ping = spawnSync('/bin/busybox', ['ping', '-c', '2', '-W', '2', ip], { encoding: 'utf8' });
     t.equal(ping.status, 0, `the host reaches it: ${ping.stdout}${ping.stderr}`);
     const info = await addressState(ip);
-    t.equal(info.state, 'allocated');
+    t.equal(info.state, 'allocated', "allocated in the agent's store: the network file names none, and the agent handed its own to berth-ipam");
     t.equal(info.owner, 'web1', 'the owner defaults to the container name');
     // attached once containerd had made its task, before Docker reported the start
     const line = agent.log().split('\n').find((l) => l.includes('"msg":"attached"') && l.includes('"owner":"web1"'));
@@ -117,14 +118,21 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
     t.notMatch(await addrsIn('plain'), /eth0/, 'no interface but lo');
   });
 
-  t.test('docker restart keeps the address', async (t) => {
+  t.test('docker restart keeps the address and the MAC: the host, which cached the MAC, reaches it with its first ping', async (t) => {
     const before = await attachedIp('web1');
+    const macIn = async () => /link\/ether (\S+)/.exec((await docker.run(['exec', 'web1', 'ip', 'link', 'show', 'eth0'])).stdout)?.[1];
+    const macBefore = await macIn();
+    t.equal(spawnSync('/bin/busybox', ['ping', '-c', '1', '-W', '2', before]).status, 0, 'the host reaches it');
+    t.match(spawnSync('ip', ['neigh', 'show', before], { encoding: 'utf8' }).stdout, new RegExp(`lladdr ${macBefore}`), "the host's neighbour entry holds its MAC");
     const pidBefore = (await docker.run(['inspect', '-f', '{{.State.Pid}}', 'web1'])).stdout.trim();
     t.equal((await docker.run(['restart', '-t', '1', 'web1'])).code, 0, 'restarted');
     const pidAfter = (await docker.run(['inspect', '-f', '{{.State.Pid}}', 'web1'])).stdout.trim();
     t.not(pidAfter, pidBefore, 'a new process, so a new namespace');
     const after = await waitFor('web1 to be attached in its new namespace', async () => ((await addrsIn('web1')).includes(before) ? before : undefined));
     t.equal(after, before, 'the same address');
+    t.equal(await macIn(), macBefore, 'the same MAC');
+    const ping = spawnSync('/bin/busybox', ['ping', '-c', '1', '-W', '1', before], { encoding: 'utf8' });
+    t.equal(ping.status, 0, `the first ping after the restart is answered within 1 s: ${ping.stdout}${ping.stderr}`);
     t.equal(await attachedIp('web1'), before);
   });
 
@@ -178,6 +186,33 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
     t.match(out, /2 labelled containers not attached/);
     t.match(out, new RegExp(`containerd:\\s+connected at ${docker.containerdSocket.replace(/[.]/g, '\\.')} \\(attaching as soon as a task exists\\)`));
     await docker.run(['rm', '-f', 'badip', 'nonet']);
+  });
+
+  t.test('a network whose pool does not exist: the container is reported, its ADD tried again only after a backoff, and no bridge is made', async (t) => {
+    const bridge = `brnp${process.pid % 10000}`;
+    t.teardown(() => void spawnSync('ip', ['link', 'del', bridge]));
+    writeFileSync(
+      join(netDir, '20-nopool.conflist'),
+      JSON.stringify({ cniVersion: '1.1.0', name: 'nopoolnet', plugins: [{ type: 'berth-bridge', bridge, isGateway: true, ipam: { type: 'berth-ipam', pool: 'nosuchpool' } }] }),
+    );
+    t.teardown(() => rmSync(join(netDir, '20-nopool.conflist'), { force: true }));
+    const id = await run('--name', 'nopool', '--label', 'berth.network=nopoolnet');
+    const tries = () =>
+      agent
+        .log()
+        .split('\n')
+        .filter((l) => l.includes('"msg":"attach failed"') && l.includes(id))
+        .map((l) => (JSON.parse(l) as { time: number }).time);
+    const three = await waitFor('three tries', () => (tries().length >= 3 ? tries() : undefined));
+    // retryInterval 0.2 s here: the waits are at least 0.2 s, then 0.4 s (no second try on Docker's start event)
+    t.ok(three[1]! - three[0]! >= 200, `the second try ${three[1]! - three[0]!} ms after the first`);
+    t.ok(three[2]! - three[1]! >= 400, `the third ${three[2]! - three[1]!} ms after the second`);
+    const s = (await agent.get<{ problems: Array<{ name: string; error: string; attempts?: number }> }>('/v1/status')).body;
+    t.match(s.problems.find((p) => p.name === 'nopool'), { error: /pool "nosuchpool" does not exist/, attempts: Number }, 'reported with the pool named');
+    t.equal(spawnSync('ip', ['link', 'show', bridge]).status, 1, 'no bridge was made for it');
+    t.notMatch(agent.log(), /nothing to release/, 'the undo of the refused ADD is no warning or error');
+    await docker.run(['rm', '-f', 'nopool']);
+    await waitFor('its problem to go', async () => ((await agent.get<{ problems: Array<{ name: string }> }>('/v1/status')).body.problems.some((p) => p.name === 'nopool') ? undefined : true));
   });
 
   t.test('a DEL while Redis is down is queued and completed when it is back', async (t) => {

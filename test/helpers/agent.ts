@@ -92,11 +92,12 @@ interface TapLike {
 
 /**
  * A pool and a berth-bridge network (its bridge removed at teardown), the
- * conflist written to DIR/net. Returns the conf dir and the bridge name.
+ * conflist written to DIR/net, naming the store unless `storeInNetwork` is
+ * false (the agent's is then used). Returns the conf dir and the bridge name.
  */
 export async function bridgeNetwork(
   t: TapLike,
-  o: { dir: string; store: string; network: string; pool: string; subnet: string; gateway: string; hold: number; bridgePrefix: string },
+  o: { dir: string; store: string; network: string; pool: string; subnet: string; gateway: string; hold: number; bridgePrefix: string; storeInNetwork?: boolean },
 ): Promise<{ netDir: string; bridge: string }> {
   const bridge = uniqueName(o.bridgePrefix);
   t.teardown(() => {
@@ -109,7 +110,11 @@ export async function bridgeNetwork(
   mkdirSync(netDir, { recursive: true });
   writeFileSync(
     join(netDir, `10-${o.network}.conflist`),
-    JSON.stringify({ cniVersion: '1.1.0', name: o.network, plugins: [{ type: 'berth-bridge', bridge, isGateway: true, ipam: { type: 'berth-ipam', pool: o.pool, store: o.store } }] }),
+    JSON.stringify({
+      cniVersion: '1.1.0',
+      name: o.network,
+      plugins: [{ type: 'berth-bridge', bridge, isGateway: true, ipam: { type: 'berth-ipam', pool: o.pool, ...(o.storeInNetwork === false ? {} : { store: o.store }) } }],
+    }),
   );
   return { netDir, bridge };
 }
