@@ -132,6 +132,8 @@ export function checkPool(snap: PoolSnapshot): CheckResult {
       );
     }
   }
+  // Stored counters count records, a hold past its end among them until a
+  // change expires it; only usage() reads that hold as free.
   if (meta.allocated !== allocated || meta.reserved !== reserved) {
     found(
       {

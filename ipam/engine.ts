@@ -39,6 +39,8 @@ export interface PoolTxn {
   putHeld(owner: string, hex: string, present: boolean): void;
   /** holds that end at or before now, earliest first */
   expiredHolds(now: number, limit: number): string[];
+  /** how many holds end at or before now */
+  countExpired(now: number): number;
   putExpiry(hex: string, until: number | undefined): void;
   freeHas(hex: string): boolean;
   putFree(hex: string, releasedAt: number | undefined): void;
@@ -95,6 +97,15 @@ export function expireHolds(txn: PoolTxn, limit = EXPIRE_BATCH): number {
     n++;
   }
   return n;
+}
+
+/**
+ * The counters as the addresses read at `now`: a hold past its end reads as
+ * free (stateOf), while the stored counters keep it reserved until a change
+ * expires it. Writes nothing.
+ */
+export function usage(txn: Pick<PoolTxn, 'now' | 'meta' | 'countExpired'>): { allocated: number; reserved: number } {
+  return { allocated: txn.meta.allocated, reserved: txn.meta.reserved - txn.countExpired(txn.now) };
 }
 
 /** Allocates an address to an attachment: idempotent per container id + interface. */

@@ -154,11 +154,14 @@ export class FileStore implements Store {
   }
 
   async listPools(): Promise<PoolUsage[]> {
-    return this.read(() => [...this.pools!.values()].sort((a, b) => cmp(a.conf.name, b.conf.name)).map(usageOf));
+    return this.read(() => {
+      const now = Date.now();
+      return [...this.pools!.values()].sort((a, b) => cmp(a.conf.name, b.conf.name)).map((p) => usageOf(p, now));
+    });
   }
 
   async usage(name: string): Promise<PoolUsage> {
-    return this.read(() => usageOf(this.pool(name)));
+    return this.read(() => usageOf(this.pool(name), Date.now()));
   }
 
   async allocate(pool: string, req: AllocateRequest): Promise<Allocation> {
@@ -724,6 +727,9 @@ class FileTxn implements engine.PoolTxn {
   expiredHolds(now: number, limit: number): string[] {
     return this.p.expiry.upTo(now, limit);
   }
+  countExpired(now: number): number {
+    return this.p.expiry.countUpTo(now);
+  }
   putExpiry(): void {
     // derived from the records in setAddr
   }
@@ -829,8 +835,10 @@ function applyEntry(pools: Map<string, PoolState>, e: JournalEntry): void {
   }
 }
 
-function usageOf(p: PoolState): PoolUsage {
-  return { conf: p.conf, allocated: p.meta.allocated, reserved: p.meta.reserved, capacity: capacity(p.conf).toString() };
+/** A pool's counters as its addresses read at `now`; a read, so nothing is journalled. */
+function usageOf(p: PoolState, now: number): PoolUsage {
+  const { allocated, reserved } = engine.usage(new FileTxn(p, now));
+  return { conf: p.conf, allocated, reserved, capacity: capacity(p.conf).toString() };
 }
 
 function readText(file: string): string {

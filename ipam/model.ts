@@ -43,6 +43,7 @@ export interface PoolMeta {
   /** last generation handed out */
   gen: number;
   allocated: number;
+  /** reserved records: a hold past its end counts until a change expires it (engine.ts usage() reads it as free) */
   reserved: number;
 }
 

@@ -41,7 +41,7 @@ import {
 export const HISTORY_MAX = 100_000;
 
 type Reply = RedisReply[];
-type ScriptName = 'allocate' | 'release' | 'reserve' | 'unreserve' | 'poolInit' | 'poolRemove' | 'repair' | 'poolRegister' | 'poolUnregister';
+type ScriptName = 'allocate' | 'release' | 'reserve' | 'unreserve' | 'usage' | 'poolInit' | 'poolRemove' | 'repair' | 'poolRegister' | 'poolUnregister';
 type PoolScript = Exclude<ScriptName, 'poolRegister' | 'poolUnregister'>;
 
 const POOL_SCRIPTS: Array<[PoolScript, string]> = [
@@ -49,6 +49,7 @@ const POOL_SCRIPTS: Array<[PoolScript, string]> = [
   ['release', 'release-7.lua'],
   ['reserve', 'reserve-7.lua'],
   ['unreserve', 'unreserve-7.lua'],
+  ['usage', 'usage-7.lua'],
   ['poolInit', 'pool-init-7.lua'],
   ['poolRemove', 'pool-remove-7.lua'],
   ['repair', 'repair-7.lua'],
@@ -141,18 +142,17 @@ export class RedisStore implements Store {
   async listPools(): Promise<PoolUsage[]> {
     const all = pairsOf(await this.send(['HGETALL', this.registryKey()]));
     const names = [...all.keys()].sort();
-    const replies = names.length ? await this.pipeline(names.map((name) => ['HGET', this.key(name, 'pool'), 'm'])) : [];
+    // Sent together, so they share one round trip on the connection.
+    const counts = await Promise.all(names.map((name) => this.counts(name)));
     return names.map((name, i) => {
       const conf = readEntry(all.get(name)!, name).conf;
-      const meta = readMeta(replies[i] as string | null, name);
-      return { conf, allocated: meta.allocated, reserved: meta.reserved, capacity: capacity(conf).toString() };
+      return { conf, ...counts[i]!, capacity: capacity(conf).toString() };
     });
   }
 
   async usage(name: string): Promise<PoolUsage> {
-    const conf = await this.getPool(name);
-    const meta = readMeta((await this.send(['HGET', this.key(name, 'pool'), 'm'])) as string | null, name);
-    return { conf, allocated: meta.allocated, reserved: meta.reserved, capacity: capacity(conf).toString() };
+    const [conf, counts] = await Promise.all([this.getPool(name), this.counts(name)]);
+    return { conf, ...counts, capacity: capacity(conf).toString() };
   }
 
   async allocate(pool: string, req: AllocateRequest): Promise<Allocation> {
@@ -359,6 +359,12 @@ export class RedisStore implements Store {
       default:
         throw new BerthError('STORE_CORRUPT', `script ${name} returned unknown code ${code}`);
     }
+  }
+
+  /** The counters as the addresses read now (usage-7.lua). */
+  private async counts(pool: string): Promise<{ allocated: number; reserved: number }> {
+    const r = await this.poolOp('usage', pool, []);
+    return { allocated: Number(r[1]), reserved: Number(r[2]) };
   }
 
   private async entry(name: string): Promise<RegistryEntry> {

@@ -68,6 +68,17 @@ export class TimeQueue {
     return out;
   }
 
+  /** How many addresses have time <= until: reads the entries up to until, not the whole queue. */
+  countUpTo(until: number): number {
+    let n = 0;
+    for (let i = this.head; i < this.entries.length; i++) {
+      const entry = this.entries[i]!;
+      if (entry[0] > until) break;
+      if (this.isLive(entry)) n++;
+    }
+    return n;
+  }
+
   /** Every live entry as [address, time], in order. */
   *[Symbol.iterator](): IterableIterator<[string, number]> {
     for (let i = this.head; i < this.entries.length; i++) {

@@ -59,9 +59,10 @@ export const plugin: Plugin<IpamConfig> = {
         if (r.released) req.log.info({ pool: conf.pool, ip: formatIp(r.ip!), state: r.state }, 'released');
       });
     } catch (err) {
-      // Nothing to release from a pool that is gone: DEL succeeds.
+      // Nothing to release from a pool that is gone: DEL succeeds, and it is no
+      // fault (an ADD for a missing pool is undone by a DEL that lands here).
       if (isBerthError(err, 'POOL_NOT_FOUND')) {
-        req.log.warn({ pool: conf.pool }, 'pool does not exist; nothing to release');
+        req.log.debug({ pool: conf.pool }, 'pool does not exist; nothing to release');
         return;
       }
       throw err;

@@ -182,6 +182,12 @@ local function expire_holds(meta, now, limit)
   meta.xmin = first[2] and tonumber(first[2]) or 9007199254740991
 end
 
+-- how many holds end at or before now
+local function count_expired(meta, now)
+  if now < meta.xmin then return 0 end
+  return redis.call('ZCOUNT', K_EXP, '-inf', istr(now))
+end
+
 -- every pool script opens so: the pool (nil when it does not exist), its
 -- counters, the time, and ended holds already turned free
 local function open_pool()

@@ -129,6 +129,25 @@ for (const kind of PROCESS_STORE_KINDS) {
       t.equal((await s.store.getAddress('web', hex(add.json!.ips[0].address.split('/')[0]))).state, 'reserved', 'released without a netns');
     });
 
+    t.test('DEL for a pool that does not exist: nothing to do, logged at debug', async (t) => {
+      const s = await setup(t, kind);
+      if (!s) return;
+      const missing = { pool: 'missing' };
+      const add = await runCni('berth-ipam', cniEnv('ADD', 'm1'), netconf(s.url, '1.0.0', missing));
+      t.match(add.json, { code: 7, msg: /pool "missing" does not exist/ }, 'the ADD fails');
+      const del = await runCni('berth-ipam', cniEnv('DEL', 'm1'), netconf(s.url, '1.0.0', missing));
+      t.equal(del.code, 0, 'the DEL that undoes it succeeds');
+      t.equal(del.stdout, '');
+      t.equal(del.stderr, '', 'nothing at the default level (warn)');
+      const debug = await runCni('berth-ipam', cniEnv('DEL', 'm1'), netconf(s.url, '1.0.0', { ...missing, log: { level: 'debug' } }));
+      const lines = debug.stderr.trim().split('\n').map((l) => JSON.parse(l));
+      t.match(
+        lines.filter((l) => l.pool === 'missing'),
+        [{ level: 20, msg: 'pool does not exist; nothing to release', containerId: 'm1' }],
+        'one line, at debug (pino level 20)',
+      );
+    });
+
     t.test('CHECK verifies the allocation against prevResult', async (t) => {
       const s = await setup(t, kind);
       if (!s) return;

@@ -1,6 +1,6 @@
 // Runs one body against each store kind: the embedded file store and a real
 // Redis, so both are held to the same behaviour.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore } from '../../ipam/open-store.js';
@@ -26,9 +26,13 @@ interface TapLike {
   teardown: (fn: () => unknown) => void;
 }
 
-/** A fresh, empty store URL of the kind (a new directory, or a new key prefix). */
+/** A fresh, empty store URL of the kind (a new directory, removed at teardown, or a new key prefix). */
 export async function freshStoreUrl(t: TapLike, kind: StoreKind): Promise<string | null> {
-  if (kind === 'file') return `file://${mkdtempSync(join(tmpdir(), 'berth-store-'))}`;
+  if (kind === 'file') {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-store-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    return `file://${dir}`;
+  }
   if (skipWithoutRedis(t)) return null;
   return (await sharedRedis()).freshUrl();
 }

@@ -283,6 +283,16 @@ t.test('counter: the allocated or reserved count disagrees with the records', as
   }
 });
 
+t.test('counter: a hold past its end, not yet expired by a change, is a reserved record', async (t) => {
+  const snap = snapshot();
+  snap.now = HOLD_END + 1000;
+  t.strictSame(checkPool(snap), { pool: 'vlan100', findings: [], fixes: [] }, 'no finding, nothing to repair');
+  snap.meta.reserved = 1; // what usage() reports at this time
+  const { findings } = checkPool(snap);
+  t.strictSame(findings.map(brief), [{ kind: 'counter', ip: undefined, repairable: true }], 'stored counters are held to the records');
+  t.match(findings[0]!.message, /records say 2 and 2/);
+});
+
 t.test('generation: the counter is behind a record', async (t) => {
   const snap = snapshot();
   snap.meta.gen = 1;

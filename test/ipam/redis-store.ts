@@ -334,6 +334,7 @@ if (!skipWithoutRedis(t)) {
     await t.rejects(store.allocate('p', { containerId: 'd', ifname: 'eth0', owner: 'o2' }), { code: 'STORE_UNAVAILABLE', message: /OOM/ });
     const again = await store.allocate('p', { containerId: 'c', ifname: 'eth0', owner: 'o' });
     t.same([again.ip, again.existing], [a.ip, true], 'the repeat of an ADD that already happened writes nothing');
+    t.match(await store.listPools(), [{ allocated: 1, reserved: 0 }], 'the counters are read by a script that writes nothing');
     server.cli('CONFIG', 'SET', 'maxmemory', '0');
   });
 

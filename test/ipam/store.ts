@@ -176,20 +176,48 @@ for (const kind of STORE_KINDS) {
       t.same(await store.release(p, { ip: a.ip, gen: b.gen }), { released: true, ip: a.ip, state: 'free' });
     });
 
-    t.test('holds end: a held address becomes free after the hold time', async (t) => {
+    t.test('holds end: a held address becomes free after the hold time, in its state and in the counters', async (t) => {
       const store = await open(t);
       if (!store) return;
       const p = await pool(store, { hold: 1 });
+      const long = await pool(store, { name: 'long', subnet: '10.3.0.0/29', hold: 3600 });
       const a = await store.allocate(p, { containerId: 'c1', ifname: 'eth0', owner: 'o1' });
+      await store.allocate(p, { containerId: 'c3', ifname: 'eth0', owner: 'o3' });
+      await store.reserve(p, hex('10.0.0.6'), { owner: 'db' });
+      await store.allocate(long, { containerId: 'l1', ifname: 'eth0', owner: 'o1' });
+      await store.release(long, { containerId: 'l1', ifname: 'eth0' });
       await store.release(p, { containerId: 'c1', ifname: 'eth0' });
       t.equal(await stateOf(store, p, ipOf(a.ip)), 'reserved');
       await sleep(1300);
       t.equal(await stateOf(store, p, ipOf(a.ip)), 'free', 'shown free once the hold has ended');
+
+      // No change has expired the hold yet: every view reads it as free all the same.
+      const counted = async (name: string) => {
+        const states = (await store.listAddresses(name)).map((x) => x.state);
+        return { allocated: states.filter((s) => s === 'allocated').length, reserved: states.filter((s) => s === 'reserved').length };
+      };
+      const counts = ({ allocated, reserved }: { allocated: number; reserved: number }) => ({ allocated, reserved });
+      t.same(await counted(p), { allocated: 1, reserved: 1 }, 'ip ls: the admin reservation is reserved, the ended hold free');
+      t.same(counts(await store.usage(p)), await counted(p), 'usage agrees with ip ls');
+      t.same(counts(await store.usage(long)), { allocated: 0, reserved: 1 }, 'a hold that has not ended still counts as reserved');
+      t.same(
+        (await store.listPools()).map((u) => [u.conf.name, u.allocated, u.reserved]),
+        [
+          ['long', 0, 1],
+          ['p', 1, 1],
+        ],
+        'listPools agrees',
+      );
+      t.same(checkPool(await store.snapshot(p)).findings, [], 'the check finds the stored counters right, with the hold not yet expired');
+      t.equal(await store.applyFixes(p, [{ kind: 'meta', key: 'allocated', value: 'recount' }]), 1);
+      t.same(counts(await store.usage(p)), { allocated: 1, reserved: 1 }, 'and a recount by repair keeps them right');
+
       const b = await store.allocate(p, { containerId: 'c2', ifname: 'eth0', owner: 'o2', ip: a.ip });
       t.equal(b.ip, a.ip, 'and can be handed to another owner');
       const events = (await store.history(p, { ip: a.ip })).map((e) => e.event);
       t.same(events, ['allocate', 'expire', 'release', 'allocate'], 'the expiry is in the history');
-      t.equal((await store.usage(p)).reserved, 0);
+      t.same(counts(await store.usage(p)), { allocated: 2, reserved: 1 });
+      t.same(checkPool(await store.snapshot(p)).findings, []);
     });
 
     t.test('history: who, what, when, per pool and per address, newest first', async (t) => {

@@ -102,6 +102,10 @@ t.test('upTo: inclusive bound, limit, dead entries not counted', async (t) => {
   q.delete(addr(3));
   t.strictSame(q.upTo(1000, 2), [addr(1), addr(4)], 'deleted entries do not use up the limit');
   t.strictSame(q.upTo(40, 10), [addr(1), addr(4)]);
+  t.equal(q.countUpTo(40), 2, 'countUpTo: deleted entries are not counted');
+  t.equal(q.countUpTo(39), 1);
+  t.equal(q.countUpTo(9), 0);
+  t.equal(q.countUpTo(Infinity), 4);
   // upTo only reads
   t.equal(q.size, 4);
   t.strictSame(q.upTo(1000, 2), [addr(1), addr(4)]);
@@ -249,6 +253,11 @@ t.test('randomized against a reference model', async (t) => {
       if (JSON.stringify(up) !== JSON.stringify(wantUp)) {
         mismatches++;
         t.strictSame(up, wantUp, `upTo(${until}, ${limit}) at step ${step}`);
+      }
+      const wantCount = model.upTo(until, Infinity).length;
+      if (q.countUpTo(until) !== wantCount) {
+        mismatches++;
+        t.equal(q.countUpTo(until), wantCount, `countUpTo(${until}) at step ${step}`);
       }
     }
   };
