@@ -14,6 +14,7 @@ import { main } from '../../cli/main.js';
 import { parseIp } from '../../ipam/address.js';
 import { openStore } from '../../ipam/open-store.js';
 import { agentConfig, bridgeNetwork, startAgent, waitFor } from '../helpers/agent.js';
+import { capture } from '../helpers/capture.js';
 import { skipWithoutDocker, startDocker } from '../helpers/docker.js';
 import { skipWithoutNetns } from '../helpers/netns.js';
 import { skipWithoutRedis, startRedis } from '../helpers/redis.js';
@@ -125,6 +126,7 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
     t.equal(spawnSync('/bin/busybox', ['ping', '-c', '1', '-W', '2', before]).status, 0, 'the host reaches it');
     t.match(spawnSync('ip', ['neigh', 'show', before], { encoding: 'utf8' }).stdout, new RegExp(`lladdr ${macBefore}`), "the host's neighbour entry holds its MAC");
     const pidBefore = (await docker.run(['inspect', '-f', '{{.State.Pid}}', 'web1'])).stdout.trim();
+    const seen = await capture(t, '', bridge);
     t.equal((await docker.run(['restart', '-t', '1', 'web1'])).code, 0, 'restarted');
     const pidAfter = (await docker.run(['inspect', '-f', '{{.State.Pid}}', 'web1'])).stdout.trim();
     t.not(pidAfter, pidBefore, 'a new process, so a new namespace');
@@ -133,6 +135,9 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
     t.equal(await macIn(), macBefore, 'the same MAC');
     const ping = spawnSync('/bin/busybox', ['ping', '-c', '1', '-W', '1', before], { encoding: 'utf8' });
     t.equal(ping.status, 0, `the first ping after the restart is answered within 1 s: ${ping.stdout}${ping.stderr}`);
+    const garp = new RegExp(`^${macBefore} > ff:ff:ff:ff:ff:ff, ethertype ARP .*Request who-has ${before.replace(/\./g, '\\.')} tell ${before.replace(/\./g, '\\.')},`);
+    t.equal((await seen.waitForCount(garp, 3)).length, 3, 'the bridge saw it announce its address three times (the agent sends the repeats on timers)');
+    await seen.stop();
     t.equal(await attachedIp('web1'), before);
   });
 

@@ -2,9 +2,12 @@
 // chains the reference bridge plugin with berth-ipam: `--ip` is honoured, and
 // a container of the same name gets its address back.
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { stableMac } from '../../cni/mac.js';
 import { openStore } from '../../ipam/open-store.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
 import { parseIp } from '../../ipam/address.js';
+import { capture } from '../helpers/capture.js';
 import { podmanMissing, setupPodman } from '../helpers/podman.js';
 import { cleanupLink, skipWithoutNetns, uniqueName } from '../helpers/netns.js';
 
@@ -46,7 +49,7 @@ if (!skipWithoutNetns(t)) {
 }
 
 if (!missing && !skipWithoutNetns(t)) {
-  t.test('podman on berth-bridge chained with the reference tuning plugin: restart keeps the IP, two containers talk', async (t) => {
+  t.test('podman on berth-bridge chained with the reference tuning plugin: restart keeps the IP and the MAC and is announced, two containers talk', async (t) => {
     const dir = t.testdir();
     const storeUrl = `file://${dir}/pool`;
     const store = await openStore(storeUrl);
@@ -57,7 +60,7 @@ if (!missing && !skipWithoutNetns(t)) {
     cleanupLink(t, bridge);
     podman.network('bbnet', {
       plugins: [
-        { type: 'berth-bridge', bridge, isGateway: true, ipam: { type: 'berth-ipam', pool: 'pb', store: storeUrl } },
+        { type: 'berth-bridge', bridge, isGateway: true, capabilities: { mac: true }, ipam: { type: 'berth-ipam', pool: 'pb', store: storeUrl } },
         { type: 'tuning', sysctl: { 'net.ipv4.conf.all.forwarding': '0' } },
       ],
     });
@@ -71,11 +74,24 @@ if (!missing && !skipWithoutNetns(t)) {
       const r = await podman.run(['exec', 'pb-server', 'ip', '-o', '-4', 'addr', 'show', 'eth0']);
       return /inet (10\.63\.0\.\d+)\//.exec(r.stdout)?.[1];
     };
+    const macOf = async (name: string) => /link\/ether (\S+)/.exec((await podman.run(['exec', name, 'ip', 'link', 'show', 'eth0'])).stdout)?.[1];
     const first = await addrOf();
     t.match(first, /^10\.63\.0\.\d+$/, `the server has a pool address: ${first}`);
+    t.equal(await macOf('pb-server'), stableMac(first!), 'and the MAC derived from it');
+    t.equal(spawnSync('/bin/busybox', ['ping', '-c', '1', '-W', '2', first!]).status, 0, 'the host reaches it, and caches its MAC');
+    const seen = await capture(t, '', bridge);
     const restarted = await podman.run(['restart', '-t', '0', 'pb-server']);
     t.equal(restarted.code, 0, restarted.stderr);
     t.equal(await addrOf(), first, 'podman restart keeps the address');
+    t.equal(await macOf('pb-server'), stableMac(first!), 'and the MAC');
+    const ping = spawnSync('/bin/busybox', ['ping', '-c', '1', '-W', '1', first!], { encoding: 'utf8' });
+    t.equal(ping.status, 0, `the host's first ping after the restart is answered within 1 s: ${ping.stdout}${ping.stderr}`);
+    const garp = new RegExp(`^${stableMac(first!)} > ff:ff:ff:ff:ff:ff, ethertype ARP .*Request who-has ${first!.replace(/\./g, '\\.')} tell ${first!.replace(/\./g, '\\.')},`);
+    t.equal((await seen.waitForCount(garp, 3)).length, 3, 'the bridge saw the restarted container announce its address three times');
+    await seen.stop();
+    const fixed = await podman.run(['run', '--rm', '--network', 'bbnet', '--mac-address', '02:aa:bb:cc:dd:ee', ...podman.runFlags, podman.image, 'ip', 'link', 'show', 'eth0']);
+    t.equal(fixed.code, 0, fixed.stderr);
+    t.match(fixed.stdout, /link\/ether 02:aa:bb:cc:dd:ee /, '--mac-address (the mac capability) wins over the derived MAC');
     const client = await podman.run(['run', '--rm', '--name', 'pb-client', '--network', 'bbnet', ...podman.runFlags, podman.image, 'ping', '-c', '2', '-W', '2', first!]);
     t.equal(client.code, 0, `the client reaches the server: ${client.stdout}${client.stderr}`);
     t.match(await store.getAddress('pb', parseIp(first!, 'ip').hex), { state: 'allocated', owner: 'pb-server' });

@@ -13,10 +13,12 @@ export interface Capture {
 /**
  * tcpdump on an interface in a namespace, link-level headers shown: the kernel
  * here has no 8021q module, yet tcpdump prints a frame's VLAN tag from the
- * packet socket's auxdata. Resolves once tcpdump listens.
+ * packet socket's auxdata. Resolves once tcpdump listens. ns '': the host's.
  */
 export async function capture(t: { teardown: (fn: () => unknown) => void }, ns: string, ifname: string): Promise<Capture> {
-  const child = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', ifname, '-e', '-n', '-t', '-l', '--immediate-mode'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const tcpdump = ['tcpdump', '-i', ifname, '-e', '-n', '-t', '-l', '--immediate-mode'];
+  const [cmd, ...args] = ns ? ['ip', 'netns', 'exec', ns, ...tcpdump] : tcpdump;
+  const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   const listeners = new Set<() => void>();
   let out = '';
