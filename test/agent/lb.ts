@@ -90,6 +90,32 @@ if (!skipWithoutNetns(t) && !skipWithoutDocker(t) && !skipWithoutHaproxy(t)) t.t
   t.match(out, /web\s+http 127\.0\.0\.1:\d+\s+TCP 192\.0\.2\.10:80\s+2/);
   t.match(out, /web\s+s_10_216_0_\d+_8080\s+10\.216\.0\.\d+:8080\s+ready\s+[0-9a-f]{12}/);
 
+  // docker restart under load: drained before it stops, back in rotation within a few check intervals of answering
+  let load = true;
+  const results = { ok: 0, failed: 0, web1After: 0 };
+  let restarted = false;
+  const loop = (async () => {
+    while (load) {
+      try {
+        const r = await httpGet(`http://127.0.0.1:${port}/`);
+        if (r.status === 200) {
+          results.ok++;
+          if (restarted && r.body.trim() === 'web1') results.web1After++;
+        } else results.failed++;
+      } catch {
+        results.failed++;
+      }
+    }
+  })();
+  t.equal((await docker.run(['restart', '-t', '2', 'web1'])).code, 0, 'docker restart web1 under load');
+  restarted = true;
+  // checks every 200 ms: 10 s is 50 intervals, where the next periodic sync would be 60 s away
+  await waitFor('web1 back in rotation and serving', () => (results.web1After > 0 ? true : undefined), 10000);
+  load = false;
+  await loop;
+  t.ok(results.web1After > 0, `the restarted web1 serves again (${results.web1After} requests)`);
+  t.equal(results.failed, 0, `no request failed while web1 restarted (${results.ok} answered)`);
+
   t.equal((await docker.run(['stop', '-t', '2', 'web2'])).code, 0, 'docker stop web2');
   const one = await waitFor('web2 out of HAProxy', async () => {
     const v = await view();
