@@ -14,6 +14,7 @@ import {
   type AddressInfo,
   type AllocateRequest,
   type Allocation,
+  type ConflictRequest,
   type HistoryEntry,
   type HistoryEvent,
   type PoolMeta,
@@ -234,6 +235,30 @@ export function unreserve(txn: PoolTxn, hex: string, req: { actor?: string }): A
   return addressInfo(conf.name, hex, undefined, now);
 }
 
+/**
+ * Records that an address was found in use on the wire by someone the pool
+ * does not know. When it is allocated to the attachment that found it (a
+ * conflict probe before the address went live), that allocation is
+ * withdrawn: the address becomes reserved for no one, with the note, and is
+ * not handed out again until an admin unreserves it. Otherwise the history
+ * alone records it.
+ */
+export function conflict(txn: PoolTxn, hex: string, req: ConflictRequest): AddressInfo {
+  const { conf, now } = txn;
+  expireHolds(txn);
+  if (!isAssignable(conf, hex)) throw fail.notInPool(hex, conf.name);
+  const old = txn.getAddr(hex);
+  const mine = req.containerId !== undefined && old?.s === 'a' && old.c === req.containerId && old.i === req.ifname;
+  if (!mine) {
+    record(txn, 'conflict', hex, old ?? {}, req);
+    return addressInfo(conf.name, hex, old, now);
+  }
+  const rec: AddrRecord = { s: 'r', t: now, n: req.note };
+  putRecord(txn, hex, old, rec);
+  record(txn, 'conflict', hex, old!, req);
+  return addressInfo(conf.name, hex, rec, now);
+}
+
 /** The lowest address reserved for owner; index entries its record does not bear out are dropped. */
 function firstHeld(txn: PoolTxn, owner: string): string | undefined {
   for (;;) {
@@ -271,7 +296,7 @@ function oldestFree(txn: PoolTxn): string | undefined {
   }
 }
 
-function record(txn: PoolTxn, event: HistoryEvent, hex: string, rec: AddrRecord, req: { actor?: string; note?: string }): void {
+function record(txn: PoolTxn, event: HistoryEvent, hex: string, rec: Partial<AddrRecord>, req: { actor?: string; note?: string }): void {
   const entry: HistoryEntry = { at: txn.now, event, ip: hex };
   if (rec.o !== undefined) entry.owner = rec.o;
   if (rec.c !== undefined) entry.containerId = rec.c;

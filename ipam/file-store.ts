@@ -20,7 +20,7 @@ import { native } from '../native/index.js';
 import { checkRecordShape } from './record.js';
 import { BerthError, isBerthError } from './errors.js';
 import * as engine from './engine.js';
-import { checkAllocate, checkHex, checkHistory, checkRelease, checkReserve } from './requests.js';
+import { checkAllocate, checkConflict, checkHex, checkHistory, checkRelease, checkReserve } from './requests.js';
 import { TimeQueue } from './time-queue.js';
 import { assertNoOverlap, capacity, isAssignable, readPoolConfig, validatePoolName, type PoolConfig } from './pool-config.js';
 import { fail } from './failures.js';
@@ -33,6 +33,7 @@ import {
   type AddressInfo,
   type AllocateRequest,
   type Allocation,
+  type ConflictRequest,
   type Fix,
   type HistoryEntry,
   type HistoryOptions,
@@ -182,6 +183,11 @@ export class FileStore implements Store {
   async unreserve(pool: string, ip: string, req: Actor): Promise<AddressInfo> {
     checkReserve(ip, req);
     return this.change(pool, (txn) => engine.unreserve(txn, ip, req));
+  }
+
+  async conflict(pool: string, ip: string, req: ConflictRequest): Promise<AddressInfo> {
+    checkConflict(ip, req);
+    return this.change(pool, (txn) => engine.conflict(txn, ip, req));
   }
 
   async getAddress(pool: string, ip: string): Promise<AddressInfo> {

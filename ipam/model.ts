@@ -120,7 +120,7 @@ export interface PoolUsage {
   capacity: string;
 }
 
-export type HistoryEvent = 'allocate' | 'release' | 'reserve' | 'unreserve' | 'expire' | 'repair' | 'pin' | 'unpin';
+export type HistoryEvent = 'allocate' | 'release' | 'reserve' | 'unreserve' | 'expire' | 'repair' | 'pin' | 'unpin' | 'conflict';
 
 export interface HistoryEntry {
   /** ms since the epoch */
@@ -160,6 +160,16 @@ export type Fix =
   | { kind: 'free'; key: string; value: number | null }
   | { kind: 'meta'; key: 'allocated' | 'reserved' | 'cursor' | 'gen'; value: string };
 
+/** Who found an address in use on the wire, and what was seen. */
+export interface ConflictRequest {
+  /** the attachment that found it: its allocation of the address is withdrawn */
+  containerId?: string;
+  ifname?: string;
+  /** what answered or claims it: "in use by 02:aa:…", "held by web-2 on host-b" */
+  note: string;
+  actor?: string;
+}
+
 export interface ListOptions {
   state?: AddressState;
 }
@@ -183,6 +193,8 @@ export interface Store {
   release(pool: string, req: ReleaseRequest): Promise<ReleaseResult>;
   reserve(pool: string, ip: string, req: ReserveRequest): Promise<AddressInfo>;
   unreserve(pool: string, ip: string, req: Actor): Promise<AddressInfo>;
+  /** Records that the address was found in use on the wire by someone the pool does not know (engine.conflict). */
+  conflict(pool: string, ip: string, req: ConflictRequest): Promise<AddressInfo>;
   getAddress(pool: string, ip: string): Promise<AddressInfo>;
   /** Non-free addresses in address order (free ones are derived by the caller). */
   listAddresses(pool: string): Promise<AddressInfo[]>;

@@ -16,7 +16,7 @@ import { parseRecord } from './record.js';
 import { RedisReplyError, type RedisArg, type RedisConn, type RedisReply } from './redis-conn.js';
 import { sha1Hex } from './sha1.js';
 import { findUp } from '../native/index.js';
-import { checkAllocate, checkHex, checkHistory, checkRelease, checkReserve } from './requests.js';
+import { checkAllocate, checkConflict, checkHex, checkHistory, checkRelease, checkReserve } from './requests.js';
 import {
   addressInfo,
   type Actor,
@@ -24,6 +24,7 @@ import {
   type AddressInfo,
   type AllocateRequest,
   type Allocation,
+  type ConflictRequest,
   type Fix,
   type HistoryEntry,
   type HistoryEvent,
@@ -41,7 +42,7 @@ import {
 export const HISTORY_MAX = 100_000;
 
 type Reply = RedisReply[];
-type ScriptName = 'allocate' | 'release' | 'reserve' | 'unreserve' | 'usage' | 'poolInit' | 'poolRemove' | 'repair' | 'poolRegister' | 'poolUnregister';
+type ScriptName = 'allocate' | 'release' | 'reserve' | 'unreserve' | 'conflict' | 'usage' | 'poolInit' | 'poolRemove' | 'repair' | 'poolRegister' | 'poolUnregister';
 type PoolScript = Exclude<ScriptName, 'poolRegister' | 'poolUnregister'>;
 
 const POOL_SCRIPTS: Array<[PoolScript, string]> = [
@@ -49,6 +50,7 @@ const POOL_SCRIPTS: Array<[PoolScript, string]> = [
   ['release', 'release-7.lua'],
   ['reserve', 'reserve-7.lua'],
   ['unreserve', 'unreserve-7.lua'],
+  ['conflict', 'conflict-7.lua'],
   ['usage', 'usage-7.lua'],
   ['poolInit', 'pool-init-7.lua'],
   ['poolRemove', 'pool-remove-7.lua'],
@@ -197,6 +199,17 @@ export class RedisStore implements Store {
     const args: Record<string, string> = { ip };
     if (req.actor !== undefined) args.actor = req.actor;
     const r = await this.poolOp('unreserve', pool, [JSON.stringify(args)]);
+    const rec = r[1] ? parseRecord(String(r[1]), ip) : undefined;
+    return addressInfo(pool, ip, rec, Date.now());
+  }
+
+  async conflict(pool: string, ip: string, req: ConflictRequest): Promise<AddressInfo> {
+    checkConflict(ip, req);
+    const args: Record<string, string> = { ip, note: req.note };
+    if (req.containerId !== undefined) args.containerId = req.containerId;
+    if (req.ifname !== undefined) args.ifname = req.ifname;
+    if (req.actor !== undefined) args.actor = req.actor;
+    const r = await this.poolOp('conflict', pool, [JSON.stringify(args)]);
     const rec = r[1] ? parseRecord(String(r[1]), ip) : undefined;
     return addressInfo(pool, ip, rec, Date.now());
   }
@@ -442,7 +455,7 @@ function readEntry(raw: string, name: string): RegistryEntry {
   return entry;
 }
 
-const EVENTS = new Set<HistoryEvent>(['allocate', 'release', 'reserve', 'unreserve', 'expire', 'repair', 'pin', 'unpin']);
+const EVENTS = new Set<HistoryEvent>(['allocate', 'release', 'reserve', 'unreserve', 'expire', 'repair', 'pin', 'unpin', 'conflict']);
 
 function historyEntry(id: string, fields: string[]): HistoryEntry {
   const f: Record<string, string> = {};

@@ -3,7 +3,7 @@
 // (NUL separates owner and address in the owner index) and malformed hex never
 // reach the engine or a Lua script.
 import { ValidationError } from './errors.js';
-import type { AllocateRequest, HistoryOptions, ReleaseRequest, ReserveRequest } from './model.js';
+import type { AllocateRequest, ConflictRequest, HistoryOptions, ReleaseRequest, ReserveRequest } from './model.js';
 
 const HEX = /^(?:[0-9a-f]{8}|[0-9a-f]{32})$/;
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/;
@@ -58,6 +58,14 @@ export function checkReserve(ip: string, req: ReserveRequest): void {
   checkHex(ip);
   optionalText(req.owner, 'owner', 253);
   optionalText(req.note, 'note', 1024);
+  optionalText(req.actor, 'actor', 253);
+}
+
+/** Validates a conflict report: the attachment is optional, the note is not. */
+export function checkConflict(ip: string, req: ConflictRequest): void {
+  checkHex(ip);
+  if (req.containerId !== undefined || req.ifname !== undefined) attachment(req.containerId, req.ifname);
+  text(req.note, 'note', 1024);
   optionalText(req.actor, 'actor', 253);
 }
 

@@ -220,6 +220,33 @@ for (const kind of STORE_KINDS) {
       t.same(checkPool(await store.snapshot(p)).findings, []);
     });
 
+    t.test('a conflict found on the wire: the allocation of the attachment that found it is withdrawn and reserved for no one; otherwise history only', async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      const p = await pool(store, { hold: 3600 });
+      const a = await store.allocate(p, { containerId: 'c1', ifname: 'eth0', owner: 'web-1' });
+      const note = 'conflict: in use by 02:aa:00:00:00:09';
+      const info = await store.conflict(p, a.ip, { containerId: 'c1', ifname: 'eth0', note, actor: 'cni@h1' });
+      t.match(info, { state: 'reserved', note }, 'reserved, with the note');
+      t.equal(info.owner, undefined, 'for no one');
+      t.equal((await store.usage(p)).allocated, 0);
+      t.equal((await store.usage(p)).reserved, 1);
+      const next = await store.allocate(p, { containerId: 'c1', ifname: 'eth0', owner: 'web-1' });
+      t.not(next.ip, a.ip, 'the attachment gets another address');
+      t.equal(next.existing, false);
+      await t.rejects(store.allocate(p, { containerId: 'c9', ifname: 'eth0', owner: 'web-1', ip: a.ip }), { code: 'IP_RESERVED' }, 'and nobody is handed the conflicted one, its old owner neither');
+      // found by someone who does not hold it: nothing moves, the history records it
+      const b = await store.allocate(p, { containerId: 'c2', ifname: 'eth0', owner: 'web-2' });
+      const seen = await store.conflict(p, b.ip, { containerId: 'c7', ifname: 'eth0', note: 'held by c7/eth0 on host-b', actor: 'agent@host-b' });
+      t.match(seen, { state: 'allocated', containerId: 'c2' });
+      const hist = await store.history(p, { ip: b.ip });
+      t.match(hist[0], { event: 'conflict', ip: b.ip, containerId: 'c2', note: 'held by c7/eth0 on host-b', actor: 'agent@host-b' });
+      t.match((await store.history(p, { ip: a.ip }))[0], { event: 'conflict', containerId: 'c1', owner: 'web-1', note, actor: 'cni@h1' });
+      await t.rejects(store.conflict(p, hex('10.0.0.0'), { note: 'x' }), { code: 'IP_NOT_IN_POOL' });
+      await t.rejects(store.conflict(p, a.ip, { note: '' }), { code: 'INVALID' });
+      t.same(checkPool(await store.snapshot(p)).findings, [], 'the check is clean');
+    });
+
     t.test('history: who, what, when, per pool and per address, newest first', async (t) => {
       const store = await open(t);
       if (!store) return;
