@@ -2,10 +2,10 @@
 // inside its namespace, on a packet socket made there, the frames of
 // frames.ts, a few times at a short interval (a first frame can be lost, or
 // reach a switch before the port is forwarding).
-import { closeSync, openSync } from 'node:fs';
 import { native } from '../native/index.js';
 import type { AnnounceConfig } from './attach-config.js';
 import { announcementFrames } from './frames.js';
+import { packetSocketIn } from './packet.js';
 
 /**
  * Sends the announcements of `addresses` at `mac` out of link `ifindex` in
@@ -17,13 +17,7 @@ export function announce(netns: string, ifindex: number, mac: string, addresses:
   if (conf.count <= 0 || addresses.length === 0) return;
   const frames = announcementFrames(mac, addresses);
   const n = native();
-  const nsFd = openSync(netns, 'r');
-  let fd: number;
-  try {
-    fd = n.packetOpen(nsFd);
-  } finally {
-    closeSync(nsFd);
-  }
+  const fd = packetSocketIn(netns);
   let handedOver = false;
   try {
     for (const f of frames) n.packetSend(fd, ifindex, f);

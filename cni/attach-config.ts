@@ -22,6 +22,7 @@ const COMMON_FIELDS = [
   'log',
   'stableMac',
   'announce',
+  'probe',
   'cni.dev/valid-attachments',
   'cni.dev/attachments',
 ];
@@ -34,6 +35,16 @@ export interface AnnounceConfig {
 
 export const DEFAULT_ANNOUNCE: AnnounceConfig = { count: 3, intervalMs: 250 };
 
+/** How many probes per address before it goes live, and how far apart (probe.ts); count 0: none. */
+export type ProbeConfig = AnnounceConfig;
+
+/**
+ * On by default: an address another node holds would otherwise go on the
+ * wire twice. Two probes 15 ms apart, listened to for 30 ms: an answer on a
+ * LAN takes well under a millisecond, and a first probe may be lost.
+ */
+export const DEFAULT_PROBE: ProbeConfig = { count: 2, intervalMs: 15 };
+
 /** The part of a main plugin's config that is common to all of them. */
 export interface AttachConfig {
   mtu?: number;
@@ -43,6 +54,8 @@ export interface AttachConfig {
   stableMac: boolean;
   /** gratuitous ARP / unsolicited NA once the addresses are up */
   announce: AnnounceConfig;
+  /** ARP probes / duplicate address detection before they go live */
+  probe: ProbeConfig;
   ipamType: string;
   log: LogConfig;
 }
@@ -58,12 +71,13 @@ export function parseAttachConfig(req: Request, own: readonly string[], unsuppor
     if (unsupported.includes(key)) throw new CniError(CNI_CODES.UNSUPPORTED_FIELD, `${key}: unsupported field ${JSON.stringify(key)}=${JSON.stringify(c[key])}`);
     if (!fields.has(key)) throw new CniError(CNI_CODES.INVALID_CONFIG, `${key}: unknown field`);
   }
-  const conf: AttachConfig = { ipamType: '', log: parseLogConfig(c.log, 'log'), stableMac: true, announce: { ...DEFAULT_ANNOUNCE } };
+  const conf: AttachConfig = { ipamType: '', log: parseLogConfig(c.log, 'log'), stableMac: true, announce: { ...DEFAULT_ANNOUNCE }, probe: { ...DEFAULT_PROBE } };
   if (c.stableMac !== undefined) {
     if (typeof c.stableMac !== 'boolean') throw new CniError(CNI_CODES.INVALID_CONFIG, `stableMac must be true or false, got ${JSON.stringify(c.stableMac)}`);
     conf.stableMac = c.stableMac;
   }
-  if (c.announce !== undefined) conf.announce = parseAnnounce(c.announce);
+  if (c.announce !== undefined) conf.announce = parseRepeat('announce', c.announce, DEFAULT_ANNOUNCE, 10);
+  if (c.probe !== undefined) conf.probe = parseRepeat('probe', c.probe, DEFAULT_PROBE, 1);
   if (c.mtu !== undefined) {
     if (typeof c.mtu !== 'number' || !Number.isInteger(c.mtu) || c.mtu < 68 || c.mtu > 65535) {
       throw new CniError(CNI_CODES.INVALID_CONFIG, `mtu must be an integer from 68 to 65535, got ${JSON.stringify(c.mtu)}`);
@@ -87,17 +101,21 @@ export function parseAttachConfig(req: Request, own: readonly string[], unsuppor
   return conf;
 }
 
-/** The `announce` field: {"count": 0-10 (0: off), "intervalMs": 10-10000}, each defaulted. */
-function parseAnnounce(raw: unknown): AnnounceConfig {
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new CniError(CNI_CODES.INVALID_CONFIG, `announce must be an object like {"count": 3, "intervalMs": 250}, got ${JSON.stringify(raw)}`);
+/** The `announce` or `probe` field: {"count": 0-10 (0: off), "intervalMs": min-10000}, each defaulted. */
+function parseRepeat(field: string, raw: unknown, defaults: AnnounceConfig, minInterval: number): AnnounceConfig {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new CniError(CNI_CODES.INVALID_CONFIG, `${field} must be an object like ${JSON.stringify(defaults)}, got ${JSON.stringify(raw)}`);
+  }
   const a = raw as Record<string, unknown>;
-  for (const key of Object.keys(a)) if (key !== 'count' && key !== 'intervalMs') throw new CniError(CNI_CODES.INVALID_CONFIG, `announce.${key}: unknown field`);
+  for (const key of Object.keys(a)) if (key !== 'count' && key !== 'intervalMs') throw new CniError(CNI_CODES.INVALID_CONFIG, `${field}.${key}: unknown field`);
   const int = (key: 'count' | 'intervalMs', min: number, max: number): number => {
-    const v = a[key] ?? DEFAULT_ANNOUNCE[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new CniError(CNI_CODES.INVALID_CONFIG, `announce.${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    const v = a[key] ?? defaults[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      throw new CniError(CNI_CODES.INVALID_CONFIG, `${field}.${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    }
     return v;
   };
-  return { count: int('count', 0, 10), intervalMs: int('intervalMs', 10, 10000) };
+  return { count: int('count', 0, 10), intervalMs: int('intervalMs', minInterval, 10000) };
 }
 
 /** A main plugin's spec: its own parser, its handlers loaded only for a valid request. */

@@ -9,6 +9,7 @@ import { BERTH_CODES, CNI_CODES, CniError } from './errors.js';
 import type { CniInterface, CniResult } from './result.js';
 import { macSource, stableMac } from './mac.js';
 import { isErrno, Links, rtnetlink } from './netlink.js';
+import { probe } from './probe.js';
 import type { Request } from './skel.js';
 
 /**
@@ -134,13 +135,21 @@ export function containerRoutes(ipam: CniResult, defaultGateway: boolean): Array
   });
 }
 
+/** How many addresses in a row a probe may find in use before the ADD gives up. */
+const CONFLICT_TRIES = 3;
+
 /**
- * Makes the container's interface ready and announces it; returns its MAC.
- * The MAC is the one asked for (set when the veth was made), else, with
- * stableMac, the one derived from its address, else the kernel's. The
- * interface gets that MAC, its addresses, "up" and its routes in one batch
- * of requests (Links.configure); a refusal is a CNI error. The announcements
- * (announce.ts) are best effort: a failure is logged, the ADD stands.
+ * Makes the container's interface ready and announces it; returns its MAC
+ * and the IPAM result it was made with. The MAC is the one asked for (set
+ * when the veth was made), else, with stableMac, the one derived from its
+ * address, else the kernel's. With probing on, the interface first gets its
+ * MAC and comes up bare, and its addresses are probed (probe.ts); an address
+ * another node claims is handed back to berth-ipam, which withdraws it and
+ * gives another (another IPAM plugin: the ADD fails). Then, or at once
+ * without probing, it gets its addresses, "up" and its routes (`routesOf`
+ * the result) in one batch of requests (Links.configure); a refusal is a CNI
+ * error. The announcements (announce.ts) are best effort: a failure is
+ * logged, the ADD stands.
  */
 export async function configureContainer(
   req: Request,
@@ -148,15 +157,37 @@ export async function configureContainer(
   inside: Links,
   link: { index: number; mac?: string },
   ipam: CniResult,
-  routes: Array<{ dst: string; gw?: string }>,
-): Promise<string | undefined> {
-  const addresses = (ipam.ips ?? []).map((ip) => ip.address);
-  const source = macSource(addresses);
-  const derived = !conf.mac && conf.stableMac && source ? stableMac(source) : undefined;
-  try {
-    await inside.configure(link.index, { ...(derived ? { mac: derived } : {}), addresses, routes });
-  } catch (err) {
-    throw new CniError(BERTH_CODES.LINK_FAILED, `failed to set up ${req.ifname}: ${(err as Error).message}`, undefined, { cause: err });
+  routesOf: (ipam: CniResult) => Array<{ dst: string; gw?: string }>,
+): Promise<{ mac: string | undefined; ipam: CniResult }> {
+  const macFor = (addresses: string[]) => {
+    const source = macSource(addresses);
+    return !conf.mac && conf.stableMac && source ? stableMac(source) : undefined;
+  };
+  const setUp = async (want: Parameters<Links['configure']>[1]) => {
+    try {
+      await inside.configure(link.index, want);
+    } catch (err) {
+      throw new CniError(BERTH_CODES.LINK_FAILED, `failed to set up ${req.ifname}: ${(err as Error).message}`, undefined, { cause: err });
+    }
+  };
+  let addresses = (ipam.ips ?? []).map((ip) => ip.address);
+  let derived = macFor(addresses);
+  if (conf.probe.count > 0 && addresses.length > 0) {
+    for (let tries = 0; ; tries++) {
+      await setUp({ ...(derived ? { mac: derived } : {}), addresses: [], routes: [] });
+      const conflicts = await probe(req.netns, link.index, conf.mac ?? derived ?? link.mac ?? '00:00:00:00:00:00', addresses, conf.probe);
+      if (conflicts.length === 0) break;
+      const seen = conflicts.map((c) => `${c.ip} by ${c.mac}`).join(', ');
+      req.log.warn({ conflicts }, `address in use on the wire: ${seen}`);
+      if (conf.ipamType !== 'berth-ipam') throw new CniError(BERTH_CODES.ADDRESS_IN_USE, `failed to set up ${req.ifname}: ${seen} answered the probe: the address is in use on the network`);
+      if (tries + 1 >= CONFLICT_TRIES) throw new CniError(BERTH_CODES.ADDRESS_IN_USE, `failed to set up ${req.ifname}: ${CONFLICT_TRIES} addresses in a row were in use on the network (the last: ${seen}); each is reserved with a note`);
+      ipam = (await delegateIpam(req, conf.ipamType, 'ADD', conflicts))!;
+      addresses = (ipam.ips ?? []).map((ip) => ip.address);
+      derived = macFor(addresses);
+    }
+    await setUp({ addresses, routes: routesOf(ipam) });
+  } else {
+    await setUp({ ...(derived ? { mac: derived } : {}), addresses, routes: routesOf(ipam) });
   }
   const mac = conf.mac ?? derived ?? link.mac;
   if (mac) {
@@ -166,7 +197,7 @@ export async function configureContainer(
       req.log.warn({ err: (err as Error).message }, `failed to announce the addresses of ${req.ifname}`);
     }
   }
-  return mac;
+  return { mac, ipam };
 }
 
 /** The container's namespace, or the CNI error a runtime expects for one that is gone. */

@@ -10,9 +10,13 @@ import { CNI_CODES, CniError } from './errors.js';
 import { parsePrevResult, type CniResult } from './result.js';
 import type { Command, Request } from './skel.js';
 
-/** Runs `command` of IPAM plugin `type` for this request; ADD returns its result. */
-export async function delegateIpam(req: Request, type: string, command: Command): Promise<CniResult | undefined> {
-  const r: Request = { ...req, command };
+/**
+ * Runs `command` of IPAM plugin `type` for this request; ADD returns its
+ * result. `conflicts`, for berth-ipam only: addresses found in use on the
+ * wire, withdrawn from the attachment before it is given another.
+ */
+export async function delegateIpam(req: Request, type: string, command: Command, conflicts?: Request['conflicts']): Promise<CniResult | undefined> {
+  const r: Request = { ...req, command, ...(conflicts ? { conflicts } : {}) };
   if (type === 'berth-ipam') {
     const { spec } = await import('./berth-ipam/spec.js');
     const conf = spec.parse(r);

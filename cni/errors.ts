@@ -30,6 +30,7 @@ export const BERTH_CODES = {
   LINK_FAILED: 109,
   OVSDB_FAILED: 110,
   GC_INCOMPLETE: 111,
+  ADDRESS_IN_USE: 112,
 } as const;
 
 export const UNEXPECTED = 999;

@@ -37,6 +37,8 @@ export interface Request {
   log: Logger;
   /** the process lives on after answering (the agent): work may go on in it after the answer, on timers */
   longLived?: boolean;
+  /** berth-ipam ADD from a berth main plugin, in-process only: addresses its probe found in use on the wire */
+  conflicts?: Array<{ ip: string; mac: string }>;
 }
 
 /** A plugin's handlers; C is its validated config. */

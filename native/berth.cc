@@ -37,6 +37,8 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <poll.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -377,12 +379,41 @@ napi_value LinkByName(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// packetOpen(nsFd): an AF_PACKET raw socket in the namespace open at nsFd
-// (-1: the calling thread's own), for whole Ethernet frames. Protocol 0: it
-// receives nothing, so nothing queues up on it.
+// packetOpen(nsFd[, ifindex]): an AF_PACKET raw socket in the namespace open
+// at nsFd (-1: the calling thread's own), for whole Ethernet frames. Without
+// ifindex it receives nothing (protocol 0), so nothing queues up on it; with
+// one it is bound to that link and receives every frame arriving there.
 napi_value PacketOpen(napi_env env, napi_callback_info info) {
-  int fd = -1;
-  return OpenIn(env, info, "packetOpen(nsFd) takes an integer (-1: this namespace)", AF_PACKET, SOCK_RAW, 0, &fd);
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int32_t ns = -1, ifindex = 0;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &ns) != napi_ok || (argc >= 2 && napi_get_value_int32(env, argv[1], &ifindex) != napi_ok) || ifindex < 0) {
+    napi_throw_type_error(env, nullptr, "packetOpen(nsFd[, ifindex]) takes integers (nsFd -1: this namespace)");
+    return nullptr;
+  }
+  int err = 0;
+  const char* syscall = "socket";
+  int fd = SocketIn(ns, AF_PACKET, SOCK_RAW, ifindex > 0 ? htons(ETH_P_ALL) : 0, &err, &syscall);
+  if (fd < 0) {
+    napi_throw(env, SysError(env, syscall, err));
+    return nullptr;
+  }
+  if (ifindex > 0) {
+    sockaddr_ll at = {};
+    at.sll_family = AF_PACKET;
+    at.sll_protocol = htons(ETH_P_ALL);
+    at.sll_ifindex = ifindex;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0) {
+      err = errno;
+      close(fd);
+      napi_throw(env, SysError(env, "bind", err));
+      return nullptr;
+    }
+  }
+  napi_value result;
+  napi_create_int32(env, fd, &result);
+  return result;
 }
 
 // The link-layer address a frame goes to: its own destination and EtherType.
@@ -420,6 +451,40 @@ napi_value PacketSend(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// Reads frames (an array of Buffers holding Ethernet frames) and delaysMs (as
+// many integers, 0 to 1 h) into w, each frame's link-layer address with it;
+// false when they are not that.
+bool ReadFrames(napi_env env, napi_value frames, napi_value delays, int ifindex, std::vector<std::vector<unsigned char>>* out, std::vector<sockaddr_ll>* to,
+                std::vector<int64_t>* ms) {
+  bool framesArray = false, delaysArray = false;
+  uint32_t count = 0, delayCount = 0;
+  napi_is_array(env, frames, &framesArray);
+  napi_is_array(env, delays, &delaysArray);
+  if (!framesArray || !delaysArray || napi_get_array_length(env, frames, &count) != napi_ok || napi_get_array_length(env, delays, &delayCount) != napi_ok ||
+      count != delayCount) {
+    return false;
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value frame, delay;
+    bool isBuffer = false;
+    void* bytes = nullptr;
+    size_t len = 0;
+    int64_t d = -1;
+    napi_get_element(env, frames, i, &frame);
+    napi_get_element(env, delays, i, &delay);
+    napi_is_buffer(env, frame, &isBuffer);
+    if (!isBuffer || napi_get_buffer_info(env, frame, &bytes, &len) != napi_ok || len < ETH_HLEN || napi_get_value_int64(env, delay, &d) != napi_ok || d < 0 ||
+        d > 3600 * 1000) {
+      return false;
+    }
+    const unsigned char* b = static_cast<const unsigned char*>(bytes);
+    out->emplace_back(b, b + len);
+    to->push_back(FrameAddress(ifindex, b));
+    ms->push_back(d);
+  }
+  return true;
+}
+
 // packetSendLater(fd, ifindex, frames, delaysMs): sends frames[i] out of link
 // ifindex delaysMs[i] after this call, from a detached process, so that a
 // one-shot plugin answers at once. The child is forked twice (the first
@@ -431,41 +496,20 @@ napi_value PacketSendLater(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  const char* usage = "packetSendLater(fd, ifindex, frames, delaysMs) takes two integers, an array of Buffers holding Ethernet frames and an array of as many integers";
   int32_t fd = -1, ifindex = 0;
-  bool framesArray = false, delaysArray = false;
-  uint32_t count = 0, delayCount = 0;
-  if (argc >= 4) {
-    napi_is_array(env, argv[2], &framesArray);
-    napi_is_array(env, argv[3], &delaysArray);
-  }
-  if (argc < 4 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int32(env, argv[1], &ifindex) != napi_ok || !framesArray || !delaysArray ||
-      napi_get_array_length(env, argv[2], &count) != napi_ok || napi_get_array_length(env, argv[3], &delayCount) != napi_ok || count != delayCount) {
-    napi_throw_type_error(env, nullptr, usage);
-    return nullptr;
-  }
   std::vector<std::vector<unsigned char>> frames;
   std::vector<sockaddr_ll> to;
+  std::vector<int64_t> delays;
+  if (argc < 4 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int32(env, argv[1], &ifindex) != napi_ok ||
+      !ReadFrames(env, argv[2], argv[3], ifindex, &frames, &to, &delays)) {
+    napi_throw_type_error(env, nullptr, "packetSendLater(fd, ifindex, frames, delaysMs) takes two integers, an array of Buffers holding Ethernet frames and an array of as many delays up to 1 h");
+    return nullptr;
+  }
+  size_t count = frames.size();
   std::vector<timespec> at;
   timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
-  for (uint32_t i = 0; i < count; i++) {
-    napi_value frame, delay;
-    bool isBuffer = false;
-    void* bytes = nullptr;
-    size_t len = 0;
-    int64_t ms = -1;
-    napi_get_element(env, argv[2], i, &frame);
-    napi_get_element(env, argv[3], i, &delay);
-    napi_is_buffer(env, frame, &isBuffer);
-    if (!isBuffer || napi_get_buffer_info(env, frame, &bytes, &len) != napi_ok || len < ETH_HLEN || napi_get_value_int64(env, delay, &ms) != napi_ok || ms < 0 ||
-        ms > 3600 * 1000) {
-      napi_throw_type_error(env, nullptr, usage);
-      return nullptr;
-    }
-    const unsigned char* b = static_cast<const unsigned char*>(bytes);
-    frames.emplace_back(b, b + len);
-    to.push_back(FrameAddress(ifindex, b));
+  for (int64_t ms : delays) {
     timespec t = now;
     t.tv_sec += ms / 1000;
     t.tv_nsec += (ms % 1000) * 1000000;
@@ -489,7 +533,7 @@ napi_value PacketSendLater(napi_env env, napi_callback_info info) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    for (uint32_t i = 0; i < count; i++) {
+    for (size_t i = 0; i < count; i++) {
       while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at[i], nullptr) == EINTR) {
       }
       sendto(fd, frames[i].data(), frames[i].size(), 0, reinterpret_cast<const sockaddr*>(&to[i]), sizeof to[i]);
@@ -501,10 +545,113 @@ napi_value PacketSendLater(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// packetExchange(fd, ifindex, frames, delaysMs, listenMs): on the thread
+// pool, sends frames[i] out of link ifindex delaysMs[i] after the call and
+// resolves, listenMs after the call, with the frames that arrived on the
+// bound socket fd meanwhile (not the ones it sent; at most kMaxFrames, each
+// cut to kMaxFrameBytes).
+constexpr size_t kMaxFrames = 256;
+constexpr size_t kMaxFrameBytes = 256;
+
+struct ExchangeWork {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fd;
+  std::vector<std::vector<unsigned char>> frames;
+  std::vector<sockaddr_ll> to;
+  std::vector<int64_t> delays;
+  int64_t listenMs;
+  std::vector<std::vector<unsigned char>> received;
+  int err;
+  const char* syscall;
+};
+
+int64_t MsSince(const timespec& start) {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+}
+
+void ExchangeExecute(napi_env, void* data) {
+  ExchangeWork* w = static_cast<ExchangeWork*>(data);
+  timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  size_t next = 0;
+  unsigned char buf[2048];
+  for (;;) {
+    int64_t t = MsSince(start);
+    while (next < w->frames.size() && w->delays[next] <= t) {
+      ssize_t n;
+      do {
+        n = sendto(w->fd, w->frames[next].data(), w->frames[next].size(), 0, reinterpret_cast<sockaddr*>(&w->to[next]), sizeof w->to[next]);
+      } while (n < 0 && errno == EINTR);
+      if (n < 0) {
+        w->err = errno;
+        w->syscall = "sendto";
+        return;
+      }
+      next++;
+    }
+    if (t >= w->listenMs && next >= w->frames.size()) return;
+    int64_t until = next < w->frames.size() && w->delays[next] < w->listenMs ? w->delays[next] : w->listenMs;
+    pollfd p = {w->fd, POLLIN, 0};
+    int ready = poll(&p, 1, static_cast<int>(until > t ? until - t : 0));
+    if (ready < 0 && errno != EINTR) {
+      w->err = errno;
+      w->syscall = "poll";
+      return;
+    }
+    for (;;) {
+      sockaddr_ll from = {};
+      socklen_t fromLen = sizeof from;
+      ssize_t n = recvfrom(w->fd, buf, sizeof buf, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &fromLen);
+      if (n < 0) break;
+      if (from.sll_pkttype == PACKET_OUTGOING || w->received.size() >= kMaxFrames) continue;
+      size_t keep = static_cast<size_t>(n) < kMaxFrameBytes ? static_cast<size_t>(n) : kMaxFrameBytes;
+      w->received.emplace_back(buf, buf + keep);
+    }
+  }
+}
+
+void ExchangeComplete(napi_env env, napi_status, void* data) {
+  ExchangeWork* w = static_cast<ExchangeWork*>(data);
+  if (w->err == 0) {
+    napi_value out;
+    napi_create_array_with_length(env, w->received.size(), &out);
+    for (size_t i = 0; i < w->received.size(); i++) {
+      napi_value b;
+      void* bytes = nullptr;
+      napi_create_buffer_copy(env, w->received[i].size(), w->received[i].data(), &bytes, &b);
+      napi_set_element(env, out, static_cast<uint32_t>(i), b);
+    }
+    napi_resolve_deferred(env, w->deferred, out);
+  } else {
+    napi_reject_deferred(env, w->deferred, SysError(env, w->syscall, w->err));
+  }
+  napi_delete_async_work(env, w->work);
+  delete w;
+}
+
+napi_value PacketExchange(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  auto* w = new ExchangeWork{nullptr, nullptr, -1, {}, {}, {}, 0, {}, 0, nullptr};
+  int32_t ifindex = 0;
+  if (argc < 5 || napi_get_value_int32(env, argv[0], &w->fd) != napi_ok || napi_get_value_int32(env, argv[1], &ifindex) != napi_ok ||
+      !ReadFrames(env, argv[2], argv[3], ifindex, &w->frames, &w->to, &w->delays) || napi_get_value_int64(env, argv[4], &w->listenMs) != napi_ok || w->listenMs < 0 ||
+      w->listenMs > 60 * 1000) {
+    delete w;
+    napi_throw_type_error(env, nullptr, "packetExchange(fd, ifindex, frames, delaysMs, listenMs) takes two integers, an array of Buffers holding Ethernet frames, as many delays and a listening time of at most 60 s");
+    return nullptr;
+  }
+  return QueueWork(env, w, "berth:packet", ExchangeExecute, ExchangeComplete);
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   const struct { const char* name; napi_callback fn; } functions[] = {
     {"flock", Flock}, {"flockWait", FlockWait}, {"netlinkOpen", NetlinkOpen}, {"netlinkRequest", NetlinkRequest}, {"closeFd", CloseFd}, {"linkByName", LinkByName},
-    {"packetOpen", PacketOpen}, {"packetSend", PacketSend}, {"packetSendLater", PacketSendLater},
+    {"packetOpen", PacketOpen}, {"packetSend", PacketSend}, {"packetSendLater", PacketSendLater}, {"packetExchange", PacketExchange},
   };
   for (const auto& f : functions) {
     napi_value fn;

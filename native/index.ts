@@ -17,8 +17,10 @@ export interface Native {
   closeFd(fd: number): void;
   /** index, MAC and flags (IFF_*) of a link in the namespace of socket fd, read without the kernel's link lock; undefined when there is none */
   linkByName(fd: number, name: string): { index: number; mac?: Buffer; flags?: number } | undefined;
-  /** an AF_PACKET raw socket (receiving nothing) in the namespace open at nsFd (-1: the calling thread's), as an fd */
-  packetOpen(nsFd: number): number;
+  /** an AF_PACKET raw socket in the namespace open at nsFd (-1: the calling thread's), as an fd: receiving nothing, or, with ifindex, bound to that link */
+  packetOpen(nsFd: number, ifindex?: number): number;
+  /** on the thread pool: sends frames[i] out of link ifindex delaysMs[i] from now; resolves listenMs from now with the frames that arrived on fd (bound) meanwhile */
+  packetExchange(fd: number, ifindex: number, frames: Buffer[], delaysMs: number[], listenMs: number): Promise<Buffer[]>;
   /** sends one whole Ethernet frame out of link ifindex */
   packetSend(fd: number, ifindex: number, frame: Buffer): void;
   /** sends frames[i] out of link ifindex delaysMs[i] from now, from a detached process that holds only fd */

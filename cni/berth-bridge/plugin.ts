@@ -120,16 +120,18 @@ export const plugin: Plugin<BridgeConfig> = {
           await step(`set hairpin mode on "${hostName}"`, async () => writeFileSync(`/sys/class/net/${hostName}/brport/hairpin_mode`, '1'));
         }
         const c = inside.lookup(req.ifname)!;
-        const ipam = (await asked)!;
+        const asked0 = (await asked)!;
         // The gateway is seen to on the bridge while the container's side is
         // made: where it has to be added, that waits its turn for the kernel's
         // link lock, as the container's side does, and side by side the two
-        // waits overlap.
-        const gateways = conf.isGateway ? ensureGateways(host, br.index, conf.bridge, ipam) : Promise.resolve();
+        // waits overlap. (An address given instead of one in use comes from
+        // the same pool: the same gateway.)
+        const gateways = conf.isGateway ? ensureGateways(host, br.index, conf.bridge, asked0) : Promise.resolve();
         gateways.catch(() => {});
         let mac: string | undefined;
+        let ipam: CniResult;
         try {
-          mac = await configureContainer(req, conf, inside, c, ipam, containerRoutes(ipam, conf.isDefaultGateway));
+          ({ mac, ipam } = await configureContainer(req, conf, inside, c, asked0, (r) => containerRoutes(r, conf.isDefaultGateway)));
         } finally {
           await gateways.catch(() => {});
         }

@@ -1,6 +1,6 @@
 // berth-ipam's handlers: fixed IPs from a berth pool. Loaded only for a valid
 // request, since it brings in the store.
-import { formatIp, parseCidr } from '../../ipam/address.js';
+import { formatIp, parseCidr, parseIp } from '../../ipam/address.js';
 import { isBerthError } from '../../ipam/errors.js';
 import { withStore as withStoreAt } from '../../ipam/open-store.js';
 import type { PoolConfig } from '../../ipam/pool-config.js';
@@ -38,6 +38,16 @@ export const plugin: Plugin<IpamConfig> = {
     return withStore(conf, async (store) => {
       const pool = await store.getPool(conf.pool);
       const ip = requestedFor(pool, conf);
+      for (const c of req.conflicts ?? []) {
+        // found in use on the wire by the main plugin's probe: withdrawn from this attachment, reserved with a note
+        const hex = parseIp(c.ip, 'conflict').hex;
+        const note = `in use on the network by ${c.mac}: found by ${req.containerId}/${req.ifname} on ${conf.host}`;
+        await store.conflict(conf.pool, hex, { containerId: req.containerId, ifname: req.ifname, note, actor: `cni@${conf.host}` });
+        req.log.warn({ pool: conf.pool, ip: c.ip, mac: c.mac }, 'address in use on the network: reserved, another taken');
+        if (hex === ip) {
+          throw new CniError(BERTH_CODES.ADDRESS_IN_USE, `${c.ip} was requested and is in use on the network by ${c.mac}; it is now reserved with a note (berth ip show ${conf.pool} ${c.ip}) until an admin unreserves it`);
+        }
+      }
       const a = await store.allocate(conf.pool, {
         containerId: req.containerId,
         ifname: req.ifname,

@@ -89,8 +89,7 @@ export const plugin: Plugin<OvsConfig> = {
           });
         await waitOfport(db, hostName);
         const c = inside.lookup(req.ifname)!;
-        const ipam = (await asked)!;
-        const mac = await configureContainer(req, conf, inside, c, ipam, containerRoutes(ipam, false));
+        const { mac, ipam } = await configureContainer(req, conf, inside, c, (await asked)!, (r) => containerRoutes(r, false));
         done = true;
         req.log.info({ bridge: conf.bridge, port: hostName, vlan: conf.vlan, trunk: conf.trunk }, 'attached');
         const ours = [
