@@ -15,20 +15,21 @@
 // then left as it is, never taken for a stopped container's.
 import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { formatIp, parseCidr } from '../ipam/address.js';
+import { formatIp, parseCidr, parseIp } from '../ipam/address.js';
 import type { Store } from '../ipam/model.js';
 import type { AgentConfig } from './config.js';
 import { CniRuntime, type AttachmentRef } from './cni-runtime.js';
 import type { ContainerdEvents } from './containerd.js';
 import type { TaskEvent } from './containerd-wire.js';
 import type { ContainerEvent, ContainerInfo, ContainerMeta, DockerEngine } from './docker.js';
-import type { EventPublisher } from './events.js';
+import type { AttachmentEvent, EventPublisher } from './events.js';
 import { LabelError, parseLabels, type AttachIntent } from './labels.js';
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry } from './metrics.js';
 import { loadNetworks, withDefaultStore, type NetworkList } from './netconf.js';
 import { HaproxyLb } from '../lb/haproxy.js';
 import { KeepalivedLb } from '../lb/lvs.js';
 import type { Backend } from '../lb/render.js';
+import { verdict } from './reassert.js';
 import { StateDir, type AttachmentRecord } from './state.js';
 
 const IFNAME = 'eth0';
@@ -59,9 +60,23 @@ export interface Problem {
   pid?: number;
 }
 
+/** An address of an attachment that the store gives someone else (reassert.ts). */
+export interface AddressConflict {
+  containerId: string;
+  name: string;
+  network: string;
+  pool: string;
+  ip: string;
+  /** who the store gives it to */
+  holder: string;
+  since: string;
+}
+
 export class Agent {
   readonly records = new Map<string, AttachmentRecord>();
   readonly problems = new Map<string, Problem>();
+  /** by container id: found at the last re-assertion, kept until resolved */
+  readonly conflicts = new Map<string, AddressConflict>();
   readonly metrics = new Registry();
   private readonly state: StateDir;
   private readonly runtime: CniRuntime;
@@ -107,6 +122,7 @@ export class Agent {
     errors: this.metrics.add(new Counter('berth_agent_errors_total', 'Failed operations, by operation')),
     reconciles: this.metrics.add(new Counter('berth_agent_reconciliations_total', 'Full reconciliations run')),
     gcs: this.metrics.add(new Counter('berth_agent_gc_total', 'CNI GC runs, by network and result')),
+    reasserted: this.metrics.add(new Counter('berth_agent_reasserted_total', "Addresses the store had lost and the agent took again for their attachment, by pool")),
   };
 
   constructor(
@@ -132,6 +148,7 @@ export class Agent {
     );
     this.metrics.add(new Gauge('berth_agent_del_queue', 'DELs waiting to be retried', () => [[{}, this.deleteQueue().length]]));
     this.metrics.add(new Gauge('berth_agent_rejected_containers', 'Labelled containers that cannot be attached', () => [[{}, this.problems.size]]));
+    this.metrics.add(new Gauge('berth_agent_address_conflicts', "Attached containers whose address the store gives someone else", () => [[{}, this.conflicts.size]]));
     this.metrics.add(new Gauge('berth_agent_docker_connected', '1 while the Docker event stream is up', () => [[{}, deps.docker.connected ? 1 : 0]]));
     this.metrics.add(
       new Gauge('berth_agent_containerd_connected', "1 while containerd's event stream is up, by socket", () => (deps.containerd ?? []).map((c) => [{ socket: c.socketPath }, c.connected ? 1 : 0])),
@@ -531,6 +548,7 @@ export class Agent {
       await Promise.all([...ids].map((id) => this.serialize(id, () => this.ensure(id))));
       for (const id of this.problems.keys()) if (!running.some((c) => c.id === id)) this.problems.delete(id);
       if (this.cfg.gc) await this.gc();
+      await this.reassert();
       this.lbSync(true); // a periodic resync repairs drift
       this.m.reconciles.inc();
       this.lastReconcile = { at: new Date().toISOString(), ms: Date.now() - started };
@@ -541,6 +559,75 @@ export class Agent {
       this.m.errors.inc({ op: 'reconcile', network: '' });
       this.deps.log.error({ err: (err as Error).message }, 'reconciliation failed');
     }
+  }
+
+  /**
+   * Checks every attachment's addresses against the store (reassert.ts): a
+   * lost record is taken again for its attachment, an address the store
+   * gives someone else is a conflict (logged, counted, listed, sent as an
+   * event and, once, recorded in the pool's history). Only addresses of
+   * berth-ipam networks in the agent's own store are checked.
+   */
+  async reassert(): Promise<void> {
+    const seen = new Set<string>();
+    await Promise.all(
+      [...this.records.values()]
+        .filter((r) => r.phase === 'attached')
+        .map((r) =>
+          this.serialize(r.containerId, async () => {
+            const rec = this.records.get(r.containerId);
+            if (rec?.phase !== 'attached') return;
+            const pool = this.ownPool(rec.network);
+            if (!pool) return;
+            try {
+              for (const address of resultAddresses(rec.result)) await this.reassertOne(rec, pool, address, seen);
+            } catch (err) {
+              seen.add(rec.containerId); // not known now: a conflict found before stands
+              this.deps.log.warn({ containerId: rec.containerId, err: (err as Error).message }, 'failed to check the address against the store');
+            }
+          }),
+        ),
+    );
+    for (const id of this.conflicts.keys()) if (!seen.has(id)) this.conflicts.delete(id);
+  }
+
+  private async reassertOne(rec: AttachmentRecord, pool: string, address: string, seen: Set<string>): Promise<void> {
+    const log = this.deps.log.child({ containerId: rec.containerId, network: rec.network.name });
+    const hex = parseIp(address, 'ip').hex;
+    const att = { containerId: rec.containerId, ifname: rec.ifname, owner: rec.intent.owner };
+    const v = verdict(att, await this.deps.store.getAddress(pool, hex));
+    if (v.kind === 'ok') return;
+    const actor = `agent@${this.cfg.hostname}`;
+    if (v.kind === 'retake') {
+      try {
+        await this.deps.store.allocate(pool, { ...att, ip: hex, host: this.cfg.hostname, network: rec.network.name, actor });
+        this.m.reasserted.inc({ pool });
+        log.warn({ ip: address, pool }, 'the store had lost this address: taken again for its attachment');
+        this.publish('reasserted', rec);
+        return;
+      } catch (err) {
+        // taken meanwhile: a conflict, read as it is now
+        log.warn({ ip: address, err: (err as Error).message }, 'failed to take the address again');
+        return;
+      }
+    }
+    seen.add(rec.containerId);
+    const known = this.conflicts.get(rec.containerId);
+    if (known?.ip === address && known.holder === v.holder) return;
+    this.conflicts.set(rec.containerId, { containerId: rec.containerId, name: rec.name, network: rec.network.name, pool, ip: address, holder: v.holder, since: new Date().toISOString() });
+    log.error({ ip: address, pool, holder: v.holder }, 'address conflict: this container uses an address the store gives someone else');
+    const note = `in use by ${rec.containerId}/${rec.ifname} (owner ${rec.intent.owner}) on host ${this.cfg.hostname}, which the store has ${v.holder}`;
+    await this.deps.store.conflict(pool, hex, { note: note.slice(0, 1024), actor }).catch((err: Error) => log.warn({ err: err.message }, 'failed to record the conflict in the pool history'));
+    this.publish('conflict', rec, v.holder);
+  }
+
+  /** The berth-ipam pool of a network whose store is the agent's, if it is one. */
+  private ownPool(network: NetworkList): string | undefined {
+    for (const p of network.plugins) {
+      const ipam = (p.type === 'berth-ipam' ? p : p.ipam) as Record<string, unknown> | undefined;
+      if (ipam?.type === 'berth-ipam' && typeof ipam.pool === 'string' && (ipam.store ?? this.cfg.store) === this.cfg.store) return ipam.pool;
+    }
+    return undefined;
   }
 
   /** CNI GC of every network the agent has attachments on, keeping exactly those attachments. */
@@ -605,9 +692,10 @@ export class Agent {
     };
   }
 
-  private publish(type: 'attached' | 'detached', rec: AttachmentRecord): void {
+  private publish(type: AttachmentEvent['type'], rec: AttachmentRecord, detail?: string): void {
     this.deps.events.publish({
       type,
+      ...(detail ? { detail } : {}),
       container: rec.containerId,
       name: rec.name,
       owner: rec.intent.owner,
@@ -664,6 +752,12 @@ function isProcessOf(pid: number, id: string): boolean {
 
 function metaOf(info: ContainerInfo): ContainerMeta {
   return { id: info.id, name: info.name, labels: info.labels, networkMode: info.networkMode };
+}
+
+/** Every address of a CNI result, without prefix lengths. */
+function resultAddresses(result: Record<string, unknown> | undefined): string[] {
+  const ips = (result?.ips as Array<{ address?: string }> | undefined) ?? [];
+  return ips.flatMap((i) => (typeof i.address === 'string' ? [i.address.split('/')[0]!] : []));
 }
 
 /** The first address of a CNI result, without its prefix length. */

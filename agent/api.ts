@@ -111,6 +111,7 @@ export async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerRes
         adding: all.filter((a) => a.phase === 'adding').length,
         delQueue: all.filter((a) => a.phase === 'deleting').length,
         problems: [...agent.problems.values()],
+        conflicts: [...agent.conflicts.values()],
         lastReconcile: agent.lastReconcile ?? null,
         rssBytes: process.memoryUsage().rss,
       });

@@ -12,7 +12,10 @@ import type { RedisConn } from '../ipam/redis-conn.js';
 import type { WebhookConfig } from './config.js';
 
 export interface AttachmentEvent {
-  type: 'attached' | 'detached';
+  /** reasserted: the store had lost the address, taken again; conflict: the store gives it to someone else (detail) */
+  type: 'attached' | 'detached' | 'reasserted' | 'conflict';
+  /** for a conflict: who the store gives the address to */
+  detail?: string;
   container: string;
   name: string;
   owner: string;

@@ -220,6 +220,45 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
     await waitFor('its problem to go', async () => ((await agent.get<{ problems: Array<{ name: string }> }>('/v1/status')).body.problems.some((p) => p.name === 'nopool') ? undefined : true));
   });
 
+  t.test('re-assertion: a record the store lost is taken again; an address the store gives someone else is a reported conflict', async (t) => {
+    await run('--name', 'keeper', '--label', 'berth.network=agentnet');
+    const ip = await attachedIp('keeper');
+    const hexIp = parseIp(ip, 'ip').hex;
+    const id = (await attachments()).find((a) => a.name === 'keeper')!.containerId;
+    const s = await openStore(store);
+    t.teardown(() => s.close());
+    // lost behind the agent's back, as a failover to a replica that never had it would lose it
+    await s.release('agentp', { containerId: id, ifname: 'eth0', actor: 'test' });
+    t.equal((await s.getAddress('agentp', hexIp)).state, 'reserved', 'released in the store, held for its owner');
+    await waitFor('the agent to take it again', async () => ((await s.getAddress('agentp', hexIp)).containerId === id && (await s.getAddress('agentp', hexIp)).state === 'allocated' ? true : undefined));
+    t.match((await agent.get<string>('/metrics')).body, /berth_agent_reasserted_total\{pool="agentp"\} 1\b/, 'counted');
+    t.match((await s.history('agentp', { ip: hexIp }))[0], { event: 'allocate', containerId: id, actor: /^agent@/ }, 'taken by the agent');
+    // now really someone else's
+    await s.release('agentp', { containerId: id, ifname: 'eth0', actor: 'test' });
+    await s.unreserve('agentp', hexIp, { actor: 'test' });
+    await s.allocate('agentp', { containerId: 'intruder', ifname: 'eth0', owner: 'other', ip: hexIp, actor: 'test' });
+    const status = await waitFor('the conflict', async () => {
+      const st = (await agent.get<{ conflicts: Array<{ name: string; ip: string; holder: string }> }>('/v1/status')).body;
+      return st.conflicts.some((c) => c.name === 'keeper') ? st : undefined;
+    });
+    t.match(status.conflicts.find((c) => c.name === 'keeper'), { ip, holder: /allocated to intruder\/eth0 \(owner other/ });
+    t.match((await agent.get<string>('/metrics')).body, /berth_agent_address_conflicts 1\b/);
+    t.match(await s.getAddress('agentp', hexIp), { state: 'allocated', containerId: 'intruder' }, 'nothing silently overwritten');
+    const hist = await s.history('agentp', { ip: hexIp });
+    t.match(hist[0], { event: 'conflict', containerId: 'intruder', note: new RegExp(`in use by ${id}/eth0 \\(owner keeper\\)`) }, 'recorded in the history');
+    await new Promise((r) => setTimeout(r, 4500)); // two more reconciliations
+    t.equal((await s.history('agentp', { ip: hexIp })).filter((e) => e.event === 'conflict').length, 1, 'once, not at every reconciliation');
+    t.match(await addrsIn('keeper'), new RegExp(ip.replace(/\./g, '\\.')), 'the container keeps running with its address');
+    const prefix = new URL(store).searchParams.get('prefix') ?? 'berth';
+    await waitFor('the events in the stream', () => (/reasserted[\s\S]*conflict/.test(redis.cli('XRANGE', `${prefix}:events`, '-', '+')) ? true : undefined));
+    // resolved: the intruder goes, the keeper gets its address back
+    await s.release('agentp', { containerId: 'intruder', ifname: 'eth0', actor: 'test' });
+    await s.unreserve('agentp', hexIp, { actor: 'test' });
+    await waitFor('the conflict to clear', async () => ((await agent.get<{ conflicts: unknown[] }>('/v1/status')).body.conflicts.length === 0 ? true : undefined));
+    t.match(await s.getAddress('agentp', hexIp), { state: 'allocated', containerId: id });
+    await docker.run(['rm', '-f', 'keeper']);
+  });
+
   t.test('a DEL while Redis is down is queued and completed when it is back', async (t) => {
     await run('--name', 'outage', '--label', 'berth.network=agentnet');
     const ip = await attachedIp('outage');
