@@ -9,6 +9,7 @@ import { isAssignable, type PoolConfig } from './pool-config.js';
 import {
   addressInfo,
   attachmentKey,
+  hostField,
   stateOf,
   type AddrRecord,
   type AddressInfo,
@@ -142,7 +143,7 @@ export function allocate(txn: PoolTxn, req: AllocateRequest): Allocation {
   const old = txn.getAddr(hex);
   txn.meta.gen++;
   const rec: AddrRecord = { s: 'a', o: req.owner, c: req.containerId, i: req.ifname, g: txn.meta.gen, t: now };
-  if (req.host !== undefined) rec.h = req.host;
+  if (req.host !== undefined) rec.h = hostField(req.host, req.hostId);
   if (req.network !== undefined) rec.w = req.network;
   // An admin reservation for this owner comes back when the attachment goes.
   if (old && old.s === 'r' && old.u === undefined && old.o === req.owner) {

@@ -30,7 +30,7 @@ export interface AddrRecord {
   n?: string;
   /** 1 when the address came from an admin reservation it returns to on release */
   p?: 1;
-  /** host that made the allocation: a host's CNI GC releases only its own */
+  /** host that made the allocation, NAME or NAME@ID (hostField): a host's CNI GC releases only its own */
   h?: string;
   /** CNI network name of the allocation */
   w?: string;
@@ -60,6 +60,8 @@ export interface AllocateRequest extends Actor {
   ip?: string;
   /** the host asking (CNI GC on a host releases only that host's allocations) */
   host?: string;
+  /** its machine identity (/etc/machine-id): two hosts of one name keep apart */
+  hostId?: string;
   /** the CNI network name */
   network?: string;
 }
@@ -109,6 +111,8 @@ export interface AddressInfo {
   note?: string;
   pinned?: boolean;
   host?: string;
+  /** the machine identity of the host, when it recorded one */
+  hostId?: string;
   network?: string;
 }
 
@@ -235,7 +239,22 @@ export function addressInfo(pool: string, ip: string, rec: AddrRecord | undefine
   if (rec.u !== undefined) info.until = rec.u;
   if (rec.n !== undefined) info.note = rec.n;
   if (rec.p) info.pinned = true;
-  if (rec.h !== undefined && state === 'allocated') info.host = rec.h;
+  if (rec.h !== undefined && state === 'allocated') Object.assign(info, hostOf(rec.h));
   if (rec.w !== undefined && state === 'allocated') info.network = rec.w;
   return info;
+}
+
+/**
+ * The record's host field: the host's name and, when known, its machine
+ * identity, as NAME@ID. A name cannot hold "@", and a reader that knows
+ * only names sees a host that is not its own.
+ */
+export function hostField(host: string, hostId?: string): string {
+  return hostId ? `${host}@${hostId}` : host;
+}
+
+/** The host's name and identity from a record's host field. */
+export function hostOf(field: string): { host: string; hostId?: string } {
+  const at = field.indexOf('@');
+  return at < 0 ? { host: field } : { host: field.slice(0, at), hostId: field.slice(at + 1) };
 }

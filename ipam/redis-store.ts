@@ -19,6 +19,7 @@ import { findUp } from '../native/index.js';
 import { checkAllocate, checkConflict, checkHex, checkHistory, checkRelease, checkReserve } from './requests.js';
 import {
   addressInfo,
+  hostField,
   type Actor,
   type AddrRecord,
   type AddressInfo,
@@ -165,7 +166,7 @@ export class RedisStore implements Store {
       req.owner,
       req.ip ?? '',
       req.actor ?? '',
-      req.host ?? '',
+      req.host === undefined ? '' : hostField(req.host, req.hostId),
       req.network ?? '',
     ]);
     return { pool, ip: String(r[1]), gen: Number(r[2]), owner: String(r[3]), existing: Number(r[4]) === 1 };

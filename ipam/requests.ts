@@ -7,6 +7,7 @@ import type { AllocateRequest, ConflictRequest, HistoryOptions, ReleaseRequest, 
 
 const HEX = /^(?:[0-9a-f]{8}|[0-9a-f]{32})$/;
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/;
+const HOST_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
@@ -41,6 +42,10 @@ export function checkAllocate(req: AllocateRequest): void {
   text(req.owner, 'owner', 253);
   if (req.ip !== undefined) checkHex(req.ip);
   optionalText(req.host, 'host', 253);
+  if (req.host !== undefined && req.host.includes('@')) throw new ValidationError('host', `must be a host name without "@", got ${JSON.stringify(req.host)}`);
+  if (req.hostId !== undefined && (typeof req.hostId !== 'string' || !HOST_ID.test(req.hostId))) {
+    throw new ValidationError('hostId', `must be 1-64 letters, digits, "_", "." or "-", got ${JSON.stringify(req.hostId)}`);
+  }
   optionalText(req.network, 'network', 253);
   optionalText(req.actor, 'actor', 253);
 }

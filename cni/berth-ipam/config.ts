@@ -14,6 +14,8 @@ export interface IpamConfig {
   store: string;
   /** this host's name: recorded on allocations, so GC here releases only these */
   host: string;
+  /** this host's machine identity, recorded beside its name: two hosts of one name (cloned VMs) keep apart */
+  hostId?: string;
   log: LogConfig;
   /** the owner key the address sticks to */
   owner: string;
@@ -24,7 +26,7 @@ export interface IpamConfig {
 /** CNI_ARGS keys berth plugins understand. */
 export const KNOWN_ARGS = new Set(['IP', 'MAC', 'BERTH_OWNER', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID']);
 
-const FIELDS = new Set(['type', 'pool', 'store', 'host', 'log']);
+const FIELDS = new Set(['type', 'pool', 'store', 'host', 'hostId', 'log']);
 // host-local's settings: berth keeps them in the pool, not in the CNI config
 const HOST_LOCAL_FIELDS = new Set(['subnet', 'ranges', 'rangeStart', 'rangeEnd', 'gateway', 'routes', 'dataDir', 'resolvConf']);
 
@@ -46,6 +48,19 @@ function hostName(): string {
   }
 }
 
+/** The machine's identity: systemd's /etc/machine-id, else D-Bus's copy; undefined where neither exists. */
+function machineId(): string | undefined {
+  for (const file of ['/etc/machine-id', '/var/lib/dbus/machine-id']) {
+    try {
+      const id = readFileSync(file, 'utf8').trim();
+      if (/^[0-9a-f]{32}$/.test(id)) return id;
+    } catch {
+      // next
+    }
+  }
+  return undefined;
+}
+
 /** Validates berth-ipam's config and derives owner and requested addresses. */
 export function parseIpamConfig(req: Request): IpamConfig {
   const ipam = ipamSection(req.config);
@@ -64,9 +79,14 @@ export function parseIpamConfig(req: Request): IpamConfig {
   if (ipam.host !== undefined && (typeof ipam.host !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/.test(ipam.host))) {
     throw new CniError(CNI_CODES.INVALID_CONFIG, `ipam.host must be a host name, got ${JSON.stringify(ipam.host)}`);
   }
+  if (ipam.hostId !== undefined && (typeof ipam.hostId !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(ipam.hostId))) {
+    throw new CniError(CNI_CODES.INVALID_CONFIG, `ipam.hostId must be 1-64 letters, digits, "_", "." or "-", got ${JSON.stringify(ipam.hostId)}`);
+  }
+  const hostId = (ipam.hostId as string | undefined) ?? (req.command === 'ADD' || req.command === 'GC' ? machineId() : undefined);
   return {
     pool,
     store: store as string,
+    ...(hostId ? { hostId } : {}),
     host: (ipam.host as string | undefined) ?? hostName(),
     log: parseLogConfig(ipam.log, 'ipam.log'),
     owner: ownerOf(req),

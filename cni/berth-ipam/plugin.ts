@@ -54,6 +54,7 @@ export const plugin: Plugin<IpamConfig> = {
         owner: conf.owner,
         ...(ip !== undefined ? { ip } : {}),
         host: conf.host,
+        ...(conf.hostId ? { hostId: conf.hostId } : {}),
         network: String(req.config.name),
         actor: `cni@${conf.host}`,
       });
@@ -111,6 +112,7 @@ export const plugin: Plugin<IpamConfig> = {
     const valid = validAttachments(req.config);
     const network = String(req.config.name);
     const errors: string[] = [];
+    const others = new Map<string, number>();
     let released = 0;
     await withStore(conf, async (store) => {
       let addresses;
@@ -122,6 +124,11 @@ export const plugin: Plugin<IpamConfig> = {
       }
       for (const a of addresses) {
         if (a.state !== 'allocated' || a.host !== conf.host || a.network !== network) continue;
+        // a host of the same name with another identity: not ours to collect (a record of a name alone predates identities)
+        if (a.hostId !== undefined && a.hostId !== conf.hostId) {
+          others.set(a.hostId, (others.get(a.hostId) ?? 0) + 1);
+          continue;
+        }
         if (valid.has(`${a.containerId}/${a.ifname}`)) continue;
         try {
           const r = await store.release(conf.pool, { containerId: a.containerId!, ifname: a.ifname!, gen: a.gen!, actor: `cni-gc@${conf.host}` });
@@ -132,6 +139,9 @@ export const plugin: Plugin<IpamConfig> = {
         }
       }
     });
+    for (const [id, n] of others) {
+      req.log.warn({ pool: conf.pool, host: conf.host, hostId: id, addresses: n }, `another machine (id ${id}) also calls itself "${conf.host}": its ${n} allocations are left alone; give each host its own name`);
+    }
     req.log.info({ pool: conf.pool, released, errors: errors.length }, 'gc');
     if (errors.length > 0) throw new CniError(BERTH_CODES.GC_INCOMPLETE, `gc released ${released}, failed on ${errors.length}: ${errors.join('; ')}`);
   },

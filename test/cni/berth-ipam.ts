@@ -185,6 +185,24 @@ for (const kind of PROCESS_STORE_KINDS) {
       t.match((await runCni('berth-ipam', { CNI_COMMAND: 'GC' }, netconf(s.url, '1.1.0', {}, { 'cni.dev/valid-attachments': 'x' }))).json, { code: 7 });
     });
 
+    t.test('two hosts of one name (cloned VMs) keep each other\'s addresses through GC; the collision is reported', async (t) => {
+      const s = await setup(t, kind, { hold: 0 });
+      if (!s) return;
+      const asHost = (id: string) => netconf(s.url, '1.1.0', { host: 'node-x', hostId: id });
+      t.equal((await runCni('berth-ipam', cniEnv('ADD', 'on-a'), asHost('id-a'))).code, 0);
+      t.equal((await runCni('berth-ipam', cniEnv('ADD', 'on-b'), asHost('id-b'))).code, 0);
+      // a record from before identities: a name alone
+      await s.store.allocate('web', { containerId: 'old', ifname: 'eth0', owner: 'old', host: 'node-x', network: 'net1' });
+      const byId = new Map((await s.store.listAddresses('web')).map((a) => [a.containerId, a]));
+      t.match(byId.get('on-a'), { host: 'node-x', hostId: 'id-a' }, 'the name and the identity are recorded');
+      const gc = await runCni('berth-ipam', { CNI_COMMAND: 'GC', CNI_PATH: '/x' }, { ...asHost('id-a'), 'cni.dev/valid-attachments': [] });
+      t.equal(gc.code, 0, gc.stdout);
+      const left = (await s.store.listAddresses('web')).filter((a) => a.state === 'allocated').map((a) => a.containerId).sort();
+      t.same(left, ['on-b'], "host id-a released its own (and the name-only record), not id-b's");
+      t.match(gc.stderr, /another machine \(id id-b\) also calls itself \\"node-x\\": its 1 allocations are left alone/, 'the collision is reported');
+      t.equal((await runCni('berth-ipam', cniEnv('ADD', 'x'), netconf(s.url, '1.0.0', { hostId: 'a b' }))).json?.code, 7, 'a bad hostId is refused');
+    });
+
     t.test('STATUS: 0 when ADD would work, 50 when the pool is exhausted', async (t) => {
       const s = await setup(t, kind, { subnet: '10.51.0.0/30' });
       if (!s) return;
