@@ -64,6 +64,8 @@ export async function benchBridge(opts: { quick?: boolean } = {}): Promise<strin
     }
     variants.push(['berth-bridge + berth-ipam (file)', `${BIN}berth-bridge`, { type: 'berth-bridge', bridge: bridges[0], isGateway: true, ipam: { type: 'berth-ipam', pool: 'bench', store: fileUrl } }]);
     variants.push(['berth-bridge + berth-ipam (redis)', `${BIN}berth-bridge`, { type: 'berth-bridge', bridge: bridges[1], isGateway: true, ipam: { type: 'berth-ipam', pool: 'bench', store: server.url } }]);
+    // the same without the conflict probe: the difference in ADD is what the probe costs
+    variants.push(['berth-bridge + berth-ipam (redis), no probe', `${BIN}berth-bridge`, { type: 'berth-bridge', bridge: bridges[1], isGateway: true, probe: { count: 0 }, ipam: { type: 'berth-ipam', pool: 'bench', store: server.url } }]);
     for (const [label, cmd, plugin] of variants) {
       rmSync(join(BIN, '../dist/bundle/berth-bridge.cjs.v8cache'), { force: true });
       const stdin = JSON.stringify({ cniVersion: '1.0.0', name: 'bench', ...plugin });
@@ -87,6 +89,9 @@ export async function benchBridge(opts: { quick?: boolean } = {}): Promise<strin
     const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
     for (const cells of [head, ...body]) lines.push(cells.map((c, i) => c.padEnd(widths[i]!)).join('  '));
     const berth = rows.filter((r) => r.name.startsWith('berth-bridge'));
+    const probed = rows.find((r) => r.name === 'berth-bridge + berth-ipam (redis) ADD');
+    const unprobed = rows.find((r) => r.name === 'berth-bridge + berth-ipam (redis), no probe ADD');
+    if (probed && unprobed) lines.push('', `the conflict probe (2 probes 15 ms apart, 30 ms listened): ADD ${(probed.mean - unprobed.mean).toFixed(1)} ms mean, ${(probed.p50 - unprobed.p50).toFixed(1)} ms p50`);
     lines.push('', `target: each berth call within 25 ms of node -e 0: ${berth.map((r) => `${r.name.replace('berth-bridge + berth-ipam ', '')} ${r.mean - base <= 25 ? 'met' : 'MISSED'}`).join(', ')}`);
 
     const missing = podmanMissing();
