@@ -1,6 +1,5 @@
 // berth status, berth attachments: what the host agent is doing, over its socket.
-import { agentJson, socketBuilder, type SocketArgs } from '../agent-client.js';
-import { causeOf, contextOf, reportFailure } from '../context.js';
+import { socketBuilder, withAgent, type SocketArgs } from '../agent-client.js';
 import { fields, table, writeJson } from '../output.js';
 
 interface Status {
@@ -31,10 +30,9 @@ interface AttachmentView {
   lastError?: string;
 }
 
-async function status(argv: SocketArgs): Promise<void> {
-  const ctx = contextOf(argv);
-  try {
-    const s = await agentJson<Status>(argv, '/v1/status');
+function status(argv: SocketArgs): Promise<void> {
+  return withAgent(argv, "get the agent's status", async (get, ctx) => {
+    const s = await get<Status>('/v1/status');
     if (argv.json) return writeJson(ctx.io.stdout, s);
     let out = fields([
       ['agent', `berth ${s.version}, pid ${s.pid}, on ${s.host}, since ${s.startedAt}`],
@@ -51,9 +49,7 @@ async function status(argv: SocketArgs): Promise<void> {
       out += table(['  NAME', 'NETWORK', 'PROBLEM'], s.problems.map((p) => [`  ${p.name}`, p.network ?? '', p.error]));
     }
     ctx.io.stdout.write(out);
-  } catch (err) {
-    reportFailure(ctx, `failed to get the agent's status: ${causeOf(err)}`);
-  }
+  });
 }
 
 /** Which containerd streams are up: attaching at task creation needs one of them. */
@@ -64,10 +60,9 @@ function containerdLine(list: Array<{ socket: string; connected: boolean }>): st
   return `connected at ${up.map((c) => c.socket).join(', ')} (attaching as soon as a task exists)`;
 }
 
-async function attachments(argv: SocketArgs): Promise<void> {
-  const ctx = contextOf(argv);
-  try {
-    const list = await agentJson<AttachmentView[]>(argv, '/v1/attachments');
+function attachments(argv: SocketArgs): Promise<void> {
+  return withAgent(argv, 'list attachments', async (get, ctx) => {
+    const list = await get<AttachmentView[]>('/v1/attachments');
     if (argv.json) return writeJson(ctx.io.stdout, list);
     if (list.length === 0) return void ctx.io.stdout.write('no attachments\n');
     ctx.io.stdout.write(
@@ -76,9 +71,7 @@ async function attachments(argv: SocketArgs): Promise<void> {
         list.map((a) => [a.name, a.containerId.slice(0, 12), a.network, a.ip ?? '-', a.owner, a.lastError ? `${a.phase} (${a.lastError})` : a.phase, Object.entries(a.lb).map(([s, p]) => `${s}:${p}`).join(',')]),
       ),
     );
-  } catch (err) {
-    reportFailure(ctx, `failed to list attachments: ${causeOf(err)}`);
-  }
+  });
 }
 
 export const statusCommand = { command: 'status', describe: "Show the host agent's state", builder: socketBuilder, handler: status };
