@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import pino from 'pino';
 import { openStore } from '../ipam/open-store.js';
-import { parseStoreUrl } from '../ipam/store-url.js';
+import { parseStoreUrl, redact } from '../ipam/store-url.js';
 import { Agent } from './agent.js';
 import { listenApi } from './api.js';
 import type { AgentFlags } from './config.js';
@@ -40,7 +40,7 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
     }
   };
   renice();
-  log.info({ store: cfg.store.replace(/\/\/[^@/]*@/, '//***@'), cniConfDir: cfg.cniConfDir, cniBinDir: cfg.cniBinDir, socket: cfg.socket, stateDir: cfg.stateDir }, 'berth agent starting');
+  log.info({ store: redact(cfg.store), cniConfDir: cfg.cniConfDir, cniBinDir: cfg.cniBinDir, socket: cfg.socket, stateDir: cfg.stateDir }, 'berth agent starting');
   const store = await openStore(cfg.store, { redisClient: 'ioredis' });
   const events = new EventPublisher(log);
   const loc = parseStoreUrl(cfg.store);
