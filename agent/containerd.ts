@@ -24,6 +24,8 @@ export class ContainerdEvents {
   private warned = false;
   private readonly filters: string[];
   connected = false;
+  /** why the stream last failed */
+  lastError: string | undefined;
 
   /** Events of `namespace` on these topics only (containerd filters them). */
   constructor(
@@ -41,6 +43,7 @@ export class ContainerdEvents {
     let backoff = 250;
     const retry = (why: string, livedMs: number) => {
       this.connected = false;
+      this.lastError = why;
       if (this.stopped) return;
       // a stream that was up for a while starts over; one refused at once backs off
       if (livedMs > 10000) backoff = 250;

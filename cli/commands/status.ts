@@ -7,16 +7,28 @@ interface Status {
   host: string;
   pid: number;
   startedAt: string;
+  /** what /readyz answers */
   ready: boolean;
+  /** why not ready (an agent older than the CLI sends none) */
+  reasons?: string[];
   docker: string;
   containerd?: Array<{ socket: string; connected: boolean }>;
   store: string;
+  health?: Health;
   attachments: number;
   adding: number;
   delQueue: number;
   problems: Array<{ name: string; network?: string; error: string }>;
   lastReconcile: { at: string; ms: number; error?: string } | null;
   rssBytes: number;
+}
+
+/** agent/health.ts's HealthReport, as far as the CLI reads it. */
+interface Health {
+  store: { location: string; ok: boolean; ms: number };
+  docker: { socket: string; ok: boolean };
+  haproxy?: { socket: string; ok: boolean; pid?: number; lastSyncError: string | null };
+  keepalived?: { config: string; ok: boolean; ipvs: boolean; lastError: string | null };
 }
 
 interface AttachmentView {
@@ -34,19 +46,22 @@ function status(argv: SocketArgs): Promise<void> {
   return withAgent(argv, "get the agent's status", async (get, ctx) => {
     const s = await get<Status>('/v1/status');
     if (argv.json) return writeJson(ctx.io.stdout, s);
+    const h = s.health;
     let out = fields([
       ['agent', `berth ${s.version}, pid ${s.pid}, on ${s.host}, since ${s.startedAt}`],
-      ['ready', s.ready ? 'yes' : 'no (first reconciliation running)'],
-      ['docker', s.docker],
+      ['ready', s.ready ? 'yes' : `no: ${(s.reasons ?? ['the first reconciliation has not finished']).join('; ')}`],
+      ['docker', h ? `${h.docker.ok ? 'connected' : 'not connected'} at ${h.docker.socket}` : s.docker],
       ['containerd', containerdLine(s.containerd ?? [])],
-      ['store', s.store],
+      ['store', h ? `${h.store.location}: ${h.store.ok ? `answering (${h.store.ms} ms)` : 'not answering'}` : s.store],
+      ['haproxy', h?.haproxy && `${h.haproxy.ok ? `answering on ${h.haproxy.socket} (worker pid ${h.haproxy.pid})` : `not answering on ${h.haproxy.socket}`}${h.haproxy.lastSyncError ? `; last sync failed: ${h.haproxy.lastSyncError}` : ''}`],
+      ['keepalived', h?.keepalived && `rendering ${h.keepalived.config}${h.keepalived.ipvs ? '' : ' (no IPVS on this kernel: not applied here)'}${h.keepalived.lastError ? `; last update failed: ${oneLine(h.keepalived.lastError)}` : ''}`],
       ['attachments', `${s.attachments} attached, ${s.adding} being added, ${s.delQueue} DEL${s.delQueue === 1 ? '' : 's'} queued`],
       ['reconciled', s.lastReconcile ? `${s.lastReconcile.at} in ${s.lastReconcile.ms} ms${s.lastReconcile.error ? ` (failed: ${s.lastReconcile.error})` : ''}` : 'not yet'],
       ['memory', `${Math.round(s.rssBytes / 1048576)} MiB RSS`],
     ]);
     if (s.problems.length > 0) {
       out += `\n${s.problems.length} labelled container${s.problems.length === 1 ? '' : 's'} not attached:\n`;
-      out += table(['  NAME', 'NETWORK', 'PROBLEM'], s.problems.map((p) => [`  ${p.name}`, p.network ?? '', p.error]));
+      out += table(['  NAME', 'NETWORK', 'PROBLEM'], s.problems.map((p) => [`  ${p.name}`, p.network ?? '', oneLine(p.error)]));
     }
     ctx.io.stdout.write(out);
   });
@@ -58,6 +73,10 @@ function containerdLine(list: Array<{ socket: string; connected: boolean }>): st
   const up = list.filter((c) => c.connected);
   if (up.length === 0) return `not reachable at ${list.map((c) => c.socket).join(' or ')} (attaching on Docker's start events)`;
   return `connected at ${up.map((c) => c.socket).join(', ')} (attaching as soon as a task exists)`;
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
 }
 
 function attachments(argv: SocketArgs): Promise<void> {
