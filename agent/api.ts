@@ -6,7 +6,7 @@ import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
-import type { Agent } from './agent.js';
+import type { Agent, Problem } from './agent.js';
 import { Health, readiness, within } from './health.js';
 import type { Store } from '../ipam/model.js';
 import { haveIpvs } from '../lb/lvs.js';
@@ -23,23 +23,39 @@ function poolUsage(store: Store, ms: number) {
   return within(store.listPools(), ms, `the store did not answer within ${ms} ms`);
 }
 
+// A labelled container is listed once, by what the agent holds for it: with
+// an attachment record (in any phase, a failed ADD's queued undo DEL among
+// them) it is an attachment, and why it is not attached rides on that record
+// as `problem`; only a container without a record is among the `problems`
+// ("not attached"). So no container is both "not attached" and "deleting".
+
+/** Every attachment record, for /v1/attachments and berth attachments. */
 export function attachmentView(a: Agent) {
   return [...a.records.values()]
-    .map((r) => ({
-      containerId: r.containerId,
-      name: r.name,
-      network: r.network.name,
-      ifname: r.ifname,
-      ip: r.ip ?? null,
-      owner: r.intent.owner,
-      phase: r.phase,
-      lb: r.intent.lb,
-      attempts: r.attempts,
-      ...(r.lastError ? { lastError: r.lastError } : {}),
-      createdAt: r.createdAt,
-      updatedAt: r.updatedAt,
-    }))
+    .map((r) => {
+      const problem = a.problems.get(r.containerId)?.error;
+      return {
+        containerId: r.containerId,
+        name: r.name,
+        network: r.network.name,
+        ifname: r.ifname,
+        ip: r.ip ?? null,
+        owner: r.intent.owner,
+        phase: r.phase,
+        lb: r.intent.lb,
+        attempts: r.attempts,
+        ...(r.lastError ? { lastError: r.lastError } : {}),
+        ...(problem ? { problem } : {}),
+        createdAt: r.createdAt,
+        updatedAt: r.updatedAt,
+      };
+    })
     .sort((x, y) => x.name.localeCompare(y.name));
+}
+
+/** Labelled containers the agent holds no record for and could not attach. */
+function unattached(a: Agent): Problem[] {
+  return [...a.problems.values()].filter((p) => !a.records.has(p.containerId));
 }
 
 export async function handle(deps: ApiDeps & { health: Health }, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -110,7 +126,8 @@ export async function handle(deps: ApiDeps & { health: Health }, req: IncomingMe
         attachments: all.filter((a) => a.phase === 'attached').length,
         adding: all.filter((a) => a.phase === 'adding').length,
         delQueue: all.filter((a) => a.phase === 'deleting').length,
-        problems: [...agent.problems.values()],
+        problems: unattached(agent),
+        attachmentErrors: all.filter((a) => a.lastError || a.problem),
         lastReconcile: agent.lastReconcile ?? null,
         rssBytes: process.memoryUsage().rss,
       });

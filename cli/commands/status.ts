@@ -19,6 +19,7 @@ interface Status {
   adding: number;
   delQueue: number;
   problems: Array<{ name: string; network?: string; error: string }>;
+  attachmentErrors?: AttachmentView[];
   lastReconcile: { at: string; ms: number; error?: string } | null;
   rssBytes: number;
 }
@@ -39,7 +40,12 @@ interface AttachmentView {
   owner: string;
   phase: string;
   lb: Record<string, number>;
+  /** failed DELs so far */
+  attempts: number;
+  /** the last DEL's error */
   lastError?: string;
+  /** why the container is not attached (its last ADD failed, a bad label) */
+  problem?: string;
 }
 
 function status(argv: SocketArgs): Promise<void> {
@@ -63,6 +69,11 @@ function status(argv: SocketArgs): Promise<void> {
       out += `\n${s.problems.length} labelled container${s.problems.length === 1 ? '' : 's'} not attached:\n`;
       out += table(['  NAME', 'NETWORK', 'PROBLEM'], s.problems.map((p) => [`  ${p.name}`, p.network ?? '', oneLine(p.error)]));
     }
+    const failing = s.attachmentErrors ?? [];
+    if (failing.length > 0) {
+      out += `\n${failing.length} attachment${failing.length === 1 ? '' : 's'} with errors:\n`;
+      out += table(['  NAME', 'NETWORK', 'STATE', 'ERROR'], failing.map((a) => [`  ${a.name}`, a.network, stateCell(a), errorCell(a)]));
+    }
     ctx.io.stdout.write(out);
   });
 }
@@ -75,6 +86,22 @@ function containerdLine(list: Array<{ socket: string; connected: boolean }>): st
   return `connected at ${up.map((c) => c.socket).join(', ')} (attaching as soon as a task exists)`;
 }
 
+/**
+ * The STATE of an attachment in a table: its phase, "!" when it has an
+ * error, and how many DELs have failed. Short: the errors themselves are
+ * listed by berth status and kept in --json.
+ */
+export function stateCell(a: Pick<AttachmentView, 'phase' | 'attempts' | 'lastError' | 'problem'>): string {
+  return `${a.phase}${a.lastError || a.problem ? '!' : ''}${a.attempts > 0 ? ` (retry ${a.attempts})` : ''}`;
+}
+
+function errorCell(a: AttachmentView): string {
+  const parts: string[] = [];
+  if (a.problem) parts.push(`not attached: ${oneLine(a.problem)}`);
+  if (a.lastError) parts.push(`DEL failed: ${oneLine(a.lastError)}`);
+  return parts.join('; ');
+}
+
 function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ').trim();
 }
@@ -84,12 +111,13 @@ function attachments(argv: SocketArgs): Promise<void> {
     const list = await get<AttachmentView[]>('/v1/attachments');
     if (argv.json) return writeJson(ctx.io.stdout, list);
     if (list.length === 0) return void ctx.io.stdout.write('no attachments\n');
-    ctx.io.stdout.write(
-      table(
-        ['NAME', 'CONTAINER', 'NETWORK', 'IP', 'OWNER', 'STATE', 'LB'],
-        list.map((a) => [a.name, a.containerId.slice(0, 12), a.network, a.ip ?? '-', a.owner, a.lastError ? `${a.phase} (${a.lastError})` : a.phase, Object.entries(a.lb).map(([s, p]) => `${s}:${p}`).join(',')]),
-      ),
+    let out = table(
+      ['NAME', 'CONTAINER', 'NETWORK', 'IP', 'OWNER', 'STATE', 'LB'],
+      list.map((a) => [a.name, a.containerId.slice(0, 12), a.network, a.ip ?? '-', a.owner, stateCell(a), Object.entries(a.lb).map(([s, p]) => `${s}:${p}`).join(',')]),
     );
+    const failing = list.filter((a) => a.lastError || a.problem).length;
+    if (failing > 0) out += `\n${failing} with errors (!): berth status lists them, berth attachments --json has them in full\n`;
+    ctx.io.stdout.write(out);
   });
 }
 

@@ -2,7 +2,9 @@
 // a Redis store (with a password) and HAProxy: found through the agent's own
 // config file; not ready, and saying why, while the store hangs, while it is
 // down and while HAProxy is away, ready again when they are back; a status
-// call bounded in time by a store that does not answer.
+// call bounded in time by a store that does not answer; a container whose
+// ADD failed in the outage and whose undo DEL is queued listed once, with a
+// short STATE.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +29,8 @@ interface Status {
     containerd: { ok: boolean };
     haproxy: { ok: boolean; pid?: number; error?: string };
   };
+  problems: Array<{ name: string }>;
+  attachmentErrors: Array<{ name: string; phase: string; lastError?: string; problem?: string }>;
 }
 
 const PASSWORD = 's3cretPW';
@@ -106,13 +110,41 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t) && !sk
     t.equal((await status()).health.store.ok, true);
   });
 
-  t.test('a store that is down: not ready; back: ready', async (t) => {
+  t.test('a store that is down, and a container that could not be attached meanwhile', async (t) => {
     await redis.stop();
     await waitFor('/readyz to say so', async () => (/the store does not answer/.test(await readyz()) ? true : undefined));
-    t.match((await status()).health.store, { ok: false, error: /redis:\/\/:\*\*\*@/ });
+    const run = await docker.run(['run', '-d', '--network', 'none', '--name', 'during', '--label', 'berth.network=stnet', docker.image, 'sleep', '3600']);
+    t.equal(run.code, 0, run.stderr);
+    // its ADD fails, and so does the DEL that undoes it: queued
+    const s = await waitFor('a failed ADD whose undo is queued', async () => {
+      const st = await status();
+      return st.attachmentErrors.some((a) => a.name === 'during' && a.phase === 'deleting' && a.lastError && a.problem) ? st : undefined;
+    }, 60000);
+    t.notOk(s.problems.some((p) => p.name === 'during'), 'not also among the containers "not attached"');
+    const list = await berth('attachments', '--config', configFile);
+    const row = list.stdout.split('\n').find((l) => l.startsWith('during '));
+    t.match(row, /\sdeleting! \(retry \d+\)$/, `a short STATE: ${row}`);
+    t.ok(list.stdout.split('\n').every((l) => l.length < 120), 'no error message in the table');
+    t.match(list.stdout, /^1 with errors \(!\): berth status lists them/m);
+    const json = JSON.parse((await berth('attachments', '--config', configFile, '--json')).stdout) as Array<{ name: string; lastError?: string }>;
+    t.match(json.find((a) => a.name === 'during')?.lastError, /store/, '--json keeps the error');
+    const text = (await berth('status', '--config', configFile)).stdout;
+    t.match(text, /^1 attachment with errors:\n.*\n\s+during\s+stnet\s+deleting! \(retry \d+\)\s+not attached: .*; DEL failed: /m);
+    t.notMatch(text, /not attached:\n/, 'no "not attached" section');
+    t.equal(text.match(/\bduring\b/g)?.length, 1, 'listed once');
+    t.notMatch(text, PASSWORD);
+
     await redis.start();
     await readyAgain('ready once the store is back');
-    t.equal((await status()).health.store.ok, true);
+    const ip = await waitFor('the container attached', async () => {
+      const a = (await agent.get<Array<{ name: string; phase: string; ip: string | null }>>('/v1/attachments')).body.find((x) => x.name === 'during');
+      return a?.phase === 'attached' ? a.ip : undefined;
+    }, 60000);
+    t.match(ip, /^10\.217\.0\./);
+    const after = await status();
+    t.same(after.attachmentErrors, [], 'no errors left');
+    t.same(after.problems, []);
+    await docker.run(['rm', '-f', 'during']);
   });
 
   t.test('HAProxy away: not ready; back: ready', async (t) => {
