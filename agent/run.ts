@@ -12,7 +12,7 @@ import { Agent } from './agent.js';
 import { listenApi } from './api.js';
 import type { AgentFlags } from './config.js';
 import { loadAgentConfig } from './config-file.js';
-import { ContainerdEvents } from './containerd.js';
+import { ContainerdEvents, watchStreams } from './containerd.js';
 import { DockerEngine } from './docker.js';
 import { EventPublisher } from './events.js';
 
@@ -57,6 +57,7 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
   const agent = new Agent(cfg, { docker, store, events, log, containerd });
   const server = await listenApi({ agent, store, version: agentVersion(), startedAt }, cfg.socket);
   agent.start();
+  const unwatchStreams = watchStreams(containerd, log);
   // threads made since by a thread that was not reniced (libuv's pool is made on first use)
   renice();
 
@@ -71,6 +72,7 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
     }));
+  unwatchStreams();
   await agent.stop();
   await events.flush(5000);
   events.close();
