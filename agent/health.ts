@@ -51,8 +51,13 @@ export async function within<T>(p: Promise<T>, ms: number, message: string): Pro
 /** Checks the agent's dependencies; concurrent checks share one. */
 export class Health {
   private running: Promise<HealthReport> | undefined;
-  /** a store call still pending from an earlier check: waited on again, so a store that hangs is asked one question at a time */
-  private storeCall: Promise<unknown> | undefined;
+  /**
+   * a store call still pending from an earlier check: waited on again, so a
+   * store that hangs is asked one question at a time; one pending for ten
+   * checks' time is given up on, so a call that never settles cannot pin the
+   * answer once the store is back
+   */
+  private storeCall: { promise: Promise<unknown>; at: number } | undefined;
   private readonly haproxyApi: HaproxyApi | undefined;
 
   constructor(
@@ -63,6 +68,7 @@ export class Health {
     if (agent.haproxy) this.haproxyApi = new HaproxyApi(agent.haproxy.api.socket, timeoutMs);
   }
 
+  /** The dependencies' health now. */
   check(): Promise<HealthReport> {
     this.running ??= this.checkOnce().finally(() => {
       this.running = undefined;
@@ -90,11 +96,17 @@ export class Health {
   private async checkStore(): Promise<HealthReport['store']> {
     const location = this.store.location;
     const started = Date.now();
-    this.storeCall ??= this.store.listPools().finally(() => {
-      this.storeCall = undefined;
-    });
+    if (!this.storeCall || started - this.storeCall.at > 10 * this.timeoutMs) {
+      const call = {
+        at: started,
+        promise: this.store.listPools().finally(() => {
+          if (this.storeCall === call) this.storeCall = undefined;
+        }),
+      };
+      this.storeCall = call;
+    }
     try {
-      await within(this.storeCall, this.timeoutMs, `store ${location} did not answer within ${this.timeoutMs} ms`);
+      await within(this.storeCall.promise, this.timeoutMs, `store ${location} did not answer within ${this.timeoutMs} ms`);
       return { location, ok: true, ms: Date.now() - started };
     } catch (err) {
       const message = (err as Error).message;
