@@ -58,6 +58,7 @@ function unattached(a: Agent): Problem[] {
   return [...a.problems.values()].filter((p) => !a.records.has(p.containerId));
 }
 
+/** Answers one API request. */
 export async function handle(deps: ApiDeps & { health: Health }, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const { agent } = deps;
   const url = new URL(req.url ?? '/', 'http://agent');
@@ -115,7 +116,7 @@ export async function handle(deps: ApiDeps & { health: Health }, req: IncomingMe
         host: agent.cfg.hostname,
         pid: process.pid,
         startedAt: deps.startedAt.toISOString(),
-        // what /readyz answers: reconciled, and the store, Docker and the load balancers in reach
+        // what /readyz answers (health.ts's readiness)
         ready: reasons.length === 0,
         reasons,
         reconciled: agent.ready,
