@@ -6,7 +6,8 @@ import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
-import type { Agent } from './agent.js';
+import type { Agent, Problem } from './agent.js';
+import { Health, readiness, within } from './health.js';
 import type { Store } from '../ipam/model.js';
 import { haveIpvs } from '../lb/lvs.js';
 
@@ -18,35 +19,47 @@ export interface ApiDeps {
 }
 
 /** Pool usage for /v1/pools and /metrics, bounded in time so a slow store never hangs a scrape. */
-async function poolUsage(store: Store, ms: number) {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([store.listPools(), new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`the store did not answer within ${ms} ms`)), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
+function poolUsage(store: Store, ms: number) {
+  return within(store.listPools(), ms, `the store did not answer within ${ms} ms`);
 }
 
+// A labelled container is listed once, by what the agent holds for it: with
+// an attachment record (in any phase, a failed ADD's queued undo DEL among
+// them) it is an attachment, and why it is not attached rides on that record
+// as `problem`; only a container without a record is among the `problems`
+// ("not attached"). So no container is both "not attached" and "deleting".
+
+/** Every attachment record, for /v1/attachments and berth attachments. */
 export function attachmentView(a: Agent) {
   return [...a.records.values()]
-    .map((r) => ({
-      containerId: r.containerId,
-      name: r.name,
-      network: r.network.name,
-      ifname: r.ifname,
-      ip: r.ip ?? null,
-      owner: r.intent.owner,
-      phase: r.phase,
-      lb: r.intent.lb,
-      attempts: r.attempts,
-      ...(r.lastError ? { lastError: r.lastError } : {}),
-      createdAt: r.createdAt,
-      updatedAt: r.updatedAt,
-    }))
+    .map((r) => {
+      const problem = a.problems.get(r.containerId)?.error;
+      return {
+        containerId: r.containerId,
+        name: r.name,
+        network: r.network.name,
+        ifname: r.ifname,
+        ip: r.ip ?? null,
+        owner: r.intent.owner,
+        phase: r.phase,
+        lb: r.intent.lb,
+        attempts: r.attempts,
+        ...(r.lastError ? { lastError: r.lastError } : {}),
+        ...(problem ? { problem } : {}),
+        createdAt: r.createdAt,
+        updatedAt: r.updatedAt,
+      };
+    })
     .sort((x, y) => x.name.localeCompare(y.name));
 }
 
-export async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** Labelled containers the agent holds no record for and could not attach. */
+function unattached(a: Agent): Problem[] {
+  return [...a.problems.values()].filter((p) => !a.records.has(p.containerId));
+}
+
+/** Answers one API request. */
+export async function handle(deps: ApiDeps & { health: Health }, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const { agent } = deps;
   const url = new URL(req.url ?? '/', 'http://agent');
   const json = (status: number, body: unknown) => {
@@ -64,9 +77,7 @@ export async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerRes
       res.end('ok\n');
       return;
     case '/readyz': {
-      const reasons: string[] = [];
-      if (!agent.ready) reasons.push('the first reconciliation has not finished');
-      if (!agent.docker.connected) reasons.push('the Docker event stream is down');
+      const reasons = readiness(agent.ready, await deps.health.check());
       res.writeHead(reasons.length ? 503 : 200, { 'content-type': 'text/plain' });
       res.end(reasons.length ? `${reasons.join('\n')}\n` : 'ready\n');
       return;
@@ -97,20 +108,27 @@ export async function handle(deps: ApiDeps, req: IncomingMessage, res: ServerRes
       return;
     }
     case '/v1/status': {
+      const health = await deps.health.check();
+      const reasons = readiness(agent.ready, health);
       const all = attachmentView(agent);
       json(200, {
         version: deps.version,
         host: agent.cfg.hostname,
         pid: process.pid,
         startedAt: deps.startedAt.toISOString(),
-        ready: agent.ready,
+        // what /readyz answers (health.ts's readiness)
+        ready: reasons.length === 0,
+        reasons,
+        reconciled: agent.ready,
         docker: agent.docker.connected ? 'connected' : 'disconnected',
         containerd: agent.containerd.map((c) => ({ socket: c.socketPath, connected: c.connected })),
         store: deps.store.location,
+        health,
         attachments: all.filter((a) => a.phase === 'attached').length,
         adding: all.filter((a) => a.phase === 'adding').length,
         delQueue: all.filter((a) => a.phase === 'deleting').length,
-        problems: [...agent.problems.values()],
+        problems: unattached(agent),
+        attachmentErrors: all.filter((a) => a.lastError || a.problem),
         conflicts: [...agent.conflicts.values()],
         lastReconcile: agent.lastReconcile ?? null,
         rssBytes: process.memoryUsage().rss,
@@ -163,8 +181,9 @@ export async function listenApi(deps: ApiDeps, path: string): Promise<Server> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
+  const withHealth = { ...deps, health: new Health(deps.agent, deps.store) };
   const server = createServer((req, res) => {
-    handle(deps, req, res).catch((err: Error) => {
+    handle(withHealth, req, res).catch((err: Error) => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
       res.end(`${JSON.stringify({ error: err.message })}\n`);
     });

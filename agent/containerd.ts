@@ -13,6 +13,10 @@
 // MiB to the agent's RSS for one call (node:http2 costs ~2). Reconnected with backoff when
 // containerd restarts; while it is away the agent attaches on Docker's start
 // event as before, so nothing depends on this stream but speed.
+//
+// The agent follows two sockets by default, and a host runs containerd at one
+// of them: a socket that fails is said at debug level, and watchStreams()
+// warns only when none of the streams followed is up.
 import { connect as h2connect, constants, type ClientHttp2Session } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import type { Logger } from 'pino';
@@ -21,9 +25,10 @@ import { decodeTaskEvent, DOCKER_NAMESPACE, GrpcReader, NAMESPACE_NAME, subscrib
 export class ContainerdEvents {
   private session: ClientHttp2Session | undefined;
   private stopped = false;
-  private warned = false;
   private readonly filters: string[];
   connected = false;
+  /** why the stream last failed */
+  lastError: string | undefined;
 
   /** Events of `namespace` on these topics only (containerd filters them). */
   constructor(
@@ -41,13 +46,11 @@ export class ContainerdEvents {
     let backoff = 250;
     const retry = (why: string, livedMs: number) => {
       this.connected = false;
+      this.lastError = why;
       if (this.stopped) return;
       // a stream that was up for a while starts over; one refused at once backs off
       if (livedMs > 10000) backoff = 250;
-      // a host without this containerd: said once, then quietly retried
-      if (!this.warned) this.log.warn({ socket: this.socketPath, why, retryMs: backoff }, 'containerd event stream unavailable; attaching on Docker\'s start events');
-      else this.log.debug({ socket: this.socketPath, why, retryMs: backoff }, 'containerd event stream unavailable');
-      this.warned = true;
+      this.log.debug({ socket: this.socketPath, why, retryMs: backoff }, 'containerd event stream unavailable');
       setTimeout(connect, backoff).unref();
       backoff = Math.min(backoff * 2, 10000);
     };
@@ -67,8 +70,7 @@ export class ContainerdEvents {
       session.on('connect', () => {
         // containerd sends the call's headers with its first event: the connection is the news
         this.connected = true;
-        if (this.warned) this.log.info({ socket: this.socketPath }, 'containerd event stream connected');
-        this.warned = false;
+        this.log.info({ socket: this.socketPath }, 'containerd event stream connected');
       });
       session.on('error', (err: Error) => fail(err.message));
       session.on('goaway', () => fail('containerd sent GOAWAY'));
@@ -121,4 +123,45 @@ export class ContainerdEvents {
     this.session?.destroy();
     this.session = undefined;
   }
+}
+
+/** How long none of the streams followed may be up before the agent warns: containerd starting or restarting takes less. */
+export const STREAMS_GRACE_MS = 15000;
+
+export interface StreamsNotice {
+  /** when the last stream went down (or the watch began with none up) */
+  downSince: number | undefined;
+  /** a warning was given for this spell */
+  warned: boolean;
+}
+
+/**
+ * What to say about the streams followed, from whether any is up `now`: a
+ * warning once none has been up for `graceMs`, a note when one is up after
+ * that warning, otherwise nothing. One socket down while another is up is
+ * not a problem: a host runs containerd at one of the default places.
+ */
+export function streamsNotice(prev: StreamsNotice, anyUp: boolean, now: number, graceMs: number): { next: StreamsNotice; say?: 'down' | 'up' } {
+  if (anyUp) return prev.warned ? { next: { downSince: undefined, warned: false }, say: 'up' } : { next: { downSince: undefined, warned: false } };
+  const downSince = prev.downSince ?? now;
+  if (!prev.warned && now - downSince >= graceMs) return { next: { downSince, warned: true }, say: 'down' };
+  return { next: { downSince, warned: prev.warned } };
+}
+
+/** Looks at the streams every `everyMs` and logs what streamsNotice() says; returns a function that stops it. */
+export function watchStreams(streams: readonly ContainerdEvents[], log: Logger, graceMs = STREAMS_GRACE_MS, everyMs = 1000): () => void {
+  if (streams.length === 0) return () => {};
+  let state: StreamsNotice = { downSince: Date.now(), warned: false };
+  const timer = setInterval(() => {
+    const { next, say } = streamsNotice(state, streams.some((s) => s.connected), Date.now(), graceMs);
+    state = next;
+    if (say === 'down') {
+      const sockets = Object.fromEntries(streams.map((s) => [s.socketPath, s.lastError ?? 'not connected']));
+      log.warn({ sockets, forMs: graceMs }, "no containerd event stream is up; attaching on Docker's start events");
+    } else if (say === 'up') {
+      log.info({ sockets: streams.filter((s) => s.connected).map((s) => s.socketPath) }, 'a containerd event stream is up again');
+    }
+  }, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }

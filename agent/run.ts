@@ -4,14 +4,15 @@
 // (bounded), close the socket and the store. Attachments stay: containers
 // keep their addresses while the agent is away.
 import { readdirSync, readFileSync } from 'node:fs';
-import { hostname, setPriority } from 'node:os';
+import { setPriority } from 'node:os';
 import pino from 'pino';
 import { openStore } from '../ipam/open-store.js';
-import { parseStoreUrl } from '../ipam/store-url.js';
+import { parseStoreUrl, redact } from '../ipam/store-url.js';
 import { Agent } from './agent.js';
 import { listenApi } from './api.js';
-import { ConfigError, DEFAULT_CONFIG_FILE, parseAgentConfig, type AgentConfig, type AgentFlags } from './config.js';
-import { ContainerdEvents } from './containerd.js';
+import type { AgentFlags } from './config.js';
+import { loadAgentConfig } from './config-file.js';
+import { ContainerdEvents, watchStreams } from './containerd.js';
 import { DockerEngine } from './docker.js';
 import { EventPublisher } from './events.js';
 
@@ -25,28 +26,9 @@ export interface AgentRunOptions {
   logDest?: pino.DestinationStream;
 }
 
-/** Reads the config file (the default one only if present) and applies flags. */
-export function loadAgentConfig(opts: Pick<AgentRunOptions, 'configFile' | 'flags' | 'env'>): AgentConfig {
-  const file = opts.configFile ?? DEFAULT_CONFIG_FILE;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' && opts.configFile === undefined) raw = undefined;
-    else throw new ConfigError(`cannot read the agent config ${file}: ${(err as Error).message}`);
-  }
-  try {
-    return parseAgentConfig(raw, opts.flags, opts.env, hostname());
-  } catch (err) {
-    // name the file only when there was one: a bad flag is not the file's fault
-    throw new ConfigError(raw === undefined ? (err as Error).message : `${file}: ${(err as Error).message}`);
-  }
-}
-
 /** Runs the agent until stopped; resolves when it has shut down. */
 export async function runAgent(opts: AgentRunOptions): Promise<void> {
-  const cfg = loadAgentConfig(opts);
+  const cfg = loadAgentConfig(opts.configFile, opts.flags, opts.env);
   const log = pino({ level: cfg.logLevel, base: { host: cfg.hostname, pid: process.pid } }, opts.logDest ?? pino.destination({ fd: 1, sync: false }));
   const startedAt = new Date();
   const renice = () => {
@@ -58,7 +40,7 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
     }
   };
   renice();
-  log.info({ store: cfg.store.replace(/\/\/[^@/]*@/, '//***@'), cniConfDir: cfg.cniConfDir, cniBinDir: cfg.cniBinDir, socket: cfg.socket, stateDir: cfg.stateDir }, 'berth agent starting');
+  log.info({ store: redact(cfg.store), cniConfDir: cfg.cniConfDir, cniBinDir: cfg.cniBinDir, socket: cfg.socket, stateDir: cfg.stateDir }, 'berth agent starting');
   const store = await openStore(cfg.store, { redisClient: 'ioredis' });
   const events = new EventPublisher(log);
   const loc = parseStoreUrl(cfg.store);
@@ -75,6 +57,7 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
   const agent = new Agent(cfg, { docker, store, events, log, containerd });
   const server = await listenApi({ agent, store, version: agentVersion(), startedAt }, cfg.socket);
   agent.start();
+  const unwatchStreams = watchStreams(containerd, log);
   // threads made since by a thread that was not reniced (libuv's pool is made on first use)
   renice();
 
@@ -89,6 +72,7 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
     }));
+  unwatchStreams();
   await agent.stop();
   await events.flush(5000);
   events.close();

@@ -1,7 +1,7 @@
 // berth lb show: the load-balancer services and their backends, from the agent.
 import type { Argv } from 'yargs';
-import { agentJson, socketBuilder, type SocketArgs } from '../agent-client.js';
-import { causeOf, contextOf, reportFailure, type GlobalArgs } from '../context.js';
+import { socketBuilder, withAgent, type SocketArgs } from '../agent-client.js';
+import type { GlobalArgs } from '../context.js';
 import { table, writeJson } from '../output.js';
 
 interface LbView {
@@ -11,10 +11,9 @@ interface LbView {
   keepalived?: { config: string; ipvs: boolean; lastError: string | null };
 }
 
-async function show(argv: SocketArgs): Promise<void> {
-  const ctx = contextOf(argv);
-  try {
-    const v = await agentJson<LbView>(argv, '/v1/lb');
+function show(argv: SocketArgs): Promise<void> {
+  return withAgent(argv, 'show the load balancers', async (get, ctx) => {
+    const v = await get<LbView>('/v1/lb');
     if (argv.json) return writeJson(ctx.io.stdout, v);
     if (v.services.length === 0) return void ctx.io.stdout.write('no load-balancer services configured (services in the agent config)\n');
     let out = table(
@@ -37,9 +36,7 @@ async function show(argv: SocketArgs): Promise<void> {
       if (v.keepalived.lastError) out += `LVS: last render failed: ${v.keepalived.lastError}\n`;
     }
     ctx.io.stdout.write(out);
-  } catch (err) {
-    reportFailure(ctx, `failed to show the load balancers: ${causeOf(err)}`);
-  }
+  });
 }
 
 export const command = 'lb';

@@ -1,6 +1,5 @@
 // berth status, berth attachments: what the host agent is doing, over its socket.
-import { agentJson, socketBuilder, type SocketArgs } from '../agent-client.js';
-import { causeOf, contextOf, reportFailure } from '../context.js';
+import { socketBuilder, withAgent, type SocketArgs } from '../agent-client.js';
 import { fields, table, writeJson } from '../output.js';
 
 interface Status {
@@ -8,16 +7,29 @@ interface Status {
   host: string;
   pid: number;
   startedAt: string;
+  /** what /readyz answers */
   ready: boolean;
+  /** why not ready (an agent older than the CLI sends none) */
+  reasons?: string[];
   docker: string;
   containerd?: Array<{ socket: string; connected: boolean }>;
   store: string;
+  health?: Health;
   attachments: number;
   adding: number;
   delQueue: number;
   problems: Array<{ name: string; network?: string; error: string }>;
+  attachmentErrors?: AttachmentView[];
   lastReconcile: { at: string; ms: number; error?: string } | null;
   rssBytes: number;
+}
+
+/** agent/health.ts's HealthReport, as far as the CLI reads it. */
+interface Health {
+  store: { location: string; ok: boolean; ms: number };
+  docker: { socket: string; ok: boolean };
+  haproxy?: { socket: string; ok: boolean; pid?: number; lastSyncError: string | null };
+  keepalived?: { config: string; ok: boolean; ipvs: boolean; lastError: string | null };
 }
 
 interface AttachmentView {
@@ -28,32 +40,42 @@ interface AttachmentView {
   owner: string;
   phase: string;
   lb: Record<string, number>;
+  /** failed DELs so far */
+  attempts: number;
+  /** the last DEL's error */
   lastError?: string;
+  /** why the container is not attached (its last ADD failed, a bad label) */
+  problem?: string;
 }
 
-async function status(argv: SocketArgs): Promise<void> {
-  const ctx = contextOf(argv);
-  try {
-    const s = await agentJson<Status>(argv, '/v1/status');
+function status(argv: SocketArgs): Promise<void> {
+  return withAgent(argv, "get the agent's status", async (get, ctx) => {
+    const s = await get<Status>('/v1/status');
     if (argv.json) return writeJson(ctx.io.stdout, s);
+    const h = s.health;
     let out = fields([
       ['agent', `berth ${s.version}, pid ${s.pid}, on ${s.host}, since ${s.startedAt}`],
-      ['ready', s.ready ? 'yes' : 'no (first reconciliation running)'],
-      ['docker', s.docker],
+      ['ready', s.ready ? 'yes' : `no: ${(s.reasons ?? ['the first reconciliation has not finished']).join('; ')}`],
+      ['docker', h ? `${h.docker.ok ? 'connected' : 'not connected'} at ${h.docker.socket}` : s.docker],
       ['containerd', containerdLine(s.containerd ?? [])],
-      ['store', s.store],
+      ['store', h ? `${h.store.location}: ${h.store.ok ? `answering (${h.store.ms} ms)` : 'not answering'}` : s.store],
+      ['haproxy', h?.haproxy && `${h.haproxy.ok ? `answering on ${h.haproxy.socket} (worker pid ${h.haproxy.pid})` : `not answering on ${h.haproxy.socket}`}${h.haproxy.lastSyncError ? `; last sync failed: ${h.haproxy.lastSyncError}` : ''}`],
+      ['keepalived', h?.keepalived && `rendering ${h.keepalived.config}${h.keepalived.ipvs ? '' : ' (no IPVS on this kernel: not applied here)'}${h.keepalived.lastError ? `; last update failed: ${oneLine(h.keepalived.lastError)}` : ''}`],
       ['attachments', `${s.attachments} attached, ${s.adding} being added, ${s.delQueue} DEL${s.delQueue === 1 ? '' : 's'} queued`],
       ['reconciled', s.lastReconcile ? `${s.lastReconcile.at} in ${s.lastReconcile.ms} ms${s.lastReconcile.error ? ` (failed: ${s.lastReconcile.error})` : ''}` : 'not yet'],
       ['memory', `${Math.round(s.rssBytes / 1048576)} MiB RSS`],
     ]);
     if (s.problems.length > 0) {
       out += `\n${s.problems.length} labelled container${s.problems.length === 1 ? '' : 's'} not attached:\n`;
-      out += table(['  NAME', 'NETWORK', 'PROBLEM'], s.problems.map((p) => [`  ${p.name}`, p.network ?? '', p.error]));
+      out += table(['  NAME', 'NETWORK', 'PROBLEM'], s.problems.map((p) => [`  ${p.name}`, p.network ?? '', oneLine(p.error)]));
+    }
+    const failing = s.attachmentErrors ?? [];
+    if (failing.length > 0) {
+      out += `\n${failing.length} attachment${failing.length === 1 ? '' : 's'} with errors:\n`;
+      out += table(['  NAME', 'NETWORK', 'STATE', 'ERROR'], failing.map((a) => [`  ${a.name}`, a.network, stateCell(a), errorCell(a)]));
     }
     ctx.io.stdout.write(out);
-  } catch (err) {
-    reportFailure(ctx, `failed to get the agent's status: ${causeOf(err)}`);
-  }
+  });
 }
 
 /** Which containerd streams are up: attaching at task creation needs one of them. */
@@ -64,21 +86,39 @@ function containerdLine(list: Array<{ socket: string; connected: boolean }>): st
   return `connected at ${up.map((c) => c.socket).join(', ')} (attaching as soon as a task exists)`;
 }
 
-async function attachments(argv: SocketArgs): Promise<void> {
-  const ctx = contextOf(argv);
-  try {
-    const list = await agentJson<AttachmentView[]>(argv, '/v1/attachments');
+/**
+ * The STATE of an attachment in a table: its phase, "!" when it has an
+ * error, and how many DELs have failed. Short: the errors themselves are
+ * listed by berth status and kept in --json.
+ */
+export function stateCell(a: Pick<AttachmentView, 'phase' | 'attempts' | 'lastError' | 'problem'>): string {
+  return `${a.phase}${a.lastError || a.problem ? '!' : ''}${a.attempts > 0 ? ` (retry ${a.attempts})` : ''}`;
+}
+
+function errorCell(a: AttachmentView): string {
+  const parts: string[] = [];
+  if (a.problem) parts.push(`not attached: ${oneLine(a.problem)}`);
+  if (a.lastError) parts.push(`DEL failed: ${oneLine(a.lastError)}`);
+  return parts.join('; ');
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+function attachments(argv: SocketArgs): Promise<void> {
+  return withAgent(argv, 'list attachments', async (get, ctx) => {
+    const list = await get<AttachmentView[]>('/v1/attachments');
     if (argv.json) return writeJson(ctx.io.stdout, list);
     if (list.length === 0) return void ctx.io.stdout.write('no attachments\n');
-    ctx.io.stdout.write(
-      table(
-        ['NAME', 'CONTAINER', 'NETWORK', 'IP', 'OWNER', 'STATE', 'LB'],
-        list.map((a) => [a.name, a.containerId.slice(0, 12), a.network, a.ip ?? '-', a.owner, a.lastError ? `${a.phase} (${a.lastError})` : a.phase, Object.entries(a.lb).map(([s, p]) => `${s}:${p}`).join(',')]),
-      ),
+    let out = table(
+      ['NAME', 'CONTAINER', 'NETWORK', 'IP', 'OWNER', 'STATE', 'LB'],
+      list.map((a) => [a.name, a.containerId.slice(0, 12), a.network, a.ip ?? '-', a.owner, stateCell(a), Object.entries(a.lb).map(([s, p]) => `${s}:${p}`).join(',')]),
     );
-  } catch (err) {
-    reportFailure(ctx, `failed to list attachments: ${causeOf(err)}`);
-  }
+    const failing = list.filter((a) => a.lastError || a.problem).length;
+    if (failing > 0) out += `\n${failing} with errors (!): berth status lists them, berth attachments --json has them in full\n`;
+    ctx.io.stdout.write(out);
+  });
 }
 
 export const statusCommand = { command: 'status', describe: "Show the host agent's state", builder: socketBuilder, handler: status };

@@ -1,18 +1,45 @@
 // containerd's event stream: the wire format (protobuf fields, gRPC framing)
 // against bytes written out by hand, the client against a real containerd
 // (the one a private dockerd starts), and its recovery from a server that
-// refuses the call, sends what it must not, or goes away.
+// refuses the call, sends what it must not, or goes away; no warning while
+// one of the sockets followed is up, one when none is.
 import { createServer, constants } from 'node:http2';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import t from 'tap';
-import { ContainerdEvents } from '../../agent/containerd.js';
+import { ContainerdEvents, streamsNotice, watchStreams, type StreamsNotice } from '../../agent/containerd.js';
 import { decodeTaskEvent, encodeEnvelope, grpcFrame, GrpcReader, readFields, subscribeRequest, SUBSCRIBE_PATH, type TaskEvent } from '../../agent/containerd-wire.js';
 import { shortDir, waitFor } from '../helpers/agent.js';
 import { skipWithoutDocker, startDocker } from '../helpers/docker.js';
 
 const quiet = pino({ level: 'silent' });
+
+/** A logger at info whose lines are kept, parsed. */
+function sink() {
+  const lines: Array<{ level: number; msg: string; socket?: string; sockets?: unknown }> = [];
+  return { lines, log: pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) }), warnings: () => lines.filter((l) => l.level >= 40) };
+}
+
+/** An HTTP/2 server on `path` that takes the Subscribe call and keeps it open, sending nothing. */
+async function silentContainerd(path: string) {
+  const server = createServer();
+  const sessions = new Set<{ destroy(): void }>();
+  server.on('session', (s) => {
+    sessions.add(s);
+    s.on('close', () => sessions.delete(s));
+  });
+  server.on('stream', (stream) => stream.respond({ ':status': 200, 'content-type': 'application/grpc' }));
+  rmSync(path, { force: true });
+  await new Promise<void>((resolve) => server.listen(path, () => resolve()));
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sessions) s.destroy();
+      }),
+  };
+}
 
 t.test('wire: a SubscribeRequest, gRPC frames in any chunks, task events decoded by their fields', async (t) => {
   // field 1 (length-delimited: key 0x0a), "ab"; then "c"; behind a 5-byte gRPC prefix
@@ -147,6 +174,56 @@ t.test('client: a call refused, a stream that breaks its framing, a server gone 
   t.throws(() => new ContainerdEvents(path, quiet, { namespace: 'a"b' }), /bad namespace name "a\\"b"/, 'a namespace that could break out of the filter is refused');
 });
 
+t.test('the notice about the streams followed: a warning only when none is up for a while', async (t) => {
+  const grace = 1000;
+  let st: StreamsNotice = { downSince: 0, warned: false };
+  const step = (anyUp: boolean, now: number) => {
+    const r = streamsNotice(st, anyUp, now, grace);
+    st = r.next;
+    return r.say;
+  };
+  t.equal(step(false, 999), undefined, 'none up, within the grace: nothing yet');
+  t.equal(step(false, 1000), 'down', 'none up for the grace: a warning');
+  t.equal(step(false, 5000), undefined, 'said once');
+  t.equal(step(true, 5001), 'up', 'one up again: said so');
+  t.equal(step(true, 6000), undefined);
+  t.equal(step(false, 7000), undefined, 'down again: the grace starts over');
+  t.equal(step(true, 7500), undefined, 'back within it: nothing was said, nothing to take back');
+  t.equal(step(false, 8000), undefined);
+  t.equal(step(false, 9000), 'down');
+  st = { downSince: undefined, warned: false };
+  t.equal(step(true, 0), undefined, 'up from the start: nothing to say');
+});
+
+t.test('streams followed: one socket absent while the other is up is no warning; none up is one', async (t) => {
+  const dir = shortDir();
+  const up = join(dir, 'up.sock');
+  const absent = join(dir, 'absent.sock');
+  let server = await silentContainerd(up);
+  const { lines, log, warnings } = sink();
+  const streams = [new ContainerdEvents(absent, log, { namespace: 'moby' }), new ContainerdEvents(up, log, { namespace: 'moby' })];
+  for (const c of streams) c.watch(() => undefined);
+  const unwatch = watchStreams(streams, log, 400, 50);
+  t.teardown(() => {
+    unwatch();
+    for (const c of streams) c.stop();
+    return server.close();
+  });
+  await waitFor('the stream up', () => (streams[1]!.connected ? true : undefined));
+  await new Promise((r) => setTimeout(r, 1500)); // well past the grace, and the absent socket retried meanwhile
+  t.notOk(streams[0]!.connected);
+  t.same(warnings(), [], 'no warning');
+  t.ok(lines.some((l) => l.msg === 'containerd event stream connected' && l.socket === up), 'the stream that is up is said, at info');
+
+  await server.close();
+  const warned = await waitFor('a warning once none is up', () => warnings().find((l) => /no containerd event stream is up/.test(l.msg)), 10000);
+  t.same(Object.keys(warned.sockets as object).sort(), [absent, up].sort(), 'naming every socket followed');
+  t.match((warned.sockets as Record<string, string>)[absent], /ENOENT/, 'with why each is down');
+  server = await silentContainerd(up);
+  await waitFor('the note that one is up again', () => (lines.some((l) => l.msg === 'a containerd event stream is up again') ? true : undefined), 20000);
+  t.equal(warnings().length, 1, 'one warning in all');
+});
+
 if (!skipWithoutDocker(t)) t.test('client: task events of a real containerd, with the pid Docker reports', async (t) => {
   const docker = await startDocker();
   t.teardown(() => docker.stop());
@@ -179,4 +256,17 @@ if (!skipWithoutDocker(t)) t.test('client: task events of a real containerd, wit
   t.equal(initExit.pid, pid);
   t.notOk(events.some((e) => e.topic === '/tasks/start'), 'only the topics asked for');
   t.same(elsewhere, [], 'nothing from another namespace');
+
+  // the agent's default: two sockets followed, this host's containerd at one of them
+  const { log, warnings } = sink();
+  const pair = [new ContainerdEvents('/nonexistent/containerd.sock', log, { namespace: docker.containerdNamespace }), new ContainerdEvents(docker.containerdSocket, log, { namespace: docker.containerdNamespace })];
+  for (const c of pair) c.watch(() => undefined);
+  const unwatch = watchStreams(pair, log, 500, 50);
+  t.teardown(() => {
+    unwatch();
+    for (const c of pair) c.stop();
+  });
+  await waitFor('connected', () => (pair[1]!.connected ? true : undefined), 20000);
+  await new Promise((r) => setTimeout(r, 1500));
+  t.same(warnings(), [], 'no warning about the socket that is not there');
 });

@@ -54,8 +54,8 @@ t.test('agent, status and attachments have help; status names the socket when no
   t.match(s.stderr, /cannot reach the agent at .*none\.sock: is the agent running\?/);
   const bad = await berth(['agent', '--config', join(dir, 'missing.json')]);
   t.equal(bad.code, 1);
-  t.match(bad.stderr, /cannot read the agent config .*missing\.json/);
+  t.match(bad.stderr, /^berth: failed to read the agent config ".*missing\.json": no such file\n$/);
   writeFileSync(join(dir, 'bad.json'), JSON.stringify({ socket: 'relative' }));
   const badField = await berth(['agent', '--config', join(dir, 'bad.json')]);
-  t.match(badField.stderr, /bad\.json: socket must be an absolute path/);
+  t.match(badField.stderr, /^berth: failed to read the agent config ".*bad\.json": socket must be an absolute path/);
 });

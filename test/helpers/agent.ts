@@ -66,7 +66,13 @@ export async function startAgent(dir: string, config: Record<string, unknown>, e
       await a.ready();
     },
   };
-  await a.ready();
+  try {
+    await a.ready();
+  } catch (err) {
+    // the caller gets no handle to stop it with; a test ended by its timeout never runs exit hooks
+    await a.kill('SIGKILL');
+    throw err;
+  }
   return a;
 }
 
