@@ -12,6 +12,7 @@ import { Agent } from './agent.js';
 import { listenApi } from './api.js';
 import type { AgentFlags } from './config.js';
 import { loadAgentConfig } from './config-file.js';
+import { lockStateDir } from './host-lock.js';
 import { ContainerdEvents, watchStreams } from './containerd.js';
 import { DockerEngine } from './docker.js';
 import { EventPublisher } from './events.js';
@@ -40,6 +41,7 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
     }
   };
   renice();
+  const lock = lockStateDir(cfg.stateDir);
   log.info({ store: redact(cfg.store), cniConfDir: cfg.cniConfDir, cniBinDir: cfg.cniBinDir, socket: cfg.socket, stateDir: cfg.stateDir }, 'berth agent starting');
   const store = await openStore(cfg.store, { redisClient: 'ioredis' });
   const events = new EventPublisher(log);
@@ -81,6 +83,7 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
   await closed;
   await store.close().catch(() => {});
   await streamConn?.close().catch(() => {});
+  lock.release();
   log.info({}, 'berth agent stopped');
   log.flush?.();
 }

@@ -20,6 +20,7 @@ interface Status {
   delQueue: number;
   problems: Array<{ name: string; network?: string; error: string }>;
   attachmentErrors?: AttachmentView[];
+  conflicts?: Array<{ name: string; network: string; ip: string; holder: string; since: string }>;
   lastReconcile: { at: string; ms: number; error?: string } | null;
   rssBytes: number;
 }
@@ -73,6 +74,11 @@ function status(argv: SocketArgs): Promise<void> {
     if (failing.length > 0) {
       out += `\n${failing.length} attachment${failing.length === 1 ? '' : 's'} with errors:\n`;
       out += table(['  NAME', 'NETWORK', 'STATE', 'ERROR'], failing.map((a) => [`  ${a.name}`, a.network, stateCell(a), errorCell(a)]));
+    }
+    const conflicts = s.conflicts ?? [];
+    if (conflicts.length > 0) {
+      out += `\n${conflicts.length} address conflict${conflicts.length === 1 ? '' : 's'}: running here, given to someone else by the store:\n`;
+      out += table(['  NAME', 'NETWORK', 'IP', 'STORE SAYS', 'SINCE'], conflicts.map((c) => [`  ${c.name}`, c.network, c.ip, oneLine(c.holder), c.since]));
     }
     ctx.io.stdout.write(out);
   });

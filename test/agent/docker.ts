@@ -13,7 +13,7 @@ import { DockerEngine } from '../../agent/docker.js';
 import { main } from '../../cli/main.js';
 import { parseIp } from '../../ipam/address.js';
 import { openStore } from '../../ipam/open-store.js';
-import { agentConfig, bridgeNetwork, startAgent, waitFor } from '../helpers/agent.js';
+import { agentConfig, bridgeNetwork, shortDir, startAgent, waitFor } from '../helpers/agent.js';
 import { capture } from '../helpers/capture.js';
 import { skipWithoutDocker, startDocker } from '../helpers/docker.js';
 import { skipWithoutNetns } from '../helpers/netns.js';
@@ -106,6 +106,17 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
     });
     t.ok(nices.length > 4, `${nices.length} threads: V8's, libuv's pool, the plugin thread`);
     t.same([...new Set(nices)], [-10], 'all at -10');
+  });
+
+  t.test('a second agent on the host is refused, even with another socket, and leaves the first one alone', async (t) => {
+    const second = await startAgent(dir, { ...agentConfig(dir, store, netDir, docker), socket: join(shortDir(), 'second.sock') }).then(
+      () => 'started',
+      (err: Error) => err.message,
+    );
+    t.match(second, /the agent exited 1: .*another berth agent \(pid \d+\) holds .*agent\.lock: one agent runs per host/, 'refused, naming the holder');
+    t.equal(Number(/pid (\d+)/.exec(second)?.[1]), agent.pid(), 'the first agent, by its pid');
+    t.equal((await agent.get('/readyz')).status, 200, 'the first one runs on');
+    t.equal(await attachedIp('web1'), (await attachments()).find((a) => a.name === 'web1')?.ip, 'and keeps its attachment');
   });
 
   t.test('an unlabelled container is left alone', async (t) => {
