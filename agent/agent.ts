@@ -29,6 +29,7 @@ import { loadNetworks, withDefaultStore, type NetworkList } from './netconf.js';
 import { HaproxyLb } from '../lb/haproxy.js';
 import { KeepalivedLb } from '../lb/lvs.js';
 import type { Backend } from '../lb/render.js';
+import { checkPolicy, PolicyRefusal } from './policy.js';
 import { verdict } from './reassert.js';
 import { StateDir, type AttachmentRecord } from './state.js';
 
@@ -122,6 +123,7 @@ export class Agent {
     errors: this.metrics.add(new Counter('berth_agent_errors_total', 'Failed operations, by operation')),
     reconciles: this.metrics.add(new Counter('berth_agent_reconciliations_total', 'Full reconciliations run')),
     gcs: this.metrics.add(new Counter('berth_agent_gc_total', 'CNI GC runs, by network and result')),
+    refusals: this.metrics.add(new Counter('berth_agent_policy_refusals_total', "Containers refused by the agent's label policy, by network and label")),
     reasserted: this.metrics.add(new Counter('berth_agent_reasserted_total', "Addresses the store had lost and the agent took again for their attachment, by pool")),
   };
 
@@ -365,7 +367,13 @@ export class Agent {
         if (intent && info.networkMode !== 'none') {
           throw new LabelError('berth.network', `the container must run with --network none (it has "${info.networkMode}")`);
         }
+        if (intent) checkPolicy(this.cfg.policy, intent, info.name);
       } catch (err) {
+        if (err instanceof PolicyRefusal && this.problems.get(id)?.error !== err.message) {
+          // refused by the operator's policy: counted and sent once per reason
+          this.m.refusals.inc({ network: intent!.network, label: err.label });
+          this.deps.events.publish({ type: 'refused', detail: err.message, container: id, name: info.name, owner: intent!.owner, network: intent!.network, ip: '', host: this.cfg.hostname, time: new Date().toISOString() });
+        }
         this.reject(info, (err as Error).message, info.labels['berth.network']);
         intent = null;
       }

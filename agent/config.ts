@@ -4,6 +4,7 @@
 import { parseStoreUrl, resolveStoreUrl } from '../ipam/store-url.js';
 import { CONTAINERD_SOCKETS, DOCKER_NAMESPACE, NAMESPACE_NAME } from './containerd-wire.js';
 import { LbConfigError, parseLbConfig, type LbConfig } from '../lb/config.js';
+import { parsePolicy, PolicyError, type Policy } from './policy.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/berth/agent.json';
 export const DEFAULT_SOCKET = '/run/berth/agent.sock';
@@ -52,6 +53,8 @@ export interface AgentConfig {
   };
   /** load balancers and their services (lb/config.ts) */
   lb: LbConfig;
+  /** what labels may claim on each network (policy.ts) */
+  policy: Policy;
 }
 
 /** Flags given on the command line; undefined means "not given". */
@@ -88,6 +91,7 @@ const FIELDS: Record<string, string> = {
   events: 'object',
   lb: 'object',
   services: 'array',
+  policy: 'object',
 };
 
 /** Builds the agent's config from the parsed file (or undefined), the flags and the environment. */
@@ -147,7 +151,17 @@ export function parseAgentConfig(file: unknown, flags: AgentFlags, env: NodeJS.P
     nice: niceOf(f.nice),
     events: parseEvents(f.events),
     lb: lbOf(f.lb, f.services),
+    policy: policyOf(f.policy),
   };
+}
+
+function policyOf(raw: unknown): Policy {
+  try {
+    return parsePolicy(raw);
+  } catch (err) {
+    if (err instanceof PolicyError) throw new ConfigError(err.message);
+    throw err;
+  }
 }
 
 /** not given: both of Docker's usual places (the one it does not use stays quiet); "": none; else that path */

@@ -12,9 +12,9 @@ import type { RedisConn } from '../ipam/redis-conn.js';
 import type { WebhookConfig } from './config.js';
 
 export interface AttachmentEvent {
-  /** reasserted: the store had lost the address, taken again; conflict: the store gives it to someone else (detail) */
-  type: 'attached' | 'detached' | 'reasserted' | 'conflict';
-  /** for a conflict: who the store gives the address to */
+  /** reasserted: the store had lost the address, taken again; conflict: the store gives it to someone else (detail); refused: the label policy does not allow a label (detail) */
+  type: 'attached' | 'detached' | 'reasserted' | 'conflict' | 'refused';
+  /** for a conflict: who the store gives the address to; for a refusal: why */
   detail?: string;
   container: string;
   name: string;

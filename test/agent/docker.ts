@@ -58,7 +58,11 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
 
   const agent = await startAgent(
     dir,
-    agentConfig(dir, store, netDir, docker, { events: { webhook: { url: `http://127.0.0.1:${hookPort}/events`, retries: 5, timeoutMs: 2000 } } }),
+    agentConfig(dir, store, netDir, docker, {
+      events: { webhook: { url: `http://127.0.0.1:${hookPort}/events`, retries: 5, timeoutMs: 2000 } },
+      // the containers below may use their own name or a team/ key, and no load-balancer service, on agentnet
+      policy: { agentnet: { owners: ['{name}', 'team/*'], services: [] } },
+    }),
   );
   t.teardown(() => agent.kill('SIGKILL'));
 
@@ -202,6 +206,26 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
     t.match(out, /2 labelled containers not attached/);
     t.match(out, new RegExp(`containerd:\\s+connected at ${docker.containerdSocket.replace(/[.]/g, '\\.')} \\(attaching as soon as a task exists\\)`));
     await docker.run(['rm', '-f', 'badip', 'nonet']);
+  });
+
+  t.test('the label policy: an owner key or a service it does not allow gets no address and is reported', async (t) => {
+    const before = (await agent.get<Array<{ conf: { name: string }; allocated: number }>>('/v1/pools')).body.find((p) => p.conf.name === 'agentp')!.allocated;
+    await run('--name', 'thief', '--label', 'berth.network=agentnet', '--label', 'berth.owner=web1');
+    await run('--name', 'sneaky', '--label', 'berth.network=agentnet', '--label', 'berth.lb.admin=8080');
+    const status = await waitFor('both refusals', async () => {
+      const st = (await agent.get<{ problems: Array<{ name: string; error: string }> }>('/v1/status')).body;
+      return ['thief', 'sneaky'].every((n) => st.problems.some((p) => p.name === n)) ? st : undefined;
+    });
+    t.match(status.problems.find((p) => p.name === 'thief')?.error, /label berth\.owner: owner "web1" is not allowed on network "agentnet": the agent's policy allows \{name\}, team\/\*/);
+    t.match(status.problems.find((p) => p.name === 'sneaky')?.error, /label berth\.lb\.admin: service "admin" is not allowed on network "agentnet"/);
+    t.notOk((await attachments()).some((a) => a.name === 'thief' || a.name === 'sneaky'), 'neither attached');
+    t.equal((await agent.get<Array<{ conf: { name: string }; allocated: number }>>('/v1/pools')).body.find((p) => p.conf.name === 'agentp')!.allocated, before, 'no address taken');
+    t.match((await agent.get<string>('/metrics')).body, /berth_agent_policy_refusals_total\{label="berth\.owner",network="agentnet"\} 1\b/);
+    const prefix = new URL(store).searchParams.get('prefix') ?? 'berth';
+    await waitFor('the refusal events', () => ((redis.cli('XRANGE', `${prefix}:events`, '-', '+').match(/refused/g) ?? []).length >= 2 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 2500)); // a reconciliation later: counted once, not again
+    t.match((await agent.get<string>('/metrics')).body, /berth_agent_policy_refusals_total\{label="berth\.owner",network="agentnet"\} 1\b/, 'once per reason, not at every reconciliation');
+    await docker.run(['rm', '-f', 'thief', 'sneaky']);
   });
 
   t.test('a network whose pool does not exist: the container is reported, its ADD tried again only after a backoff, and no bridge is made', async (t) => {
