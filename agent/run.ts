@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { hostname, setPriority } from 'node:os';
 import pino from 'pino';
 import { openStore } from '../ipam/open-store.js';
-import { parseStoreUrl } from '../ipam/store-url.js';
+import { parseStoreUrl, redact } from '../ipam/store-url.js';
 import { Agent } from './agent.js';
 import { listenApi } from './api.js';
 import { ConfigError, DEFAULT_CONFIG_FILE, parseAgentConfig, type AgentConfig, type AgentFlags } from './config.js';
@@ -58,14 +58,15 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
     }
   };
   renice();
-  log.info({ store: cfg.store.replace(/\/\/[^@/]*@/, '//***@'), cniConfDir: cfg.cniConfDir, cniBinDir: cfg.cniBinDir, socket: cfg.socket, stateDir: cfg.stateDir }, 'berth agent starting');
-  const store = await openStore(cfg.store, { redisClient: 'ioredis' });
+  log.info({ store: redact(cfg.store), cniConfDir: cfg.cniConfDir, cniBinDir: cfg.cniBinDir, socket: cfg.socket, stateDir: cfg.stateDir }, 'berth agent starting');
+  const warn = (m: string) => log.warn({ store: redact(cfg.store) }, m);
+  const store = await openStore(cfg.store, { redisClient: 'ioredis', warn });
   const events = new EventPublisher(log);
   const loc = parseStoreUrl(cfg.store);
   let streamConn: { close(): Promise<void> } | undefined;
   if (loc.kind === 'redis' && cfg.events.stream) {
     const { IoredisConn } = await import('../ipam/ioredis-conn.js');
-    const conn = new IoredisConn(loc);
+    const conn = new IoredisConn(loc, warn);
     streamConn = conn;
     events.addRedisStream(conn, `${loc.prefix}:${cfg.events.stream}`, cfg.events.streamMaxLen);
   }
