@@ -10,6 +10,7 @@ import { openStore } from '../ipam/open-store.js';
 import { parseStoreUrl, redact } from '../ipam/store-url.js';
 import { Agent } from './agent.js';
 import { listenApi } from './api.js';
+import { parseJson } from './parse-json.js';
 import { ConfigError, DEFAULT_CONFIG_FILE, parseAgentConfig, type AgentConfig, type AgentFlags } from './config.js';
 import { ContainerdEvents } from './containerd.js';
 import { DockerEngine } from './docker.js';
@@ -30,7 +31,7 @@ export function loadAgentConfig(opts: Pick<AgentRunOptions, 'configFile' | 'flag
   const file = opts.configFile ?? DEFAULT_CONFIG_FILE;
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
+    raw = parseJson(readFileSync(file, 'utf8'));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && opts.configFile === undefined) raw = undefined;
