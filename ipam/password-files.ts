@@ -3,7 +3,7 @@
 // command line. Each client reads them when it is made, so a changed file
 // takes effect at the next plugin call, CLI run or agent start.
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { BerthError } from './errors.js';
+import { ValidationError } from './errors.js';
 import type { RedisLocation } from './redis-conn.js';
 
 /** Receives a warning about the set-up (a password file others can read). */
@@ -16,13 +16,13 @@ const MAX_BYTES = 4096;
 export function readPasswordFiles(loc: RedisLocation, warn: Warn = (m) => process.emitWarning(m)): RedisLocation {
   if (loc.passwordFile === undefined && loc.sentinelPasswordFile === undefined) return loc;
   const out = { ...loc };
-  if (loc.passwordFile !== undefined) out.password = readPasswordFile(loc.passwordFile, warn);
-  if (loc.sentinelPasswordFile !== undefined) out.sentinelPassword = readPasswordFile(loc.sentinelPasswordFile, warn);
+  if (loc.passwordFile !== undefined) out.password = readPasswordFile(loc.passwordFile, 'passwordFile', warn);
+  if (loc.sentinelPasswordFile !== undefined) out.sentinelPassword = readPasswordFile(loc.sentinelPasswordFile, 'sentinelPasswordFile', warn);
   return out;
 }
 
-function readPasswordFile(path: string, warn: Warn): string {
-  const fail = (cause: string) => new BerthError('INVALID', `failed to read password file "${path}": ${cause}`, { field: 'passwordFile' });
+function readPasswordFile(path: string, option: string, warn: Warn): string {
+  const fail = (cause: string) => new ValidationError(`store.${option}`, `failed to read password file "${path}": ${cause}`);
   let fd: number;
   try {
     // non-blocking: a FIFO in its place must fail, not hang the caller
@@ -47,7 +47,7 @@ function readPasswordFile(path: string, warn: Warn): string {
     if (password === '') throw fail('the file is empty');
     return password;
   } catch (err) {
-    if (err instanceof BerthError) throw err;
+    if (err instanceof ValidationError) throw err;
     throw fail(causeOf(err));
   } finally {
     closeSync(fd);

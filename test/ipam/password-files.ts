@@ -69,8 +69,12 @@ t.test('a file that cannot serve fails with a message naming its path, never its
   const missing = join(dir, 'missing.pass');
   const e = failure(missing);
   t.ok(isBerthError(e, 'INVALID'));
-  t.equal(e.message, `failed to read password file "${missing}": ENOENT: no such file or directory`);
-  t.match(failure(join(dir, 'sub')).message, /^failed to read password file ".*sub": not a regular file$/);
+  t.equal(e.message, `store.passwordFile: failed to read password file "${missing}": ENOENT: no such file or directory`);
+  t.throws(() => readPasswordFiles(locOf(`redis+sentinel://h/m?sentinelPasswordFile=${encodeURIComponent(missing)}`), () => {}), {
+    field: 'store.sentinelPasswordFile',
+    message: `store.sentinelPasswordFile: failed to read password file "${missing}": ENOENT: no such file or directory`,
+  });
+  t.match(failure(join(dir, 'sub')).message, /^store\.passwordFile: failed to read password file ".*sub": not a regular file$/);
   t.match(failure(secretFile(dir, 'empty', '')).message, /: the file is empty$/);
   t.match(failure(secretFile(dir, 'nl', '\n')).message, /: the file is empty$/);
   const big = failure(secretFile(dir, 'big', `Mk9secret${'x'.repeat(5000)}`));
@@ -115,7 +119,7 @@ t.test('both Redis clients', async (t) => {
       t.match(warnings[0], `password file "${loose}" can be read by users other than its owner`);
       await t.rejects(openStore(`${url('')}?passwordFile=${join(dir, 'gone')}`, { redisClient }), {
         code: 'INVALID',
-        message: `failed to read password file "${join(dir, 'gone')}": ENOENT: no such file or directory`,
+        message: `store.passwordFile: failed to read password file "${join(dir, 'gone')}": ENOENT: no such file or directory`,
       });
     });
   }

@@ -98,7 +98,7 @@ t.test('secrets', async (t) => {
     t.equal(fromFile.stderr, `berth: warning: password file "${loose}" can be read by users other than its owner (mode 0644); chmod 0600 it\n`);
     clean(t, fromFile.stdout + fromFile.stderr, 'with a password file');
     const missing = await berth(['--store', `redis://u@127.0.0.1:${redis.port}/0?passwordFile=${dir}/gone.pass`, 'pool', 'ls']);
-    t.equal(missing.stderr, `berth: failed to list pools: failed to read password file "${dir}/gone.pass": ENOENT: no such file or directory\n`);
+    t.equal(missing.stderr, `berth: failed to list pools: store.passwordFile: failed to read password file "${dir}/gone.pass": ENOENT: no such file or directory\n`);
   });
 
   t.test('berth-ipam and berth-bridge: CNI errors and debug log lines', async (t) => {
@@ -130,7 +130,7 @@ t.test('secrets', async (t) => {
     t.equal(fromFile.code, 0, fromFile.stdout);
     clean(t, add.stdout + add.stderr + fromFile.stdout + fromFile.stderr, 'successful ADDs');
     const missing = await runCni('berth-ipam', cniEnv('ADD', 'c3'), conf(`redis://u@127.0.0.1:${redis.port}/0?prefix=cni&passwordFile=${dir}/gone.pass`));
-    t.match(missing.json, { code: 7, msg: `failed to read password file "${dir}/gone.pass": ENOENT: no such file or directory` });
+    t.match(missing.json, { code: 7, msg: `store.passwordFile: failed to read password file "${dir}/gone.pass": ENOENT: no such file or directory` });
     const log = readFileSync(logFile, 'utf8');
     t.match(log, /"level":20,.*"msg":"ADD request"/, 'debug lines were written');
     t.match(log, /"msg":"allocated"/);
