@@ -26,6 +26,7 @@ import type { AttachmentEvent, EventPublisher } from './events.js';
 import { LabelError, parseLabels, type AttachIntent } from './labels.js';
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry } from './metrics.js';
 import { loadNetworks, withDefaultStore, type NetworkList } from './netconf.js';
+import { RepeatLimit } from './repeat-limit.js';
 import { HaproxyLb } from '../lb/haproxy.js';
 import { KeepalivedLb } from '../lb/lvs.js';
 import type { Backend } from '../lb/render.js';
@@ -82,6 +83,8 @@ export class Agent {
   private readonly state: StateDir;
   private readonly runtime: CniRuntime;
   private networks = new Map<string, NetworkList>();
+  /** broken network config files, logged when new or changed and then every 10 minutes, not at every reconciliation */
+  private readonly skippedConfigs = new RepeatLimit(10 * 60 * 1000);
   private readonly chains = new Map<string, Promise<void>>();
   private readonly startEvents = new Map<string, bigint>();
   /** when containerd made each container's task (ns), for berth_agent_task_to_ip_seconds */
@@ -666,7 +669,7 @@ export class Agent {
 
   private reloadNetworks(): void {
     const { networks, errors } = loadNetworks(this.cfg.cniConfDir);
-    for (const e of errors) this.deps.log.warn({ err: e }, 'network config skipped');
+    for (const e of this.skippedConfigs.due(errors)) this.deps.log.warn({ err: e }, 'network config skipped');
     this.networks = new Map([...networks].map(([name, list]) => [name, withDefaultStore(list, this.cfg.store)]));
   }
 

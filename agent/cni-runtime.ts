@@ -8,11 +8,11 @@
 // executables use, with the same env and stdin), on worker threads when asked
 // (agent/plugin-worker.ts says why); other plugins are executed from the bin
 // dirs with an argument array, never a shell.
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pluginOutput } from '../cni/delegate.js';
 import { CNI_CODES, CniError } from '../cni/errors.js';
+import { execPlugin } from '../cni/exec-plugin.js';
 import { atLeast } from '../cni/version.js';
 import { closeSharedStores, shareStores } from '../ipam/open-store.js';
 import type { NetworkList } from './netconf.js';
@@ -166,18 +166,6 @@ export class CniRuntime {
   private exec(type: string, env: NodeJS.ProcessEnv, stdin: string): Promise<Output> {
     const dir = this.binDirs.find((d) => existsSync(join(d, type)));
     if (!dir) return Promise.reject(new CniError(CNI_CODES.INVALID_CONFIG, `plugin "${type}" is not in ${this.binDirs.join(':')}`));
-    return new Promise((resolve, reject) => {
-      const child = spawn(join(dir, type), [], { env, stdio: ['pipe', 'pipe', 'pipe'], timeout: this.timeoutMs, killSignal: 'SIGKILL' });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      child.stderr.on('data', (c: Buffer) => {
-        if (stderr.length < 65536) stderr += c.toString();
-      });
-      child.on('error', (err) => reject(new CniError(CNI_CODES.IO_FAILURE, `failed to run plugin "${type}": ${err.message}`)));
-      child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr: signal ? `killed by ${signal}${stderr ? `: ${stderr}` : ''}` : stderr }));
-      child.stdin.on('error', () => {}); // a plugin that exits without reading stdin
-      child.stdin.end(stdin);
-    });
+    return execPlugin(join(dir, type), `plugin "${type}"`, env, stdin, { timeoutMs: this.timeoutMs });
   }
 }

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { ConfigError, DEFAULT_CONFIG_FILE, parseAgentConfig, type AgentConfig, type AgentFlags } from './config.js';
+import { parseJson } from './parse-json.js';
 
 /**
  * The config from `file` (else `defaultFile`, only if it exists) with
@@ -13,7 +14,7 @@ export function loadAgentConfig(file: string | undefined, flags: AgentFlags, env
   const path = file ?? defaultFile;
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
+    raw = parseJson(readFileSync(path, 'utf8'));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && file === undefined) raw = undefined;

@@ -7,6 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isSupported, SUPPORTED_VERSIONS } from '../cni/version.js';
 import { NETWORK_NAME } from './labels.js';
+import { parseJson } from './parse-json.js';
 
 export interface NetworkList {
   cniVersion: string;
@@ -62,7 +63,7 @@ export function loadNetworks(dir: string): { networks: Map<string, NetworkList>;
     try {
       let parsed: unknown;
       try {
-        parsed = JSON.parse(readFileSync(file, 'utf8'));
+        parsed = parseJson(readFileSync(file, 'utf8'));
       } catch (err) {
         throw new NetconfError(`${file}: ${(err as Error).message}`);
       }

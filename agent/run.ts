@@ -43,13 +43,14 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
   renice();
   const lock = lockStateDir(cfg.stateDir);
   log.info({ store: redact(cfg.store), cniConfDir: cfg.cniConfDir, cniBinDir: cfg.cniBinDir, socket: cfg.socket, stateDir: cfg.stateDir }, 'berth agent starting');
-  const store = await openStore(cfg.store, { redisClient: 'ioredis' });
+  const warn = (m: string) => log.warn({ store: redact(cfg.store) }, m);
+  const store = await openStore(cfg.store, { redisClient: 'ioredis', warn });
   const events = new EventPublisher(log);
   const loc = parseStoreUrl(cfg.store);
   let streamConn: { close(): Promise<void> } | undefined;
   if (loc.kind === 'redis' && cfg.events.stream) {
     const { IoredisConn } = await import('../ipam/ioredis-conn.js');
-    const conn = new IoredisConn(loc);
+    const conn = new IoredisConn(loc, warn);
     streamConn = conn;
     events.addRedisStream(conn, `${loc.prefix}:${cfg.events.stream}`, cfg.events.streamMaxLen);
   }

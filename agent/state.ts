@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import type { RawResult } from './cni-runtime.js';
 import type { AttachIntent } from './labels.js';
 import type { NetworkList } from './netconf.js';
+import { parseJson } from './parse-json.js';
 
 export type Phase = 'adding' | 'attached' | 'deleting';
 
@@ -109,7 +110,7 @@ export class StateDir {
       // above every generation seen, kept or not: a new write never meets an old name
       if (named) this.gen = Math.max(this.gen, Number(named[2]));
       try {
-        const r = JSON.parse(readFileSync(file, 'utf8')) as AttachmentRecord;
+        const r = parseJson(readFileSync(file, 'utf8')) as AttachmentRecord;
         if (!r || typeof r.containerId !== 'string' || !['adding', 'attached', 'deleting'].includes(r.phase) || !r.network?.plugins) {
           throw new Error('not an attachment record');
         }

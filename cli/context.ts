@@ -71,7 +71,7 @@ export async function operate(
   const ctx = contextOf(argv);
   let store: Store | undefined;
   const open = async (): Promise<Store> => {
-    store ??= await openStore(resolveStoreUrl(argv.store, ctx.io.env));
+    store ??= await openStore(resolveStoreUrl(argv.store, ctx.io.env), { warn: (m) => ctx.io.stderr.write(`berth: warning: ${oneLine(m)}\n`) });
     return store;
   };
   try {

@@ -4,9 +4,9 @@
 // in-process instead: the same handlers on the same request, one process per
 // call instead of two.
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { CNI_CODES, CniError } from './errors.js';
+import { execPlugin } from './exec-plugin.js';
 import { parsePrevResult, type CniResult } from './result.js';
 import type { Command, Request } from './skel.js';
 
@@ -27,16 +27,7 @@ export async function delegateIpam(req: Request, type: string, command: Command,
   }
   const dir = req.path.find((d) => existsSync(join(d, type)));
   if (!dir) throw new CniError(CNI_CODES.INVALID_CONFIG, `IPAM plugin "${type}" is not in CNI_PATH (${req.path.join(':') || 'empty'})`);
-  // loaded only for a plugin of another project; a require, since bundles run without a dynamic-import hook (cni/boot.cjs)
-  const { execFile } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
-  const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = execFile(join(dir, type), [], { env: { ...req.env, CNI_COMMAND: command }, maxBuffer: 4 * 1024 * 1024, timeout: 60000 }, (err, stdout, stderr) => {
-      const e = err as (NodeJS.ErrnoException & { code?: number | string }) | null;
-      if (e && typeof e.code === 'string') return reject(new CniError(CNI_CODES.IO_FAILURE, `failed to run IPAM plugin "${type}": ${e.message}`));
-      resolve({ code: e ? Number(e.code ?? 1) : 0, stdout, stderr });
-    });
-    child.stdin!.end(req.stdin);
-  });
+  const out = await execPlugin(join(dir, type), `IPAM plugin "${type}"`, { ...req.env, CNI_COMMAND: command }, req.stdin, { timeoutMs: 60000 });
   const parsed = pluginOutput(out, `IPAM plugin "${type}"`);
   if (command !== 'ADD') return undefined;
   if (!parsed) throw new CniError(CNI_CODES.DECODE_FAILED, `IPAM plugin "${type}" printed no result`);

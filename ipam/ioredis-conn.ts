@@ -2,6 +2,7 @@
 // after a Redis restart and follows a Sentinel failover.
 import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
+import { readPasswordFiles, type Warn } from './password-files.js';
 import { RedisReplyError, type RedisArg, type RedisConn, type RedisLocation, type RedisReply } from './redis-conn.js';
 
 /** A RedisConn backed by one ioredis client. */
@@ -11,14 +12,15 @@ export class IoredisConn implements RedisConn {
   private lastError: Error | undefined;
   private readonly connectTimeout: number;
 
-  constructor(loc: RedisLocation) {
+  /** Reads the location's password files now; `warn` hears of one others can read. */
+  constructor(loc: RedisLocation, warn?: Warn) {
     // Before the first connection a refusal fails at once. After it, reconnect
     // for as long as the client lives (a long-lived agent must outlast a Redis
     // restart); each command stays bounded by its timeout meanwhile.
     let connected = false;
     const retry = (times: number) => (connected ? Math.min(times * 100, 2000) : null);
     this.connectTimeout = loc.connectTimeout;
-    this.redis = new Redis({ ...options(loc), retryStrategy: retry, sentinelRetryStrategy: retry });
+    this.redis = new Redis({ ...options(readPasswordFiles(loc, warn)), retryStrategy: retry, sentinelRetryStrategy: retry });
     this.redis.on('ready', () => {
       connected = true;
     });

@@ -3,6 +3,7 @@
 // one-shot processes never load ioredis.
 import type { Store } from './model.js';
 import { isBerthError } from './errors.js';
+import type { Warn } from './password-files.js';
 import { parseStoreUrl, redact } from './store-url.js';
 
 export interface OpenOptions {
@@ -15,6 +16,8 @@ export interface OpenOptions {
    * Default: 'resp'.
    */
   redisClient?: 'ioredis' | 'resp';
+  /** hears of a problem that does not stop the store opening (a password file others can read) */
+  warn?: Warn;
 }
 
 /** Opens a store from its URL (see CONTRACT.md). */
@@ -25,17 +28,17 @@ export async function openStore(url: string, opts: OpenOptions = {}): Promise<St
     return new FileStore(loc.dir, opts);
   }
   const { RedisStore } = await import('./redis-store.js');
-  const conn = await connect(loc, opts.redisClient ?? 'resp');
+  const conn = await connect(loc, opts.redisClient ?? 'resp', opts.warn);
   return new RedisStore(conn, loc.prefix, redact(url));
 }
 
-async function connect(loc: Extract<ReturnType<typeof parseStoreUrl>, { kind: 'redis' }>, client: 'ioredis' | 'resp') {
+async function connect(loc: Extract<ReturnType<typeof parseStoreUrl>, { kind: 'redis' }>, client: 'ioredis' | 'resp', warn: Warn | undefined) {
   if (client === 'ioredis') {
     const { IoredisConn } = await import('./ioredis-conn.js');
-    return new IoredisConn(loc);
+    return new IoredisConn(loc, warn);
   }
   const { RespClient } = await import('./resp-client.js');
-  return new RespClient(loc);
+  return new RespClient(loc, warn);
 }
 
 // One Redis store per URL, kept open between operations: for plugins running

@@ -5,6 +5,7 @@
 // armed once the last reply is in, and an idle socket does not hold the process.
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { createRequire } from 'node:module';
+import { readPasswordFiles, type Warn } from './password-files.js';
 import { RedisReplyError, type RedisArg, type RedisConn, type RedisLocation, type RedisReply } from './redis-conn.js';
 
 /**
@@ -333,8 +334,12 @@ export class RespClient implements RedisConn {
   private readonly opening = new Set<Link>();
   private closing: Promise<void> | null = null;
   private tlsOptions: Promise<import('node:tls').ConnectionOptions> | undefined;
+  private readonly loc: RedisLocation;
 
-  constructor(private readonly loc: RedisLocation) {}
+  /** Reads the location's password files now; `warn` hears of one others can read. */
+  constructor(loc: RedisLocation, warn?: Warn) {
+    this.loc = readPasswordFiles(loc, warn);
+  }
 
   send(args: RedisArg[]): Promise<RedisReply> {
     return new Promise((resolve, reject) => {

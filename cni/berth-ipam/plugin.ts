@@ -5,13 +5,15 @@ import { isBerthError } from '../../ipam/errors.js';
 import { withStore as withStoreAt } from '../../ipam/open-store.js';
 import type { PoolConfig } from '../../ipam/pool-config.js';
 import type { Store } from '../../ipam/model.js';
+import { redact } from '../../ipam/store-url.js';
 import { BERTH_CODES, CNI_CODES, CniError, toCniError } from '../errors.js';
 import type { CniResult } from '../result.js';
-import { validAttachments, type Plugin } from '../skel.js';
+import { validAttachments, type Plugin, type Request } from '../skel.js';
 import type { IpamConfig } from './config.js';
 
-function withStore<T>(conf: IpamConfig, fn: (store: Store) => Promise<T>): Promise<T> {
-  return withStoreAt(conf.store, { redisClient: 'resp' }, fn, (err) => isBerthError(err) || err instanceof CniError);
+function withStore<T>(req: Request, conf: IpamConfig, fn: (store: Store) => Promise<T>): Promise<T> {
+  const warn = (m: string) => req.log.warn({ store: redact(conf.store) }, m);
+  return withStoreAt(conf.store, { redisClient: 'resp', warn }, fn, (err) => isBerthError(err) || err instanceof CniError);
 }
 
 /** The IPAM result for an address of a pool: address/prefix, gateway, routes, DNS. */
@@ -35,7 +37,7 @@ function requestedFor(pool: PoolConfig, conf: IpamConfig): string | undefined {
 
 export const plugin: Plugin<IpamConfig> = {
   async add(req, conf) {
-    return withStore(conf, async (store) => {
+    return withStore(req, conf, async (store) => {
       const pool = await store.getPool(conf.pool);
       const ip = requestedFor(pool, conf);
       for (const c of req.conflicts ?? []) {
@@ -65,7 +67,7 @@ export const plugin: Plugin<IpamConfig> = {
 
   async del(req, conf) {
     try {
-      await withStore(conf, async (store) => {
+      await withStore(req, conf, async (store) => {
         const r = await store.release(conf.pool, { containerId: req.containerId, ifname: req.ifname, actor: `cni@${conf.host}` });
         if (r.released) req.log.info({ pool: conf.pool, ip: formatIp(r.ip!), state: r.state }, 'released');
       });
@@ -82,7 +84,7 @@ export const plugin: Plugin<IpamConfig> = {
 
   async check(req, conf) {
     if (!req.prevResult) throw new CniError(CNI_CODES.INVALID_CONFIG, 'CHECK needs prevResult');
-    await withStore(conf, async (store) => {
+    await withStore(req, conf, async (store) => {
       const pool = await store.getPool(conf.pool);
       const subnet = parseCidr(pool.subnet, 'subnet');
       const mine = (req.prevResult!.ips ?? []).filter((ip) => {
@@ -114,7 +116,7 @@ export const plugin: Plugin<IpamConfig> = {
     const errors: string[] = [];
     const others = new Map<string, number>();
     let released = 0;
-    await withStore(conf, async (store) => {
+    await withStore(req, conf, async (store) => {
       let addresses;
       try {
         addresses = await store.listAddresses(conf.pool);
@@ -146,9 +148,9 @@ export const plugin: Plugin<IpamConfig> = {
     if (errors.length > 0) throw new CniError(BERTH_CODES.GC_INCOMPLETE, `gc released ${released}, failed on ${errors.length}: ${errors.join('; ')}`);
   },
 
-  async status(_req, conf) {
+  async status(req, conf) {
     try {
-      await withStore(conf, async (store) => {
+      await withStore(req, conf, async (store) => {
         const u = await store.usage(conf.pool);
         if (BigInt(u.allocated + u.reserved) >= BigInt(u.capacity)) {
           throw new CniError(CNI_CODES.NOT_AVAILABLE, `pool "${conf.pool}" is exhausted (${u.allocated} allocated, ${u.reserved} reserved of ${u.capacity})`);

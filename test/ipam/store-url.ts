@@ -226,3 +226,97 @@ t.test('errors about a malformed URL with a password do not repeat the password'
   const at = parseStoreUrl('redis://user:s3cr@et@h');
   t.match(at, { kind: 'redis', username: 'user', password: 's3cr@et', hosts: [{ host: 'h', port: 6379 }] });
 });
+
+// A password split around each character that can break a URL: neither half may show.
+const HALVES = ['Qx7Zp', 'Vw3Jk'];
+const SPLITTERS = ['/', '?', '#', '@', ':', '&', '%', '=', ',', ' ', '%zz', '%40'];
+const leaks = (text: string) => HALVES.filter((h) => text.includes(h));
+
+t.test('a marker password never shows, in redact() or in any parse error, however the URL is broken', async (t) => {
+  const shapes = (p: string) => [
+    `redis://u:${p}@127.0.0.1:6379/0`,
+    // by the URL's own rule a colon in the userinfo ends the user name, which is shown
+    ...(p.includes(':') ? [] : [`redis://${p}@h`]),
+    `redis://:${p}@h`,
+    `redis://:${p}@h/0?prefix=x`,
+    `rediss+sentinel://u:${p}@a,b:26380/m/1`,
+    `redis+sentinel://a/m?sentinelPassword=${p}`,
+    `redis+sentinel://a/m?prefix=x&sentinelPassword=${p}&timeout=100`,
+    `redis+sentinel://a/m?sentinelPassword=${p}&sentinelPassword=${p}`,
+    `redis://u:${p}@`,
+    `redis://u:${p}@h:0`,
+    `redis://u:${p}@h/99`,
+    `redis://u:${p}@h/1/2`,
+    `redis://u:${p}@h?bogus=1`,
+    `redis://u:${p}@h?passwordFile=relative`,
+    `redis://u:${p}@h?passwordFile=/etc/p`,
+    `redis://u:${p}@h,i`,
+    `http://u:${p}@h`,
+    `redis:/u:${p}@h`,
+    `redis+cluster://u:${p}@h`,
+    `file://u:${p}@h/x`,
+  ];
+  let checked = 0;
+  for (const sep of SPLITTERS) {
+    for (const url of shapes(HALVES.join(sep))) {
+      t.strictSame(leaks(redact(url)), [], `redact(${JSON.stringify(url)}) = ${redact(url)}`);
+      try {
+        parseStoreUrl(url);
+      } catch (err) {
+        t.strictSame(leaks((err as Error).message), [], `the error for ${JSON.stringify(url)}: ${(err as Error).message}`);
+      }
+      checked++;
+    }
+  }
+  t.equal(checked, SPLITTERS.length * 20 - 1);
+});
+
+t.test('the example of issue 18: a password with "?" and "#" makes the URL malformed, and still does not show', async (t) => {
+  const url = 'redis://u:Pa55?w0rd#x@127.0.0.1:1/0';
+  t.equal(redact(url), 'redis://u:***@127.0.0.1:1/0');
+  const e = invalid(t, () => parseStoreUrl(url), 'store', /is not a store URL .*percent-encode/);
+  t.notMatch(e?.message ?? '', /Pa55|w0rd/);
+});
+
+t.test('redact: the user and the host stay, for a well-formed URL and a malformed one', async (t) => {
+  t.equal(redact('redis://u:p@ss@host'), 'redis://u:***@host', 'not //***@ss@host');
+  t.equal(redact('redis://u:pa/ss@host:1/2'), 'redis://u:***@host:1/2');
+  t.equal(redact('redis+sentinel://a/m?sentinelPassword=p@ss#x&prefix=y'), 'redis+sentinel://***&prefix=y', 'an "@" in a secret option hides up to it');
+  t.equal(redact('redis+sentinel://a/m?sentinelPassword=a&b#c&timeout=100'), 'redis+sentinel://a/m?sentinelPassword=***&timeout=100');
+  t.equal(redact('redis://user:@h'), 'redis://user:***@h');
+  t.equal(redact('redis://berth@h/0?passwordFile=/etc/berth/redis.pass'), 'redis://berth@h/0?passwordFile=/etc/berth/redis.pass', 'with a password file the userinfo is the user');
+  t.equal(redact('redis+sentinel://a/m?sentinelPasswordFile=/etc/s.pass&sentinelUsername=su'), 'redis+sentinel://a/m?sentinelPasswordFile=/etc/s.pass&sentinelUsername=su');
+  t.equal(redact('redis://h/0?ca=/etc/a@b.pem'), 'redis://***@b.pem', 'an "@" in an option: over-hidden, never under');
+});
+
+t.test('an "@" after the host is refused, before any part of the URL is quoted', async (t) => {
+  for (const url of ['redis://u:1234/ss@h', 'redis://u:12?34@h', 'redis://h/0?ca=/etc/a@b.pem', 'redis+sentinel://a/m?sentinelUsername=a@b']) {
+    invalid(t, () => parseStoreUrl(url), 'store', /has an "@" after its host; percent-encode/);
+  }
+  t.match(parseStoreUrl('redis://h/0?ca=/etc/a%40b.pem'), { ca: '/etc/a@b.pem' }, 'percent-encoded, it is read');
+});
+
+t.test('an unknown option right after a secret is not named: it may be the rest of the password', async (t) => {
+  const e = invalid(t, () => parseStoreUrl('redis+sentinel://a/m?sentinelPassword=ab&cd=1'), 'store', /an unknown option follows sentinelPassword; percent-encode/);
+  t.notMatch(e?.message ?? '', /cd/);
+  invalid(t, () => parseStoreUrl('redis+sentinel://a/m?prefix=x&cd=1'), 'store.cd', /unknown option/);
+});
+
+t.test('passwordFile and sentinelPasswordFile', async (t) => {
+  t.strictSame(parseStoreUrl('redis://h?passwordFile=/etc/berth/redis.pass'), redis({ passwordFile: '/etc/berth/redis.pass' }));
+  t.strictSame(
+    parseStoreUrl('redis://berth@h?passwordFile=/etc/berth/redis.pass'),
+    redis({ passwordFile: '/etc/berth/redis.pass', username: 'berth' }),
+    'the userinfo names the user',
+  );
+  t.strictSame(parseStoreUrl('redis://berth:@h?passwordFile=/p'), redis({ passwordFile: '/p', username: 'berth' }), 'an empty password is none');
+  t.strictSame(
+    parseStoreUrl('redis+sentinel://a/m?sentinelUsername=su&sentinelPasswordFile=%2Fetc%2Fs.pass&passwordFile=/etc/r.pass'),
+    redis({ hosts: [{ host: 'a', port: 26379 }], sentinelName: 'm', sentinelUsername: 'su', sentinelPasswordFile: '/etc/s.pass', passwordFile: '/etc/r.pass' }),
+  );
+  invalid(t, () => parseStoreUrl('redis://u:pw@h?passwordFile=/p'), 'store.passwordFile', /holds a password too; give one of them/);
+  invalid(t, () => parseStoreUrl('redis://:pw@h?passwordFile=/p'), 'store.passwordFile', /give one of them/);
+  invalid(t, () => parseStoreUrl('redis+sentinel://a/m?sentinelPassword=x&sentinelPasswordFile=/p'), 'store.sentinelPasswordFile', /give one of them/);
+  invalid(t, () => parseStoreUrl('redis://h?passwordFile=etc/p'), 'store.passwordFile', /absolute path/);
+  invalid(t, () => parseStoreUrl('redis://h?sentinelPasswordFile='), 'store.sentinelPasswordFile', /absolute path/);
+});
