@@ -229,6 +229,31 @@ export class Agent {
     return out;
   }
 
+  /**
+   * Prometheus HTTP service discovery: every attached container with a
+   * berth.metrics label, as a target at its berth address, labelled with
+   * its owner, network, pool, host and services. Always the full list.
+   */
+  scrapeTargets(): Array<{ targets: string[]; labels: Record<string, string> }> {
+    const out: Array<{ targets: string[]; labels: Record<string, string> }> = [];
+    for (const r of [...this.records.values()].sort((a, b) => a.name.localeCompare(b.name))) {
+      const m = r.intent.metrics;
+      if (r.phase !== 'attached' || !r.ip || !m) continue;
+      const target = r.ip.includes(':') ? `[${r.ip}]:${m.port}` : `${r.ip}:${m.port}`;
+      const labels: Record<string, string> = {
+        __metrics_path__: m.path,
+        owner: r.intent.owner,
+        network: r.network.name,
+        pool: poolOf(r.network) ?? '',
+        host: this.cfg.hostname,
+        service: Object.keys(r.intent.lb).sort().join(','),
+        container: r.name,
+      };
+      out.push({ targets: [target], labels });
+    }
+    return out;
+  }
+
   /** Hands the current backends to the load balancers (they coalesce); `full` re-reads HAProxy's state to repair drift. */
   private lbSync(full = false): void {
     if (!this.haproxy && !this.keepalived) return;
@@ -634,11 +659,7 @@ export class Agent {
 
   /** The berth-ipam pool of a network whose store is the agent's, if it is one. */
   private ownPool(network: NetworkList): string | undefined {
-    for (const p of network.plugins) {
-      const ipam = (p.type === 'berth-ipam' ? p : p.ipam) as Record<string, unknown> | undefined;
-      if (ipam?.type === 'berth-ipam' && typeof ipam.pool === 'string' && (ipam.store ?? this.cfg.store) === this.cfg.store) return ipam.pool;
-    }
-    return undefined;
+    return ipamOf(network)?.store === this.cfg.store ? ipamOf(network)!.pool : undefined;
   }
 
   /** CNI GC of every network the agent has attachments on, keeping exactly those attachments. */
@@ -763,6 +784,20 @@ function isProcessOf(pid: number, id: string): boolean {
 
 function metaOf(info: ContainerInfo): ContainerMeta {
   return { id: info.id, name: info.name, labels: info.labels, networkMode: info.networkMode };
+}
+
+/** The berth-ipam section of a network (the agent gives one that names no store its own), if it has one. */
+function ipamOf(network: NetworkList): { pool: string; store: unknown } | undefined {
+  for (const p of network.plugins) {
+    const ipam = (p.type === 'berth-ipam' ? p : p.ipam) as Record<string, unknown> | undefined;
+    if (ipam?.type === 'berth-ipam' && typeof ipam.pool === 'string') return { pool: ipam.pool, store: ipam.store };
+  }
+  return undefined;
+}
+
+/** The berth pool a network allocates from, if it is a berth-ipam network. */
+function poolOf(network: NetworkList): string | undefined {
+  return ipamOf(network)?.pool;
 }
 
 /** Every address of a CNI result, without prefix lengths. */

@@ -10,6 +10,7 @@ import type { Agent, Problem } from './agent.js';
 import { Health, readiness, within } from './health.js';
 import type { Store } from '../ipam/model.js';
 import { haveIpvs } from '../lb/lvs.js';
+import { Gauge, Registry } from './metrics.js';
 
 export interface ApiDeps {
   agent: Agent;
@@ -30,6 +31,63 @@ function poolUsage(store: Store, ms: number) {
 // ("not attached"). So no container is both "not attached" and "deleting".
 
 /** Every attachment record, for /v1/attachments and berth attachments. */
+/** The agent's metrics and, read from the store at scrape time (bounded), the pools' usage and whether the store answered. */
+export async function metricsText(deps: Pick<ApiDeps, 'agent' | 'store'>): Promise<string> {
+  let pools: Awaited<ReturnType<typeof poolUsage>> = [];
+  let storeUp = 1;
+  try {
+    pools = await poolUsage(deps.store, 2000);
+  } catch {
+    storeUp = 0;
+  }
+  const scrape = new Registry();
+  scrape.add(new Gauge('berth_store_up', '1 when the pool store answered this scrape', () => [[{}, storeUp]]));
+  scrape.add(
+    new Gauge('berth_pool_addresses', 'Addresses of each pool by state', () =>
+      pools.flatMap((p) => {
+        const free = BigInt(p.capacity) - BigInt(p.allocated) - BigInt(p.reserved);
+        return [
+          [{ pool: p.conf.name, state: 'allocated' }, p.allocated],
+          [{ pool: p.conf.name, state: 'reserved' }, p.reserved],
+          [{ pool: p.conf.name, state: 'free' }, Number(free)],
+        ] as Array<[Record<string, string>, number]>;
+      }),
+    ),
+  );
+  return `${deps.agent.metrics.render()}${scrape.render()}`;
+}
+
+/**
+ * /metrics and /v1/sd over TCP for Prometheus (`metricsListen`), read-only:
+ * nothing else of the API is served there.
+ */
+export async function listenMetrics(deps: Pick<ApiDeps, 'agent' | 'store'>, at: { host: string; port: number }): Promise<Server> {
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://agent').pathname;
+    const answer = async () => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      } else if (path === '/metrics') {
+        const text = await metricsText(deps);
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(text);
+      } else if (path === '/v1/sd') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(deps.agent.scrapeTargets())}\n`);
+      } else {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('only /metrics and /v1/sd are served here\n');
+      }
+    };
+    answer().catch((err: Error) => {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(`${err.message}\n`);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at.port, at.host, () => resolve());
+  });
+  return server;
+}
+
 export function attachmentView(a: Agent) {
   return [...a.records.values()]
     .map((r) => {
@@ -82,31 +140,10 @@ export async function handle(deps: ApiDeps & { health: Health }, req: IncomingMe
       res.end(reasons.length ? `${reasons.join('\n')}\n` : 'ready\n');
       return;
     }
-    case '/metrics': {
-      let pools: Awaited<ReturnType<typeof poolUsage>> = [];
-      let storeUp = 1;
-      try {
-        pools = await poolUsage(deps.store, 2000);
-      } catch {
-        storeUp = 0;
-      }
-      const lines = [
-        '# HELP berth_store_up 1 when the pool store answered this scrape',
-        '# TYPE berth_store_up gauge',
-        `berth_store_up ${storeUp}`,
-        '# HELP berth_pool_addresses Addresses of each pool by state',
-        '# TYPE berth_pool_addresses gauge',
-      ];
-      for (const p of pools) {
-        const free = BigInt(p.capacity) - BigInt(p.allocated) - BigInt(p.reserved);
-        lines.push(`berth_pool_addresses{pool="${p.conf.name}",state="allocated"} ${p.allocated}`);
-        lines.push(`berth_pool_addresses{pool="${p.conf.name}",state="reserved"} ${p.reserved}`);
-        lines.push(`berth_pool_addresses{pool="${p.conf.name}",state="free"} ${free}`);
-      }
+    case '/metrics':
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-      res.end(`${agent.metrics.render()}${lines.join('\n')}\n`);
+      res.end(await metricsText(deps));
       return;
-    }
     case '/v1/status': {
       const health = await deps.health.check();
       const reasons = readiness(agent.ready, health);

@@ -55,6 +55,8 @@ export interface AgentConfig {
   lb: LbConfig;
   /** what labels may claim on each network (policy.ts) */
   policy: Policy;
+  /** where /metrics and /v1/sd are served over TCP, read-only, for Prometheus (absent: not at all) */
+  metricsListen?: { host: string; port: number };
 }
 
 /** Flags given on the command line; undefined means "not given". */
@@ -66,6 +68,7 @@ export interface AgentFlags {
   containerdSocket?: string;
   socket?: string;
   stateDir?: string;
+  metricsListen?: string;
 }
 
 export class ConfigError extends Error {}
@@ -92,6 +95,7 @@ const FIELDS: Record<string, string> = {
   lb: 'object',
   services: 'array',
   policy: 'object',
+  metricsListen: 'string',
 };
 
 /** Builds the agent's config from the parsed file (or undefined), the flags and the environment. */
@@ -152,7 +156,17 @@ export function parseAgentConfig(file: unknown, flags: AgentFlags, env: NodeJS.P
     events: parseEvents(f.events),
     lb: lbOf(f.lb, f.services),
     policy: policyOf(f.policy),
+    ...listenOf(flags.metricsListen ?? (f.metricsListen as string | undefined)),
   };
+}
+
+/** "ADDR:PORT" ("[IPv6]:PORT"), or "" / absent for none. */
+function listenOf(v: string | undefined): { metricsListen?: { host: string; port: number } } {
+  if (v === undefined || v === '') return {};
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+|[A-Za-z0-9][A-Za-z0-9.-]*)):([0-9]{1,5})$/.exec(v);
+  const port = Number(m?.[3]);
+  if (!m || port < 1 || port > 65535) throw new ConfigError(`metricsListen must be ADDR:PORT, like 0.0.0.0:9108 or [::]:9108, got ${JSON.stringify(v)}`);
+  return { metricsListen: { host: m[1] ?? m[2]!, port } };
 }
 
 function policyOf(raw: unknown): Policy {

@@ -9,6 +9,7 @@ export const LABEL_NETWORK = 'berth.network';
 export const LABEL_OWNER = 'berth.owner';
 export const LABEL_IP = 'berth.ip';
 export const LABEL_LB_PREFIX = 'berth.lb.';
+export const LABEL_METRICS = 'berth.metrics';
 
 /** The same shape CNI requires of a network name. */
 export const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -24,6 +25,8 @@ export interface AttachIntent {
   ip?: string;
   /** load-balancer service name -> backend port */
   lb: Record<string, number>;
+  /** where Prometheus scrapes it, at its berth address (berth.metrics=PORT[/PATH]) */
+  metrics?: { port: number; path: string };
 }
 
 export class LabelError extends Error {
@@ -57,6 +60,13 @@ export function parseLabels(labels: Record<string, string> | null | undefined, n
     } catch {
       throw new LabelError(LABEL_IP, `must be an IPv4 or IPv6 address, got ${JSON.stringify(l[LABEL_IP])}`);
     }
+  }
+  if (l[LABEL_METRICS] !== undefined) {
+    const m = /^([0-9]{1,5})(\/[A-Za-z0-9/_.~-]{0,200})?$/.exec(l[LABEL_METRICS]);
+    if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535) {
+      throw new LabelError(LABEL_METRICS, `must be PORT or PORT/PATH (a port from 1 to 65535, a path of letters, digits and "/_.~-"), got ${JSON.stringify(l[LABEL_METRICS])}`);
+    }
+    intent.metrics = { port: Number(m[1]), path: m[2] ?? '/metrics' };
   }
   for (const [key, value] of Object.entries(l)) {
     if (!key.startsWith(LABEL_LB_PREFIX)) continue;

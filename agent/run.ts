@@ -9,7 +9,7 @@ import pino from 'pino';
 import { openStore } from '../ipam/open-store.js';
 import { parseStoreUrl, redact } from '../ipam/store-url.js';
 import { Agent } from './agent.js';
-import { listenApi } from './api.js';
+import { listenApi, listenMetrics } from './api.js';
 import type { AgentFlags } from './config.js';
 import { loadAgentConfig } from './config-file.js';
 import { lockStateDir } from './host-lock.js';
@@ -59,6 +59,8 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
   const containerd = cfg.containerdSockets.map((socket) => new ContainerdEvents(socket, log, { namespace: cfg.containerdNamespace }));
   const agent = new Agent(cfg, { docker, store, events, log, containerd });
   const server = await listenApi({ agent, store, version: agentVersion(), startedAt }, cfg.socket);
+  const metricsServer = cfg.metricsListen ? await listenMetrics({ agent, store }, cfg.metricsListen) : undefined;
+  if (cfg.metricsListen) log.info({ metricsListen: `${cfg.metricsListen.host}:${cfg.metricsListen.port}` }, 'serving /metrics and /v1/sd over TCP');
   agent.start();
   const unwatchStreams = watchStreams(containerd, log);
   // threads made since by a thread that was not reniced (libuv's pool is made on first use)
@@ -79,9 +81,12 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
   await agent.stop();
   await events.flush(5000);
   events.close();
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  server.closeAllConnections();
-  await closed;
+  for (const srv of [server, metricsServer]) {
+    if (!srv) continue;
+    const closed = new Promise<void>((resolve) => srv.close(() => resolve()));
+    srv.closeAllConnections();
+    await closed;
+  }
   await store.close().catch(() => {});
   await streamConn?.close().catch(() => {});
   lock.release();

@@ -16,7 +16,8 @@ packages=(
   docker.io      # the agent's tests start their own dockerd (private socket, data root and containerd namespace)
   haproxy        # the load-balancer tests run a real HAProxy (master-worker) on private sockets
   keepalived     # keepalived -t validates the rendered LVS virtual servers
-  tcpdump        # the OVS trunk test reads the VLAN tags on a trunk port's frames
+  tcpdump        # the OVS trunk test reads the VLAN tags on a trunk port's frames; the announcement tests count gratuitous ARPs
+  prometheus     # a real Prometheus scrapes the agent and discovers containers through /v1/sd
   python3        # ... and sends 802.1Q-tagged frames from a raw socket (node-gyp needs it too)
 )
 

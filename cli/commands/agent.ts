@@ -16,7 +16,8 @@ function agentBuilder(y: Argv<GlobalArgs>) {
       describe: "containerd's socket, followed to attach a container as soon as its task exists (default: /run/containerd/containerd.sock and /var/run/docker/containerd/containerd.sock; \"\" for none)",
     })
     .option('socket', { type: 'string', coerce: once('socket'), describe: "the agent's API socket, root only (default /run/berth/agent.sock)" })
-    .option('state-dir', { type: 'string', coerce: once('state-dir'), describe: 'where attachments are recorded (default /var/lib/berth/agent)' });
+    .option('state-dir', { type: 'string', coerce: once('state-dir'), describe: 'where attachments are recorded (default /var/lib/berth/agent)' })
+    .option('metrics-listen', { type: 'string', coerce: once('metrics-listen'), describe: 'serve /metrics and /v1/sd (Prometheus service discovery) over TCP at ADDR:PORT, read-only (default: off)' });
 }
 
 async function run(argv: ArgumentsCamelCase<ArgsOf<typeof agentBuilder>>): Promise<void> {
@@ -33,6 +34,7 @@ async function run(argv: ArgumentsCamelCase<ArgsOf<typeof agentBuilder>>): Promi
         containerdSocket: argv.containerdSocket,
         socket: argv.socket,
         stateDir: argv.stateDir,
+        metricsListen: argv.metricsListen,
       },
       env: ctx.io.env,
     });
