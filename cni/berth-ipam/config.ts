@@ -10,7 +10,8 @@ import { parseLogConfig, type LogConfig } from '../log.js';
 import type { Request } from '../skel.js';
 
 export interface IpamConfig {
-  pool: string;
+  /** the pools, in order: one address per family, from the first of that family with one to give */
+  pools: string[];
   store: string;
   /** this host's name: recorded on allocations, so GC here releases only these */
   host: string;
@@ -26,7 +27,9 @@ export interface IpamConfig {
 /** CNI_ARGS keys berth plugins understand. */
 export const KNOWN_ARGS = new Set(['IP', 'MAC', 'BERTH_OWNER', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID']);
 
-const FIELDS = new Set(['type', 'pool', 'store', 'host', 'hostId', 'log']);
+const FIELDS = new Set(['type', 'pool', 'pools', 'store', 'host', 'hostId', 'log']);
+/** pools a network may list: each is read on every call */
+const MAX_POOLS = 16;
 // host-local's settings: berth keeps them in the pool, not in the CNI config
 const HOST_LOCAL_FIELDS = new Set(['subnet', 'ranges', 'rangeStart', 'rangeEnd', 'gateway', 'routes', 'dataDir', 'resolvConf']);
 
@@ -73,7 +76,7 @@ export function parseIpamConfig(req: Request): IpamConfig {
     }
     if (!FIELDS.has(key)) throw new CniError(CNI_CODES.INVALID_CONFIG, `ipam.${key}: unknown field (${[...FIELDS].join(', ')})`);
   }
-  const pool = invalid(() => validatePoolName(ipam.pool, 'ipam.pool'));
+  const pools = poolsOf(ipam);
   const store = ipam.store === undefined ? DEFAULT_STORE : ipam.store;
   invalid(() => parseStoreUrl(store, 'ipam.store'));
   if (ipam.host !== undefined && (typeof ipam.host !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/.test(ipam.host))) {
@@ -84,7 +87,7 @@ export function parseIpamConfig(req: Request): IpamConfig {
   }
   const hostId = (ipam.hostId as string | undefined) ?? (req.command === 'ADD' || req.command === 'GC' ? machineId() : undefined);
   return {
-    pool,
+    pools,
     store: store as string,
     ...(hostId ? { hostId } : {}),
     host: (ipam.host as string | undefined) ?? hostName(),
@@ -92,6 +95,19 @@ export function parseIpamConfig(req: Request): IpamConfig {
     owner: ownerOf(req),
     requested: requestedOf(req),
   };
+}
+
+/** `pool` (one) or `pools` (a list, in order), not both. */
+function poolsOf(ipam: Record<string, unknown>): string[] {
+  if (ipam.pool !== undefined && ipam.pools !== undefined) throw new CniError(CNI_CODES.INVALID_CONFIG, 'ipam.pool and ipam.pools: give one of them (pools lists pools in order)');
+  if (ipam.pools === undefined) return [invalid(() => validatePoolName(ipam.pool, 'ipam.pool'))];
+  if (!Array.isArray(ipam.pools) || ipam.pools.length === 0 || ipam.pools.length > MAX_POOLS) {
+    throw new CniError(CNI_CODES.INVALID_CONFIG, `ipam.pools must be a list of 1 to ${MAX_POOLS} pool names, like ["v4-a", "v4-b", "v6-a"], got ${JSON.stringify(ipam.pools)}`);
+  }
+  const pools = ipam.pools.map((name, i) => invalid(() => validatePoolName(name, `ipam.pools[${i}]`)));
+  const twice = pools.find((name, i) => pools.indexOf(name) !== i);
+  if (twice) throw new CniError(CNI_CODES.INVALID_CONFIG, `ipam.pools lists "${twice}" twice`);
+  return pools;
 }
 
 /**

@@ -90,12 +90,60 @@ for (const kind of PROCESS_STORE_KINDS) {
       const taken = await runCni('berth-ipam', cniEnv('ADD', 'r4', 'eth0', undefined, { CNI_ARGS: 'IP=10.50.0.77' }), netconf(s.url));
       t.match(taken.json, { code: 101, msg: /10\.50\.0\.77 is allocated to r1/ });
       const outside = await runCni('berth-ipam', cniEnv('ADD', 'r5', 'eth0', undefined, { CNI_ARGS: 'IP=10.99.0.1' }), netconf(s.url));
-      t.match(outside.json, { code: 103 });
+      t.match(outside.json, { code: 103, msg: /10\.99\.0\.1 was requested, but it is in none of the pools "web" \(10\.50\.0\.0\/24\)/ });
       const two = await runCni('berth-ipam', cniEnv('ADD', 'r6', 'eth0', undefined, { CNI_ARGS: 'IP=10.50.0.80,10.50.0.81' }), netconf(s.url));
-      t.match(two.json, { code: 7, msg: /one address per pool/ });
+      t.match(two.json, { code: 7, msg: /one address per family; 10\.50\.0\.80, 10\.50\.0\.81 were requested/ });
       const bad = await runCni('berth-ipam', cniEnv('ADD', 'r7', 'eth0', undefined, { CNI_ARGS: 'IP=10.50.0.300' }), netconf(s.url));
       t.match(bad.json, { code: 7, msg: /CNI_ARGS IP\[0\]/ });
       t.equal((await s.store.usage('web')).allocated, 3, 'failed ADDs allocated nothing');
+    });
+
+    t.test('dual-stack and pool lists: one address per family, the next pool when one is full, both or neither', async (t) => {
+      const url = await freshStoreUrl(t, kind);
+      if (!url) return;
+      const store = await openStore(url);
+      t.teardown(() => store.close());
+      await store.createPool(buildPoolConfig({ name: 'v4a', subnet: '10.60.0.0/30', hold: 0 })); // one address: .2
+      await store.createPool(buildPoolConfig({ name: 'v4b', subnet: '10.61.0.0/24', hold: 0, routes: ['10.200.0.0/16'] }));
+      await store.createPool(buildPoolConfig({ name: 'v6a', subnet: 'fd00:60::/64', hold: 0 }));
+      const conf = (extra: Record<string, unknown> = {}) => ({ cniVersion: '1.1.0', name: 'dual', type: 'bridge', ipam: { type: 'berth-ipam', pools: ['v4a', 'v4b', 'v6a'], store: url, host: 'node-a' }, ...extra });
+      const addrs = (r: { json?: Record<string, any> }) => (r.json!.ips as Array<{ address: string; gateway: string }>).map((i) => `${i.address} via ${i.gateway}`);
+      const first = await runCni('berth-ipam', cniEnv('ADD', 'd1'), conf());
+      t.same(addrs(first), ['10.60.0.2/30 via 10.60.0.1', 'fd00:60::2/64 via fd00:60::1'], 'an IPv4 and an IPv6 address, each with its gateway');
+      const second = await runCni('berth-ipam', cniEnv('ADD', 'd2'), conf());
+      t.same(addrs(second), ['10.61.0.2/24 via 10.61.0.1', 'fd00:60::3/64 via fd00:60::1'], 'v4a is full: the next IPv4 pool');
+      t.same(second.json!.routes, [{ dst: '10.200.0.0/16' }], "the routes of the pools it came from");
+      const asked = await runCni('berth-ipam', cniEnv('ADD', 'd3', 'eth0', undefined, { CNI_ARGS: 'IP=10.61.0.50,fd00:60::50' }), conf());
+      t.same(addrs(asked), ['10.61.0.50/24 via 10.61.0.1', 'fd00:60::50/64 via fd00:60::1'], 'one requested address per family');
+      const cap = await runCni('berth-ipam', cniEnv('ADD', 'd4'), conf({ runtimeConfig: { ips: ['fd00:60::60/64', '10.61.0.60/24'] } }));
+      t.same(addrs(cap), ['10.61.0.60/24 via 10.61.0.1', 'fd00:60::60/64 via fd00:60::1'], 'through the ips capability too');
+      // the IPv6 address asked for is taken: the IPv4 one this ADD got is released again
+      const v4Before = (await store.usage('v4b')).allocated;
+      const half = await runCni('berth-ipam', cniEnv('ADD', 'd5', 'eth0', undefined, { CNI_ARGS: 'IP=fd00:60::2' }), conf());
+      t.match(half.json, { code: 101, msg: /fd00:60::2 is allocated to d1/ });
+      t.equal((await store.usage('v4b')).allocated, v4Before, 'both or neither: the IPv4 address taken first is released');
+      t.equal((await store.history('v4b', { limit: 1 }))[0]?.event, 'release', 'as the history shows');
+      const wrong = await runCni('berth-ipam', cniEnv('ADD', 'd6', 'eth0', undefined, { CNI_ARGS: 'IP=10.62.0.5' }), conf());
+      t.match(wrong.json, { code: 103, msg: /in none of the pools "v4a" \(10\.60\.0\.0\/30\), "v4b"/ });
+      const check = await runCni('berth-ipam', cniEnv('CHECK', 'd2'), { ...conf(), prevResult: second.json });
+      t.equal(check.code, 0, `CHECK of both: ${check.stdout}`);
+      await store.release('v6a', { containerId: 'd2', ifname: 'eth0' });
+      const broken = await runCni('berth-ipam', cniEnv('CHECK', 'd2'), { ...conf(), prevResult: second.json });
+      t.match(broken.json, { code: 107, msg: /fd00:60::3 is free, not allocated to d2\/eth0/ }, 'CHECK sees the IPv6 one gone');
+      t.equal((await runCni('berth-ipam', cniEnv('DEL', 'd1'), conf())).code, 0);
+      t.same([(await store.usage('v4a')).allocated, (await store.getAddress('v6a', hex('fd00:60::2'))).state], [0, 'free'], 'DEL releases both');
+      const gc = await runCni('berth-ipam', { CNI_COMMAND: 'GC', CNI_PATH: '/x' }, { ...conf(), 'cni.dev/valid-attachments': [{ containerID: 'd3', ifname: 'eth0' }] });
+      t.equal(gc.code, 0, gc.stdout);
+      const left = async (pool: string) => (await store.listAddresses(pool)).filter((a) => a.state === 'allocated').map((a) => a.containerId).sort();
+      t.same([await left('v4b'), await left('v6a')], [['d3'], ['d3']], 'GC covers every pool of the list');
+      // STATUS: 50 once every pool of one family is full
+      await runCni('berth-ipam', cniEnv('ADD', 'd7'), conf());
+      t.equal((await runCni('berth-ipam', { CNI_COMMAND: 'STATUS' }, conf())).code, 0, 'v4b still has room');
+      const only = { ...conf(), ipam: { type: 'berth-ipam', pools: ['v4a', 'v6a'], store: url, host: 'node-a' } };
+      t.match((await runCni('berth-ipam', { CNI_COMMAND: 'STATUS' }, only)).json, { code: 50, msg: /no IPv4 address left: pool "v4a" \(1 allocated, 0 reserved of 1\) is exhausted/ });
+      t.match((await runCni('berth-ipam', cniEnv('ADD', 'x'), { ...conf(), ipam: { type: 'berth-ipam', pool: 'v4a', pools: ['v4b'], store: url } })).json, { code: 7, msg: /give one of them/ });
+      t.match((await runCni('berth-ipam', cniEnv('ADD', 'x'), { ...conf(), ipam: { type: 'berth-ipam', pools: ['v4a', 'v4a'], store: url } })).json, { code: 7, msg: /lists "v4a" twice/ });
+      t.match((await runCni('berth-ipam', cniEnv('ADD', 'x'), { ...conf(), ipam: { type: 'berth-ipam', pools: [], store: url } })).json, { code: 7, msg: /ipam\.pools must be a list of 1 to 16/ });
     });
 
     t.test('config errors name the field', async (t) => {
