@@ -61,6 +61,26 @@ import {
  */
 const MIN_COMPACT_BYTES = 64 * 1024;
 
+/**
+ * Whether an append that took the journal from `before` to `after` bytes
+ * should be followed by a compaction: when it passed the limit, or passed
+ * the limit plus a multiple of half the limit. A compaction that fails (no
+ * room for the new snapshot) is so tried again only after the journal has
+ * grown by another half of the limit, not on every commit; the rule needs no
+ * memory, so every process, one-shot plugins included, keeps it.
+ */
+export function compactionDue(before: number, after: number, limit: number): boolean {
+  const step = Math.max(1, Math.floor(limit / 2));
+  // how many of the marks limit, limit + step, limit + 2 step, ... lie below x
+  const marksBelow = (x: number) => (x > limit ? Math.floor((x - limit - 1) / step) + 1 : 0);
+  return marksBelow(after) > marksBelow(before);
+}
+
+/** The journal size past which compaction is next tried, for a journal of `size` bytes (see compactionDue). */
+export function nextCompactionMark(size: number, limit: number): number {
+  const step = Math.max(1, Math.floor(limit / 2));
+  return limit + Math.ceil(Math.max(0, size - limit) / step) * step;
+}
 /** History file size past which it is rotated to P.jsonl.1. */
 const HISTORY_ROTATE_BYTES = 16 * 1024 * 1024;
 
@@ -415,6 +435,7 @@ export class FileStore implements Store {
 
   private commit(entries: JournalEntry[], history: Array<HistoryEntry & { pool: string }>, removed: string[], settle: Settle[]): void {
     if (entries.length > 0) {
+      const before = this.offset;
       try {
         this.appendJournal(entries);
       } catch (err) {
@@ -428,12 +449,15 @@ export class FileStore implements Store {
       }
       // Durable from here on: the history and compaction are best effort, never a reason to report failure.
       const limit = this.compactBytes ?? Math.max(MIN_COMPACT_BYTES, this.snapshotBytes);
-      if (this.offset > limit) {
+      if (compactionDue(before, this.offset, limit)) {
         try {
           this.compact();
         } catch (err) {
           this.pools = null;
-          process.emitWarning(`berth: failed to compact store ${this.location}: ${(err as Error).message}; the snapshot and journal stand`);
+          process.emitWarning(
+            `berth: failed to compact store ${this.location}: ${(err as Error).message}; the snapshot and journal stand, ` +
+              `and compaction is tried again once the journal passes ${nextCompactionMark(this.offset, limit)} bytes (now ${this.offset})`,
+          );
         }
       }
     }

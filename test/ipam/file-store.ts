@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, closeSync, copyFileSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FileStore } from '../../ipam/file-store.js';
+import { compactionDue, FileStore, nextCompactionMark } from '../../ipam/file-store.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
 import { checkPool } from '../../ipam/check.js';
 import { native } from '../../native/index.js';
@@ -295,6 +295,24 @@ t.test('a short write (file size limit) is reported, and nothing acknowledged is
   for (const [cid, ip] of acked) if (listed.get(cid) !== ip) lost++;
   t.equal(lost, 0, 'every acknowledged allocation is there');
   t.equal(new Set(listed.values()).size, listed.size, 'no address twice');
+});
+
+t.test('compaction is due when an append passes the limit, then again at each half of the limit more', async (t) => {
+  const L = 64 * 1024;
+  t.notOk(compactionDue(100, L, L), 'reaching the limit is not passing it');
+  t.ok(compactionDue(L - 10, L + 10, L), 'passing it');
+  t.notOk(compactionDue(L + 10, L + 400, L), 'after a failed compaction, the next commits are not');
+  t.notOk(compactionDue(L + 10, L + L / 2, L), 'nor at half the limit more');
+  t.ok(compactionDue(L + L / 2 - 5, L + L / 2 + 5, L), 'past it, it is due again');
+  t.ok(compactionDue(L - 5, 3 * L, L), 'an append across several marks is due once');
+  t.ok(compactionDue(20, 200, 1) && compactionDue(200, 400, 1), 'a limit of one byte: after every append');
+  t.equal(nextCompactionMark(100, L), L);
+  t.equal(nextCompactionMark(L + 10, L), L + L / 2);
+  t.equal(nextCompactionMark(L + L / 2, L), L + L / 2, 'a journal at a mark is due once past it');
+  let attempts = 0;
+  let commits = 0;
+  for (let size = 1000; size + 190 <= 10 * L; size += 190, commits++) if (compactionDue(size, size + 190, L)) attempts++;
+  t.equal(attempts, 18, `a journal growing to ten times the limit while every compaction fails: 18 attempts (the limit, then every half limit), not ${commits}`);
 });
 
 t.test('a process holding state does not append to a journal that a compaction left behind its snapshot', async (t) => {
