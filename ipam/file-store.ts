@@ -119,7 +119,7 @@ interface QueueItem {
 interface Settle {
   item: QueueItem;
   run: () => void;
-  /** wrote: it changed something; read: it changed nothing; failed: unexpectedly, settled with its own error */
+  /** wrote: it changed something; read: it changed nothing, but may have read the batch's earlier changes; failed: unexpectedly, settled as it is */
   kind: 'wrote' | 'read' | 'failed';
 }
 
@@ -439,12 +439,17 @@ export class FileStore implements Store {
       try {
         this.appendJournal(entries);
       } catch (err) {
-        // Not durable: nothing in the batch is acknowledged, and memory is reloaded.
+        // Not durable: no change in the batch is acknowledged, and memory is
+        // reloaded. What wrote nothing may have read the lost changes: it runs
+        // again on what the disk holds (a smaller batch each time, so this ends).
         this.pools = null;
+        const again: QueueItem[] = [];
         for (const s of settle) {
-          if (s.kind === 'failed') s.run();
-          else s.item.reject(err);
+          if (s.kind === 'read') again.push(s.item);
+          else if (s.kind === 'wrote') s.item.reject(err);
+          else s.run();
         }
+        if (again.length > 0) this.runBatch(again);
         return;
       }
       // Durable from here on: the history and compaction are best effort, never a reason to report failure.
