@@ -18,6 +18,7 @@ packages=(
   keepalived     # keepalived -t validates the rendered LVS virtual servers
   tcpdump        # the OVS trunk test reads the VLAN tags on a trunk port's frames
   python3        # ... and sends 802.1Q-tagged frames from a raw socket (node-gyp needs it too)
+  strace         # the durability tests read from a trace that each acknowledgement follows its fsync
 )
 
 sudo=""
