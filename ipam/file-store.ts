@@ -1,5 +1,5 @@
 // The embedded store for one host: no server, safe for concurrent processes,
-// crash-safe.
+// crash-safe, and whole on a full disk.
 //
 // Layout of the store directory:
 //   lock            flock(2) target: exclusive for changes, shared for reads
@@ -10,10 +10,15 @@
 //
 // A process keeps the state in memory and, on each operation, reads only the
 // journal lines appended since it last looked. Operations queue while the
-// lock is taken and then run as one batch: one lock, one write, one fsync. A crash mid-append leaves a
-// line without its newline: it was never acknowledged and the next writer cuts
-// it off. Compaction writes snapshot N+1, then a fresh journal with header N+1;
-// a journal whose epoch is behind the snapshot's is already in it.
+// lock is taken and then run as one batch: one lock, one write, one fsync.
+// An append that fails (a full disk, a file-size limit) acknowledges nothing
+// and is cut back off the journal; one cut short by a crash ends in a line
+// without its newline, never acknowledged, which readers stop before and the
+// next writer cuts off before it appends. Compaction writes snapshot N+1,
+// then a fresh journal with header N+1, each whole, synced, read back and
+// renamed into place (ipam/durable-file.ts); a journal whose epoch is behind
+// the snapshot's is already in it, and only a writer replaces it. Reads never
+// write the journal or the snapshot, so they keep working on a full disk.
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { native } from '../native/index.js';
@@ -24,6 +29,7 @@ import { checkAllocate, checkConflict, checkHex, checkHistory, checkRelease, che
 import { TimeQueue } from './time-queue.js';
 import { assertNoOverlap, capacity, isAssignable, readPoolConfig, validatePoolName, type PoolConfig } from './pool-config.js';
 import { fail } from './failures.js';
+import { appendWhole, makeDirs, replaceFile, syncDir } from './durable-file.js';
 import {
   addressInfo,
   attachmentKey,
@@ -55,6 +61,27 @@ import {
  * snapshot, and compaction writes no more than the journal it replaces.
  */
 const MIN_COMPACT_BYTES = 64 * 1024;
+
+/**
+ * Whether an append that took the journal from `before` to `after` bytes
+ * should be followed by a compaction: when it passed the limit, or passed
+ * the limit plus a multiple of half the limit. A compaction that fails (no
+ * room for the new snapshot) is so tried again only after the journal has
+ * grown by another half of the limit, not on every commit; the rule needs no
+ * memory, so every process, one-shot plugins included, keeps it.
+ */
+export function compactionDue(before: number, after: number, limit: number): boolean {
+  const step = Math.max(1, Math.floor(limit / 2));
+  // how many of the marks limit, limit + step, limit + 2 step, ... lie below x
+  const marksBelow = (x: number) => (x > limit ? Math.floor((x - limit - 1) / step) + 1 : 0);
+  return marksBelow(after) > marksBelow(before);
+}
+
+/** The journal size past which compaction is next tried, for a journal of `size` bytes (see compactionDue). */
+export function nextCompactionMark(size: number, limit: number): number {
+  const step = Math.max(1, Math.floor(limit / 2));
+  return limit + Math.ceil(Math.max(0, size - limit) / step) * step;
+}
 /** History file size past which it is rotated to P.jsonl.1. */
 const HISTORY_ROTATE_BYTES = 16 * 1024 * 1024;
 
@@ -89,6 +116,14 @@ interface QueueItem {
   reject: (err: unknown) => void;
 }
 
+/** How to settle one operation of a batch once the batch is committed. */
+interface Settle {
+  item: QueueItem;
+  run: () => void;
+  /** wrote: it changed something; read: it changed nothing, but may have read the batch's earlier changes; failed: unexpectedly, settled as it is */
+  kind: 'wrote' | 'read' | 'failed';
+}
+
 interface SnapshotFile {
   v: 1;
   epoch: number;
@@ -120,8 +155,12 @@ export class FileStore implements Store {
   private abandoned = false;
   private closing = false;
   private pools: Map<string, PoolState> | null = null;
+  /** the snapshot's epoch, and its inode (-1: none) as last read */
   private epoch = 0;
+  private snapshotIno = -1;
+  /** the open journal's inode, its header's epoch (-1: no journal), and the end of its last whole line read */
   private ino = -1;
+  private journalEpoch = -1;
   private offset = 0;
 
   constructor(dir: string, opts: FileStoreOptions = {}) {
@@ -368,7 +407,7 @@ export class FileStore implements Store {
     const entries: JournalEntry[] = [];
     const history: Array<HistoryEntry & { pool: string }> = [];
     const removed: string[] = [];
-    const settle: Array<() => void> = [];
+    const settle: Settle[] = [];
     for (let i = 0; i < batch.length; i++) {
       const item = batch[i]!;
       let out: Outcome;
@@ -376,14 +415,14 @@ export class FileStore implements Store {
         out = item.run();
       } catch (err) {
         if (isBerthError(err)) {
-          settle.push(() => item.reject(err));
+          settle.push({ item, run: () => item.reject(err), kind: 'read' });
           continue;
         }
         // An unexpected failure may have left memory half-changed: commit what
         // ran before it, reload from disk, and run the rest in a new batch.
-        settle.push(() => item.reject(err));
+        settle.push({ item, run: () => item.reject(err), kind: 'failed' });
         this.queue.unshift(...batch.slice(i + 1));
-        this.commit(entries, history, removed, settle, batch.slice(0, i));
+        this.commit(entries, history, removed, settle);
         this.pools = null;
         return;
       }
@@ -394,29 +433,45 @@ export class FileStore implements Store {
         removed.push(gone);
       }
       if (out.history) history.push(...out.history);
-      settle.push(out.error ? () => item.reject(out.error) : () => item.resolve(out.result));
+      const run = out.error ? () => item.reject(out.error) : () => item.resolve(out.result);
+      settle.push({ item, run, kind: out.entries.length > 0 ? 'wrote' : 'read' });
     }
-    this.commit(entries, history, removed, settle, batch);
+    this.commit(entries, history, removed, settle);
   }
 
-  private commit(
-    entries: JournalEntry[],
-    history: Array<HistoryEntry & { pool: string }>,
-    removed: string[],
-    settle: Array<() => void>,
-    batch: QueueItem[],
-  ): void {
+  private commit(entries: JournalEntry[], history: Array<HistoryEntry & { pool: string }>, removed: string[], settle: Settle[]): void {
     if (entries.length > 0) {
+      const before = this.offset;
       try {
         this.appendJournal(entries);
       } catch (err) {
-        // Not durable: nothing in the batch is acknowledged, and memory is reloaded.
+        // Not durable: no change in the batch is acknowledged, and memory is
+        // reloaded. What wrote nothing may have read the lost changes: it runs
+        // again on what the disk holds (a smaller batch each time, so this ends).
         this.pools = null;
-        for (const item of batch) item.reject(err);
+        const again: QueueItem[] = [];
+        for (const s of settle) {
+          if (s.kind === 'read') again.push(s.item);
+          else if (s.kind === 'wrote') s.item.reject(err);
+          else s.run();
+        }
+        if (again.length > 0) this.runBatch(again);
         return;
       }
+      // Durable from here on: the history and compaction are best effort, never a reason to report failure.
+      const limit = this.compactBytes ?? Math.max(MIN_COMPACT_BYTES, this.snapshotBytes);
+      if (compactionDue(before, this.offset, limit)) {
+        try {
+          this.compact();
+        } catch (err) {
+          this.pools = null;
+          process.emitWarning(
+            `berth: failed to compact store ${this.location}: ${(err as Error).message}; the snapshot and journal stand, ` +
+              `and compaction is tried again once the journal passes ${nextCompactionMark(this.offset, limit)} bytes (now ${this.offset})`,
+          );
+        }
+      }
     }
-    // Durable from here on: the history and compaction are best effort, never a reason to report failure.
     try {
       for (const pool of removed) {
         const file = this.historyFile(pool);
@@ -427,13 +482,7 @@ export class FileStore implements Store {
     } catch (err) {
       process.emitWarning(`berth: failed to write the history of store ${this.location}: ${(err as Error).message}`);
     }
-    try {
-      if (this.pools && this.offset > (this.compactBytes ?? Math.max(MIN_COMPACT_BYTES, this.snapshotBytes))) this.compact();
-    } catch (err) {
-      this.pools = null;
-      process.emitWarning(`berth: failed to compact store ${this.location}: ${(err as Error).message}`);
-    }
-    for (const s of settle) s();
+    for (const s of settle) s.run();
   }
 
   /**
@@ -446,7 +495,7 @@ export class FileStore implements Store {
     const { flock, flockWait, LOCK_EX, LOCK_NB, LOCK_UN } = native();
     if (this.lockFd < 0) {
       try {
-        fs.mkdirSync(join(this.dir, 'history'), { recursive: true, mode: 0o750 });
+        makeDirs(join(this.dir, 'history'), 0o750);
         this.lockFd = fs.openSync(join(this.dir, 'lock'), 'a', 0o640);
       } catch (err) {
         throw this.unavailable('open', err);
@@ -512,50 +561,59 @@ export class FileStore implements Store {
     return join(this.dir, 'journal.log');
   }
 
+  private get snapshotPath(): string {
+    return join(this.dir, 'snapshot.json');
+  }
+
   private historyFile(pool: string): string {
     return join(this.dir, 'history', `${validatePoolName(pool, 'pool')}.jsonl`);
   }
 
-  /** Brings the in-memory state up to what the files hold. */
+  /** Brings the in-memory state up to what the files hold; writes nothing (a full disk must not stop reads). */
   private refresh(): void {
-    let st: fs.Stats | null = null;
-    try {
-      st = fs.statSync(this.journalPath);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw this.unavailable('read', err);
-    }
-    if (!st) {
-      this.loadSnapshot();
-      this.writeJournalHeader();
+    const journal = this.statOrNull(this.journalPath);
+    const snapshot = this.statOrNull(this.snapshotPath);
+    if (!journal) {
+      // a new store (or one whose journal was removed): a writer makes the journal
+      this.loadSnapshot(snapshot);
+      this.closeJournal();
       return;
     }
-    if (this.pools === null || st.ino !== this.ino || st.size < this.offset) {
-      this.loadSnapshot();
+    // A new snapshot under an unchanged journal is a compaction that could not
+    // replace the journal: this process must not append to the stale one.
+    if (this.pools === null || journal.ino !== this.ino || journal.size < this.offset || (snapshot?.ino ?? -1) !== this.snapshotIno) {
+      this.loadSnapshot(snapshot);
       this.openJournal();
-      const header = this.readHeader();
-      if (header < this.epoch) {
-        // Compaction stopped between its two renames: the snapshot has it all.
-        this.writeJournalHeader();
-        return;
-      }
-      if (header > this.epoch) {
-        throw new BerthError('STORE_CORRUPT', `failed to read store ${this.location}: journal epoch ${header} is ahead of snapshot epoch ${this.epoch}`);
+      this.journalEpoch = this.readHeader();
+      if (this.journalEpoch > this.epoch) {
+        throw new BerthError('STORE_CORRUPT', `failed to read store ${this.location}: journal epoch ${this.journalEpoch} is ahead of snapshot epoch ${this.epoch}`);
       }
     }
-    this.readJournalTail();
+    // A journal behind the snapshot (compaction stopped between its two renames) is already in it.
+    if (this.journalEpoch === this.epoch) this.readJournalTail();
   }
 
-  private loadSnapshot(): void {
-    const text = readText(join(this.dir, 'snapshot.json'));
+  private statOrNull(file: string): fs.Stats | null {
+    try {
+      return fs.statSync(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw this.unavailable('read', err);
+    }
+  }
+
+  private loadSnapshot(st: fs.Stats | null): void {
+    const text = st ? readText(this.snapshotPath) : '';
     this.pools = new Map();
     this.epoch = 0;
-    this.snapshotBytes = text?.length ?? 0;
+    this.snapshotIno = st?.ino ?? -1;
+    this.snapshotBytes = text.length;
     if (!text) return;
     let snap: SnapshotFile;
     try {
       snap = JSON.parse(text) as SnapshotFile;
     } catch (err) {
-      throw new BerthError('STORE_CORRUPT', `failed to read ${join(this.dir, 'snapshot.json')}: ${(err as Error).message}`);
+      throw new BerthError('STORE_CORRUPT', `failed to read ${this.snapshotPath}: ${(err as Error).message}`);
     }
     this.epoch = snap.epoch;
     for (const [name, p] of Object.entries(snap.pools)) {
@@ -567,9 +625,16 @@ export class FileStore implements Store {
   }
 
   private openJournal(): void {
-    if (this.journalFd >= 0) fs.closeSync(this.journalFd);
+    this.closeJournal();
     this.journalFd = fs.openSync(this.journalPath, 'a+', 0o640);
     this.ino = fs.fstatSync(this.journalFd).ino;
+  }
+
+  private closeJournal(): void {
+    if (this.journalFd >= 0) fs.closeSync(this.journalFd);
+    this.journalFd = -1;
+    this.ino = -1;
+    this.journalEpoch = -1;
     this.offset = 0;
   }
 
@@ -591,6 +656,7 @@ export class FileStore implements Store {
     return header.epoch;
   }
 
+  /** Applies the whole lines past offset; a torn tail is left for the next writer to cut (appendWhole). */
   private readJournalTail(): void {
     const size = fs.fstatSync(this.journalFd).size;
     if (size <= this.offset) return;
@@ -605,9 +671,10 @@ export class FileStore implements Store {
       try {
         entry = JSON.parse(line) as JournalEntry;
       } catch (err) {
-        // Bad bytes with no good line after them are a crash before fdatasync
-        // (a zero-filled or half-written tail): never acknowledged, cut off.
-        // Bad bytes before a good line are corruption.
+        // Bad bytes with no good line after them are an append that never
+        // completed (a crash before fdatasync, a zero-filled or half-written
+        // tail): never acknowledged, skipped here and cut off by the next
+        // writer. Bad bytes before a good line are corruption.
         if (!hasGoodLine(buf, nl + 1)) break;
         throw new BerthError('STORE_CORRUPT', `failed to read ${this.journalPath} at byte ${this.offset + start}: ${(err as Error).message}`);
       }
@@ -615,31 +682,23 @@ export class FileStore implements Store {
       start = nl + 1;
     }
     this.offset += start;
-    if (start < buf.length) {
-      // A crash cut the last append short: it was never acknowledged.
-      fs.ftruncateSync(this.journalFd, this.offset);
-    }
   }
 
+  /** Appends a batch and fdatasyncs it; on failure nothing of it stays in the journal. */
   private appendJournal(entries: JournalEntry[]): void {
     const bytes = Buffer.from(entries.map((e) => `${JSON.stringify(e)}\n`).join(''));
     try {
-      // A short write (disk full, file size limit) is a failure, not a success.
-      const written = fs.writeSync(this.journalFd, bytes);
-      if (written !== bytes.length) throw new Error(`short write: ${written} of ${bytes.length} bytes (disk full?)`);
-      fs.fdatasyncSync(this.journalFd);
+      // a missing journal, or one behind the snapshot, is replaced before anything is appended to it
+      if (this.journalFd < 0 || this.journalEpoch !== this.epoch) this.writeJournalHeader();
+      appendWhole(this.journalFd, bytes, this.offset, this.journalPath);
       this.offset += bytes.length;
     } catch (err) {
       this.pools = null;
-      try {
-        fs.ftruncateSync(this.journalFd, this.offset); // cut the partial line now, not on the next read
-      } catch {
-        // the next writer cuts it
-      }
       throw this.unavailable('write', err);
     }
   }
 
+  /** Best effort: each pool's lines are appended whole and fdatasync'd, or not at all. */
   private appendHistory(entries: HistoryEntry[]): void {
     const byPool = new Map<string, string>();
     for (const e of entries) {
@@ -648,11 +707,17 @@ export class FileStore implements Store {
     }
     for (const [pool, text] of byPool) {
       const file = this.historyFile(pool);
-      const fd = fs.openSync(file, 'a', 0o640);
+      const fd = fs.openSync(file, 'a+', 0o640);
       try {
-        fs.writeSync(fd, text);
-        fs.fdatasyncSync(fd);
-        if (fs.fstatSync(fd).size > HISTORY_ROTATE_BYTES) fs.renameSync(file, `${file}.1`);
+        const size = fs.fstatSync(fd).size;
+        // a line torn by a crash is ended first, so it cannot swallow the next one (readers skip it)
+        const torn = size > 0 && lastByte(fd, size) !== 10;
+        appendWhole(fd, Buffer.from(torn ? `\n${text}` : text), size, file);
+        if (size === 0) syncDir(join(this.dir, 'history')); // a new file's name
+        if (size + text.length > HISTORY_ROTATE_BYTES) {
+          fs.renameSync(file, `${file}.1`);
+          syncDir(join(this.dir, 'history'));
+        }
       } finally {
         fs.closeSync(fd);
       }
@@ -660,19 +725,26 @@ export class FileStore implements Store {
   }
 
   private writeJournalHeader(): void {
-    atomicWrite(this.journalPath, `${JSON.stringify({ epoch: this.epoch })}\n`);
+    replaceFile(this.journalPath, `${JSON.stringify({ epoch: this.epoch })}\n`);
     this.openJournal();
-    this.readHeader();
+    this.journalEpoch = this.readHeader();
   }
 
+  /**
+   * Snapshot N+1, then a fresh journal with header N+1. When the snapshot
+   * cannot be written whole, the old snapshot and journal stand untouched;
+   * when the journal cannot, the snapshot holds it all and the next writer
+   * replaces the stale journal.
+   */
   private compact(): void {
     const snap: SnapshotFile = { v: 1, epoch: this.epoch + 1, pools: {} };
     for (const [name, p] of this.pools!) {
       snap.pools[name] = { conf: p.conf, meta: p.meta, addr: Object.fromEntries(p.addr), free: [...p.free] };
     }
     const text = JSON.stringify(snap);
-    atomicWrite(join(this.dir, 'snapshot.json'), text);
+    replaceFile(this.snapshotPath, text);
     this.snapshotBytes = text.length;
+    this.snapshotIno = fs.statSync(this.snapshotPath).ino;
     this.epoch++;
     this.writeJournalHeader();
   }
@@ -856,23 +928,11 @@ function readText(file: string): string {
   }
 }
 
-/** Writes a file so that a crash leaves either the old or the new content. */
-function atomicWrite(file: string, text: string): void {
-  const tmp = `${file}.tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o640);
-  try {
-    fs.writeSync(fd, text);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-  const dirFd = fs.openSync(join(file, '..'), 'r');
-  try {
-    fs.fsyncSync(dirFd);
-  } finally {
-    fs.closeSync(dirFd);
-  }
+/** The last byte of a file of `size` bytes open at fd. */
+function lastByte(fd: number, size: number): number {
+  const b = Buffer.alloc(1);
+  fs.readSync(fd, b, 0, 1, size - 1);
+  return b[0]!;
 }
 
 function cmp(a: string, b: string): number {

@@ -19,6 +19,7 @@ packages=(
   tcpdump        # the OVS trunk test reads the VLAN tags on a trunk port's frames; the announcement tests count gratuitous ARPs
   prometheus     # a real Prometheus scrapes the agent and discovers containers through /v1/sd
   python3        # ... and sends 802.1Q-tagged frames from a raw socket (node-gyp needs it too)
+  strace         # the durability tests read from a trace that each acknowledgement follows its fsync
 )
 
 sudo=""

@@ -1,12 +1,15 @@
 // A separate process that allocates from a pool: argv = store URL, pool,
-// worker id, count, in flight. Prints one JSON line per acknowledged
-// allocation, so the parent knows exactly what was acknowledged.
+// worker id, count, in flight, and optionally FileStore options as JSON (a
+// file:// URL only). Prints one JSON line per acknowledged allocation, so the
+// parent knows exactly what was acknowledged.
 import { openStore } from '../../ipam/open-store.js';
+import { FileStore } from '../../ipam/file-store.js';
+import { fileURLToPath } from 'node:url';
 
-const [url, pool, id, countText, inflightText] = process.argv.slice(2);
+const [url, pool, id, countText, inflightText, fileOptions] = process.argv.slice(2);
 const count = Number(countText);
 const inflight = Number(inflightText);
-const store = await openStore(url!);
+const store = fileOptions ? new FileStore(fileURLToPath(url!), JSON.parse(fileOptions)) : await openStore(url!);
 let next = 0;
 let failures = 0;
 

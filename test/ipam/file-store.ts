@@ -3,10 +3,10 @@
 // held too long, and a journal it cannot trust.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { appendFileSync, closeSync, copyFileSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FileStore } from '../../ipam/file-store.js';
+import { compactionDue, FileStore, nextCompactionMark } from '../../ipam/file-store.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
 import { checkPool } from '../../ipam/check.js';
 import { native } from '../../native/index.js';
@@ -272,20 +272,22 @@ t.test('a short write (file size limit) is reported, and nothing acknowledged is
   const admin = await withPool(dir);
   await admin.close();
   const acked = new Map<string, string>();
-  const child = spawn('bash', ['-c', 'ulimit -f 16; exec "$0" --import tsx "$@"', process.execPath, WORKER, `file://${dir}`, 'p', 's', '5000', '1'], {
+  // env -u: tap adds NODE_OPTIONS to every spawn, and its hook re-raises SIGXFSZ, which Node by itself ignores
+  const child = spawn('env', ['-u', 'NODE_OPTIONS', 'bash', '-c', 'ulimit -f 16; exec "$0" --import tsx "$@"', process.execPath, WORKER, `file://${dir}`, 'p', 's', '5000', '1'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   let err = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  await new Promise((r) => child.on('exit', r));
+  const exit = await new Promise<number | string | null>((r) => child.on('exit', (c, s) => r(c ?? s)));
+  t.equal(exit, 3, 'the worker was refused, not killed (SIGXFSZ)');
   for (const line of out.split('\n').filter(Boolean)) {
     const { cid, ip } = JSON.parse(line) as { cid: string; ip: string };
     acked.set(cid, ip);
   }
   t.ok(acked.size > 0 && acked.size < 5000, `${acked.size} acknowledged before the limit`);
-  t.match(err, /STORE_UNAVAILABLE|short write|File too large/, 'the failure was reported');
+  t.match(err, /STORE_UNAVAILABLE.*journal\.log\\": file too large/, 'the failure was reported, naming the journal and the cause');
   const s = new FileStore(dir);
   t.teardown(() => s.close());
   const listed = new Map((await s.listAddresses('p')).map((a) => [a.containerId, a.ip]));
@@ -293,4 +295,71 @@ t.test('a short write (file size limit) is reported, and nothing acknowledged is
   for (const [cid, ip] of acked) if (listed.get(cid) !== ip) lost++;
   t.equal(lost, 0, 'every acknowledged allocation is there');
   t.equal(new Set(listed.values()).size, listed.size, 'no address twice');
+});
+
+t.test('compaction is due when an append passes the limit, then again at each half of the limit more', async (t) => {
+  const L = 64 * 1024;
+  t.notOk(compactionDue(100, L, L), 'reaching the limit is not passing it');
+  t.ok(compactionDue(L - 10, L + 10, L), 'passing it');
+  t.notOk(compactionDue(L + 10, L + 400, L), 'after a failed compaction, the next commits are not');
+  t.notOk(compactionDue(L + 10, L + L / 2, L), 'nor at half the limit more');
+  t.ok(compactionDue(L + L / 2 - 5, L + L / 2 + 5, L), 'past it, it is due again');
+  t.ok(compactionDue(L - 5, 3 * L, L), 'an append across several marks is due once');
+  t.ok(compactionDue(20, 200, 1) && compactionDue(200, 400, 1), 'a limit of one byte: after every append');
+  t.equal(nextCompactionMark(100, L), L);
+  t.equal(nextCompactionMark(L + 10, L), L + L / 2);
+  t.equal(nextCompactionMark(L + L / 2, L), L + L / 2, 'a journal at a mark is due once past it');
+  let attempts = 0;
+  let commits = 0;
+  for (let size = 1000; size + 190 <= 10 * L; size += 190, commits++) if (compactionDue(size, size + 190, L)) attempts++;
+  t.equal(attempts, 18, `a journal growing to ten times the limit while every compaction fails: 18 attempts (the limit, then every half limit), not ${commits}`);
+});
+
+t.test('a process holding state does not append to a journal that a compaction left behind its snapshot', async (t) => {
+  const dir = t.testdir();
+  const a = await withPool(dir);
+  await a.allocate('p', { containerId: 'a0', ifname: 'eth0', owner: 'a0' });
+  const b = new FileStore(dir);
+  t.teardown(() => b.close());
+  await b.allocate('p', { containerId: 'b0', ifname: 'eth0', owner: 'b0' }); // b has the journal open and its state in memory
+  await a.close();
+  linkSync(join(dir, 'journal.log'), join(dir, 'journal.keep'));
+  const compacting = new FileStore(dir, { compactBytes: 1 });
+  await compacting.allocate('p', { containerId: 'a1', ifname: 'eth0', owner: 'a1' });
+  await compacting.close();
+  // a compaction that renamed its snapshot in but could not replace the journal: the same journal file, one epoch behind
+  renameSync(join(dir, 'journal.keep'), join(dir, 'journal.log'));
+  const b1 = await b.allocate('p', { containerId: 'b1', ifname: 'eth0', owner: 'b1' });
+  const fresh = new FileStore(dir);
+  t.teardown(() => fresh.close());
+  t.equal((await fresh.getAddress('p', b1.ip)).containerId, 'b1', "b's allocation after the compaction is on disk");
+  t.equal((await fresh.listAddresses('p')).length, 4, 'with every other one');
+  t.same(checkPool(await fresh.snapshot('p')).findings, []);
+});
+
+t.test('a history line torn by a crash does not swallow the next one', async (t) => {
+  const dir = t.testdir();
+  const store = await withPool(dir);
+  t.teardown(() => store.close());
+  await store.allocate('p', { containerId: 'c1', ifname: 'eth0', owner: 'o1' });
+  appendFileSync(join(dir, 'history', 'p.jsonl'), '{"at":1,"event":"alloc');
+  await store.allocate('p', { containerId: 'c2', ifname: 'eth0', owner: 'o2' });
+  t.same((await store.history('p')).map((h) => h.containerId), ['c2', 'c1'], 'both entries read back; the torn one is skipped');
+});
+
+t.test('reads write nothing: a store whose journal is gone is read from its snapshot, and the next change makes a journal', async (t) => {
+  const dir = t.testdir();
+  const store = await withPool(dir, { compactBytes: 1 });
+  const a = await store.allocate('p', { containerId: 'c1', ifname: 'eth0', owner: 'o1' });
+  await store.close();
+  rmSync(join(dir, 'journal.log'));
+  const reader = new FileStore(dir);
+  t.teardown(() => reader.close());
+  t.equal((await reader.getAddress('p', a.ip)).containerId, 'c1');
+  t.notOk(existsSync(join(dir, 'journal.log')), 'the read made no journal');
+  const b = await reader.allocate('p', { containerId: 'c2', ifname: 'eth0', owner: 'o2' });
+  t.match(readFileSync(join(dir, 'journal.log'), 'utf8'), /^\{"epoch":\d+\}\n\{"t":"put"/, 'the change did');
+  const fresh = new FileStore(dir);
+  t.teardown(() => fresh.close());
+  t.equal((await fresh.getAddress('p', b.ip)).containerId, 'c2');
 });
