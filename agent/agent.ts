@@ -15,7 +15,7 @@
 // then left as it is, never taken for a stopped container's.
 import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { formatIp, parseCidr, parseIp } from '../ipam/address.js';
+import { parseIp } from '../ipam/address.js';
 import type { Store } from '../ipam/model.js';
 import type { AgentConfig } from './config.js';
 import { CniRuntime, type AttachmentRef } from './cni-runtime.js';
@@ -32,6 +32,7 @@ import { KeepalivedLb } from '../lb/lvs.js';
 import type { Backend } from '../lb/render.js';
 import { checkPolicy, PolicyRefusal } from './policy.js';
 import { verdict } from './reassert.js';
+import { firstIp, resultAddresses } from './result-addresses.js';
 import { StateDir, type AttachmentRecord } from './state.js';
 
 const IFNAME = 'eth0';
@@ -720,7 +721,7 @@ export class Agent {
       ifname: rec.ifname,
       netns,
       args,
-      capabilityArgs: rec.intent.ip ? { ips: [rec.intent.ip] } : {},
+      capabilityArgs: rec.intent.ip ? { ips: rec.intent.ip.split(',') } : {},
     };
   }
 
@@ -733,6 +734,7 @@ export class Agent {
       owner: rec.intent.owner,
       network: rec.network.name,
       ip: rec.ip ?? '',
+      ...(resultAddresses(rec.result).length > 1 ? { ips: resultAddresses(rec.result) } : {}),
       host: this.cfg.hostname,
       time: new Date().toISOString(),
       ...(Object.keys(rec.intent.lb).length > 0 ? { lb: rec.intent.lb } : {}),
@@ -800,20 +802,3 @@ function poolOf(network: NetworkList): string | undefined {
   return ipamOf(network)?.pool;
 }
 
-/** Every address of a CNI result, without prefix lengths. */
-function resultAddresses(result: Record<string, unknown> | undefined): string[] {
-  const ips = (result?.ips as Array<{ address?: string }> | undefined) ?? [];
-  return ips.flatMap((i) => (typeof i.address === 'string' ? [i.address.split('/')[0]!] : []));
-}
-
-/** The first address of a CNI result, without its prefix length. */
-function firstIp(result: Record<string, unknown> | undefined): string | undefined {
-  const ips = (result?.ips as Array<{ address?: string }> | undefined) ?? [];
-  const a = ips.find((i) => typeof i.address === 'string')?.address;
-  if (!a) return undefined;
-  try {
-    return formatIp(parseCidr(a, 'ip', true).hex);
-  } catch {
-    return a.split('/')[0];
-  }
-}

@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import type { Agent, Problem } from './agent.js';
+import { resultAddresses } from './result-addresses.js';
 import { Health, readiness, within } from './health.js';
 import type { Store } from '../ipam/model.js';
 import { haveIpvs } from '../lb/lvs.js';
@@ -98,6 +99,7 @@ export function attachmentView(a: Agent) {
         network: r.network.name,
         ifname: r.ifname,
         ip: r.ip ?? null,
+        ips: resultAddresses(r.result),
         owner: r.intent.owner,
         phase: r.phase,
         lb: r.intent.lb,

@@ -20,7 +20,10 @@ export interface AttachmentEvent {
   name: string;
   owner: string;
   network: string;
+  /** the first address */
   ip: string;
+  /** every address, when there are several (dual-stack) */
+  ips?: string[];
   host: string;
   time: string;
   lb?: Record<string, number>;

@@ -21,7 +21,7 @@ export const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 export interface AttachIntent {
   network: string;
   owner: string;
-  /** requested address, normalized text form */
+  /** requested address, normalized text form: one, or an IPv4 and an IPv6 one joined by "," */
   ip?: string;
   /** load-balancer service name -> backend port */
   lb: Record<string, number>;
@@ -55,11 +55,18 @@ export function parseLabels(labels: Record<string, string> | null | undefined, n
   }
   const intent: AttachIntent = { network, owner, lb: {} };
   if (l[LABEL_IP] !== undefined) {
-    try {
-      intent.ip = formatIp(parseIp(l[LABEL_IP], LABEL_IP).hex);
-    } catch {
-      throw new LabelError(LABEL_IP, `must be an IPv4 or IPv6 address, got ${JSON.stringify(l[LABEL_IP])}`);
+    // one address, or one of each family (dual-stack), normalized
+    const ips = l[LABEL_IP].split(',').map((text) => {
+      try {
+        return parseIp(text.trim(), LABEL_IP);
+      } catch {
+        throw new LabelError(LABEL_IP, `must be an IPv4 or IPv6 address, or one of each separated by ",", got ${JSON.stringify(l[LABEL_IP])}`);
+      }
+    });
+    if (ips.length > 2 || new Set(ips.map((ip) => ip.family)).size !== ips.length) {
+      throw new LabelError(LABEL_IP, `takes at most one IPv4 and one IPv6 address, got ${JSON.stringify(l[LABEL_IP])}`);
     }
+    intent.ip = ips.map((ip) => formatIp(ip.hex)).join(',');
   }
   if (l[LABEL_METRICS] !== undefined) {
     const m = /^([0-9]{1,5})(\/[A-Za-z0-9/_.~-]{0,200})?$/.exec(l[LABEL_METRICS]);

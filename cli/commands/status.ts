@@ -38,6 +38,8 @@ interface AttachmentView {
   name: string;
   network: string;
   ip: string | null;
+  /** every address (dual-stack: two) */
+  ips?: string[];
   owner: string;
   phase: string;
   lb: Record<string, number>;
@@ -119,7 +121,7 @@ function attachments(argv: SocketArgs): Promise<void> {
     if (list.length === 0) return void ctx.io.stdout.write('no attachments\n');
     let out = table(
       ['NAME', 'CONTAINER', 'NETWORK', 'IP', 'OWNER', 'STATE', 'LB'],
-      list.map((a) => [a.name, a.containerId.slice(0, 12), a.network, a.ip ?? '-', a.owner, stateCell(a), Object.entries(a.lb).map(([s, p]) => `${s}:${p}`).join(',')]),
+      list.map((a) => [a.name, a.containerId.slice(0, 12), a.network, (a.ips && a.ips.length > 0 ? a.ips.join(',') : a.ip) ?? '-', a.owner, stateCell(a), Object.entries(a.lb).map(([s, p]) => `${s}:${p}`).join(',')]),
     );
     const failing = list.filter((a) => a.lastError || a.problem).length;
     if (failing > 0) out += `\n${failing} with errors (!): berth status lists them, berth attachments --json has them in full\n`;

@@ -10,6 +10,7 @@ import type { Store } from '../../ipam/model.js';
 import { SUPPORTED_VERSIONS } from '../../cni/version.js';
 import { planUplink } from '../../cni/berth-bridge/uplink.js';
 import { hostVethName } from '../../cni/berth-bridge/plugin.js';
+import { stableMac } from '../../cni/mac.js';
 import { ownPlugin, runOwn } from '../../agent/own-plugins.js';
 import { BIN, runCni } from '../helpers/cni.js';
 import { cleanupLink, haveFile, ip, netns, skipWithoutNetns, uniqueName } from '../helpers/netns.js';
@@ -117,6 +118,34 @@ if (!skipWithoutNetns(t)) {
     t.notMatch(ip('link'), new RegExp(hostVethName('rb1', 'eth0')), 'the veth is gone');
     t.notMatch(ip('-n', ns.name, 'link'), /eth0/);
     t.equal((await runCni('berth-bridge', env('DEL', 'rb1', ns.path), s.conf())).code, 0, 'DEL after the failed ADD');
+  });
+
+  t.test('dual-stack: a container gets an IPv4 and an IPv6 address from a pool list, and two such containers reach each other over both', async (t) => {
+    const s = await setup(t);
+    await s.store.createPool(buildPoolConfig({ name: 'web6', subnet: 'fd00:91::/64', hold: 600 }));
+    const conf = { ...s.conf(), ipam: { type: 'berth-ipam', pools: ['web', 'web6'], store: s.url, host: 'node-a' } };
+    const [a, b] = [netns(t), netns(t)];
+    const ra = await runCni('berth-bridge', env('ADD', 'ds1', a.path), conf);
+    const rb = await runCni('berth-bridge', env('ADD', 'ds2', b.path), conf);
+    t.equal(ra.code, 0, ra.stdout);
+    t.equal(rb.code, 0, rb.stdout);
+    t.match(ra.json, { ips: [{ address: /^10\.91\.0\.\d+\/24$/, gateway: '10.91.0.1', interface: 2 }, { address: /^fd00:91::\d+\/64$/, gateway: 'fd00:91::1', interface: 2 }] });
+    const [v4, v6] = (rb.json!.ips as Array<{ address: string }>).map((i) => i.address.split('/')[0]!) as [string, string];
+    t.match(ip('-n', a.name, 'addr', 'show', 'eth0'), /inet 10\.91\.0\.\d+\/24[\s\S]*inet6 fd00:91::\d+\/64/, 'both configured');
+    t.match(ip('-n', a.name, 'link', 'show', 'eth0'), new RegExp(`link/ether ${stableMac(String(ra.json!.ips[0].address))} `), 'the MAC of its IPv4 address');
+    t.match(ip('-o', 'addr', 'show', s.bridge), /10\.91\.0\.1\/24[\s\S]*fd00:91::1\/64/, 'the bridge holds both gateways');
+    t.equal(spawnSync('ip', ['netns', 'exec', a.name, '/bin/busybox', 'ping', '-c', '1', '-W', '2', v4]).status, 0, 'over IPv4');
+    let v6ok = false;
+    for (let i = 0; i < 30 && !v6ok; i++) {
+      // both ends' IPv6 addresses are tentative until duplicate address detection is done
+      v6ok = spawnSync('ip', ['netns', 'exec', a.name, '/bin/busybox', 'ping6', '-c', '1', '-W', '2', v6]).status === 0;
+      if (!v6ok) await new Promise((r) => setTimeout(r, 300));
+    }
+    t.ok(v6ok, 'and over IPv6');
+    const check = await runCni('berth-bridge', env('CHECK', 'ds1', a.path), withPrev(conf, ra.json));
+    t.equal(check.code, 0, `CHECK of both: ${check.stdout}`);
+    t.equal((await runCni('berth-bridge', env('DEL', 'ds1', a.path), conf)).code, 0);
+    t.same([(await s.store.usage('web')).allocated, (await s.store.usage('web6')).allocated], [1, 1], 'DEL released both of ds1');
   });
 
   t.test('ADD for a pool that does not exist fails before the bridge is made, and leaves nothing', async (t) => {
