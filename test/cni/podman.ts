@@ -97,3 +97,25 @@ if (!missing && !skipWithoutNetns(t)) {
     t.match(await store.getAddress('pb', parseIp(first!, 'ip').hex), { state: 'allocated', owner: 'pb-server' });
   });
 }
+
+if (!missing && !skipWithoutNetns(t)) {
+  t.test('podman --ip and --ip6 on a dual-stack berth network: both addresses, as asked', async (t) => {
+    const dir = t.testdir();
+    const storeUrl = `file://${dir}/pool`;
+    const store = await openStore(storeUrl);
+    t.teardown(() => store.close());
+    await store.createPool(buildPoolConfig({ name: 'd4', subnet: '10.64.0.0/24', hold: 600 }));
+    await store.createPool(buildPoolConfig({ name: 'd6', subnet: 'fd00:64::/64', hold: 600 }));
+    const podman = await setupPodman(dir);
+    const bridge = uniqueName('bpd');
+    cleanupLink(t, bridge);
+    podman.network('dualnet', {
+      plugins: [{ type: 'berth-bridge', bridge, isGateway: true, capabilities: { ips: true }, ipam: { type: 'berth-ipam', pools: ['d4', 'd6'], store: storeUrl } }],
+    });
+    const r = await podman.run(['run', '--rm', '--network', 'dualnet', '--ip', '10.64.0.40', '--ip6', 'fd00:64::40', ...podman.runFlags, podman.image, 'ip', 'addr', 'show', 'eth0']);
+    t.equal(r.code, 0, r.stderr);
+    t.match(r.stdout, /inet 10\.64\.0\.40\/24/, 'the IPv4 address asked for');
+    t.match(r.stdout, /inet6 fd00:64::40\/64/, 'and the IPv6 one');
+    t.match(await store.getAddress('d6', parseIp('fd00:64::40', 'ip').hex), { state: 'reserved' }, 'held for the container after --rm, in its pool');
+  });
+}
