@@ -4,6 +4,7 @@
 import { benchIpam } from './ipam.js';
 import { benchCni } from './cni.js';
 import { benchBridge } from './bridge.js';
+import { benchMigrate } from './migrate.js';
 import { benchOvs } from './ovs.js';
 import { benchAgent } from './agent.js';
 import { benchLb } from './lb.js';
@@ -24,6 +25,7 @@ const benches: Array<[string, (o: { quick: boolean }) => Promise<string[]>]> = [
   ['ovs', benchOvs],
   ['agent', benchAgent],
   ['lb', benchLb],
+  ['migrate', benchMigrate],
 ];
 for (const [name, bench] of benches) {
   if (only.size > 0 && !only.has(name)) continue;

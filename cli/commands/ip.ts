@@ -1,4 +1,6 @@
 // berth ip ls|show|reserve|unreserve|release|history
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 import { formatIp, parseIp } from '../../ipam/address.js';
 import { freeAddresses } from '../../ipam/free-list.js';
@@ -8,6 +10,7 @@ import { operate, quote, type ArgsOf, type GlobalArgs } from '../context.js';
 import { addressState, integer, once } from '../flags.js';
 import { fields, table, writeJson } from '../output.js';
 import { addressView, historyView, type AddressView } from '../views.js';
+import { formatOf, parseImport, planImport, type Conflict, type MigrationFormat } from '../migration.js';
 
 /** Free addresses listed when --limit is not given: a pool may hold millions. */
 export const DEFAULT_FREE_LIMIT = 256;
@@ -141,6 +144,72 @@ async function release(argv: ArgumentsCamelCase<ArgsOf<typeof addressBuilder>>):
   });
 }
 
+function importBuilder(y: Argv<GlobalArgs>) {
+  return poolBuilder(y)
+    .positional('file', { type: 'string', demandOption: true, describe: 'CSV (header ip,owner,note) or JSON lines ({"ip", "owner", "note"}); "-" for stdin' })
+    .option('format', { type: 'string', choices: ['csv', 'jsonl'], coerce: once('format'), describe: 'the file format (default: by its name, else by its first character)' })
+    .option('skip-conflicts', { type: 'boolean', default: false, describe: 'reserve the rows that can be, and list the others (default: apply nothing unless every row can be)' })
+    .option('dry-run', { type: 'boolean', default: false, describe: 'only list what would be reserved and the conflicts' });
+}
+
+/** Reserves in flight at once: enough to fill a Redis connection's pipeline and a file store's batch, bounded in memory. */
+const IMPORT_PARALLEL = 64;
+
+/**
+ * Reserves each row of a file (migration.ts): planned first against the
+ * pool as it is, and applied only when every row can be (or with
+ * --skip-conflicts, the rows that can). The history names the file.
+ */
+async function importRows(argv: ArgumentsCamelCase<ArgsOf<typeof importBuilder>>): Promise<void> {
+  await operate(argv, `import ${quote(argv.file)} into pool ${quote(argv.pool)}`, async (open, ctx) => {
+    validatePoolName(argv.pool, 'POOL');
+    const text = argv.file === '-' ? readFileSync(0, 'utf8') : readFileSync(argv.file, 'utf8');
+    const rows = parseImport(text, (argv.format as MigrationFormat | undefined) ?? formatOf(argv.file, text));
+    const store = await open();
+    const pool = await store.getPool(argv.pool);
+    const plan = planImport(pool, rows, await store.listAddresses(argv.pool));
+    const refused = plan.conflicts.length > 0 && !argv.skipConflicts;
+    const report = (applied: number, failed: Conflict[]) => {
+      const all = [...plan.conflicts, ...failed].sort((a, b) => a.line - b.line);
+      if (argv.json) return writeJson(ctx.io.stdout, { pool: argv.pool, file: argv.file, rows: rows.length, reserved: applied, unchanged: plan.unchanged.length, dryRun: argv.dryRun, conflicts: all });
+      if (all.length > 0) ctx.io.stdout.write(table(['LINE', 'IP', 'CONFLICT'], all.map((c) => [String(c.line), c.ip, c.why])));
+      const verb = argv.dryRun ? 'would reserve' : 'reserved';
+      ctx.io.stdout.write(`${verb} ${applied} of ${rows.length} rows in pool ${quote(argv.pool)}; ${plan.unchanged.length} already so; ${all.length} conflict${all.length === 1 ? '' : 's'}\n`);
+    };
+    if (argv.dryRun || refused) {
+      report(argv.dryRun && !refused ? plan.apply.length : 0, []);
+      if (refused) throw new Error(`${plan.conflicts.length} of ${rows.length} rows conflict and nothing was reserved (fix them, or --skip-conflicts to reserve the others)`);
+      return;
+    }
+    const actor = `${ctx.actor} import ${basename(argv.file)}`.slice(0, 253);
+    const failed: Conflict[] = [];
+    const progress = (ctx.io.stderr as { isTTY?: boolean }).isTTY ? ctx.io.stderr : undefined;
+    let done = 0;
+    let next = 0;
+    const worker = async () => {
+      while (next < plan.apply.length) {
+        const r = plan.apply[next++]!;
+        try {
+          await store.reserve(argv.pool, r.hex, { actor, ...(r.owner !== undefined ? { owner: r.owner } : {}), ...(r.note !== undefined ? { note: r.note } : {}) });
+        } catch (err) {
+          // taken since the plan was made: reported with the conflicts
+          failed.push({ line: r.line, ip: r.ip, why: (err as Error).message });
+        }
+        done++;
+        if (progress && (done % 100 === 0 || done === plan.apply.length)) {
+          const width = 30;
+          const filled = Math.round((done / plan.apply.length) * width);
+          progress.write(`\r[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${done}/${plan.apply.length}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(IMPORT_PARALLEL, plan.apply.length) }, worker));
+    if (progress && plan.apply.length > 0) progress.write('\n');
+    report(plan.apply.length - failed.length, failed);
+    if (failed.length > 0) throw new Error(`${failed.length} rows could not be reserved (listed above); the other ${plan.apply.length - failed.length} were`);
+  });
+}
+
 function historyBuilder(y: Argv<GlobalArgs>) {
   return poolBuilder(y)
     .positional('ip', { type: 'string', describe: 'only the events of this address' })
@@ -214,8 +283,9 @@ export function builder(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
     .command({ command: 'reserve <pool> <ip>', describe: 'Reserve an address, optionally for an owner', builder: reserveBuilder, handler: reserve })
     .command({ command: 'unreserve <pool> <ip>', describe: 'End a reservation or hold; unpin an allocated address', builder: addressBuilder, handler: unreserve })
     .command({ command: 'release <pool> <ip>', describe: 'Release an allocated address (held for its owner)', builder: addressBuilder, handler: release })
+    .command({ command: 'import <pool> <file>', describe: 'Reserve the addresses of a CSV or JSON-lines file (ip, owner, note): all or nothing', builder: importBuilder, handler: importRows })
     .command({ command: 'history <pool> [ip]', describe: 'Show the history of a pool or an address, newest first', builder: historyBuilder, handler: history })
-    .demandCommand(1, 'ip needs a subcommand: ls, show, reserve, unreserve, release or history');
+    .demandCommand(1, 'ip needs a subcommand: ls, show, reserve, unreserve, release, import or history');
 }
 
 /** Never runs: a subcommand is demanded. */

@@ -1,10 +1,12 @@
 // berth pool create|ls|show|rm
+import { writeFileSync } from 'node:fs';
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 import { buildPoolConfig, MAX_HOLD_SECONDS, validatePoolName, type PoolSpec } from '../../ipam/pool-config.js';
 import { operate, quote, type ArgsOf, type GlobalArgs } from '../context.js';
 import { integer, once, repeated } from '../flags.js';
 import { duration, fields, table, writeJson } from '../output.js';
 import { poolView, type PoolView } from '../views.js';
+import { formatExport, type MigrationFormat } from '../migration.js';
 
 function createBuilder(y: Argv<GlobalArgs>) {
   return y
@@ -127,6 +129,23 @@ async function remove(argv: ArgumentsCamelCase<ArgsOf<typeof rmBuilder>>): Promi
   });
 }
 
+function exportBuilder(y: Argv<GlobalArgs>) {
+  return nameBuilder(y)
+    .option('format', { type: 'string', choices: ['csv', 'jsonl'], default: 'csv', coerce: once('format'), describe: 'CSV with a header row, or JSON lines' })
+    .option('output', { type: 'string', coerce: once('output'), describe: 'write to FILE (default: stdout)' });
+}
+
+/** Writes a pool's allocated and reserved addresses as an import file, with their state, container and host: an audit snapshot. */
+async function exportPool(argv: ArgumentsCamelCase<ArgsOf<typeof exportBuilder>>): Promise<void> {
+  await operate(argv, `export pool ${quote(argv.name)}`, async (open, ctx) => {
+    validatePoolName(argv.name, 'NAME');
+    const store = await open();
+    const text = formatExport(await store.listAddresses(argv.name), argv.format as MigrationFormat);
+    if (argv.output === undefined) ctx.io.stdout.write(text);
+    else writeFileSync(argv.output, text, { mode: 0o600 });
+  });
+}
+
 /** The pool as a block of label: value lines. */
 function describePool(v: PoolView): string {
   return fields([
@@ -160,7 +179,8 @@ export function builder(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
     .command({ command: 'ls', describe: 'List pools with their usage', handler: list })
     .command({ command: 'show <name>', describe: 'Show a pool: ranges, gateway, routes, DNS, usage', builder: nameBuilder, handler: show })
     .command({ command: 'rm <name>', describe: 'Remove a pool', builder: rmBuilder, handler: remove })
-    .demandCommand(1, 'pool needs a subcommand: create, ls, show or rm');
+    .command({ command: 'export <name>', describe: "Write a pool's allocated and reserved addresses (ip, owner, note, state, container, host) as CSV or JSON lines", builder: exportBuilder, handler: exportPool })
+    .demandCommand(1, 'pool needs a subcommand: create, ls, show, rm or export');
 }
 
 /** Never runs: a subcommand is demanded. */
