@@ -1,4 +1,5 @@
-// Store URLs (CONTRACT.md): file:///dir, redis://, rediss://, redis+sentinel://.
+// Store URLs (CONTRACT.md): file:///dir, redis://, rediss://, redis+sentinel://,
+// redis+cluster://.
 import { ValidationError } from './errors.js';
 
 export const DEFAULT_STORE = 'file:///var/lib/berth';
@@ -11,6 +12,10 @@ export type StoreLocation =
       hosts: Array<{ host: string; port: number }>;
       /** Sentinel master name; absent for a direct connection */
       sentinelName?: string;
+      /** Redis Cluster: `hosts` are seed nodes */
+      cluster?: boolean;
+      /** replicas that must hold a change before it is acknowledged; absent: the default of requiredReplicas() (redis-conn.ts) */
+      replicas?: number;
       username?: string;
       password?: string;
       db: number;
@@ -36,9 +41,10 @@ const QUERY_KEYS = new Set([
   'servername',
   'sentinelUsername',
   'sentinelPassword',
+  'replicas',
 ]);
 // userinfo runs to the last "@" of the authority, so a host can never carry credentials into a message
-const URL_RE = /^(redis|rediss|redis\+sentinel|rediss\+sentinel):\/\/(?:([^/?#]*)@)?([^/?#@]+)(\/[^?#]*)?(?:\?([^#]*))?$/;
+const URL_RE = /^(redis|rediss|redis\+sentinel|rediss\+sentinel|redis\+cluster|rediss\+cluster):\/\/(?:([^/?#]*)@)?([^/?#@]+)(\/[^?#]*)?(?:\?([^#]*))?$/;
 
 /** The store URL to use: a flag, else BERTH_STORE, else the embedded default. */
 export function resolveStoreUrl(flag: string | undefined, env: NodeJS.ProcessEnv): string {
@@ -64,14 +70,19 @@ export function parseStoreUrl(url: unknown, field = 'store'): StoreLocation {
   if (!m) {
     throw new ValidationError(
       field,
-      `"${redact(url)}" is not a store URL (file:///DIR, redis://[user:pass@]host:port[/db], rediss://…, redis+sentinel://host:port[,host:port]/master[/db])`,
+      `"${redact(url)}" is not a store URL (file:///DIR, redis://[user:pass@]host:port[/db], rediss://…, redis+sentinel://host:port[,host:port]/master[/db], redis+cluster://host:port[,host:port])`,
     );
   }
   const [, scheme, userinfo, hostList, path = '', query = ''] = m;
   const sentinel = scheme!.endsWith('+sentinel');
+  const cluster = scheme!.endsWith('+cluster');
   const hosts = hostList!.split(',').map((h) => parseHostPort(h, sentinel ? 26379 : 6379, field, url));
-  if (!sentinel && hosts.length !== 1) throw new ValidationError(field, 'a redis:// URL names one host; use redis+sentinel:// for several');
+  if (!sentinel && !cluster && hosts.length !== 1) {
+    throw new ValidationError(field, 'a redis:// URL names one host; use redis+sentinel:// or redis+cluster:// for several');
+  }
   const segments = path.split('/').filter((s) => s !== '');
+  // Redis Cluster has database 0 only
+  if (cluster && segments.length > 0) throw new ValidationError(field, `redis+cluster:// takes no path (a cluster has database 0 only), got "${path}"`);
   let sentinelName: string | undefined;
   if (sentinel) {
     sentinelName = segments.shift();
@@ -92,6 +103,7 @@ export function parseStoreUrl(url: unknown, field = 'store'): StoreLocation {
     connectTimeout: 2000,
   };
   if (sentinelName) loc.sentinelName = sentinelName;
+  if (cluster) loc.cluster = true;
   if (userinfo) {
     const colon = userinfo.indexOf(':');
     const decode = (text: string, what: string): string => {
@@ -118,6 +130,12 @@ export function parseStoreUrl(url: unknown, field = 'store'): StoreLocation {
         const ms = Number(v);
         if (!Number.isInteger(ms) || ms < 10 || ms > 600000) throw new ValidationError(`${field}.${k}`, 'must be milliseconds from 10 to 600000');
         loc[k] = ms;
+        break;
+      }
+      case 'replicas': {
+        const n = Number(v);
+        if (!/^\d{1,2}$/.test(v) || n > 16) throw new ValidationError(`${field}.replicas`, 'must be a number of replicas from 0 to 16');
+        loc.replicas = n;
         break;
       }
       default:
