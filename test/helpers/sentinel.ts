@@ -51,12 +51,16 @@ export async function until<T>(what: string, fn: () => T | undefined | Promise<T
  * has just synced is "online" a moment before the master streams to it (the
  * master waits for its first ACK), so "online" alone is not ready.
  */
-export async function replicating(master: RedisServer, n: number, timeoutMs = 30000): Promise<void> {
-  await until(`${n} replicas to confirm writes on ${master.port}`, () => {
-    master.cli('SET', 'berth-test:ready', String(Date.now()));
-    return Number(master.cli('WAIT', String(n), '500')) >= n ? true : undefined;
-  }, timeoutMs);
-  master.cli('DEL', 'berth-test:ready');
+export async function replicating(master: RedisServer, n: number, timeoutMs = 30000, key = 'berth-test:ready'): Promise<void> {
+  await until(`${n} replicas to confirm writes on ${master.port}`, () => (confirmedWrite(master.port, key, n) ? true : undefined), timeoutMs);
+  master.cli('DEL', key);
+}
+
+/** A write and WAIT for n replicas on one connection (WAIT counts what that connection wrote). */
+export function confirmedWrite(port: number, key: string, n: number): boolean {
+  const r = spawnSync('redis-cli', ['-p', String(port)], { input: `SET ${key} 1\nWAIT ${n} 500\n`, encoding: 'utf8', timeout: 5000 });
+  const lines = (r.stdout ?? '').trim().split('\n');
+  return lines[0] === 'OK' && Number(lines[1]) >= n;
 }
 
 /** Settings a replicated server runs with here: reachable from the other 127.x addresses, announcing 127.0.0.1. */
@@ -115,7 +119,9 @@ export async function startSentinels(opts: { name?: string; masterPort: number; 
       return named.length === ports.length && new Set(named).size === 1 ? Number(named[0]) : undefined;
     },
     async stop() {
-      const exits = children.filter((c) => c.exitCode === null).map((c) => new Promise((r) => c.once('exit', r)));
+      const running = children.filter((c) => c.exitCode === null);
+      const exits = running.map((c) => new Promise((r) => c.once('exit', r)));
+      for (const c of running) c.ref(); // keep the process alive until the exits are seen
       kill();
       await Promise.all(exits);
     },
