@@ -45,18 +45,20 @@ async function scenario(t: Test, query: string) {
   const ends = await workers.stop();
   const r = await reconcile(url, 'p', workers.acks);
   const during = workers.acks.filter((a) => a.at >= cutAt && a.at < healedAt).length;
-  return { r, ends, during, promoted, acks: workers.acks.length, promotedIn: promotedAt - cutAt };
+  const followed = [0, 1, 2].map((w) => workers.acks.filter((a) => a.worker === w && a.at > promotedAt).length);
+  return { r, ends, during, promoted, followed, acks: workers.acks.length, promotedIn: promotedAt - cutAt };
 }
 
 if (!skipWithoutRedis(t) && !skipWithoutIptables(t)) {
   t.test('partition: replicas=1 (the default) loses no answered ADD and answers none twice', async (t) => {
-    const { r, ends, during, promoted, acks, promotedIn } = await scenario(t, '');
+    const { r, ends, during, promoted, followed, acks, promotedIn } = await scenario(t, '');
     const errors = errorCounts(ends);
     t.comment(`${acks} ADDs answered, ${during} during the partition; new master :${promoted} after ${promotedIn} ms; errors ${JSON.stringify(errors)}`);
     t.same(r.lost.slice(0, 5), [], `no answered ADD lost (${r.lost.length})`);
     t.same(r.duplicates.slice(0, 5), [], `no address answered twice (${r.duplicates.length})`);
     t.same(r.findings, [], 'the pool is consistent');
     t.ok(during > 0, 'the new master answered ADDs during the partition');
+    t.ok(followed.every((n) => n > 0), `every client followed the new master: kept, one-shot, the agent's (${followed.join(', ')} ADDs after)`);
     t.ok((errors.UNCONFIRMED ?? 0) > 0, 'the cut-off master ran changes no replica confirmed: refused, not answered');
   });
 
