@@ -7,6 +7,7 @@
 // redirection, so open-store.ts gives a cluster berth's own client.
 import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
+import { RespClient, TOPOLOGY_TTL_MS } from './resp-client.js';
 import {
   RedisReplyError,
   requiredReplicas,
@@ -25,8 +26,9 @@ export class IoredisConn implements RedisConn {
   private connecting: Promise<void> | null = null;
   private lastError: Error | undefined;
   private readonly connectTimeout: number;
-  /** the replicas a change waits for, read once per connection (a failover may change them) */
+  /** the replicas a change waits for, read again on each connection (a failover may change them) and after TOPOLOGY_TTL_MS */
   private required: Promise<number> | null = null;
+  private requiredAt = 0;
 
   constructor(private readonly loc: RedisLocation) {
     if (loc.cluster) throw new Error('ioredis-conn does not speak Redis Cluster; open-store.ts uses resp-client.ts for it');
@@ -75,6 +77,8 @@ export class IoredisConn implements RedisConn {
 
   async write(args: RedisArg[]): Promise<RedisReply> {
     await this.ready();
+    if (Date.now() - this.requiredAt > TOPOLOGY_TTL_MS) this.required = null;
+    if (!this.required) this.requiredAt = Date.now();
     const required = await (this.required ??= this.readRequired().catch((err: unknown) => {
       this.required = null;
       throw this.translate(err);
@@ -144,7 +148,6 @@ export class IoredisConn implements RedisConn {
   private async readRequired(): Promise<number> {
     if (this.loc.replicas !== undefined) return this.loc.replicas;
     if (this.loc.sentinelName) {
-      const { RespClient } = await import('./resp-client.js');
       const probe = new RespClient(this.loc);
       try {
         return requiredReplicas(this.loc, await probe.sentinelReplicas());

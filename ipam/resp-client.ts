@@ -59,6 +59,12 @@ const QUIT_WAIT_MS = 1000;
  * hostile, and the connection is dropped rather than buffered without end.
  */
 export const MAX_REPLY_BYTES = 64 * 1024 * 1024;
+/**
+ * How long what a link learned about the replicas (the default of ?replicas)
+ * is trusted: a long-lived client reads it again, so a replica added since
+ * is waited for.
+ */
+export const TOPOLOGY_TTL_MS = 60_000;
 /** First and longest pause before a refused command is sent again. */
 const RETRY_PAUSE_MS = 10;
 const RETRY_PAUSE_MAX_MS = 200;
@@ -403,6 +409,8 @@ interface Opened {
 class NodeConn {
   /** for the current link; undefined until known (a plain redis:// master is asked its ROLE by its first write) */
   promotable: number | undefined;
+  /** when the current link was opened */
+  openedAt = 0;
   private link: Link | null = null;
   opening: Promise<Link> | null = null;
 
@@ -434,6 +442,7 @@ class NodeConn {
     try {
       const { link, promotable } = await this.opener();
       this.promotable = promotable;
+      this.openedAt = Date.now();
       this.link = link;
       link.onDown = () => {
         if (this.link === link) this.link = null;
@@ -469,6 +478,7 @@ export class RespClient implements RedisConn {
   private tlsOptions: Promise<import('node:tls').ConnectionOptions> | undefined;
   private map: SlotMap | null = null;
   private mapStale = false;
+  private mapAt = 0;
   private mapLoad: Promise<SlotMap> | null = null;
 
   constructor(private readonly loc: RedisLocation) {}
@@ -564,6 +574,8 @@ export class RespClient implements RedisConn {
       let link: Link;
       try {
         node = ask !== undefined ? this.node(ask) : await this.route(commands[routed]!);
+        // what the link knows of the replicas may be old: a change goes on a fresh link, which learns it again
+        if (write && !this.loc.cluster && this.loc.replicas === undefined && node.current() && Date.now() - node.openedAt > TOPOLOGY_TTL_MS) node.retire();
         link = await node.ready();
       } catch (err) {
         if (this.closing) throw new Error(`failed to ${label} redis: the client is closed`, { cause: err });
@@ -706,7 +718,7 @@ export class RespClient implements RedisConn {
 
   /** The slot map, read from the first node that answers when there is none yet or it is stale. */
   private async slotMap(): Promise<SlotMap> {
-    if (this.map && !this.mapStale) return this.map;
+    if (this.map && !this.mapStale && Date.now() - this.mapAt <= TOPOLOGY_TTL_MS) return this.map;
     this.mapLoad ??= this.loadMap().finally(() => {
       this.mapLoad = null;
     });
@@ -738,6 +750,7 @@ export class RespClient implements RedisConn {
         if (map.masters().length === 0) throw new Error('it knows no master that serves slots');
         this.map = map;
         this.mapStale = false;
+        this.mapAt = Date.now();
         return map;
       } catch (err) {
         said.push(`${name}: ${(err as Error).message}`);
