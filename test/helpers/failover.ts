@@ -62,11 +62,12 @@ export class Workers {
     process.once('exit', () => this.kill());
   }
 
-  /** Resolves once at least n acknowledgements came in since `since` (ms). */
-  async acked(n: number, since = 0, timeoutMs = 60000): Promise<void> {
+  /** Resolves once at least n acknowledgements came in since `since` (ms), from one worker if given. */
+  async acked(n: number, since = 0, worker?: number, timeoutMs = 60000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (this.acks.filter((a) => a.at >= since).length < n) {
-      if (Date.now() > deadline) throw new Error(`only ${this.acks.filter((a) => a.at >= since).length} of ${n} ADDs answered in ${timeoutMs} ms; stderr: ${this.stderr.join(' | ')}`);
+    const count = () => this.acks.filter((a) => a.at >= since && (worker === undefined || a.worker === worker)).length;
+    while (count() < n) {
+      if (Date.now() > deadline) throw new Error(`only ${count()} of ${n} ADDs answered in ${timeoutMs} ms; stderr: ${this.stderr.join(' | ')}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }

@@ -134,6 +134,7 @@ if (!skipWithoutRedis(t)) {
       { lanes: 2, mode: 'kept', client: 'resp', url: `redis://127.0.0.1:${from.port}/0?timeout=1000` },
     ]);
     await workers.acked(150);
+    await workers.acked(20, 0, 3); // the control too, before the slot moves
     const started = Date.now();
     const keys = await migrate(cluster, slot, from, to, 150);
     const doneAt = Date.now();
