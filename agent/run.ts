@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import pino from 'pino';
-import { openStore } from '../ipam/open-store.js';
+import { connectRedis, openStore } from '../ipam/open-store.js';
 import { parseStoreUrl, redact } from '../ipam/store-url.js';
 import { Agent } from './agent.js';
 import { listenApi, listenMetrics } from './api.js';
@@ -49,8 +49,7 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
   const loc = parseStoreUrl(cfg.store);
   let streamConn: { close(): Promise<void> } | undefined;
   if (loc.kind === 'redis' && cfg.events.stream) {
-    const { IoredisConn } = await import('../ipam/ioredis-conn.js');
-    const conn = new IoredisConn(loc, warn);
+    const conn = await connectRedis(loc, 'ioredis', warn);
     streamConn = conn;
     events.addRedisStream(conn, `${loc.prefix}:${cfg.events.stream}`, cfg.events.streamMaxLen);
   }

@@ -1,7 +1,10 @@
 // Pool throughput: allocate+release pairs from one process with 32 in flight,
 // for a /24 and a /12 pool on both stores, beside a reference run in the same
 // process against the same Redis: a bare HSET+HDEL pair (two round trips, no
-// script), the floor of what one client can do.
+// script), the floor of what one client can do. Then what acknowledging only
+// what a replica holds costs (the same pairs against a master with a replica,
+// without and with WAIT), and how long after the master is SIGKILLed under
+// Sentinel the first ADD succeeds again.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +13,7 @@ import { openStore } from '../ipam/open-store.js';
 import { buildPoolConfig } from '../ipam/pool-config.js';
 import type { Store } from '../ipam/model.js';
 import { startRedis } from '../test/helpers/redis.js';
+import { haConfig, replicating, startHaRedis, until } from '../test/helpers/sentinel.js';
 import { percentile } from './stats.js';
 
 const INFLIGHT = 32;
@@ -91,6 +95,8 @@ export async function benchIpam(opts: { quick?: boolean } = {}): Promise<string[
     await file.close();
 
     rows.push(reference, r24, r12, i24, f24, f12);
+    const replication = await benchReplication(opts);
+    const failover = await benchFailover();
     const lines = [
       `pool: allocate+release pairs, one process, ${INFLIGHT} in flight`,
       table(rows),
@@ -100,11 +106,97 @@ export async function benchIpam(opts: { quick?: boolean } = {}): Promise<string[
       `file  /12 vs /24:            ${(f24.perSecond / f12.perSecond).toFixed(2)}x the cost`,
       `redis target >= 5000 pairs/s: /24 ${r24.perSecond >= 5000 ? 'met' : 'MISSED'}, /12 ${r12.perSecond >= 5000 ? 'met' : 'MISSED'}, ioredis /24 ${i24.perSecond >= 5000 ? 'met' : 'MISSED'}`,
       `a /12 pool's meta hash after ${redisPairs} pairs: ${memory} bytes (MEMORY USAGE)`,
+      '',
+      ...replication,
+      '',
+      ...failover,
     ];
     return lines;
   } finally {
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The same pairs against a master with one replica, each client without WAIT (?replicas=0) and with it (the default: 1). */
+async function benchReplication(opts: { quick?: boolean }): Promise<string[]> {
+  const pairs = opts.quick ? 2000 : 10000;
+  const master = await startRedis({ config: haConfig() });
+  const replica = await startRedis({ config: [...haConfig(), `replicaof 127.0.0.1 ${master.port}`] });
+  try {
+    await replicating(master, 1);
+    const rows: PairResult[] = [];
+    for (const client of ['resp', 'ioredis'] as const) {
+      for (const replicas of [0, 1]) {
+        const store = await openStore(`${master.url}?prefix=r${client}${replicas}&replicas=${replicas}`, { redisClient: client });
+        rows.push(await pairsOn(store, `${client === 'resp' ? 'redis' : 'redis (ioredis)'}, ${replicas === 0 ? 'no WAIT' : 'WAIT 1 replica'}`, '10.1.0.0/24', pairs));
+        await store.close();
+      }
+    }
+    const ratio = (a: PairResult, b: PairResult) => (a.perSecond / b.perSecond).toFixed(2);
+    return [
+      `pool: allocate+release pairs against a master with one replica, one process, ${INFLIGHT} in flight on one connection`,
+      table(rows),
+      '',
+      `WAIT costs: berth's client ${ratio(rows[0]!, rows[1]!)}x, ioredis ${ratio(rows[2]!, rows[3]!)}x the time per pair (WAIT blocks the connection until the replica answers, so the ${INFLIGHT} in flight take turns)`,
+    ];
+  } finally {
+    await replica.stop();
+    await master.stop();
+  }
+}
+
+/**
+ * SIGKILL of the master under three sentinels (down-after-milliseconds 1000),
+ * two replicas; ADDs in a loop from each client kind; the time from the kill
+ * to each one's first successful ADD, beside the time the sentinels took to
+ * agree on a new master.
+ */
+async function benchFailover(): Promise<string[]> {
+  const ha = await startHaRedis({ replicas: 2, downAfterMs: 1000 });
+  try {
+    const url = ha.sentinels.url('timeout=1000');
+    const admin = await openStore(url);
+    await admin.createPool(buildPoolConfig({ name: 'fo', subnet: '10.2.0.0/16', hold: 0 }));
+    await admin.close();
+    let killedAt = 0;
+    let stop = false;
+    const kinds = [
+      ['berth client, kept (agent fast path)', 'resp', true],
+      ['berth client, one store per ADD (plugin)', 'resp', false],
+      ['ioredis, kept (agent)', 'ioredis', true],
+    ] as const;
+    const first = new Map<string, number>();
+    const loops = kinds.map(async ([label, client, kept], k) => {
+      const store = kept ? await openStore(url, { redisClient: client }) : undefined;
+      for (let i = 0; !stop; i++) {
+        // only an ADD begun once the master is gone counts: one in flight may have been answered by it
+        const begun = Date.now();
+        const s = store ?? (await openStore(url, { redisClient: client }).catch(() => undefined));
+        const ok = s ? await s.allocate('fo', { containerId: `k${k}-${i}`, ifname: 'eth0', owner: 'o' }).then(() => true, () => false) : false;
+        if (!store) await s?.close().catch(() => {});
+        if (ok && killedAt && begun >= killedAt && !first.has(label)) first.set(label, Date.now() - killedAt);
+        if (!ok) await new Promise((r) => setTimeout(r, 20));
+      }
+      await store?.close();
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    await ha.master.stop('SIGKILL');
+    killedAt = Date.now(); // its exit seen: from here no ADD can reach it
+    const promoted = await until('the sentinels to promote a replica', () => {
+      const port = ha.sentinels.agreedMaster();
+      return port !== undefined && port !== ha.master.port ? Date.now() - killedAt : undefined;
+    });
+    await until('every client to answer again', () => (first.size === kinds.length ? true : undefined), 30000).catch(() => undefined);
+    stop = true;
+    await Promise.all(loops);
+    return [
+      'failover: SIGKILL of the master under 3 sentinels (down-after-milliseconds 1000), 2 replicas, an ADD loop per client',
+      `  sentinels agree on a new master ${promoted} ms after the kill`,
+      ...kinds.map(([label]) => `  first successful ADD, ${label}: ${first.has(label) ? `${first.get(label)} ms` : 'none within 30 s'} after the kill`),
+    ];
+  } finally {
+    await ha.stop();
   }
 }
 

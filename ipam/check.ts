@@ -18,7 +18,12 @@ export interface Finding {
     | 'outside-pool'
     | 'bad-record'
     | 'counter'
-    | 'generation';
+    | 'generation'
+    // between the pool registry and the pools' keys (Redis: RedisStore.checkRegistry)
+    | 'unregistered'
+    | 'keys-missing'
+    | 'unfinished-create'
+    | 'unfinished-remove';
   /** the address concerned, as text */
   ip?: string;
   message: string;

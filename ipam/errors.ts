@@ -16,7 +16,7 @@ export const ERROR_CODES = {
   IP_NOT_RESERVED: 'the address is not reserved',
   ATTACHMENT_CONFLICT: 'the attachment already holds a different address',
   STALE_GENERATION: 'the request refers to an older allocation of the address',
-  STORE_UNAVAILABLE: 'the store did not answer or refused the connection',
+  STORE_UNAVAILABLE: 'the store did not answer, refused the connection, or no replica confirmed a change in time',
   STORE_CORRUPT: 'the store holds data berth cannot read',
 } as const;
 

@@ -49,6 +49,7 @@ import {
   type ReleaseRequest,
   type ReleaseResult,
   type ReserveRequest,
+  type RegistryFinding,
   type Store,
 } from './model.js';
 
@@ -313,6 +314,16 @@ export class FileStore implements Store {
       }
       return applied;
     });
+  }
+
+  /** One directory holds the registry and the pools together: they cannot disagree. */
+  async checkRegistry(): Promise<RegistryFinding[]> {
+    return [];
+  }
+
+  /** The file store fsyncs every change before it is acknowledged: no setting of it can lose one. */
+  async serverWarnings(): Promise<string[]> {
+    return [];
   }
 
   async close(): Promise<void> {

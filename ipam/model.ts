@@ -3,6 +3,7 @@
 // Only non-free addresses have a record, so a store's size follows the
 // addresses in use (plus the released ones remembered for least-recently-
 // released order), never the size of the subnet.
+import type { Finding } from './check.js';
 import type { PoolConfig } from './pool-config.js';
 
 export type AddressState = 'free' | 'allocated' | 'reserved';
@@ -174,6 +175,14 @@ export interface ConflictRequest {
   actor?: string;
 }
 
+/** A disagreement between a store's pool registry and the pools themselves (see checkRegistry). */
+export interface RegistryFinding {
+  pool: string;
+  finding: Finding;
+  /** set by a repair: whether it settled the finding */
+  repaired?: boolean;
+}
+
 export interface ListOptions {
   state?: AddressState;
 }
@@ -206,6 +215,18 @@ export interface Store {
   history(pool: string, opts?: HistoryOptions): Promise<HistoryEntry[]>;
   snapshot(pool: string): Promise<PoolSnapshot>;
   applyFixes(pool: string, fixes: Fix[], actor?: string): Promise<number>;
+  /**
+   * Checks the pool registry against the pools' own data, on every server
+   * that holds pools, settling what it can with `repair`; empty where the
+   * registry and the pools cannot disagree (the file store).
+   */
+  checkRegistry(opts?: { repair?: boolean }): Promise<RegistryFinding[]>;
+  /**
+   * Settings of the server(s) behind the store that can lose pool data
+   * without an error (evicting memory policy, no fsync, replicas no write
+   * waits for), one sentence each; empty when there is none (the file store).
+   */
+  serverWarnings(): Promise<string[]>;
   close(): Promise<void>;
 }
 

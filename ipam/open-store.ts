@@ -2,6 +2,7 @@
 // when used: a process on the file store never loads a Redis client, and
 // one-shot processes never load ioredis.
 import type { Store } from './model.js';
+import type { RedisConn, RedisLocation } from './redis-conn.js';
 import { isBerthError } from './errors.js';
 import type { Warn } from './password-files.js';
 import { parseStoreUrl, redact } from './store-url.js';
@@ -13,7 +14,7 @@ export interface OpenOptions {
    * The Redis client: 'ioredis' reconnects and follows Sentinel failovers, for
    * long-lived processes (the agent); 'resp' is berth's lean client, for
    * one-shot processes (plugins, CLI), which start ~85 ms faster without ioredis.
-   * Default: 'resp'.
+   * Default: 'resp'. A Redis Cluster always gets 'resp' (see ioredis-conn.ts).
    */
   redisClient?: 'ioredis' | 'resp';
   /** hears of a problem that does not stop the store opening (a password file others can read) */
@@ -28,12 +29,13 @@ export async function openStore(url: string, opts: OpenOptions = {}): Promise<St
     return new FileStore(loc.dir, opts);
   }
   const { RedisStore } = await import('./redis-store.js');
-  const conn = await connect(loc, opts.redisClient ?? 'resp', opts.warn);
-  return new RedisStore(conn, loc.prefix, redact(url));
+  const conn = await connectRedis(loc, opts.redisClient ?? 'resp', opts.warn);
+  return new RedisStore(conn, loc, redact(url));
 }
 
-async function connect(loc: Extract<ReturnType<typeof parseStoreUrl>, { kind: 'redis' }>, client: 'ioredis' | 'resp', warn: Warn | undefined) {
-  if (client === 'ioredis') {
+/** A connection to the Redis a location names, through the client asked for ('resp' for a cluster, whatever was asked). */
+export async function connectRedis(loc: RedisLocation, client: 'ioredis' | 'resp', warn?: Warn): Promise<RedisConn> {
+  if (client === 'ioredis' && !loc.cluster) {
     const { IoredisConn } = await import('./ioredis-conn.js');
     return new IoredisConn(loc, warn);
   }

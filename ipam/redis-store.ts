@@ -3,17 +3,32 @@
 // Every multi-step change is one Lua script (ipam/lua/<name>-<keys>.lua, each
 // prefixed with lib.lua), so it is atomic on the server. All keys of one pool
 // share the hash tag {pool}, so each script touches one slot and the store
-// runs on Redis Cluster; the pool registry is the one key outside a pool.
-// It speaks to Redis through a RedisConn (see redis-conn.ts).
+// runs on Redis Cluster. It speaks to Redis through a RedisConn (see
+// redis-conn.ts), which acknowledges a change only once the replicas the
+// location requires hold it (WAIT).
+//
+// The pool registry (PREFIX:pools, one slot) is the one key outside a pool,
+// and no transaction spans it and a pool's keys. The rule that keeps them in
+// step: a pool's own keys are the truth about it (its hash holds its id and
+// config), and the registry entry is the claim on its name and subnet, made
+// before the keys exist and dropped after they are gone. So keys never exist
+// without their claim, except where data was lost. Creation and removal are
+// two-phase: an entry is written as "creating" (hidden from readers) and
+// marked ready once the keys exist; removal marks it "removing" before the
+// keys go. A step cut short leaves an entry in one of those states, which
+// `berth ipam check --repair` completes or undoes once it is older than
+// REGISTRY_GRACE_MS; pool keys with no claim are registered again from their
+// own config.
 import { readFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCidr } from './address.js';
+import type { Finding } from './check.js';
 import { BerthError } from './errors.js';
 import { fail } from './failures.js';
 import { capacity, isAssignable, readPoolConfig, type PoolConfig } from './pool-config.js';
 import { parseRecord } from './record.js';
-import { RedisReplyError, type RedisArg, type RedisConn, type RedisReply } from './redis-conn.js';
+import { RedisReplyError, UnconfirmedWriteError, requiredReplicas, type RedisArg, type RedisConn, type RedisLocation, type RedisNode, type RedisReply } from './redis-conn.js';
 import { sha1Hex } from './sha1.js';
 import { findUp } from '../native/index.js';
 import { checkAllocate, checkConflict, checkHex, checkHistory, checkRelease, checkReserve } from './requests.js';
@@ -35,6 +50,7 @@ import {
   type PoolUsage,
   type ReleaseRequest,
   type ReleaseResult,
+  type RegistryFinding,
   type ReserveRequest,
   type Store,
 } from './model.js';
@@ -43,8 +59,14 @@ import {
 export const HISTORY_MAX = 100_000;
 
 type Reply = RedisReply[];
-type ScriptName = 'allocate' | 'release' | 'reserve' | 'unreserve' | 'conflict' | 'usage' | 'poolInit' | 'poolRemove' | 'repair' | 'poolRegister' | 'poolUnregister';
-type PoolScript = Exclude<ScriptName, 'poolRegister' | 'poolUnregister'>;
+/** How old an unfinished create or remove must be before `ipam check --repair` finishes or undoes it: far longer than one takes. */
+export const REGISTRY_GRACE_MS = 10 * 60 * 1000;
+
+type ScriptName = PoolScript | RegistryScript;
+type PoolScript = 'allocate' | 'release' | 'reserve' | 'unreserve' | 'conflict' | 'usage' | 'poolInit' | 'poolRemove' | 'repair';
+type RegistryScript = 'poolRegister' | 'poolUnregister' | 'poolUpdate';
+/** Scripts that write nothing: they run without WAIT, and the server may run them where it refuses writes. */
+const READ_ONLY = new Set<ScriptName>(['usage']);
 
 const POOL_SCRIPTS: Array<[PoolScript, string]> = [
   ['allocate', 'allocate-7.lua'],
@@ -69,11 +91,21 @@ const FILES: Record<ScriptName, string> = {
   ...(Object.fromEntries(POOL_SCRIPTS) as Record<PoolScript, string>),
   poolRegister: 'pool-register-1.lua',
   poolUnregister: 'pool-unregister-1.lua',
+  poolUpdate: 'pool-update-1.lua',
 };
+const REGISTRY_SCRIPTS = new Set<ScriptName>(['poolRegister', 'poolUnregister', 'poolUpdate']);
 const scriptCache = new Map<ScriptName, Script>();
 let luaDir: string | undefined;
 
-/** One script, read on first use: pool scripts are lib.lua followed by their own file. */
+/**
+ * One script, read on first use: pool scripts are lib.lua followed by their
+ * own file. Each opens with a Redis 7 shebang, so the server checks it before
+ * running any of it: one that may write is refused whole by a replica
+ * (READONLY, even when it would write nothing: a demoted master never answers
+ * from its stale data), under OOM, and by a master short of
+ * min-replicas-to-write (NOREPLICAS). A refused script did nothing, so the
+ * client may send it elsewhere.
+ */
 function script(name: ScriptName): Script {
   let s = scriptCache.get(name);
   if (s) return s;
@@ -84,57 +116,78 @@ function script(name: ScriptName): Script {
     luaDir = dirname(lib);
   }
   const own = readFileSync(join(luaDir, FILES[name]), 'utf8');
-  const pool = name !== 'poolRegister' && name !== 'poolUnregister';
-  s = { source: pool ? `${readFileSync(join(luaDir, 'lib.lua'), 'utf8')}\n${own}` : own, calls: 0 };
+  const pool = !REGISTRY_SCRIPTS.has(name);
+  const shebang = READ_ONLY.has(name) ? '#!lua flags=no-writes' : '#!lua';
+  s = { source: `${shebang}\n${pool ? `${readFileSync(join(luaDir, 'lib.lua'), 'utf8')}\n${own}` : own}`, calls: 0 };
   scriptCache.set(name, s);
   return s;
 }
 
+/** A registry entry: the claim on a pool's name and subnet ([f, l], hex). */
 interface RegistryEntry {
   id: string;
   f: string;
   l: string;
   conf: PoolConfig;
+  /** absent once the pool is ready; see the rule at the top of this file */
+  st?: 'creating' | 'removing';
+  /** when the state was set (ms) */
+  at?: number;
 }
 
 /** The Redis store. */
 export class RedisStore implements Store {
   readonly location: string;
   private readonly conn: RedisConn;
+  private readonly loc: RedisLocation;
   private readonly prefix: string;
   private readonly keyCache = new Map<string, string[]>();
 
   /** `location` is the URL with its password redacted. */
-  constructor(conn: RedisConn, prefix: string, location: string) {
+  constructor(conn: RedisConn, loc: RedisLocation, location: string) {
     this.conn = conn;
-    this.prefix = prefix;
+    this.loc = loc;
+    this.prefix = loc.prefix;
     this.location = location;
   }
 
   async createPool(conf: PoolConfig): Promise<PoolConfig> {
     const subnet = parseCidr(conf.subnet, 'subnet');
     const id = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`;
-    const entry: RegistryEntry = { id, f: subnet.first, l: subnet.last, conf };
-    const reply = await this.run('poolRegister', [this.registryKey()], [conf.name, JSON.stringify(entry)]);
+    const ready: RegistryEntry = { id, f: subnet.first, l: subnet.last, conf };
+    const reply = await this.run('poolRegister', [this.registryKey()], [conf.name, JSON.stringify({ ...ready, st: 'creating', at: Date.now() })]);
     if (reply[0] === -10) throw fail.poolExists(conf.name);
     if (reply[0] === -11) throw fail.poolOverlap(conf.subnet, String(reply[1]), String(reply[2]));
     try {
-      const ranges = conf.ranges.map(([first, last]) => `${first}-${last}`).join(',');
-      const packed = `${conf.hold} ${HISTORY_MAX} ,${conf.exclude.join(',')}, ${ranges}`;
-      await this.runPool('poolInit', conf.name, [id, packed, conf.ranges[0]![0]]);
+      await this.initKeys(conf, id);
+      const marked = await this.run('poolUpdate', [this.registryKey()], [conf.name, id, JSON.stringify(ready)]);
+      if (Number(marked[1]) !== 1) throw new BerthError('STORE_UNAVAILABLE', `failed to create pool "${conf.name}": its registry entry was removed meanwhile`);
     } catch (err) {
-      // Undo the registration so the name is not left claimed by a pool with no keys.
-      await this.run('poolUnregister', [this.registryKey()], [conf.name, id]).catch(() => {});
+      // Undo in the order that never leaves keys without their claim.
+      await this.runPool('poolRemove', conf.name, ['1', id])
+        .then(() => this.run('poolUnregister', [this.registryKey()], [conf.name, id]))
+        .catch(() => {});
       throw err;
     }
     return conf;
   }
 
   async removePool(name: string, opts: { force?: boolean } = {}): Promise<{ allocated: number }> {
-    const entry = await this.entry(name);
-    const reply = await this.runPool('poolRemove', name, [opts.force ? '1' : '0', entry.id]);
-    if (reply[0] === -12) throw fail.poolInUse(name, Number(reply[1]));
-    await this.run('poolUnregister', [this.registryKey()], [name, entry.id]);
+    const entry = await this.entry(name, true);
+    if (!opts.force && entry.st !== 'removing') {
+      const { allocated } = await this.counts(name);
+      if (allocated > 0) throw fail.poolInUse(name, allocated);
+    }
+    // Marked first: a removal cut short between the two steps is finished by ipam check, not taken for lost keys.
+    const { conf, id, f, l } = entry;
+    await this.run('poolUpdate', [this.registryKey()], [name, id, JSON.stringify({ id, f, l, conf, st: 'removing', at: Date.now() })]);
+    const reply = await this.runPool('poolRemove', name, [opts.force ? '1' : '0', id]);
+    if (reply[0] === -12) {
+      // allocated since the count above: the pool stays
+      await this.run('poolUpdate', [this.registryKey()], [name, id, JSON.stringify({ id, f, l, conf })]);
+      throw fail.poolInUse(name, Number(reply[1]));
+    }
+    await this.run('poolUnregister', [this.registryKey()], [name, id]);
     return { allocated: Number(reply[1]) };
   }
 
@@ -143,12 +196,12 @@ export class RedisStore implements Store {
   }
 
   async listPools(): Promise<PoolUsage[]> {
-    const all = pairsOf(await this.send(['HGETALL', this.registryKey()]));
-    const names = [...all.keys()].sort();
+    const all = await this.registry();
+    const names = [...all.keys()].filter((name) => all.get(name)!.st === undefined).sort();
     // Sent together, so they share one round trip on the connection.
     const counts = await Promise.all(names.map((name) => this.counts(name)));
     return names.map((name, i) => {
-      const conf = readEntry(all.get(name)!, name).conf;
+      const conf = all.get(name)!.conf;
       return { conf, ...counts[i]!, capacity: capacity(conf).toString() };
     });
   }
@@ -298,6 +351,99 @@ export class RedisStore implements Store {
     return Number(r[1]);
   }
 
+  async serverWarnings(): Promise<string[]> {
+    let masters: RedisNode[];
+    try {
+      masters = await this.conn.masters();
+    } catch (err) {
+      return [`cannot reach the store to read its settings: ${(err as Error).message}`];
+    }
+    const each = await Promise.all(masters.map((m) => this.nodeWarnings(m)));
+    return each.flat();
+  }
+
+  async checkRegistry(opts: { repair?: boolean } = {}): Promise<RegistryFinding[]> {
+    const entries = await this.registry();
+    const keyed = await this.poolKeysOnMasters();
+    const now = Date.now();
+    const out: RegistryFinding[] = [];
+    for (const name of [...new Set([...entries.keys(), ...keyed])].sort()) {
+      const entry = entries.get(name);
+      const [id, confText] = await this.send(['HMGET', this.key(name, 'pool'), 'id', 'conf']).then(
+        (r) => r as Array<string | null>,
+        // something else sits where the pool's hash belongs: not a pool of berth's
+        (err: unknown) => {
+          if (err instanceof BerthError && /WRONGTYPE/.test(err.message)) return ['(not a pool)', null];
+          throw err;
+        },
+      );
+      const problem = this.registryProblem(name, entry, id ?? null, confText ?? null, now);
+      if (!problem) continue;
+      const finding: Finding = { kind: problem.kind, message: problem.message, repairable: problem.repair !== undefined };
+      const result: RegistryFinding = { pool: name, finding };
+      if (opts.repair && problem.repair) result.repaired = await problem.repair();
+      out.push(result);
+    }
+    return out;
+  }
+
+  /** What is wrong between a pool's registry entry and its keys, and how to settle it if it can be. */
+  private registryProblem(
+    name: string,
+    entry: RegistryEntry | undefined,
+    id: string | null,
+    confText: string | null,
+    now: number,
+  ): { kind: Finding['kind']; message: string; repair?: () => Promise<boolean> } | undefined {
+    const registry = [this.registryKey()];
+    if (!entry) {
+      if (id === null) return undefined; // the keys went between the scan and now
+      if (!confText) {
+        return {
+          kind: 'unregistered',
+          message: `pool "${name}" has keys but no registry entry, nor a config of its own to register it from (made by an older berth); delete its keys by hand`,
+        };
+      }
+      const conf = readPoolConfig(confText, `config of pool "${name}"`);
+      const subnet = parseCidr(conf.subnet, 'subnet');
+      return {
+        kind: 'unregistered',
+        message: `pool "${name}" has keys but no registry entry: it hands out addresses but is not listed`,
+        // the claim again, from the pool's own config; refused like a create if the name or subnet is taken meanwhile
+        repair: async () => (await this.run('poolRegister', registry, [name, JSON.stringify({ id, f: subnet.first, l: subnet.last, conf })]))[0] === 0,
+      };
+    }
+    const mine = id === entry.id;
+    const ready: RegistryEntry = { id: entry.id, f: entry.f, l: entry.l, conf: entry.conf };
+    if (entry.st === undefined) {
+      if (mine) return undefined;
+      return {
+        kind: 'keys-missing',
+        message:
+          id === null
+            ? `pool "${name}" is registered but its keys are gone (deleted, or lost by a failover no replica covered); find the addresses in use, then pool rm and pool create it`
+            : `pool "${name}"'s keys belong to another pool of that name (id ${id}, registry ${entry.id}); find the addresses in use, then pool rm and pool create it`,
+      };
+    }
+    if (now - (entry.at ?? 0) < REGISTRY_GRACE_MS) return undefined; // still in progress
+    if (entry.st === 'creating' && mine) {
+      return {
+        kind: 'unfinished-create',
+        message: `pool "${name}" was created but never marked ready`,
+        repair: async () => Number((await this.run('poolUpdate', registry, [name, entry.id, JSON.stringify(ready)]))[1]) === 1,
+      };
+    }
+    const what = entry.st === 'creating' ? 'created' : 'removed';
+    return {
+      kind: entry.st === 'creating' ? 'unfinished-create' : 'unfinished-remove',
+      message: `pool "${name}" was being ${what} when that stopped; the removal is finished`,
+      repair: async () => {
+        if (mine) await this.runPool('poolRemove', name, ['1', entry.id]);
+        return Number((await this.run('poolUnregister', registry, [name, entry.id]))[1]) === 1;
+      },
+    };
+  }
+
   async close(): Promise<void> {
     await this.conn.close();
   }
@@ -324,18 +470,27 @@ export class RedisStore implements Store {
   /**
    * Runs a script: the first call in a process sends the source (EVAL; Redis
    * hashes and caches it), later calls only its SHA, with the source again if
-   * Redis has lost it (NOSCRIPT after a restart).
+   * Redis has lost it (NOSCRIPT after a restart, or another cluster node).
+   * A script that may write is acknowledged once replicas hold it (write()).
    */
   private async run(name: ScriptName, keys: string[], args: RedisArg[]): Promise<Reply> {
     const s = script(name);
-    if (s.calls++ === 0) return (await this.send(['EVAL', s.source, keys.length, ...keys, ...args])) as Reply;
+    const call = (cmd: RedisArg[]) => (READ_ONLY.has(name) ? this.send(cmd) : this.write(cmd));
+    if (s.calls++ === 0) return (await call(['EVAL', s.source, keys.length, ...keys, ...args])) as Reply;
     s.sha ??= sha1Hex(s.source);
     try {
-      return (await this.send(['EVALSHA', s.sha, keys.length, ...keys, ...args])) as Reply;
+      return (await call(['EVALSHA', s.sha, keys.length, ...keys, ...args])) as Reply;
     } catch (err) {
       if (!(err instanceof BerthError) || !/NOSCRIPT/.test(err.message)) throw err;
-      return (await this.send(['EVAL', s.source, keys.length, ...keys, ...args])) as Reply;
+      return (await call(['EVAL', s.source, keys.length, ...keys, ...args])) as Reply;
     }
+  }
+
+  /** Makes a pool's keys: its hash carries its id and its config, so the pool can always be registered from its own keys. */
+  private async initKeys(conf: PoolConfig, id: string): Promise<void> {
+    const ranges = conf.ranges.map(([first, last]) => `${first}-${last}`).join(',');
+    const packed = `${conf.hold} ${HISTORY_MAX} ,${conf.exclude.join(',')}, ${ranges}`;
+    await this.runPool('poolInit', conf.name, [id, packed, conf.ranges[0]![0], JSON.stringify(conf)]);
   }
 
   private runPool(name: PoolScript, pool: string, args: RedisArg[]): Promise<Reply> {
@@ -381,15 +536,93 @@ export class RedisStore implements Store {
     return { allocated: Number(r[1]), reserved: Number(r[2]) };
   }
 
-  private async entry(name: string): Promise<RegistryEntry> {
+  /** A pool's registry entry; one being created does not exist yet, and one being removed only for its removal. */
+  private async entry(name: string, removing = false): Promise<RegistryEntry> {
     const raw = (await this.send(['HGET', this.registryKey(), name])) as string | null;
     if (raw === null) throw fail.poolNotFound(name);
-    return readEntry(raw, name);
+    const entry = readEntry(raw, name);
+    if (entry.st === 'creating' || (entry.st === 'removing' && !removing)) throw fail.poolNotFound(name);
+    return entry;
+  }
+
+  private async registry(): Promise<Map<string, RegistryEntry>> {
+    const all = pairsOf(await this.send(['HGETALL', this.registryKey()]));
+    return new Map([...all].map(([name, raw]) => [name, readEntry(raw, name)]));
+  }
+
+  /** The pools whose hash exists, on every master: a cluster spreads pools over them. */
+  private async poolKeysOnMasters(): Promise<Set<string>> {
+    const head = `${this.prefix}:{`;
+    const tail = '}:pool';
+    const names = new Set<string>();
+    let masters: RedisNode[];
+    try {
+      masters = await this.conn.masters();
+    } catch (err) {
+      throw this.mapError(err);
+    }
+    for (const m of masters) {
+      let cursor = '0';
+      do {
+        let page: RedisReply;
+        try {
+          page = await m.send(['SCAN', cursor, 'MATCH', `${head}*${tail}`, 'COUNT', 1000]);
+        } catch (err) {
+          throw this.mapError(err);
+        }
+        const [next, keys] = page as [string, string[]];
+        cursor = next;
+        for (const k of keys) if (k.startsWith(head) && k.endsWith(tail)) names.add(k.slice(head.length, -tail.length));
+      } while (cursor !== '0');
+    }
+    return names;
+  }
+
+  /** What can make one master lose pool data without a word, read from its settings. */
+  private async nodeWarnings(node: RedisNode): Promise<string[]> {
+    const out: string[] = [];
+    const say = (text: string) => out.push(`redis ${node.name}: ${text}`);
+    let settings: Map<string, string>;
+    let role: RedisReply;
+    try {
+      settings = pairsOf(await node.send(['CONFIG', 'GET', 'maxmemory-policy', 'appendonly', 'appendfsync', 'min-replicas-to-write']));
+      role = await node.send(['ROLE']);
+    } catch (err) {
+      say(`cannot read its settings (${(err as Error).message}), so berth cannot tell whether it can lose pool data; allow CONFIG GET and ROLE to berth's user`);
+      return out;
+    }
+    const policy = settings.get('maxmemory-policy') ?? '';
+    if (policy.startsWith('allkeys-')) {
+      say(`maxmemory-policy ${policy} evicts any key when memory is full, pool records among them (an evicted record is an address handed out twice); set maxmemory-policy noeviction`);
+    }
+    if (settings.get('appendonly') !== 'yes') {
+      say('appendonly no: a restart loses every change since the last snapshot, and replicas that resync from a master restarted empty lose them too; set appendonly yes and appendfsync always');
+    } else if (settings.get('appendfsync') !== 'always') {
+      say(`appendfsync ${settings.get('appendfsync') ?? '?'}: a crash of the host loses the acknowledged changes of up to the last second; set appendfsync always`);
+    }
+    const replicas = Array.isArray(role) && role[0] === 'master' && Array.isArray(role[2]) ? role[2].length : 0;
+    if (replicas > 0 && Number(settings.get('min-replicas-to-write') ?? '0') === 0) {
+      say(
+        `${replicas} ${replicas === 1 ? 'replica' : 'replicas'} but min-replicas-to-write 0: a master cut off from its replicas keeps taking changes that a failover then discards (berth waits for a replica before it acknowledges; writers with ?replicas=0 do not); set min-replicas-to-write 1`,
+      );
+    }
+    if (replicas > 0 && requiredReplicas(this.loc, replicas) === 0) {
+      say(`?replicas=0 on the store URL while it has ${replicas} ${replicas === 1 ? 'replica' : 'replicas'}: changes are acknowledged before any replica holds them, and a failover loses them`);
+    }
+    return out;
   }
 
   private async send(args: RedisArg[]): Promise<RedisReply> {
     try {
       return await this.conn.send(args);
+    } catch (err) {
+      throw this.mapError(err);
+    }
+  }
+
+  private async write(args: RedisArg[]): Promise<RedisReply> {
+    try {
+      return await this.conn.write(args);
     } catch (err) {
       throw this.mapError(err);
     }
@@ -411,6 +644,15 @@ export class RedisStore implements Store {
 
   private mapError(err: unknown): Error {
     if (err instanceof BerthError) return err;
+    if (err instanceof UnconfirmedWriteError) {
+      // WAIT rolls nothing back: say what the caller cannot know, and what to do about it.
+      return new BerthError(
+        'STORE_UNAVAILABLE',
+        `failed to confirm a change on store ${this.location}: ${err.message}; it may have been applied on the master all the same, so repeat the same request (ADD and DEL are idempotent per attachment) or look at the address before acting on it`,
+        { unconfirmed: true, acked: err.acked, required: err.required },
+        { cause: err },
+      );
+    }
     const msg = (err as Error)?.message ?? String(err);
     // A server that is loading, full, read-only, failing over or refusing us is unavailable, not corrupt.
     if (err instanceof RedisReplyError && !/^(NOAUTH|WRONGPASS|NOPERM|LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|MOVED|ASK|OOM|MISCONF|NOREPLICAS|NOTBUSY|UNBLOCKED)/.test(msg)) {
@@ -453,6 +695,9 @@ function readEntry(raw: string, name: string): RegistryEntry {
     throw new BerthError('STORE_CORRUPT', `failed to read the registry entry of pool "${name}": missing id or conf`);
   }
   entry.conf = readPoolConfig(JSON.stringify(entry.conf), `registry entry of pool "${name}"`);
+  if (entry.st !== undefined && entry.st !== 'creating' && entry.st !== 'removing') {
+    throw new BerthError('STORE_CORRUPT', `failed to read the registry entry of pool "${name}": unknown state ${JSON.stringify(entry.st)}`);
+  }
   return entry;
 }
 

@@ -1,12 +1,31 @@
-// berth's own RESP2 client, for one-shot processes (CNI plugins, CLI): a plugin
-// must answer within 25 ms of `node -e 0` and loading ioredis alone costs
-// ~85 ms. So only node:net loads up front (node:tls and node:fs only for
-// rediss://), and nothing outlives the work: no reconnect loop, no timer left
-// armed once the last reply is in, and an idle socket does not hold the process.
+// berth's own RESP2 client, for one-shot processes (CNI plugins, CLI), and for
+// Redis Cluster everywhere: a plugin must answer within 25 ms of `node -e 0`
+// and loading ioredis alone costs ~85 ms. So only node:net loads up front
+// (node:tls and node:fs only for rediss://), and nothing outlives the work: no
+// reconnect loop, no timer left armed once the last reply is in, and an idle
+// socket does not hold the process.
+//
+// It follows the master: a command the server refused before running it
+// (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, LOADING, BUSY; READONLY, MASTERDOWN and
+// NOREPLICAS behind Sentinel or in a cluster) is sent again, to the node named
+// or found afresh, until the command timeout. A command that may have run (its
+// connection broke after it was written) is never sent again: the caller
+// decides, since only it knows whether repeating is safe.
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { createRequire } from 'node:module';
 import { readPasswordFiles, type Warn } from './password-files.js';
-import { RedisReplyError, type RedisArg, type RedisConn, type RedisLocation, type RedisReply } from './redis-conn.js';
+import { commandKey, keySlot, nodeName, parseClusterNodes, parseRedirect, routingIndex, SlotMap, splitNode } from './cluster-map.js';
+import {
+  RedisReplyError,
+  requiredReplicas,
+  UnconfirmedWriteError,
+  waitTimeout,
+  type RedisArg,
+  type RedisConn,
+  type RedisLocation,
+  type RedisNode,
+  type RedisReply,
+} from './redis-conn.js';
 
 /**
  * Loads a module only where needed (node:tls for rediss://). A require, not
@@ -34,6 +53,22 @@ const LF = 10;
 const EMPTY = Buffer.alloc(0);
 /** How long close() waits for QUIT's reply at most. */
 const QUIT_WAIT_MS = 1000;
+/**
+ * The most bytes one reply may take. berth's largest replies are a pool's
+ * records (HGETALL: ~180 bytes per address in use, so this is room for some
+ * 350,000) and its history pages; a server that sends more is broken or
+ * hostile, and the connection is dropped rather than buffered without end.
+ */
+export const MAX_REPLY_BYTES = 64 * 1024 * 1024;
+/**
+ * How long what a link learned about the replicas (the default of ?replicas)
+ * is trusted: a long-lived client reads it again, so a replica added since
+ * is waited for.
+ */
+export const TOPOLOGY_TTL_MS = 60_000;
+/** First and longest pause before a refused command is sent again. */
+const RETRY_PAUSE_MS = 10;
+const RETRY_PAUSE_MAX_MS = 200;
 
 /** Encodes one command as a RESP2 array of bulk strings (lengths in UTF-8 bytes). */
 export function encodeCommand(args: readonly RedisArg[]): string {
@@ -71,8 +106,13 @@ export class RespParser {
   private bulkLen = -1;
   private bulkParts: Buffer[] = [];
   private bulkHave = 0;
+  /** bytes of the reply being decoded, so far */
+  private used = 0;
 
-  constructor(private readonly onReply: (reply: Slot) => void) {}
+  constructor(
+    private readonly onReply: (reply: Slot) => void,
+    private readonly maxReply = MAX_REPLY_BYTES,
+  ) {}
 
   /** Decodes what it can of one more chunk; throws on a protocol error. */
   feed(chunk: Buffer): void {
@@ -99,7 +139,11 @@ export class RespParser {
     let pos = 0;
     while (pos < buf.length) {
       const lf = buf.indexOf(LF, pos);
-      if (lf < 0) break;
+      if (lf < 0) {
+        if (this.used + buf.length - pos > this.maxReply) this.tooLarge();
+        break;
+      }
+      this.charge(lf + 1 - pos);
       // the line after the type byte is buf[pos + 1, end)
       const end = lf - 1;
       if (end <= pos || buf[end] !== CR) throw new Error(`protocol error: malformed line "${buf.toString('latin1', pos, lf)}"`);
@@ -119,6 +163,7 @@ export class RespParser {
         case 0x24: {
           // $bulk string
           const len = readLength(buf, start, end);
+          if (len >= 0) this.charge(len + 2);
           if (len < 0) {
             this.push(null);
           } else if (buf.length >= pos + len + 2) {
@@ -151,11 +196,22 @@ export class RespParser {
     this.buf = pos >= buf.length ? EMPTY : buf.subarray(pos);
   }
 
+  /** Counts bytes of the current reply; throws past the bound, before the bytes are awaited or kept. */
+  private charge(bytes: number): void {
+    this.used += bytes;
+    if (this.used > this.maxReply) this.tooLarge();
+  }
+
+  private tooLarge(): never {
+    throw new Error(`protocol error: a reply larger than ${this.maxReply} bytes`);
+  }
+
   private push(value: Slot): void {
     let v = value;
     for (;;) {
       const top = this.stack[this.stack.length - 1];
       if (!top) {
+        this.used = 0;
         this.onReply(v);
         return;
       }
@@ -185,9 +241,6 @@ function commandName(args: readonly RedisArg[]): string {
   return String(args[0] ?? '').slice(0, 32).toUpperCase();
 }
 
-function hostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
 
 /**
  * One connection: writes commands, matches replies to them in FIFO order and
@@ -197,6 +250,8 @@ function hostPort(host: string, port: number): string {
  */
 class Link {
   down = false;
+  /** no new command goes here; the link ends once the replies due are in */
+  retired = false;
   /** called once when the link ends */
   onDown: () => void = () => {};
   private connected = false;
@@ -260,6 +315,12 @@ class Link {
     this.fail('connection closed by the client');
   }
 
+  /** Takes no more commands, and ends once the replies already due are in. */
+  retire(): void {
+    this.retired = true;
+    if (this.waiting.length === 0) this.destroy();
+  }
+
   private reply(reply: Slot): void {
     const w = this.waiting.shift();
     if (!w) {
@@ -273,6 +334,7 @@ class Link {
       this.socket.unref();
     }
     w.settle(reply);
+    if (this.retired && this.waiting.length === 0) this.destroy();
   }
 
   /** One timer, for the oldest waiter: commands are written in order with the same bound, so it is due first. */
@@ -304,92 +366,152 @@ class Link {
   }
 }
 
-/** Sends commands on one link and resolves with their replies, error replies included. */
+/**
+ * Sends commands on one link and resolves with their replies, error replies
+ * included. Rejects, with nothing written, when the arguments cannot be encoded.
+ */
 function request(link: Link, commands: RedisArg[][], label: string, deadline: number, limit: number): Promise<Slot[]> {
   return new Promise((resolve, reject) => {
+    let payload: string;
+    try {
+      payload = commands.map(encodeCommand).join('');
+    } catch (err) {
+      reject(err);
+      return;
+    }
     const out: Slot[] = [];
     const settle = (r: Slot) => {
       out.push(r);
       if (out.length === commands.length) resolve(out);
     };
     link.send(
-      commands.map(encodeCommand).join(''),
+      payload,
       commands.map(() => ({ label, deadline, limit, settle, fail: reject })),
     );
   });
 }
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The replicas a ROLE reply lists for a master (0 for a replica), or undefined for no ROLE reply. */
+function replicasOfRole(role: Slot | undefined): number | undefined {
+  if (!Array.isArray(role)) return undefined;
+  if (role[0] !== 'master') return 0;
+  return Array.isArray(role[2]) ? role[2].length : 0;
+}
+
+/** What a link was opened with: the replicas a failover could promote in place of its server (see requiredReplicas), if known. */
+interface Opened {
+  link: Link;
+  promotable: number | undefined;
+}
+
+/** One server's connection, opened lazily and again after it ends or is retired. */
+class NodeConn {
+  /** for the current link; undefined until known (a plain redis:// master is asked its ROLE by its first write) */
+  promotable: number | undefined;
+  /** when the current link was opened */
+  openedAt = 0;
+  private link: Link | null = null;
+  opening: Promise<Link> | null = null;
+
+  constructor(
+    readonly name: string,
+    private readonly opener: () => Promise<Opened>,
+  ) {}
+
+  /** The open link, or one opened now; concurrent callers share one attempt, and a failed attempt is not remembered. */
+  ready(): Promise<Link> {
+    const link = this.link;
+    if (link && !link.down && !link.retired) return Promise.resolve(link);
+    this.opening ??= this.open();
+    return this.opening;
+  }
+
+  /** The link if it is up. */
+  current(): Link | null {
+    return this.link && !this.link.down ? this.link : null;
+  }
+
+  /** Sends nothing more on the current link (it ends once its replies are in): the next command opens a new one. */
+  retire(): void {
+    this.link?.retire();
+    this.link = null;
+  }
+
+  private async open(): Promise<Link> {
+    try {
+      const { link, promotable } = await this.opener();
+      this.promotable = promotable;
+      this.openedAt = Date.now();
+      this.link = link;
+      link.onDown = () => {
+        if (this.link === link) this.link = null;
+      };
+      return link;
+    } finally {
+      // Before any caller resumes: one that sends again from its rejection handler must start a new attempt.
+      this.opening = null;
+    }
+  }
+}
+
+/** The one NodeConn outside a cluster: the host, or the master the sentinels name. */
+const MASTER = 'master';
+
+/** How a refused command is sent again: at once to another node, or after a pause. */
+type Retry = { ask: string } | { now: true } | { pause: true };
+
 /**
- * A RedisConn on one lazily opened connection, commands pipelined on it.
- * After a failure the next command connects afresh, once; nothing retries in
- * the background. Sentinel: asks each sentinel in turn for the master, and
- * takes it only if its ROLE says master.
+ * A RedisConn: one lazily opened connection to the master (the host, or the
+ * master the sentinels name, taken only if its ROLE says master), or in a
+ * cluster one per master, found through the slot map. Commands are pipelined
+ * on their connection. After a failure the next command connects afresh;
+ * nothing retries in the background.
  */
 export class RespClient implements RedisConn {
-  private link: Link | null = null;
-  /** commands waiting for the connection being opened */
-  private queue: Array<{ payload: string; waiters: Waiter[] }> = [];
-  private connecting: Promise<void> | null = null;
-  /** links being opened, so close() can cut a connection attempt short */
+  /** Redirections and retries followed so far (tests and the benchmark read them). */
+  readonly stats = { moved: 0, ask: 0, retries: 0, mapLoads: 0, retired: 0 };
+  private readonly nodes = new Map<string, NodeConn>();
+  /** links being connected, so close() can cut a connection attempt short */
   private readonly opening = new Set<Link>();
   private closing: Promise<void> | null = null;
   private tlsOptions: Promise<import('node:tls').ConnectionOptions> | undefined;
   private readonly loc: RedisLocation;
+  private map: SlotMap | null = null;
+  private mapStale = false;
+  private mapAt = 0;
+  private mapLoad: Promise<SlotMap> | null = null;
 
   /** Reads the location's password files now; `warn` hears of one others can read. */
   constructor(loc: RedisLocation, warn?: Warn) {
     this.loc = readPasswordFiles(loc, warn);
   }
 
-  send(args: RedisArg[]): Promise<RedisReply> {
-    return new Promise((resolve, reject) => {
-      let payload: string;
-      try {
-        payload = encodeCommand(args);
-      } catch (err) {
-        reject(err);
-        return;
-      }
-      this.dispatch(payload, [
-        {
-          label: `run ${commandName(args)} on`,
-          deadline: 0,
-          limit: 0,
-          settle: (r) => (r instanceof RedisReplyError ? reject(r) : resolve(r)),
-          fail: reject,
-        },
-      ]);
-    });
+  async send(args: RedisArg[]): Promise<RedisReply> {
+    const [reply] = await this.exec([args], false);
+    if (reply instanceof RedisReplyError) throw reply;
+    return reply!;
   }
 
-  pipeline(commands: RedisArg[][]): Promise<Slot[]> {
-    if (commands.length === 0) return Promise.resolve([]);
-    return new Promise((resolve, reject) => {
-      let payload: string;
-      try {
-        payload = commands.map(encodeCommand).join('');
-      } catch (err) {
-        reject(err);
-        return;
-      }
-      const out = new Array<Slot>(commands.length);
-      let left = commands.length;
-      const first = commandName(commands[0]!);
-      const label = commands.length === 1 ? `run ${first} on` : `run a pipeline of ${commands.length} commands (${first}, …) on`;
-      this.dispatch(
-        payload,
-        commands.map((_, i) => ({
-          label,
-          deadline: 0,
-          limit: 0,
-          settle: (r: Slot) => {
-            out[i] = r;
-            if (--left === 0) resolve(out);
-          },
-          fail: reject,
-        })),
-      );
-    });
+  async pipeline(commands: RedisArg[][]): Promise<Slot[]> {
+    if (commands.length === 0) return [];
+    return this.exec(commands, false);
+  }
+
+  async write(args: RedisArg[]): Promise<RedisReply> {
+    const [reply] = await this.exec([args], true);
+    if (reply instanceof RedisReplyError) throw reply;
+    return reply!;
+  }
+
+  async masters(): Promise<RedisNode[]> {
+    if (!this.loc.cluster) {
+      const link = await this.node(MASTER).ready();
+      return [{ name: link.addr, send: (args) => this.send(args) }];
+    }
+    const map = await this.slotMap();
+    return map.masters().map((name) => ({ name, send: (args) => this.sendTo(name, args) }));
   }
 
   close(): Promise<void> {
@@ -397,11 +519,35 @@ export class RespClient implements RedisConn {
     return this.closing;
   }
 
+  /** Replicas the sentinels know for the master, down ones included (for a client that asks sentinels itself, like ioredis). */
+  async sentinelReplicas(): Promise<number> {
+    const { loc } = this;
+    const deadline = Date.now() + loc.connectTimeout;
+    const said: string[] = [];
+    for (let i = 0; i < loc.hosts.length; i++) {
+      const s = loc.hosts[i]!;
+      const now = Date.now();
+      const share = Math.floor((deadline - now) / (loc.hosts.length - i));
+      if (share <= 0) break;
+      try {
+        const answer = await this.askSentinel(s.host, s.port, now + share, share, true);
+        if (answer) return answer.replicas;
+        said.push(`sentinel ${nodeName(s.host, s.port)}: does not know master "${loc.sentinelName}"`);
+      } catch (err) {
+        said.push(`sentinel ${nodeName(s.host, s.port)}: ${(err as Error).message}`);
+      }
+    }
+    throw new Error(`failed to ask the sentinels for the replicas of "${loc.sentinelName}": ${said.join('; ')}`);
+  }
+
   private async shutdown(): Promise<void> {
     for (const link of this.opening) link.destroy();
-    await this.connecting;
-    const link = this.link;
-    this.link = null;
+    const nodes = [...this.nodes.values()];
+    await Promise.all(nodes.map((n) => n.opening?.catch(() => {})));
+    await Promise.all(nodes.map((n) => this.quit(n.current())));
+  }
+
+  private async quit(link: Link | null): Promise<void> {
     if (!link || link.down) return;
     let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((resolve) => {
@@ -413,77 +559,223 @@ export class RespClient implements RedisConn {
     link.destroy();
   }
 
-  private dispatch(payload: string, waiters: Waiter[]): void {
-    if (this.closing) {
-      const err = new Error(`failed to ${waiters[0]!.label} redis: the client is closed`);
-      for (const w of waiters) w.fail(err);
-      return;
-    }
-    if (this.link && !this.link.down) {
-      const deadline = Date.now() + this.loc.timeout;
-      for (const w of waiters) {
-        w.deadline = deadline;
-        w.limit = this.loc.timeout;
-      }
-      this.link.send(payload, waiters);
-      return;
-    }
-    this.queue.push({ payload, waiters });
-    this.connecting ??= this.connect();
-  }
-
-  /** Opens the connection and writes the queued commands, or fails them all with why it could not. */
-  private async connect(): Promise<void> {
-    let link: Link | null = null;
-    let error: Error | null = null;
-    try {
-      link = await this.open();
-    } catch (err) {
-      error = err as Error;
-    }
-    this.opening.clear();
-    // Before any waiter settles: a command sent from a rejection handler must start a new attempt, not wait on this one.
-    this.connecting = null;
-    const queued = this.queue.splice(0);
-    if (this.closing) {
-      link?.destroy();
-      link = null;
-      error = new Error('failed to connect to redis: the client is closed');
-    }
-    if (!link) {
-      for (const q of queued) for (const w of q.waiters) w.fail(error!);
-      return;
-    }
-    const current = link;
-    this.link = current;
-    current.onDown = () => {
-      if (this.link === current) this.link = null;
-    };
+  /**
+   * Sends commands to the node they belong to and returns their replies. A
+   * refusal the server gives before running anything is followed, within the
+   * timeout; past it, the refusal is returned for the caller to report. With
+   * `write`, WAIT follows the commands on the same link when replicas must
+   * confirm, and too few confirmations throw UnconfirmedWriteError.
+   */
+  private async exec(commands: RedisArg[][], write: boolean): Promise<Slot[]> {
+    const first = commandName(commands[0]!);
+    const label = commands.length === 1 ? `run ${first} on` : `run a pipeline of ${commands.length} commands (${first}, …) on`;
     const deadline = Date.now() + this.loc.timeout;
-    const waiters: Waiter[] = [];
-    for (const q of queued) {
-      for (const w of q.waiters) {
-        w.deadline = deadline;
-        w.limit = this.loc.timeout;
-        waiters.push(w);
+    const routed = routingIndex(commands);
+    let ask: string | undefined;
+    let pause = RETRY_PAUSE_MS;
+    for (;;) {
+      if (this.closing) throw new Error(`failed to ${label} redis: the client is closed`);
+      let node: NodeConn;
+      let link: Link;
+      try {
+        node = ask !== undefined ? this.node(ask) : await this.route(commands[routed]!);
+        // what the link knows of the replicas may be old: a change goes on a fresh link, which learns it again
+        if (write && !this.loc.cluster && this.loc.replicas === undefined && node.current() && Date.now() - node.openedAt > TOPOLOGY_TTL_MS) node.retire();
+        link = await node.ready();
+      } catch (err) {
+        if (this.closing) throw new Error(`failed to ${label} redis: the client is closed`, { cause: err });
+        // Nothing was written. In a cluster the node may be failing over: a fresh map may name its successor.
+        if (!this.loc.cluster || Date.now() + pause >= deadline) throw err;
+        this.mapStale = true;
+        ask = undefined;
+        this.stats.retries++;
+        await sleep(pause);
+        pause = Math.min(pause * 2, RETRY_PAUSE_MAX_MS);
+        continue;
+      }
+      const promotable = this.loc.cluster ? (this.map?.replicasOf(node.name) ?? 0) : node.promotable;
+      // a plain redis:// master's replicas are read by ROLE in the first write's round trip, not on every connection
+      const probe = write && this.loc.replicas === undefined && promotable === undefined;
+      let required = write && !probe ? requiredReplicas(this.loc, promotable ?? 0) : 0;
+      const waitMs = waitTimeout(this.loc);
+      const sent = [...(ask !== undefined ? [['ASKING']] : []), ...(probe ? [['ROLE']] : []), ...commands];
+      if (required > 0) sent.push(['WAIT', required, waitMs]);
+      const replies = await request(link, sent, label, Date.now() + this.loc.timeout, this.loc.timeout);
+      if (ask !== undefined) replies.shift();
+      const role = probe ? replies.shift() : undefined;
+      let waited = required > 0 ? replies.pop() : undefined;
+      ask = undefined;
+      const head = replies[routed];
+      const retry = head instanceof RedisReplyError ? this.refused(head, node) : undefined;
+      if (!retry) {
+        if (write && !(head instanceof RedisReplyError)) {
+          if (probe) {
+            const known = replicasOfRole(role);
+            if (known === undefined) {
+              // the change ran, and whether a replica must hold it cannot be told: not acknowledged
+              this.retire(node);
+              throw new UnconfirmedWriteError(link.addr, 0, 1, 0, new Error(`cannot read ROLE (${role instanceof RedisReplyError ? role.message : JSON.stringify(role)}); allow ROLE to berth's user, or set ?replicas=N on the store URL`));
+            }
+            if (link === node.current()) node.promotable = known;
+            required = requiredReplicas(this.loc, known);
+            // the same connection: WAIT counts the replicas holding this connection's writes, the script's among them
+            if (required > 0) [waited] = await request(link, [['WAIT', required, waitMs]], 'run WAIT on', Date.now() + this.loc.timeout, this.loc.timeout);
+          }
+          if (required > 0) this.confirm(waited, required, waitMs, node, link);
+        }
+        return replies;
+      }
+      if ('ask' in retry) ask = retry.ask;
+      if (Date.now() + ('pause' in retry ? pause : 0) >= deadline) return replies;
+      this.stats.retries++;
+      if ('pause' in retry) {
+        await sleep(pause);
+        pause = Math.min(pause * 2, RETRY_PAUSE_MAX_MS);
       }
     }
-    current.send(queued.map((q) => q.payload).join(''), waiters);
   }
 
-  /** The connection to use: the one host, or the master the sentinels name; all within connectTimeout. */
-  private async open(): Promise<Link> {
+  /** How to follow an error reply that means the command did not run, or undefined for one that is the answer. */
+  private refused(err: RedisReplyError, node: NodeConn): Retry | undefined {
+    const redirect = parseRedirect(err.message);
+    if (redirect) {
+      if (!this.loc.cluster) return undefined;
+      if (redirect.kind === 'ASK') {
+        this.stats.ask++;
+        return { ask: redirect.node };
+      }
+      this.stats.moved++;
+      this.map?.moved(redirect.slot, redirect.node);
+      // a slot that moved may mean a failover moved many: the next command reads the map again
+      this.mapStale = true;
+      return { now: true };
+    }
+    const code = err.message.split(' ', 1)[0];
+    switch (code) {
+      case 'TRYAGAIN': // a multi-key command during a slot migration
+      case 'LOADING':
+      case 'BUSY':
+        return { pause: true };
+      case 'CLUSTERDOWN':
+        if (!this.loc.cluster) return undefined;
+        this.mapStale = true;
+        return { pause: true };
+      case 'READONLY': // a demoted master
+      case 'MASTERDOWN':
+      case 'NOREPLICAS': // a master cut off from its replicas (min-replicas-to-write)
+        if (!this.loc.cluster && !this.loc.sentinelName) return undefined;
+        this.retire(node);
+        return { pause: true };
+      default:
+        return undefined;
+    }
+  }
+
+  /** Throws unless WAIT counted enough replicas; a link that cannot confirm is not used again. */
+  private confirm(waited: Slot | undefined, required: number, waitMs: number, node: NodeConn, link: Link): void {
+    if (typeof waited === 'number' && waited >= required) return;
+    this.retire(node);
+    throw new UnconfirmedWriteError(link.addr, typeof waited === 'number' ? waited : 0, required, waitMs, waited instanceof RedisReplyError ? waited : undefined);
+  }
+
+  /** The master may have moved: its link takes no more commands, and the next command finds the master again. */
+  private retire(node: NodeConn): void {
+    this.stats.retired++;
+    node.retire();
+    if (this.loc.cluster) this.mapStale = true;
+  }
+
+  private async sendTo(name: string, args: RedisArg[]): Promise<RedisReply> {
+    const link = await this.node(name).ready();
+    const [reply] = await request(link, [args], `run ${commandName(args)} on`, Date.now() + this.loc.timeout, this.loc.timeout);
+    if (reply instanceof RedisReplyError) throw reply;
+    return reply!;
+  }
+
+  /** The node a command goes to: the master, or in a cluster the master of its key's slot. */
+  private async route(command: RedisArg[]): Promise<NodeConn> {
+    if (!this.loc.cluster) return this.node(MASTER);
+    const map = await this.slotMap();
+    const key = commandKey(command);
+    const slot = key === undefined ? undefined : keySlot(key);
+    const name = slot === undefined ? map.masters()[0] : map.masterOf(slot);
+    if (name === undefined) {
+      this.mapStale = true;
+      throw new Error(`failed to route to the redis cluster: no master serves slot ${slot ?? '(any)'}`);
+    }
+    return this.node(name);
+  }
+
+  private node(name: string): NodeConn {
+    let n = this.nodes.get(name);
+    if (!n) {
+      const at = splitNode(name);
+      n = new NodeConn(name, () => {
+        const deadline = Date.now() + this.loc.connectTimeout;
+        if (name === MASTER) return this.openMaster(deadline);
+        if (!at) throw new Error(`failed to connect to redis: "${name}" is not host:port`);
+        return this.openServer(at.host, at.port, deadline, this.loc.connectTimeout, 'plain');
+      });
+      this.nodes.set(name, n);
+    }
+    return n;
+  }
+
+  /** The slot map, read from the first node that answers when there is none yet or it is stale. */
+  private async slotMap(): Promise<SlotMap> {
+    if (this.map && !this.mapStale && Date.now() - this.mapAt <= TOPOLOGY_TTL_MS) return this.map;
+    this.mapLoad ??= this.loadMap().finally(() => {
+      this.mapLoad = null;
+    });
+    return this.mapLoad;
+  }
+
+  private async loadMap(): Promise<SlotMap> {
+    this.stats.mapLoads++;
+    const seeds = this.loc.hosts.map((h) => nodeName(h.host, h.port));
+    const candidates = [...new Set([...(this.map?.masters() ?? []), ...seeds, ...(this.map?.nodes() ?? [])])];
+    const deadline = Date.now() + this.loc.connectTimeout;
+    const said: string[] = [];
+    for (let i = 0; i < candidates.length; i++) {
+      const name = candidates[i]!;
+      const now = Date.now();
+      // a node that does not answer may take only its share of the time left, so the others get asked
+      const share = Math.floor((deadline - now) / (candidates.length - i));
+      if (share <= 0) break;
+      try {
+        const link = await Promise.race([
+          this.node(name).ready(),
+          sleep(share).then(() => {
+            throw new Error(`connection not ready after ${share} ms`);
+          }),
+        ]);
+        const [text] = await request(link, [['CLUSTER', 'NODES']], 'run CLUSTER NODES on', now + share, share);
+        if (text instanceof RedisReplyError) throw text;
+        const map = new SlotMap(parseClusterNodes(String(text), splitNode(name)!.host));
+        if (map.masters().length === 0) throw new Error('it knows no master that serves slots');
+        this.map = map;
+        this.mapStale = false;
+        this.mapAt = Date.now();
+        return map;
+      } catch (err) {
+        said.push(`${name}: ${(err as Error).message}`);
+      }
+    }
+    throw new Error(`failed to read the slot map of the redis cluster (seeds ${seeds.join(', ')}): ${said.join('; ') || 'no node asked in time'}`);
+  }
+
+  /** The master: the one host, or the one the sentinels name; all within connectTimeout. */
+  private async openMaster(deadline: number): Promise<Opened> {
     const { loc } = this;
-    const deadline = Date.now() + loc.connectTimeout;
     if (!loc.sentinelName) {
       const h = loc.hosts[0];
       if (!h) throw new Error('failed to connect to redis: no host given');
-      return this.openServer(h.host, h.port, deadline, loc.connectTimeout, false);
+      return this.openServer(h.host, h.port, deadline, loc.connectTimeout, 'plain');
     }
     const said: string[] = [];
     for (let i = 0; i < loc.hosts.length; i++) {
       const s = loc.hosts[i]!;
-      const sentinel = hostPort(s.host, s.port);
+      const sentinel = nodeName(s.host, s.port);
       const now = Date.now();
       if (now >= deadline) {
         said.push(`sentinel ${sentinel}: not asked, the ${loc.connectTimeout} ms connect timeout ran out`);
@@ -491,9 +783,9 @@ export class RespClient implements RedisConn {
       }
       // A sentinel that does not answer may take only its share of the time left, so the others get asked.
       const share = Math.floor((deadline - now) / (loc.hosts.length - i));
-      let master: { host: string; port: number } | null;
+      let master: { host: string; port: number; replicas: number } | null;
       try {
-        master = await this.askSentinel(s.host, s.port, now + share, share);
+        master = await this.askSentinel(s.host, s.port, now + share, share, loc.replicas === undefined);
       } catch (err) {
         said.push(`sentinel ${sentinel}: ${(err as Error).message}`);
         continue;
@@ -503,29 +795,35 @@ export class RespClient implements RedisConn {
         continue;
       }
       try {
-        return await this.openServer(master.host, master.port, deadline, loc.connectTimeout, true);
+        const opened = await this.openServer(master.host, master.port, deadline, loc.connectTimeout, 'master');
+        return { link: opened.link, promotable: loc.replicas === undefined ? master.replicas : 0 };
       } catch (err) {
-        said.push(`sentinel ${sentinel} named ${hostPort(master.host, master.port)}: ${(err as Error).message}`);
+        said.push(`sentinel ${sentinel} named ${nodeName(master.host, master.port)}: ${(err as Error).message}`);
       }
     }
     throw new Error(`failed to find the redis master "${loc.sentinelName}" through sentinels: ${said.join('; ')}`);
   }
 
-  /** Connects to a Redis server and runs AUTH, SELECT (and ROLE, for a master named by a sentinel) before anything else. */
-  private async openServer(host: string, port: number, deadline: number, limit: number, checkRole: boolean): Promise<Link> {
+  /**
+   * Connects to a Redis server and runs AUTH and SELECT, and with `role`
+   * 'master' ROLE (a sentinel's answer can be stale), before anything else.
+   */
+  private async openServer(host: string, port: number, deadline: number, limit: number, role: 'plain' | 'master'): Promise<Opened> {
     const { loc } = this;
     const link = await this.openLink(host, port, deadline, limit);
     const hello: RedisArg[][] = [];
     if (loc.password !== undefined) hello.push(loc.username ? ['AUTH', loc.username, loc.password] : ['AUTH', loc.password]);
-    if (loc.db !== 0) hello.push(['SELECT', loc.db]);
-    if (checkRole) hello.push(['ROLE']);
-    if (hello.length === 0) return link;
+    if (loc.db !== 0 && !loc.cluster) hello.push(['SELECT', loc.db]);
+    if (role === 'master') hello.push(['ROLE']);
+    if (hello.length === 0) return this.handOver(link);
     let replies: Slot[];
     try {
       replies = await request(link, hello, 'connect to', deadline, limit);
     } catch (err) {
       link.destroy();
       throw err;
+    } finally {
+      this.opening.delete(link);
     }
     // AUTH or SELECT refused (WRONGPASS, NOAUTH…): the server's own error, for every queued command
     const refused = replies.find((r) => r instanceof RedisReplyError);
@@ -533,19 +831,39 @@ export class RespClient implements RedisConn {
       link.destroy();
       throw refused;
     }
-    if (checkRole) {
-      const role = replies[replies.length - 1];
-      const name = Array.isArray(role) ? role[0] : role;
+    if (role === 'master') {
+      const reply = replies[replies.length - 1];
+      const name = Array.isArray(reply) ? reply[0] : reply;
       if (name !== 'master') {
         link.destroy();
         throw new Error(`ROLE says ${JSON.stringify(name)}, not master`);
       }
     }
-    return link;
+    return this.handOver(link);
   }
 
-  /** The master's address a sentinel gives, or null when it does not know the name. */
-  private async askSentinel(host: string, port: number, deadline: number, limit: number): Promise<{ host: string; port: number } | null> {
+  /** A link past its connection steps: close() no longer cuts it short, it closes it. */
+  private handOver(link: Link): Opened {
+    this.opening.delete(link);
+    if (this.closing) {
+      link.destroy();
+      throw new Error('failed to connect to redis: the client is closed');
+    }
+    return { link, promotable: undefined };
+  }
+
+  /**
+   * The master's address a sentinel gives, or null when it does not know the
+   * name; with `countReplicas`, also the replicas it knows for it, down ones
+   * included (SENTINEL REPLICAS), in the same round trip.
+   */
+  private async askSentinel(
+    host: string,
+    port: number,
+    deadline: number,
+    limit: number,
+    countReplicas: boolean,
+  ): Promise<{ host: string; port: number; replicas: number } | null> {
     const { loc } = this;
     const link = await this.openLink(host, port, deadline, limit);
     try {
@@ -554,7 +872,9 @@ export class RespClient implements RedisConn {
         ask.push(loc.sentinelUsername ? ['AUTH', loc.sentinelUsername, loc.sentinelPassword] : ['AUTH', loc.sentinelPassword]);
       }
       ask.push(['SENTINEL', 'get-master-addr-by-name', loc.sentinelName!]);
+      if (countReplicas) ask.push(['SENTINEL', 'REPLICAS', loc.sentinelName!]);
       const replies = await request(link, ask, 'connect to', deadline, limit);
+      const known = countReplicas ? replies.pop() : undefined;
       const refused = replies.find((r) => r instanceof RedisReplyError);
       if (refused) throw refused;
       const addr = replies[replies.length - 1];
@@ -563,8 +883,10 @@ export class RespClient implements RedisConn {
       if (!Array.isArray(addr) || typeof addr[0] !== 'string' || !Number.isInteger(masterPort) || masterPort < 1 || masterPort > 65535) {
         throw new Error(`unexpected answer ${JSON.stringify(addr)}`);
       }
-      return { host: addr[0], port: masterPort };
+      if (known instanceof RedisReplyError) throw new Error(`SENTINEL REPLICAS: ${known.message}`);
+      return { host: addr[0], port: masterPort, replicas: Array.isArray(known) ? known.length : 0 };
     } finally {
+      this.opening.delete(link);
       link.destroy();
     }
   }
@@ -587,9 +909,15 @@ export class RespClient implements RedisConn {
       socket = netConnect({ host, port });
     }
     socket.setNoDelay(true);
-    const link = new Link(socket, hostPort(host, port));
+    const link = new Link(socket, nodeName(host, port));
+    // until handed over (handOver) or given up: close() cuts it short
     this.opening.add(link);
-    await link.connect(this.loc.tls ? 'secureConnect' : 'connect', deadline, limit);
+    try {
+      await link.connect(this.loc.tls ? 'secureConnect' : 'connect', deadline, limit);
+    } catch (err) {
+      this.opening.delete(link);
+      throw err;
+    }
     return link;
   }
 

@@ -1,4 +1,5 @@
-// Store URLs (CONTRACT.md): file:///dir, redis://, rediss://, redis+sentinel://.
+// Store URLs (CONTRACT.md): file:///dir, redis://, rediss://, redis+sentinel://,
+// redis+cluster://.
 import { ValidationError } from './errors.js';
 
 export const DEFAULT_STORE = 'file:///var/lib/berth';
@@ -11,6 +12,10 @@ export type StoreLocation =
       hosts: Array<{ host: string; port: number }>;
       /** Sentinel master name; absent for a direct connection */
       sentinelName?: string;
+      /** Redis Cluster: `hosts` are seed nodes */
+      cluster?: boolean;
+      /** replicas that must hold a change before it is acknowledged; absent: the default of requiredReplicas() (redis-conn.ts) */
+      replicas?: number;
       username?: string;
       password?: string;
       db: number;
@@ -42,6 +47,7 @@ const QUERY_KEYS = new Set([
   'sentinelPassword',
   'passwordFile',
   'sentinelPasswordFile',
+  'replicas',
 ]);
 /** Options whose value is a secret (sentinelPassword): hidden by redact(). */
 const SECRET_KEY = /password$/i;
@@ -49,7 +55,7 @@ const SECRET_KEY = /password$/i;
 const SECRET_OPTION = new RegExp(`([?&][^=&]*password=)(?:(?!&(?:${[...QUERY_KEYS].join('|')})=)[^])*`, 'gi');
 const ESCAPE_HINT = 'percent-encode "/", "?", "#", "@" and "&" in a password, and "@" in an option (%2F, %3F, %23, %40, %26)';
 // userinfo runs to the last "@" of the authority, so a host can never carry credentials into a message
-const URL_RE = /^(redis|rediss|redis\+sentinel|rediss\+sentinel):\/\/(?:([^/?#]*)@)?([^/?#@]+)(\/[^?#]*)?(?:\?([^#]*))?$/;
+const URL_RE = /^(redis|rediss|redis\+sentinel|rediss\+sentinel|redis\+cluster|rediss\+cluster):\/\/(?:([^/?#]*)@)?([^/?#@]+)(\/[^?#]*)?(?:\?([^#]*))?$/;
 
 /** The store URL to use: a flag, else BERTH_STORE, else the embedded default. */
 export function resolveStoreUrl(flag: string | undefined, env: NodeJS.ProcessEnv): string {
@@ -75,16 +81,21 @@ export function parseStoreUrl(url: unknown, field = 'store'): StoreLocation {
   if (!m) {
     throw new ValidationError(
       field,
-      `"${redact(url)}" is not a store URL (file:///DIR, redis://[user:pass@]host:port[/db], rediss://…, redis+sentinel://host:port[,host:port]/master[/db])${/[@#]/.test(url) ? `; ${ESCAPE_HINT}` : ''}`,
+      `"${redact(url)}" is not a store URL (file:///DIR, redis://[user:pass@]host:port[/db], rediss://…, redis+sentinel://host:port[,host:port]/master[/db], redis+cluster://host:port[,host:port])${/[@#]/.test(url) ? `; ${ESCAPE_HINT}` : ''}`,
     );
   }
   const [, scheme, userinfo, hostList, path = '', query = ''] = m;
   // Past this check the only "@" ends the userinfo, so no other part of the URL can hold a password to quote.
   if (path.includes('@') || query.includes('@')) throw new ValidationError(field, `"${redact(url)}" has an "@" after its host; ${ESCAPE_HINT}`);
   const sentinel = scheme!.endsWith('+sentinel');
+  const cluster = scheme!.endsWith('+cluster');
   const hosts = hostList!.split(',').map((h) => parseHostPort(h, sentinel ? 26379 : 6379, field, url));
-  if (!sentinel && hosts.length !== 1) throw new ValidationError(field, 'a redis:// URL names one host; use redis+sentinel:// for several');
+  if (!sentinel && !cluster && hosts.length !== 1) {
+    throw new ValidationError(field, 'a redis:// URL names one host; use redis+sentinel:// or redis+cluster:// for several');
+  }
   const segments = path.split('/').filter((s) => s !== '');
+  // Redis Cluster has database 0 only
+  if (cluster && segments.length > 0) throw new ValidationError(field, `redis+cluster:// takes no path (a cluster has database 0 only), got "${path}"`);
   let sentinelName: string | undefined;
   if (sentinel) {
     sentinelName = segments.shift();
@@ -105,6 +116,7 @@ export function parseStoreUrl(url: unknown, field = 'store'): StoreLocation {
     connectTimeout: 2000,
   };
   if (sentinelName) loc.sentinelName = sentinelName;
+  if (cluster) loc.cluster = true;
   let prev = '';
   for (const [k, v] of new URLSearchParams(query)) {
     if (!QUERY_KEYS.has(k)) {
@@ -130,6 +142,12 @@ export function parseStoreUrl(url: unknown, field = 'store'): StoreLocation {
         if (!v.startsWith('/') || v.includes('\0')) throw new ValidationError(`${field}.${k}`, `must be an absolute path, got ${JSON.stringify(v)}`);
         loc[k] = v;
         break;
+      case 'replicas': {
+        const n = Number(v);
+        if (!/^\d{1,2}$/.test(v) || n > 16) throw new ValidationError(`${field}.replicas`, 'must be a number of replicas from 0 to 16');
+        loc.replicas = n;
+        break;
+      }
       default:
         loc[k as 'ca' | 'cert' | 'key' | 'servername' | 'sentinelUsername' | 'sentinelPassword'] = v;
     }

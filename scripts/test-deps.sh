@@ -5,7 +5,8 @@
 set -euo pipefail
 
 packages=(
-  redis-server   # the Redis store (tests start their own on a free port, plain, AUTH and TLS)
+  redis-server   # the Redis store (tests start their own on a free port, plain, AUTH and TLS; Sentinel is redis-server --sentinel; redis-cli --cluster makes clusters)
+  iptables       # the failover tests cut a master off from its replicas and sentinels on loopback
   openssl        # certificates for the Redis TLS test
   iproute2       # network namespaces for the CNI tests
   containernetworking-plugins  # the reference plugins: berth-ipam under the reference bridge; host-local in the benchmark

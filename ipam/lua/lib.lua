@@ -59,14 +59,15 @@ local function load_pool()
     { cursor = cursor, gen = tonumber(gen), na = tonumber(na), nr = tonumber(nr), hmax = hmax, xmin = tonumber(xmin), raw = v[2] }
 end
 
--- writes the counters back, unless nothing changed (a read-only replica or an
--- OOM server can still answer an idempotent repeat of an ADD)
+-- writes the counters back, even unchanged: every change script ends here, so
+-- each of its answers, an idempotent repeat or a refusal included, comes after a
+-- write of its own. WAIT counts the replicas that hold a connection's last write,
+-- and that write follows, in the replication stream, everything the answer was
+-- read from (another connection's change whose own WAIT failed, say).
 local function save_meta(meta)
   local m = string.format('%s %d %d %d %d', meta.cursor == '' and '-' or meta.cursor, meta.gen, meta.na, meta.nr, meta.xmin)
-  if m ~= meta.raw then
-    redis.call('HSET', K_POOL, 'm', m)
-    meta.raw = m
-  end
+  redis.call('HSET', K_POOL, 'm', m)
+  meta.raw = m
 end
 
 local function is_excluded(conf, h)

@@ -5,7 +5,7 @@ import { main } from '../../cli/main.js';
 import { formatIp, parseIp } from '../../ipam/address.js';
 import type { Store } from '../../ipam/model.js';
 import { openStore } from '../../ipam/open-store.js';
-import { skipWithoutRedis, type RedisServer } from '../helpers/redis.js';
+import { skipWithoutRedis, startRedis, type RedisServer } from '../helpers/redis.js';
 import { sharedRedis, STORE_KINDS, type StoreKind } from '../helpers/stores.js';
 
 interface Run {
@@ -298,6 +298,56 @@ for (const kind of STORE_KINDS) {
 t.test('redis: check finds and repairs damaged indexes', async (t) => {
   if (skipWithoutRedis(t)) return;
   await repairScenario(t, await sharedRedis());
+});
+
+t.test('redis: check fails on server settings that can lose pool data, and on a pool the registry does not list', async (t) => {
+  if (skipWithoutRedis(t)) return;
+  const server = await startRedis({ config: ['maxmemory-policy allkeys-lru'] });
+  t.teardown(() => server.stop());
+  const url = server.freshUrl();
+  const prefix = new URL(url.replace(/^redis:/, 'http:')).searchParams.get('prefix')!;
+  const run = cli(t, url);
+  await run('pool', 'create', 'web', '--subnet', '10.21.0.0/24');
+  const at = `redis 127.0.0.1:${server.port}`;
+
+  const warned = await berth(['--store', url, 'ipam', 'check']);
+  t.equal(warned.code, 1, 'a setting that can lose pool data fails the check');
+  t.equal(
+    warned.stdout,
+    [
+      `warning: ${at}: maxmemory-policy allkeys-lru evicts any key when memory is full, pool records among them (an evicted record is an address handed out twice); set maxmemory-policy noeviction`,
+      `warning: ${at}: appendonly no: a restart loses every change since the last snapshot, and replicas that resync from a master restarted empty lose them too; set appendonly yes and appendfsync always`,
+      'pool "web": ok',
+      '',
+    ].join('\n'),
+  );
+  t.match(warned.stderr, /^berth: store redis:\/\/127\.0\.0\.1:\d+\/0\?prefix=\w+ can lose pool data: redis [^;]+: maxmemory-policy allkeys-lru [^\n]+; redis [^\n]+: appendonly no: [^\n]+\n$/, 'all of it on one stderr line');
+  const asJson = await berth(['--store', url, 'ipam', 'check', '--json']);
+  t.equal(asJson.code, 1);
+  t.same(JSON.parse(asJson.stdout), [{ pool: 'web', findings: [], repaired: 0, remaining: [] }], '--json output keeps its shape');
+  t.equal(asJson.stderr, warned.stderr);
+
+  // settings as the README recommends: clean
+  server.cli('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+  server.cli('CONFIG', 'SET', 'appendonly', 'yes');
+  server.cli('CONFIG', 'SET', 'appendfsync', 'always');
+  await run('ipam', 'check');
+  server.cli('CONFIG', 'SET', 'appendfsync', 'everysec');
+  const everysec = await berth(['--store', url, 'ipam', 'check', 'web']);
+  t.equal(everysec.code, 1);
+  t.match(everysec.stdout, /^warning: redis [^:]+:\d+: appendfsync everysec: a crash of the host loses the acknowledged changes of up to the last second; set appendfsync always\n/);
+  server.cli('CONFIG', 'SET', 'appendfsync', 'always');
+
+  // the pool's keys are the truth: a registry entry lost (here deleted) is found on the servers and made again from the pool's own config
+  server.cli('HDEL', `${prefix}:pools`, 'web');
+  t.same(await cliJson(t, url)('pool', 'ls'), [], 'not listed');
+  const found = await berth(['--store', url, 'ipam', 'check']);
+  t.equal(found.code, 1);
+  t.match(found.stdout, /^pool "web": 1 problem\n\s+KIND\s+IP\s+REPAIRABLE\s+PROBLEM\n\s+unregistered\s+yes\s+pool "web" has keys but no registry entry/);
+  const repaired = await berth(['--store', url, 'ipam', 'check', '--repair']);
+  t.equal(repaired.code, 0, repaired.stderr);
+  t.match(repaired.stdout, /^pool "web": repaired 1 of 1 problems\npool "web": ok\n$/);
+  t.match(await cliJson(t, url)('pool', 'ls'), [{ name: 'web', subnet: '10.21.0.0/24' }], 'listed again, with its own config');
 });
 
 /** A fresh store of the kind, or null when Redis is missing and the test was skipped. */

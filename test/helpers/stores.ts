@@ -15,9 +15,13 @@ export const PROCESS_STORE_KINDS: StoreKind[] = ['file', 'redis'];
 
 let shared: Promise<RedisServer> | undefined;
 
-/** One redis-server per test process, stopped when the process ends. */
+/**
+ * One redis-server per test process, stopped when the process ends. It runs
+ * as the README recommends (AOF, fsync on every write), so that `berth ipam
+ * check`, which fails on settings that can lose pool data, passes on it.
+ */
 export function sharedRedis(): Promise<RedisServer> {
-  shared ??= startRedis();
+  shared ??= startRedis({ durable: true });
   return shared;
 }
 

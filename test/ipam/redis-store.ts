@@ -1,7 +1,7 @@
 // The Redis store where Redis itself is the subject: outages, a server that
 // stops answering, AUTH, TLS, Sentinel, memory, and contents it cannot trust.
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -13,6 +13,8 @@ import { checkPool } from '../../ipam/check.js';
 import type { Store } from '../../ipam/model.js';
 import { freePort, skipWithoutRedis, startRedis } from '../helpers/redis.js';
 import { makeCerts } from '../helpers/tls.js';
+import { haConfig, replicating, until } from '../helpers/sentinel.js';
+import { toCniError } from '../../cni/errors.js';
 
 if (!skipWithoutRedis(t)) {
   const open = async (tt: Test, url: string): Promise<Store> => {
@@ -326,16 +328,21 @@ if (!skipWithoutRedis(t)) {
     t.match(findings, [{ kind: 'bad-record', ip: '10.34.0.5', repairable: false }]);
   });
 
-  t.test('an out-of-memory server is unavailable, not corrupt; an idempotent ADD still answers', async (t) => {
+  t.test('an out-of-memory server is unavailable, not corrupt, and refuses each change whole; reads still answer', async (t) => {
     const { server, store } = await fresh(t);
     await store.createPool(buildPoolConfig({ name: 'p', subnet: '10.35.0.0/24' }));
     const a = await store.allocate('p', { containerId: 'c', ifname: 'eth0', owner: 'o' });
+    const before = server.cli('HGET', "berth:{p}:pool", 'm');
     server.cli('CONFIG', 'SET', 'maxmemory', '1');
     await t.rejects(store.allocate('p', { containerId: 'd', ifname: 'eth0', owner: 'o2' }), { code: 'STORE_UNAVAILABLE', message: /OOM/ });
-    const again = await store.allocate('p', { containerId: 'c', ifname: 'eth0', owner: 'o' });
-    t.same([again.ip, again.existing], [a.ip, true], 'the repeat of an ADD that already happened writes nothing');
+    // the script is refused before it runs (its shebang): not even a repeat, whose answer would need a write to be confirmed
+    await t.rejects(store.allocate('p', { containerId: 'c', ifname: 'eth0', owner: 'o' }), { code: 'STORE_UNAVAILABLE', message: /OOM/ });
+    await t.rejects(store.release('p', { containerId: 'c', ifname: 'eth0' }), { code: 'STORE_UNAVAILABLE', message: /OOM/ }, 'nothing half-done');
+    t.equal(server.cli('HGET', "berth:{p}:pool", 'm'), before, 'the counters are untouched');
     t.match(await store.listPools(), [{ allocated: 1, reserved: 0 }], 'the counters are read by a script that writes nothing');
+    t.match(await store.getAddress('p', a.ip), { state: 'allocated', containerId: 'c' });
     server.cli('CONFIG', 'SET', 'maxmemory', '0');
+    t.match(await store.allocate('p', { containerId: 'c', ifname: 'eth0', owner: 'o' }), { ip: a.ip, existing: true }, 'and works again once memory is back');
   });
 
   t.test('ioredis client: a first connection that failed does not poison the client', async (t) => {
@@ -355,5 +362,176 @@ if (!skipWithoutRedis(t)) {
     const started = Date.now();
     await t.rejects(store.listPools(), { code: 'STORE_UNAVAILABLE' });
     t.ok(Date.now() - started < 5000, 'bounded');
+  });
+}
+
+// --- replicas: a change is acknowledged only once a replica holds it; the registry ---
+
+if (!skipWithoutRedis(t)) {
+  const fresh = async (tt: Test) => {
+    const server = await startRedis();
+    tt.teardown(() => server.stop());
+    const store = await openStore(server.url);
+    tt.teardown(() => store.close());
+    return { server, store };
+  };
+  const replicated = async (tt: Test) => {
+    const master = await startRedis({ config: haConfig() });
+    tt.teardown(() => master.stop());
+    const replica = await startRedis({ config: [...haConfig(), `replicaof 127.0.0.1 ${master.port}`] });
+    tt.teardown(async () => {
+      replica.signal('SIGCONT');
+      await replica.stop();
+    });
+    await replicating(master, 1);
+    return { master, replica };
+  };
+
+  for (const client of ['resp', 'ioredis'] as const) {
+    t.test(`${client}: a change no replica confirms is STORE_UNAVAILABLE (CNI 11), says what to do, and is never a success`, async (t) => {
+      const { master, replica } = await replicated(t);
+      const url = `${master.url}?timeout=1000`;
+      const store = await openStore(url, { redisClient: client });
+      t.teardown(() => store.close());
+      await store.createPool(buildPoolConfig({ name: 'p', subnet: '10.40.0.0/24', hold: 0 }));
+      const a = await store.allocate('p', { containerId: 'a', ifname: 'eth0', owner: 'a' });
+      t.equal(replica.cli('HEXISTS', 'berth:{p}:addr', a.ip), '1', 'acknowledged: the replica holds it');
+
+      replica.signal('SIGSTOP');
+      const err = (await store.allocate('p', { containerId: 'b', ifname: 'eth0', owner: 'b' }).catch((e: unknown) => e)) as BerthError;
+      t.match(err, { code: 'STORE_UNAVAILABLE', details: { unconfirmed: true, acked: 0, required: 1 } });
+      t.match(
+        err.message,
+        /^failed to confirm a change on store redis:\/\/127\.0\.0\.1:\d+\/0\?timeout=1000: the change ran on 127\.0\.0\.1:\d+, but 0 of 1 replica confirmed it within 500 ms; it may have been applied on the master all the same, so repeat the same request \(ADD and DEL are idempotent per attachment\) or look at the address before acting on it$/,
+      );
+      t.equal(toCniError(err).code, 11, 'CNI: try again later');
+      const b = (await store.listAddresses('p')).find((x) => x.containerId === 'b');
+      t.ok(b, 'the master holds it all the same (WAIT rolls nothing back)');
+
+      // Every change waits, and so does the repeat of one: on a fresh connection, which has written
+      // nothing yet, WAIT alone would count the stopped replica (below); the script's own write makes it wait.
+      const fresh = await openStore(url, { redisClient: client });
+      t.teardown(() => fresh.close());
+      const changes: Array<[string, () => Promise<unknown>]> = [
+        ['the repeat of the ADD', () => fresh.allocate('p', { containerId: 'b', ifname: 'eth0', owner: 'b' })],
+        ['an ADD of the one that holds an address already', () => fresh.allocate('p', { containerId: 'a', ifname: 'eth0', owner: 'a' })],
+        ['a release', () => fresh.release('p', { containerId: 'a', ifname: 'eth0' })],
+        ['a release of nothing', () => fresh.release('p', { containerId: 'nobody', ifname: 'eth0' })],
+        ['a reservation', () => fresh.reserve('p', '0a28000a', { owner: 'x' })],
+        ['a pool', () => fresh.createPool(buildPoolConfig({ name: 'q', subnet: '10.41.0.0/24' }))],
+      ];
+      for (const [what, change] of changes) {
+        await t.rejects(change(), { code: 'STORE_UNAVAILABLE', details: { unconfirmed: true } }, `${what}: not acknowledged`);
+      }
+      const bare = spawnSync('redis-cli', ['-p', String(master.port), 'WAIT', '1', '100'], { encoding: 'utf8' }).stdout.trim();
+      t.equal(bare, '1', 'control: WAIT on a connection that wrote nothing is "confirmed" by the stopped replica');
+      t.match(await store.getAddress('p', b!.ip), { state: 'allocated' }, 'reads answer meanwhile');
+
+      replica.signal('SIGCONT');
+      await replicating(master, 1);
+      t.match(await fresh.allocate('p', { containerId: 'b', ifname: 'eth0', owner: 'b' }), { ip: b!.ip, existing: true }, 'the runtime\'s retry gets the same address, confirmed');
+      t.equal(replica.cli('HGET', 'berth:{p}:att', 'b/eth0'), b!.ip);
+    });
+  }
+
+  t.test('a demoted master never acknowledges: a script meets READONLY before it runs, even a repeat that would write nothing', async (t) => {
+    const { replica } = await replicated(t).then(async (r) => {
+      const store = await openStore(r.master.url);
+      await store.createPool(buildPoolConfig({ name: 'p', subnet: '10.42.0.0/24' }));
+      await store.allocate('p', { containerId: 'a', ifname: 'eth0', owner: 'a' });
+      await store.close();
+      return r;
+    });
+    await until('the replica to hold the allocation', () => (replica.cli('HEXISTS', 'berth:{p}:att', 'a/eth0') === '1' ? true : undefined));
+    for (const q of ['', '?replicas=0']) {
+      const stale = await openStore(`${replica.url}${q}`);
+      t.teardown(() => stale.close());
+      await t.rejects(stale.allocate('p', { containerId: 'a', ifname: 'eth0', owner: 'a' }), { code: 'STORE_UNAVAILABLE', message: /READONLY/ }, `${q || 'default'}: no answer from the replica's copy`);
+      t.match(await stale.getAddress('p', parseIp('10.42.0.2', 'ip').hex), { state: 'allocated' }, 'reads still answer');
+    }
+  });
+
+  t.test('serverWarnings: replicas no write waits for, and what berth cannot read', async (t) => {
+    const { master } = await replicated(t);
+    master.cli('CONFIG', 'SET', 'appendonly', 'yes');
+    master.cli('CONFIG', 'SET', 'appendfsync', 'always');
+    const at = `redis 127.0.0.1:${master.port}`;
+    const warnings = async (url: string) => {
+      const s = await openStore(url);
+      try {
+        return await s.serverWarnings();
+      } finally {
+        await s.close();
+      }
+    };
+    t.same(await warnings(master.url), [
+      `${at}: 1 replica but min-replicas-to-write 0: a master cut off from its replicas keeps taking changes that a failover then discards (berth waits for a replica before it acknowledges; writers with ?replicas=0 do not); set min-replicas-to-write 1`,
+    ]);
+    master.cli('CONFIG', 'SET', 'min-replicas-to-write', '1');
+    t.same(await warnings(master.url), [], 'as recommended: nothing to say');
+    t.same(await warnings(`${master.url}?replicas=0`), [
+      `${at}: ?replicas=0 on the store URL while it has 1 replica: changes are acknowledged before any replica holds them, and a failover loses them`,
+    ]);
+    master.cli('CONFIG', 'SET', 'maxmemory-policy', 'volatile-lru');
+    t.same(await warnings(master.url), [], 'a volatile-* policy evicts only keys with a TTL: berth sets none');
+    master.cli('ACL', 'SETUSER', 'app', 'on', '>pw', '~*', '&*', '+@all', '-config');
+    t.match(await warnings(`redis://app:pw@127.0.0.1:${master.port}/0`), [new RegExp(`^${at}: cannot read its settings \\(NOPERM[^)]*\\), so berth cannot tell whether it can lose pool data; allow CONFIG GET and ROLE to berth's user$`)]);
+    const file = await openStore(`file://${t.testdir()}`);
+    t.same(await file.serverWarnings(), [], 'the file store: none');
+    await file.close();
+  });
+
+  t.test('pool registry: creation and removal are two-phase; a step cut short is finished or undone by checkRegistry', async (t) => {
+    const { server, store } = await fresh(t);
+    const entry = (name: string) => JSON.parse(server.cli('HGET', 'berth:pools', name) || 'null') as { id: string; st?: string; at?: number } | null;
+    const setEntry = (name: string, e: object) => server.cli('HSET', 'berth:pools', name, JSON.stringify(e));
+    await store.createPool(buildPoolConfig({ name: 'a', subnet: '10.50.0.0/24' }));
+    t.equal(entry('a')!.st, undefined, 'ready once made');
+    t.same(JSON.parse(server.cli('HGET', 'berth:{a}:pool', 'conf')).subnet, '10.50.0.0/24', "the pool's keys carry its config");
+
+    // a create cut short after the claim: hidden, but the claim holds the name and subnet
+    const conf = buildPoolConfig({ name: 'b', subnet: '10.51.0.0/24' });
+    setEntry('b', { id: 'idb', f: '0a330000', l: '0a3300ff', conf, st: 'creating', at: Date.now() });
+    await t.rejects(store.getPool('b'), { code: 'POOL_NOT_FOUND' });
+    t.same((await store.listPools()).map((p) => p.conf.name), ['a'], 'not listed');
+    await t.rejects(store.createPool(buildPoolConfig({ name: 'c', subnet: '10.51.0.0/25' })), { code: 'POOL_OVERLAP' }, 'its subnet is claimed');
+    t.same(await store.checkRegistry(), [], 'one in progress is left alone');
+    setEntry('b', { id: 'idb', f: '0a330000', l: '0a3300ff', conf, st: 'creating', at: 0 });
+    t.match(await store.checkRegistry({ repair: true }), [{ pool: 'b', finding: { kind: 'unfinished-create', repairable: true }, repaired: true }]);
+    t.equal(entry('b'), null, 'no keys were made: the claim is dropped');
+
+    // cut short after the keys were made: marked ready
+    await store.createPool(buildPoolConfig({ name: 'd', subnet: '10.52.0.0/24' }));
+    setEntry('d', { ...entry('d')!, st: 'creating', at: 0 });
+    t.match(await store.checkRegistry({ repair: true }), [{ pool: 'd', finding: { kind: 'unfinished-create' }, repaired: true }]);
+    t.equal(entry('d')!.st, undefined);
+    t.ok(await store.getPool('d'));
+
+    // a removal cut short: finished
+    const e = entry('a')!;
+    setEntry('a', { ...e, st: 'removing', at: 0 });
+    await t.rejects(store.getPool('a'), { code: 'POOL_NOT_FOUND' }, 'a pool being removed is gone for readers');
+    t.match(await store.checkRegistry({ repair: true }), [{ pool: 'a', finding: { kind: 'unfinished-remove' }, repaired: true }]);
+    t.equal(entry('a'), null);
+    t.equal(server.cli('EXISTS', 'berth:{a}:pool'), '0', 'its keys went first');
+
+    // keys lost behind the registry's back: not repairable, an operator decides
+    server.cli('DEL', 'berth:{d}:pool');
+    t.match(await store.checkRegistry({ repair: true }), [{ pool: 'd', finding: { kind: 'keys-missing', repairable: false, message: /its keys are gone/ } }]);
+
+    await store.removePool('d', { force: true });
+    t.equal(entry('d'), null, 'a removal leaves nothing');
+
+    // a create whose keys cannot be made: the claim is taken back once the keys are known gone, else left to the check
+    server.cli('SET', 'berth:{e}:pool', 'not a hash');
+    await t.rejects(store.createPool(buildPoolConfig({ name: 'e', subnet: '10.53.0.0/24' })), { code: 'STORE_CORRUPT', message: /WRONGTYPE/ });
+    t.match(entry('e'), { st: 'creating' }, 'what sits at its keys is not its own to delete: the claim stays, hidden');
+    setEntry('e', { ...entry('e')!, at: 0 });
+    t.match(await store.checkRegistry({ repair: true }), [{ pool: 'e', finding: { kind: 'unfinished-create' }, repaired: true }]);
+    t.equal(entry('e'), null);
+    t.equal(server.cli('GET', 'berth:{e}:pool'), 'not a hash', 'and the foreign key is left alone');
+    server.cli('DEL', 'berth:{e}:pool');
+    await store.createPool(buildPoolConfig({ name: 'e', subnet: '10.53.0.0/24' }));
+    t.same(await store.checkRegistry(), [], 'clean at the end');
   });
 }

@@ -8,11 +8,12 @@ import { writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { RedisReplyError, type RedisLocation, type RedisReply } from '../../ipam/redis-conn.js';
-import { encodeCommand, RespClient, RespParser } from '../../ipam/resp-client.js';
+import { RedisReplyError, UnconfirmedWriteError, type RedisLocation, type RedisReply } from '../../ipam/redis-conn.js';
+import { encodeCommand, MAX_REPLY_BYTES, RespClient, RespParser } from '../../ipam/resp-client.js';
 import { parseStoreUrl } from '../../ipam/store-url.js';
 import { freePort, skipWithoutRedis, startRedis } from '../helpers/redis.js';
 import { makeCerts } from '../helpers/tls.js';
+import { haConfig, replicating, until } from '../helpers/sentinel.js';
 
 type Plain = RedisReply | { error: string };
 
@@ -140,6 +141,24 @@ t.test('parser: bytes that are not RESP2 throw', async (t) => {
   t.throws(() => decode([Buffer.from('*-2\r\n')]), /length -2/);
   t.throws(() => decode([Buffer.from('+OK\n')]), /malformed line/);
   t.throws(() => decode([Buffer.from('HTTP/1.1 400 Bad Request\r\n')]), /protocol error/);
+});
+
+t.test('parser: a reply is bounded in bytes, whatever shape it takes, and the bound resets per reply', async (t) => {
+  const bounded = (chunks: string[], max: number): Plain[] => {
+    const out: Plain[] = [];
+    const parser = new RespParser((r) => out.push(plain(r)), max);
+    for (const c of chunks) parser.feed(Buffer.from(c));
+    return out;
+  };
+  const ten = bulk('0123456789'); // 17 bytes on the wire
+  t.same(bounded([ten, ten, ten], 17), ['0123456789', '0123456789', '0123456789'], 'replies of exactly the bound, one after another');
+  t.throws(() => bounded([bulk('01234567890')], 17), /protocol error: a reply larger than 17 bytes/);
+  t.throws(() => bounded(['$1000000000\r\n'], 1024), /larger than 1024 bytes/, 'a bulk length past the bound fails at its header, before any body is awaited');
+  t.throws(() => bounded(['+', 'x'.repeat(600), 'x'.repeat(600)], 1024), /larger than 1024 bytes/, 'a line that never ends');
+  t.throws(() => bounded([`*1000000\r\n${':1\r\n'.repeat(300)}`], 1024), /larger than 1024 bytes/, 'an array of many small items');
+  t.throws(() => bounded(['*1\r\n'.repeat(300)], 1024), /larger than 1024 bytes/, 'nesting');
+  t.throws(() => bounded(['$600\r\n', 'y'.repeat(300), 'y'.repeat(300)], 512), /larger than 512 bytes/, 'a body arriving in chunks');
+  t.equal(MAX_REPLY_BYTES, 64 * 1024 * 1024, 'the default: a pool\'s records for ~350,000 addresses in use');
 });
 
 t.test('encoding: bulk strings with UTF-8 byte lengths, numbers as decimal text', async (t) => {
@@ -353,8 +372,9 @@ if (!skipWithoutRedis(t)) {
     t.strictSame(good.seen, [
       ['AUTH', 'sentuser', 'sentpass'],
       ['SENTINEL', 'get-master-addr-by-name', 'berthmaster'],
-    ]);
-    t.equal(silent.seen.length, 2, 'the silent sentinel was asked, and left after its share of the time');
+      ['SENTINEL', 'REPLICAS', 'berthmaster'],
+    ], 'the replicas it knows are asked in the same round trip (the default of ?replicas)');
+    t.equal(silent.seen.length, 3, 'the silent sentinel was asked, and left after its share of the time');
 
     const refused = await freePort();
     const none = client(t, `redis+sentinel://127.0.0.1:${unknown.port},127.0.0.1:${refused},127.0.0.1:${toReplica.port},127.0.0.1:${silent.port}/berthmaster/0?connectTimeout=400`);
@@ -368,6 +388,106 @@ if (!skipWithoutRedis(t)) {
     t.match(err.message, new RegExp(`sentinel 127\\.0\\.0\\.1:${silent.port}: .*timed out after \\d+ ms`));
     const wrongAuth = client(t, `redis+sentinel://127.0.0.1:${good.port}/berthmaster/0?sentinelPassword=nope`);
     await t.rejects(wrongAuth.send(['PING']), /sentinel 127\.0\.0\.1:\d+: WRONGPASS bad/);
+  });
+
+  t.test('a server that sends an endless reply: the connection is dropped at the bound, not buffered', async (t) => {
+    let sent = 0;
+    const big = await new Promise<number>((resolve) => {
+      const server = createServer((socket) => {
+        socket.on('error', () => {});
+        socket.once('data', () => {
+          // a bulk string that claims 1 GB, then bytes for as long as the client reads
+          socket.write('$1000000000\r\n');
+          const chunk = Buffer.alloc(1 << 16, 0x61);
+          const pump = () => {
+            while (sent < 512 * 1024 * 1024 && socket.write(chunk)) sent += chunk.length;
+          };
+          socket.on('drain', pump);
+          pump();
+        });
+      });
+      server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
+      t.teardown(() => server.close());
+    });
+    const c = client(t, `redis://127.0.0.1:${big}/0?timeout=5000`);
+    const err = await c.send(['GET', 'k']).catch((e: Error) => e);
+    t.match(err, { message: /^failed to run GET on redis 127\.0\.0\.1:\d+: protocol error: a reply larger than 67108864 bytes$/ });
+    t.ok(sent < MAX_REPLY_BYTES, `refused at the header: ${sent} bytes were offered, none kept`);
+  });
+
+  t.test('write(): WAIT after the command on the same connection; too few replicas is an UnconfirmedWriteError', async (t) => {
+    const master = await startRedis({ config: haConfig() });
+    t.teardown(() => master.stop());
+    const replica = await startRedis({ config: [...haConfig(), `replicaof 127.0.0.1 ${master.port}`] });
+    t.teardown(async () => {
+      replica.signal('SIGCONT');
+      await replica.stop();
+    });
+    await replicating(master, 1);
+    const c = client(t, `${master.url}?timeout=2000`);
+    t.equal(await c.write(['SET', 'k', '1']), 'OK', 'confirmed by the replica (the default: one, as the master lists one)');
+    t.equal(replica.cli('GET', 'k'), '1');
+    t.equal(c.stats.retired, 0);
+
+    replica.signal('SIGSTOP');
+    const started = Date.now();
+    const err = await c.write(['SET', 'k', '2']).catch((e: Error) => e);
+    t.ok(err instanceof UnconfirmedWriteError, `not confirmed: ${(err as Error).message}`);
+    t.match(err, { acked: 0, required: 1, message: /^the change ran on 127\.0\.0\.1:\d+, but 0 of 1 replica confirmed it within 1000 ms$/ });
+    t.ok(Date.now() - started < 2000 + 3000, 'within the timeout');
+    t.equal(master.cli('GET', 'k'), '2', 'WAIT rolls nothing back: the change is on the master');
+    t.equal(c.stats.retired, 1, 'the connection that could not confirm is not used again');
+    t.equal(await c.send(['GET', 'k']), '2', 'reads still answer, on a fresh connection');
+    const none = client(t, `${master.url}?timeout=2000&replicas=0`);
+    t.equal(await none.write(['SET', 'k', '3']), 'OK', 'replicas=0: no WAIT at all');
+    replica.signal('SIGCONT');
+    await until('the replica to catch up', () => (replica.cli('GET', 'k') === '3' ? true : undefined));
+    t.equal(await c.write(['SET', 'k', '4']), 'OK', 'confirmed again once the replica is back');
+  });
+
+  t.test('write() on a replica fails closed: READONLY for the command, and a WAIT the server refuses', async (t) => {
+    const master = await startRedis({ config: haConfig() });
+    t.teardown(() => master.stop());
+    const replica = await startRedis({ config: [...haConfig(), `replicaof 127.0.0.1 ${master.port}`] });
+    t.teardown(() => replica.stop());
+    await until('the replica to sync', () => (/state=online/.test(master.cli('INFO', 'replication')) ? true : undefined));
+    const direct = client(t, `${replica.url}?replicas=1`);
+    await t.rejects(direct.write(['EVAL', '#!lua\nreturn 1', 0]), { name: 'ReplyError', message: /^READONLY/ }, 'a script that may write is refused before it runs, even one that writes nothing');
+    // a master demoted between the script and WAIT: WAIT's refusal is not a confirmation
+    const demoted = await fakeServer(t, (cmd) => (cmd[0] === 'WAIT' ? '-ERR WAIT cannot be used with replica instances.\r\n' : '+OK\r\n'));
+    const err = await client(t, `redis://127.0.0.1:${demoted.port}/0?replicas=1`).write(['SET', 'a', 'b']).catch((e: Error) => e);
+    t.ok(err instanceof UnconfirmedWriteError, 'unconfirmed');
+    t.match(err, { message: /but WAIT failed there: ERR WAIT cannot be used with replica instances/ });
+    t.same(demoted.seen.map((c) => c[0]), ['SET', 'WAIT'], 'WAIT right after the command, on its connection');
+    // and a plain redis:// URL with no ?replicas reads ROLE in the first write's round trip
+    const probed = await fakeServer(t, (cmd) => (cmd[0] === 'ROLE' ? `*3\r\n${bulk('master')}:0\r\n*0\r\n` : '+OK\r\n'));
+    const p = client(t, `redis://127.0.0.1:${probed.port}/0`);
+    await p.send(['GET', 'x']);
+    await p.write(['SET', 'a', 'b']);
+    await p.write(['SET', 'a', 'c']);
+    t.same(probed.seen.map((c) => c[0]), ['GET', 'ROLE', 'SET', 'SET'], 'ROLE once, with the first write; no replica listed, no WAIT');
+  });
+
+  t.test('Sentinel: a demoted master answers READONLY, and the same client finds the new master within the call', async (t) => {
+    const a = await startRedis({ config: haConfig() });
+    t.teardown(() => a.stop());
+    const b = await startRedis({ config: haConfig() });
+    t.teardown(() => b.stop());
+    let named = a.port;
+    const sentinel = await fakeServer(t, (cmd) => (cmd[1] === 'get-master-addr-by-name' ? masterAt(named) : '*0\r\n'));
+    const c = client(t, `redis+sentinel://127.0.0.1:${sentinel.port}/m/0?timeout=3000`);
+    t.equal(await c.write(['SET', 'k', 'on a']), 'OK');
+    // an operator demotes a by hand: no sentinel kills its clients, so the kept connection stays on a replica
+    a.cli('REPLICAOF', '127.0.0.1', String(b.port));
+    named = b.port;
+    await until('a to be a replica', () => (a.cli('ROLE').startsWith('slave') ? true : undefined));
+    t.equal(await c.write(['SET', 'k', 'on b']), 'OK', 'the write that met READONLY went to the master the sentinel names now');
+    t.equal(b.cli('GET', 'k'), 'on b');
+    t.equal(c.stats.retired, 1, "the demoted master's connection was retired");
+    t.equal(sentinel.seen.filter((cmd) => cmd[1] === 'get-master-addr-by-name').length, 2, 'the sentinel was asked again');
+
+    const direct = client(t, `redis://127.0.0.1:${a.port}/0?timeout=3000`);
+    await t.rejects(direct.write(['SET', 'k', 'x']), { name: 'ReplyError', message: /^READONLY/ }, 'a plain redis:// URL has nowhere else to go: the refusal is the answer');
   });
 
   t.test('a refused connection fails at once, and the next command tries again', async (t) => {

@@ -112,8 +112,39 @@ t.test('redis+sentinel:// needs a master name', async (t) => {
   invalid(t, () => parseStoreUrl('redis+sentinel://a:26379//'), 'store', /master name/);
 });
 
+t.test('redis+cluster:// and rediss+cluster://: seed nodes, database 0 only', async (t) => {
+  t.strictSame(
+    parseStoreUrl('redis+cluster://a:7000,b:7001,[fd00::1]:7002'),
+    redis({
+      hosts: [
+        { host: 'a', port: 7000 },
+        { host: 'b', port: 7001 },
+        { host: 'fd00::1', port: 7002 },
+      ],
+      cluster: true,
+    }),
+  );
+  t.strictSame(
+    parseStoreUrl('rediss+cluster://u:pw@a/?prefix=p&replicas=2'),
+    redis({ tls: true, hosts: [{ host: 'a', port: 6379 }], cluster: true, username: 'u', password: 'pw', prefix: 'p', replicas: 2 }),
+    'default port 6379, TLS, credentials and options',
+  );
+  invalid(t, () => parseStoreUrl('redis+cluster://a:7000/1'), 'store', /takes no path \(a cluster has database 0 only\)/);
+  invalid(t, () => parseStoreUrl('redis+cluster://a:7000/0'), 'store', /takes no path/);
+});
+
+t.test('?replicas=N on every redis URL; absent means the default', async (t) => {
+  t.equal((parseStoreUrl('redis://h?replicas=0') as { replicas?: number }).replicas, 0);
+  t.equal((parseStoreUrl('redis+sentinel://s/m?replicas=1') as { replicas?: number }).replicas, 1);
+  t.equal((parseStoreUrl('redis+cluster://h?replicas=16') as { replicas?: number }).replicas, 16);
+  t.equal((parseStoreUrl('redis://h') as { replicas?: number }).replicas, undefined, 'absent: left to the default rule');
+  for (const bad of ['', '-1', '17', '1.0', 'one', '01x', '100']) {
+    invalid(t, () => parseStoreUrl(`redis://h?replicas=${bad}`), 'store.replicas', /number of replicas from 0 to 16/);
+  }
+});
+
 t.test('malformed redis URLs', async (t) => {
-  invalid(t, () => parseStoreUrl('redis://a:6379,b:6379/0'), 'store', /one host; use redis\+sentinel/);
+  invalid(t, () => parseStoreUrl('redis://a:6379,b:6379/0'), 'store', /one host; use redis\+sentinel:\/\/ or redis\+cluster:\/\//);
   invalid(t, () => parseStoreUrl('rediss://a,b'), 'store', /one host/);
   invalid(t, () => parseStoreUrl('redis://h/1/2'), 'store', /unexpected path "\/1\/2"/);
   invalid(t, () => parseStoreUrl('redis+sentinel://a/m/1/2'), 'store', /unexpected path/);
@@ -121,7 +152,7 @@ t.test('malformed redis URLs', async (t) => {
   invalid(t, () => parseStoreUrl('redis://h:65536'), 'store', /port 65536 is out of range/);
   invalid(t, () => parseStoreUrl('redis://h:port'), 'store', /is not HOST\[:PORT\]/);
   invalid(t, () => parseStoreUrl('redis://a,,b'), 'store');
-  for (const url of ['http://h', 'REDIS://h', 'redis:/h', 'redis://', 'h:6379', 'redis+cluster://h']) {
+  for (const url of ['http://h', 'REDIS://h', 'redis:/h', 'redis://', 'h:6379', 'redis+clusters://h', 'redis+cluster+sentinel://h']) {
     invalid(t, () => parseStoreUrl(url), 'store', /is not a store URL/);
   }
   invalid(t, () => parseStoreUrl(''), 'store', /must be a store URL/);
