@@ -454,7 +454,7 @@ t.test('bad input', async (t) => {
   await fails(2, 'a command is required: pool, ip, ipam, agent, status, attachments, lb, install (see "berth --help")');
   await fails(2, /^berth: Unknown argument: frobnicate/, 'frobnicate');
   await fails(1, /^berth: stateDir must be an absolute path, got "relative"/, 'agent', '--state-dir', 'relative');
-  await fails(2, 'pool needs a subcommand: create, ls, show or rm (see "berth pool --help")', 'pool');
+  await fails(2, 'pool needs a subcommand: create, ls, show, rm or export (see "berth pool --help")', 'pool');
   await fails(2, /^berth: ip needs a subcommand/, 'ip');
   await fails(2, /^berth: ipam needs a subcommand: check/, 'ipam');
   await fails(2, /^berth: Unknown arguments?: .*bogus/, 'pool', 'ls', '--bogus');
