@@ -80,6 +80,8 @@ export class Agent {
   readonly problems = new Map<string, Problem>();
   /** by container id: found at the last re-assertion, kept until resolved */
   readonly conflicts = new Map<string, AddressConflict>();
+  /** what the store's server is set to that can lose pool data (Store.serverWarnings), as of the last reconciliation */
+  storeWarnings: string[] = [];
   readonly metrics = new Registry();
   private readonly state: StateDir;
   private readonly runtime: CniRuntime;
@@ -586,6 +588,7 @@ export class Agent {
       for (const id of this.problems.keys()) if (!running.some((c) => c.id === id)) this.problems.delete(id);
       if (this.cfg.gc) await this.gc();
       await this.reassert();
+      await this.checkServer();
       this.lbSync(true); // a periodic resync repairs drift
       this.m.reconciles.inc();
       this.lastReconcile = { at: new Date().toISOString(), ms: Date.now() - started };
@@ -656,6 +659,21 @@ export class Agent {
     const note = `in use by ${rec.containerId}/${rec.ifname} (owner ${rec.intent.owner}) on host ${this.cfg.hostname}, which the store has ${v.holder}`;
     await this.deps.store.conflict(pool, hex, { note: note.slice(0, 1024), actor }).catch((err: Error) => log.warn({ err: err.message }, 'failed to record the conflict in the pool history'));
     this.publish('conflict', rec, v.holder);
+  }
+
+  /** Reads the store server's risky settings; each is logged when the set changes (at start, then when fixed or broken). */
+  private async checkServer(): Promise<void> {
+    let warnings: string[];
+    try {
+      warnings = await this.deps.store.serverWarnings();
+    } catch {
+      return; // the store's health says it does not answer
+    }
+    if (warnings.join('\n') !== this.storeWarnings.join('\n')) {
+      for (const w of warnings) this.deps.log.warn({ store: this.deps.store.location }, `the store can lose pool data: ${w}`);
+      if (warnings.length === 0 && this.storeWarnings.length > 0) this.deps.log.info({ store: this.deps.store.location }, 'the store server settings are safe now');
+    }
+    this.storeWarnings = warnings;
   }
 
   /** The berth-ipam pool of a network whose store is the agent's, if it is one. */

@@ -12,7 +12,7 @@ import type { Agent } from './agent.js';
 export const CHECK_TIMEOUT_MS = 2000;
 
 export interface HealthReport {
-  store: { location: string; ok: boolean; ms: number; error?: string };
+  store: { location: string; ok: boolean; ms: number; error?: string; warnings?: string[] };
   /** the event stream: the agent learns of starts and stops through it */
   docker: { socket: string; ok: boolean };
   /** optional streams (they make attaching faster): ok when one is up, or none is followed */
@@ -81,7 +81,7 @@ export class Health {
     const [store, haproxy] = await Promise.all([this.checkStore(), this.checkHaproxy()]);
     const sockets = agent.containerd.map((c) => ({ socket: c.socketPath, connected: c.connected, ...(c.lastError && !c.connected ? { lastError: c.lastError } : {}) }));
     const report: HealthReport = {
-      store,
+      store: agent.storeWarnings.length > 0 ? { ...store, warnings: agent.storeWarnings } : store,
       docker: { socket: agent.cfg.dockerSocket, ok: agent.docker.connected },
       containerd: { ok: sockets.length === 0 || sockets.some((s) => s.connected), sockets },
     };

@@ -27,7 +27,7 @@ interface Status {
 
 /** agent/health.ts's HealthReport, as far as the CLI reads it. */
 interface Health {
-  store: { location: string; ok: boolean; ms: number };
+  store: { location: string; ok: boolean; ms: number; warnings?: string[] };
   docker: { socket: string; ok: boolean };
   haproxy?: { socket: string; ok: boolean; pid?: number; lastSyncError: string | null };
   keepalived?: { config: string; ok: boolean; ipvs: boolean; lastError: string | null };
@@ -77,6 +77,8 @@ function status(argv: SocketArgs): Promise<void> {
       out += `\n${failing.length} attachment${failing.length === 1 ? '' : 's'} with errors:\n`;
       out += table(['  NAME', 'NETWORK', 'STATE', 'ERROR'], failing.map((a) => [`  ${a.name}`, a.network, stateCell(a), errorCell(a)]));
     }
+    const warnings = h?.store.warnings ?? [];
+    if (warnings.length > 0) out += `\nthe store can lose pool data:\n${warnings.map((w) => `  ${oneLine(w)}\n`).join('')}`;
     const conflicts = s.conflicts ?? [];
     if (conflicts.length > 0) {
       out += `\n${conflicts.length} address conflict${conflicts.length === 1 ? '' : 's'}: running here, given to someone else by the store:\n`;

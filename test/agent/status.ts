@@ -87,6 +87,21 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t) && !sk
     t.notMatch(text.stdout + JSON.stringify(s) + agent.log(), PASSWORD, 'the password is in neither the status nor the log');
   });
 
+  t.test("the store server's settings that can lose pool data are shown and logged, and clear when fixed", async (t) => {
+    t.notMatch((await berth('status', '--config', configFile)).stdout, /can lose pool data/, 'none on a server run as recommended');
+    t.equal(redis.cli('--no-auth-warning', '-a', PASSWORD, 'CONFIG', 'SET', 'appendfsync', 'everysec'), 'OK');
+    const warned = await waitFor('the warning in status', async () => {
+      const s = await status();
+      return (s.health.store as { warnings?: string[] }).warnings?.length ? s : undefined;
+    });
+    t.match((warned.health.store as unknown as { warnings: string[] }).warnings.join('\n'), /appendfsync everysec: a crash of the host loses/);
+    t.match((await berth('status', '--config', configFile)).stdout, /^the store can lose pool data:\n {2}.*appendfsync/m);
+    t.match(agent.log(), /the store can lose pool data: .*appendfsync/);
+    t.equal(redis.cli('--no-auth-warning', '-a', PASSWORD, 'CONFIG', 'SET', 'appendfsync', 'always'), 'OK');
+    await waitFor('the warning to clear', async () => ((await status()).health.store as { warnings?: string[] }).warnings === undefined ? true : undefined);
+    t.match(agent.log(), /the store server settings are safe now/);
+  });
+
   t.test('a store that does not answer: not ready, and status answers all the same', async (t) => {
     redis.signal('SIGSTOP');
     try {
