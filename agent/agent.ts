@@ -191,6 +191,11 @@ export class Agent {
       (e) => this.onEvent(e),
       () => void this.reconcile(),
     );
+    // a store that comes back, on a new master perhaps, may have lost records: re-assert at once
+    this.deps.store.onReconnect?.(() => {
+      this.deps.log.info({ store: this.deps.store.location }, 'the store connection is back: reconciling and re-asserting the attachments');
+      void this.reconcile();
+    });
     this.timers.push(setInterval(() => void this.reconcile(), this.cfg.reconcileInterval * 1000));
     this.timers.push(setInterval(() => this.retryDue(), Math.max(50, this.cfg.retryInterval * 1000)));
     for (const t of this.timers) t.unref();

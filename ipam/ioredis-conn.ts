@@ -30,6 +30,7 @@ export class IoredisConn implements RedisConn {
   /** the replicas a change waits for, read again on each connection (a failover may change them) and after TOPOLOGY_TTL_MS */
   private required: Promise<number> | null = null;
   private requiredAt = 0;
+  private readonly reconnected: Array<() => void> = [];
 
   /** Reads the location's password files now; `warn` hears of one others can read. */
   constructor(
@@ -45,6 +46,7 @@ export class IoredisConn implements RedisConn {
     this.connectTimeout = loc.connectTimeout;
     this.redis = new Redis({ ...options(readPasswordFiles(loc, warn)), retryStrategy: retry, sentinelRetryStrategy: retry });
     this.redis.on('ready', () => {
+      if (connected) for (const fn of this.reconnected) fn();
       connected = true;
       this.required = null;
     });
@@ -97,6 +99,10 @@ export class IoredisConn implements RedisConn {
       throw new UnconfirmedWriteError(this.where(), typeof waited === 'number' ? waited : 0, required, waitMs, waited instanceof RedisReplyError ? waited : undefined);
     }
     return reply!;
+  }
+
+  onReconnect(fn: () => void): void {
+    this.reconnected.push(fn);
   }
 
   async masters(): Promise<RedisNode[]> {

@@ -227,6 +227,8 @@ export interface Store {
    * waits for), one sentence each; empty when there is none (the file store).
    */
   serverWarnings(): Promise<string[]>;
+  /** Calls `fn` when a long-lived connection to the store is made again (a restart, a failover): what it holds may have changed. */
+  onReconnect?(fn: () => void): void;
   close(): Promise<void>;
 }
 

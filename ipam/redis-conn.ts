@@ -64,6 +64,8 @@ export interface RedisConn {
   write(args: RedisArg[]): Promise<RedisReply>;
   /** Every master: one outside a cluster, each master of the slot map in one. */
   masters(): Promise<RedisNode[]>;
+  /** Calls `fn` each time the connection is made again after it was up (a restart, a failover to a new master). */
+  onReconnect?(fn: () => void): void;
   /** Closes the connection (QUIT when it is up). */
   close(): Promise<void>;
 }

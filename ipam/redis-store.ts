@@ -351,6 +351,10 @@ export class RedisStore implements Store {
     return Number(r[1]);
   }
 
+  onReconnect(fn: () => void): void {
+    this.conn.onReconnect?.(fn);
+  }
+
   async serverWarnings(): Promise<string[]> {
     let masters: RedisNode[];
     try {
