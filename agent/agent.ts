@@ -31,6 +31,7 @@ import { HaproxyLb } from '../lb/haproxy.js';
 import { KeepalivedLb } from '../lb/lvs.js';
 import type { Backend } from '../lb/render.js';
 import { checkPolicy, PolicyRefusal } from './policy.js';
+import { machineId } from '../cni/berth-ipam/config.js';
 import { verdict } from './reassert.js';
 import { firstIp, resultAddresses } from './result-addresses.js';
 import { StateDir, type AttachmentRecord } from './state.js';
@@ -111,6 +112,9 @@ export class Agent {
   private drained: Array<() => void> = [];
   private gcRunning: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
+  private announceTimer: NodeJS.Timeout | undefined;
+  /** this machine's identity, published beside the host name (as berth-ipam records it) */
+  private readonly hostId = machineId();
   private reconciling: Promise<void> | undefined;
   private reconcileAgain = false;
   private stopping = false;
@@ -205,6 +209,7 @@ export class Agent {
   async stop(timeoutMs = 20000): Promise<void> {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.announceTimer);
     this.deps.docker.stop();
     for (const c of this.deps.containerd ?? []) c.stop();
     // HAProxy: warm loops end (a server not in rotation yet stays drained, and
@@ -263,7 +268,39 @@ export class Agent {
   }
 
   /** Hands the current backends to the load balancers (they coalesce); `full` re-reads HAProxy's state to repair drift. */
+  /**
+   * What this host runs, published to the store for cluster-wide readers
+   * (berth dns's SRV records, berth sd), a second after the last change
+   * (a start storm is one write) and at every reconciliation.
+   */
+  private announceSoon(): void {
+    if (this.announceTimer || this.stopping) return;
+    this.announceTimer = setTimeout(() => {
+      this.announceTimer = undefined;
+      void this.announce();
+    }, 1000);
+    this.announceTimer.unref();
+  }
+
+  async announce(): Promise<void> {
+    // the backends of the declared services, as the load balancers have them
+    const declared = new Set(this.cfg.lb.services.map((s) => s.name));
+    const members = [...this.records.values()]
+      .filter((r) => r.phase === 'attached' && r.ip && !this.stoppingIds.has(r.containerId))
+      .flatMap((r) =>
+        Object.entries(r.intent.lb)
+          .filter(([service]) => declared.has(service))
+          .map(([service, port]) => ({ service, ip: r.ip!, port, owner: r.intent.owner, container: r.name, ...(poolOf(r.network) ? { pool: poolOf(r.network)! } : {}) })),
+      );
+    try {
+      await this.deps.store.publishHost({ host: this.cfg.hostname, ...(this.hostId ? { hostId: this.hostId } : {}), at: Date.now(), members, targets: this.scrapeTargets() });
+    } catch (err) {
+      this.deps.log.warn({ err: (err as Error).message }, 'failed to publish what this host runs to the store; the next reconciliation tries again');
+    }
+  }
+
   private lbSync(full = false): void {
+    this.announceSoon();
     if (!this.haproxy && !this.keepalived) return;
     const backends = this.backends();
     if (this.haproxy) void (full ? this.haproxy.resync(backends) : this.haproxy.update(backends));
@@ -508,6 +545,7 @@ export class Agent {
     // restart detaches and attaches again (to the same address: its owner is sticky).
     const saved = this.state.save(rec);
     this.publish('attached', rec);
+    this.announceSoon();
     await saved;
     if (Object.keys(intent.lb).length > 0) this.lbSync();
   }
@@ -540,7 +578,10 @@ export class Agent {
     await this.state.remove(rec.containerId);
     if (this.records.get(rec.containerId) === rec) this.records.delete(rec.containerId);
     log.info({ ip: rec.ip, why, attempts: rec.attempts }, 'detached');
-    if (wasAttached || rec.ip) this.publish('detached', rec);
+    if (wasAttached || rec.ip) {
+      this.publish('detached', rec);
+      this.announceSoon();
+    }
     this.stoppingIds.delete(rec.containerId);
     this.upBeforeStart.delete(rec.containerId);
     for (const service of Object.keys(rec.intent.lb)) this.warnedServices.delete(`${rec.containerId}/${service}`);
@@ -595,6 +636,7 @@ export class Agent {
       await this.reassert();
       await this.checkServer();
       this.lbSync(true); // a periodic resync repairs drift
+      await this.announce();
       this.m.reconciles.inc();
       this.lastReconcile = { at: new Date().toISOString(), ms: Date.now() - started };
       if (!this.ready) this.deps.log.info({ ms: Date.now() - started, attachments: this.records.size }, 'ready');

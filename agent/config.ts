@@ -163,10 +163,15 @@ export function parseAgentConfig(file: unknown, flags: AgentFlags, env: NodeJS.P
 /** "ADDR:PORT" ("[IPv6]:PORT"), or "" / absent for none. */
 function listenOf(v: string | undefined): { metricsListen?: { host: string; port: number } } {
   if (v === undefined || v === '') return {};
+  return { metricsListen: parseListen(v, 'metricsListen') };
+}
+
+/** An address to listen at, "ADDR:PORT" or "[IPv6]:PORT"; a ConfigError naming `field` otherwise. */
+export function parseListen(v: string, field: string): { host: string; port: number } {
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+|[A-Za-z0-9][A-Za-z0-9.-]*)):([0-9]{1,5})$/.exec(v);
   const port = Number(m?.[3]);
-  if (!m || port < 1 || port > 65535) throw new ConfigError(`metricsListen must be ADDR:PORT, like 0.0.0.0:9108 or [::]:9108, got ${JSON.stringify(v)}`);
-  return { metricsListen: { host: m[1] ?? m[2]!, port } };
+  if (!m || port < 1 || port > 65535) throw new ConfigError(`${field} must be ADDR:PORT, like 0.0.0.0:9108 or [::]:9108, got ${JSON.stringify(v)}`);
+  return { host: m[1] ?? m[2]!, port };
 }
 
 function policyOf(raw: unknown): Policy {

@@ -10,6 +10,7 @@ import * as ip from './commands/ip.js';
 import * as ipam from './commands/ipam.js';
 import * as lb from './commands/lb.js';
 import * as pool from './commands/pool.js';
+import * as sd from './commands/sd.js';
 import { attachmentsCommand, statusCommand } from './commands/status.js';
 import { causeOf, reportFailure, USAGE_EXIT, type CliContext, type CliIo } from './context.js';
 import { once } from './flags.js';
@@ -25,7 +26,7 @@ interface CommandSpec {
   handler(argv: never): unknown;
 }
 
-const COMMANDS: CommandSpec[] = [pool, ip, ipam, agent, statusCommand, attachmentsCommand, lb, install];
+const COMMANDS: CommandSpec[] = [pool, ip, ipam, agent, statusCommand, attachmentsCommand, lb, install, sd];
 
 /** Runs the CLI on argv (without node and script) and returns the exit code. */
 export async function main(argv: string[], io: CliIo): Promise<number> {

@@ -27,6 +27,7 @@ import { BerthError, isBerthError } from './errors.js';
 import * as engine from './engine.js';
 import { checkAllocate, checkConflict, checkHex, checkHistory, checkRelease, checkReserve } from './requests.js';
 import { TimeQueue } from './time-queue.js';
+import { hostKey, readAnnouncement, type HostAnnouncement } from './hosts.js';
 import { assertNoOverlap, capacity, isAssignable, readPoolConfig, validatePoolName, type PoolConfig } from './pool-config.js';
 import { fail } from './failures.js';
 import { appendWhole, makeDirs, replaceFile, syncDir } from './durable-file.js';
@@ -324,6 +325,32 @@ export class FileStore implements Store {
   /** The file store fsyncs every change before it is acknowledged: no setting of it can lose one. */
   async serverWarnings(): Promise<string[]> {
     return [];
+  }
+
+  /** hosts.json beside the snapshot: one host writes its own entry (one agent per host), replaced whole. */
+  async publishHost(a: HostAnnouncement): Promise<void> {
+    const file = join(this.dir, 'hosts.json');
+    const all = new Map((await this.listHosts()).map((h) => [hostKey(h), h]));
+    all.set(hostKey(a), a);
+    makeDirs(this.dir, 0o750);
+    replaceFile(file, `${JSON.stringify([...all.values()])}\n`);
+  }
+
+  async listHosts(): Promise<HostAnnouncement[]> {
+    let text: string;
+    try {
+      text = fs.readFileSync(join(this.dir, 'hosts.json'), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    let list: unknown;
+    try {
+      list = JSON.parse(text);
+    } catch {
+      return [];
+    }
+    return Array.isArray(list) ? list.flatMap((x) => readAnnouncement(JSON.stringify(x)) ?? []) : [];
   }
 
   async close(): Promise<void> {

@@ -6,6 +6,8 @@
 import type { Finding } from './check.js';
 import type { PoolConfig } from './pool-config.js';
 
+import type { HostAnnouncement } from './hosts.js';
+
 export type AddressState = 'free' | 'allocated' | 'reserved';
 
 /**
@@ -229,6 +231,10 @@ export interface Store {
   serverWarnings(): Promise<string[]>;
   /** Calls `fn` when a long-lived connection to the store is made again (a restart, a failover): what it holds may have changed. */
   onReconnect?(fn: () => void): void;
+  /** Replaces what this host's agent runs (hosts.ts), under its host key. */
+  publishHost(a: HostAnnouncement): Promise<void>;
+  /** Every host's last announcement, current or not (hosts.ts current() picks the live ones). */
+  listHosts(): Promise<HostAnnouncement[]>;
   close(): Promise<void>;
 }
 

@@ -27,6 +27,7 @@ import type { Finding } from './check.js';
 import { BerthError } from './errors.js';
 import { fail } from './failures.js';
 import { capacity, isAssignable, readPoolConfig, type PoolConfig } from './pool-config.js';
+import { hostKey, readAnnouncement, type HostAnnouncement } from './hosts.js';
 import { parseRecord } from './record.js';
 import { RedisReplyError, UnconfirmedWriteError, requiredReplicas, type RedisArg, type RedisConn, type RedisLocation, type RedisNode, type RedisReply } from './redis-conn.js';
 import { sha1Hex } from './sha1.js';
@@ -460,6 +461,20 @@ export class RedisStore implements Store {
 
   private registryKey(): string {
     return `${this.prefix}:pools`;
+  }
+
+  /** The one hash of every host's announcement (hosts.ts): one key, so one slot in a cluster. */
+  private hostsKey(): string {
+    return `${this.prefix}:hosts`;
+  }
+
+  async publishHost(a: HostAnnouncement): Promise<void> {
+    await this.send(['HSET', this.hostsKey(), hostKey(a), JSON.stringify(a)]);
+  }
+
+  async listHosts(): Promise<HostAnnouncement[]> {
+    const all = pairsOf(await this.send(['HGETALL', this.hostsKey()]));
+    return [...all.values()].flatMap((text) => readAnnouncement(text) ?? []);
   }
 
   private poolKeys(pool: string): string[] {

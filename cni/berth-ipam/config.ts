@@ -52,7 +52,7 @@ function hostName(): string {
 }
 
 /** The machine's identity: systemd's /etc/machine-id, else D-Bus's copy; undefined where neither exists. */
-function machineId(): string | undefined {
+export function machineId(): string | undefined {
   for (const file of ['/etc/machine-id', '/var/lib/dbus/machine-id']) {
     try {
       const id = readFileSync(file, 'utf8').trim();

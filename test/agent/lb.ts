@@ -77,6 +77,16 @@ if (!skipWithoutNetns(t) && !skipWithoutDocker(t) && !skipWithoutHaproxy(t)) t.t
     seen.add(r.body.trim());
   }
   t.same([...seen].sort(), ['web1', 'web2'], 'HAProxy balances over both containers');
+  // published to the store for cluster-wide readers (berth dns's SRV records): the declared service's members only
+  const { openStore } = await import('../../ipam/open-store.js');
+  const s = await openStore(store);
+  const members = await waitFor('the members in the store', async () => {
+    const hosts = await s.listHosts();
+    const m = hosts.flatMap((h) => h.members);
+    return m.length === 2 ? m : undefined;
+  });
+  await s.close();
+  t.same(members.map((m) => [m.service, m.port, m.container, m.pool]).sort(), [['web', 8080, 'web1', 'lbp'], ['web', 8080, 'web2', 'lbp']], 'the web members, not the undeclared nosuch service');
   const ips = both.backends.map((b) => b.ip).sort();
   const keepalived = readFileSync(lbSection.keepalived.config, 'utf8');
   for (const ip of ips) t.match(keepalived, new RegExp(`real_server ${ip.replace(/\./g, '\\.')} 8080 \\{`), `keepalived lists ${ip}`);

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { agentConfig, atExit, bridgeNetwork, startAgent, waitFor } from '../helpers/agent.js';
+import { BIN } from '../helpers/cni.js';
 import { skipWithoutDocker, startDocker } from '../helpers/docker.js';
 import { skipWithoutNetns } from '../helpers/netns.js';
 import { freePort } from '../helpers/redis.js';
@@ -84,6 +85,19 @@ else if (!skipWithoutNetns(t) && !skipWithoutDocker(t)) {
     t.equal(sd.length, 1, 'only the labelled container');
     t.match(sd[0], { targets: [/^10\.217\.0\.\d+:8080$/], labels: { __metrics_path__: '/metrics', owner: 'team/app1', network: 'promnet', pool: 'promp', host: /.+/, container: 'app1', service: '' } });
 
+    // the cluster-wide endpoint: berth sd, from what the agents publish to the store
+    const sdPort = await freePort();
+    const sdProc = spawn(join(BIN, 'berth'), ['sd', '--listen', `127.0.0.1:${sdPort}`, '--store', store], { stdio: ['ignore', 'ignore', 'pipe'] });
+    atExit(() => sdProc.kill('SIGKILL'));
+    t.teardown(() => void sdProc.kill('SIGTERM'));
+    const cluster = await waitFor('app1 in berth sd', async () => {
+      const r = await get(`http://127.0.0.1:${sdPort}/v1/sd`).catch(() => undefined);
+      const list = r?.status === 200 ? (JSON.parse(r.body) as typeof sd) : [];
+      return list.length > 0 ? list : undefined;
+    });
+    t.same(cluster, sd, "berth sd lists what the host's agent does, read from the store");
+    t.equal((await get(`http://127.0.0.1:${sdPort}/v1/status`)).status, 404, 'and serves nothing else');
+
     const promPort = await freePort();
     const promDir = mkdtempSync(join(tmpdir(), 'berth-prom-'));
     t.teardown(() => rmSync(promDir, { recursive: true, force: true }));
@@ -100,6 +114,10 @@ else if (!skipWithoutNetns(t) && !skipWithoutDocker(t)) {
         '  - job_name: berth-containers',
         '    http_sd_configs:',
         `      - url: "${base}/v1/sd"`,
+        '        refresh_interval: 1s',
+        '  - job_name: berth-cluster',
+        '    http_sd_configs:',
+        `      - url: "http://127.0.0.1:${sdPort}/v1/sd"`,
         '        refresh_interval: 1s',
         '',
       ].join('\n'),
@@ -132,6 +150,8 @@ else if (!skipWithoutNetns(t) && !skipWithoutDocker(t)) {
     }, 60000);
     t.match(app.metric, { owner: 'team/app1', network: 'promnet', pool: 'promp', container: 'app1', instance: sd[0]!.targets[0] }, 'discovered through /v1/sd, with its labels');
     t.equal((await waitFor('the container metric', async () => (await query('demo_up'))[0]))?.value[1], '1', "the container's own metric, scraped at its berth IP");
+    const viaCluster = await waitFor('the container through berth sd', async () => (await query('up{job="berth-cluster"}')).find((x) => x.value[1] === '1'), 60000);
+    t.match(viaCluster.metric, { owner: 'team/app1', container: 'app1', instance: sd[0]!.targets[0] }, 'one Prometheus finds it through the cluster-wide endpoint too');
     const allocated = await waitFor('berth_pool_addresses', async () => (await query('berth_pool_addresses{pool="promp",state="allocated"}'))[0]);
     t.equal(allocated.value[1], '2', 'berth_pool_addresses counts both containers');
     t.equal((await query('berth_pool_addresses{pool="promp",state="free"}'))[0]?.value[1], String(253 - 2), 'and the free ones');
@@ -149,5 +169,6 @@ else if (!skipWithoutNetns(t) && !skipWithoutDocker(t)) {
 
     await docker.run(['rm', '-f', 'app1', 'app2']);
     await waitFor('an empty list again', async () => ((JSON.parse((await get(`${base}/v1/sd`)).body) as unknown[]).length === 0 ? true : undefined));
+    await waitFor('and in berth sd', async () => ((JSON.parse((await get(`http://127.0.0.1:${sdPort}/v1/sd`)).body) as unknown[]).length === 0 ? true : undefined));
   });
 }

@@ -247,6 +247,18 @@ for (const kind of STORE_KINDS) {
       t.same(checkPool(await store.snapshot(p)).findings, [], 'the check is clean');
     });
 
+    t.test('host announcements: each host replaces its own; malformed ones are skipped', async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      t.same(await store.listHosts(), [], 'none yet');
+      const member = { service: 'web', ip: '10.0.0.5', port: 8080, owner: 'web-1', pool: 'p', container: 'c1' };
+      await store.publishHost({ host: 'h1', hostId: 'a', at: 1, members: [member], targets: [] });
+      await store.publishHost({ host: 'h1', hostId: 'b', at: 2, members: [], targets: [{ targets: ['10.0.0.6:9100'], labels: { owner: 'x' } }] });
+      await store.publishHost({ host: 'h1', hostId: 'a', at: 3, members: [member, { ...member, ip: '10.0.0.7', container: 'c2' }], targets: [] });
+      const all = (await store.listHosts()).sort((x, y) => x.at - y.at);
+      t.same(all.map((h) => [h.host, h.hostId, h.at, h.members.length, h.targets.length]), [['h1', 'b', 2, 0, 1], ['h1', 'a', 3, 2, 0]], 'two hosts of one name apart; the later announcement replaces the earlier');
+    });
+
     t.test('history: who, what, when, per pool and per address, newest first', async (t) => {
       const store = await open(t);
       if (!store) return;
