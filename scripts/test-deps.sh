@@ -18,6 +18,8 @@ packages=(
   keepalived     # keepalived -t validates the rendered LVS virtual servers
   tcpdump        # the OVS trunk test reads the VLAN tags on a trunk port's frames
   python3        # ... and sends 802.1Q-tagged frames from a raw socket (node-gyp needs it too)
+  chromium       # the console's tests drive it headless through puppeteer-core (no browser download works here)
+  fonts-dejavu-core  # the fonts its pages and screenshots are drawn with
 )
 
 sudo=""
