@@ -225,14 +225,16 @@ ${map.kind === 'addresses' ? addressGrid(page.usage.conf.name, map) : blockGrid(
 ${map.kind === 'addresses' ? inUseTable(page.usage.conf.name, map) : ''}`;
 }
 
+// A cell's text (address, state, owner, note) is its aria-label: what a
+// screen reader says, and what the stylesheet shows on hover.
 function addressGrid(pool: string, map: Extract<PoolMap, { kind: 'addresses' }>): Html {
   const cells = map.cells.map((c) => {
     const text = formatIp(c.ip);
     const label = map.scope.family === 4 ? text.slice(text.lastIndexOf('.') + 1) : c.ip.slice(-2);
-    if (c.state === 'none') return html`<span class="cell s-none" title="${text} · never handed out">${label}</span>`;
+    if (c.state === 'none') return html`<span class="cell s-none" aria-label="${text} · never handed out">${label}</span>`;
     const owner = c.info?.owner;
     const title = `${text} · ${c.state}${owner !== undefined ? ` · ${owner}` : ''}${c.info?.note !== undefined ? ` · ${c.info.note}` : ''}`;
-    return html`<a class="cell s-${c.state}" href="${addressUrl(pool, c.ip)}" title="${title}" data-ip="${text}">${label}</a>`;
+    return html`<a class="cell s-${c.state}" href="${addressUrl(pool, c.ip)}" aria-label="${title}" data-ip="${text}">${label}</a>`;
   });
   return html`<div class="grid addresses" style="--cols:${map.columns}">${cells}</div>`;
 }
@@ -246,14 +248,14 @@ function blockGrid(map: Extract<PoolMap, { kind: 'blocks' }>): Html {
 // A /12 map has 4096 of these, so each is kept short: the link is relative to
 // the pool page (only its query changes), and an empty block says only "free".
 function blockCell(b: BlockCell, labelled: boolean, family: 4 | 6): Html {
-  if (b.capacity === 0n) return html`<span class="s-none" title="${b.block.text} · no assignable address"></span>`;
+  if (b.capacity === 0n) return html`<span class="s-none" aria-label="${b.block.text} · no assignable address"></span>`;
   const used = b.allocated + b.reserved;
   const free = b.capacity - BigInt(used);
   const label = labelled ? blockLabel(b.block, family) : '';
-  if (used === 0) return html`<a href="?block=${b.block.text}" title="${b.block.text} · ${free} free">${label}</a>`;
+  if (used === 0) return html`<a href="?block=${b.block.text}" aria-label="${b.block.text} · ${free} free">${label}</a>`;
   const cap = Number(b.capacity);
   const title = `${b.block.text} · ${b.allocated} allocated · ${b.reserved} reserved · ${free} free`;
-  return html`<a href="?block=${b.block.text}" title="${title}" style="--a:${share(b.allocated, cap)};--r:${share(b.reserved, cap)}">${label}</a>`;
+  return html`<a href="?block=${b.block.text}" aria-label="${title}" style="--a:${share(b.allocated, cap)};--r:${share(b.reserved, cap)}">${label}</a>`;
 }
 
 /** The octet (IPv4) or hex digits (IPv6) that tell a block from its siblings. */

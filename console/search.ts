@@ -58,5 +58,9 @@ export function search(query: string, pools: ReadonlyArray<{ conf: PoolConfig; r
       if (within(exact, subnet.first, subnet.last)) hits.unshift({ pool: conf.name, ip: exact, matched: ['ip'] });
     }
   }
+  // Whole-field matches first (owner "web-1" before "web-10"), else in pool and address order.
+  const whole = (h: SearchHit) =>
+    h.ip === exact || [h.info?.owner, h.info?.containerId, h.info?.note].some((v) => v !== undefined && v.toLowerCase() === q) ? 0 : 1;
+  hits.sort((a, b) => whole(a) - whole(b));
   return { hits, cut };
 }

@@ -64,7 +64,9 @@ if (!skipWithoutChromium(t)) {
         await Promise.all([p.waitForNavigation(), p.click('tr[data-pool="web"] a')]);
         const cell = 'a.cell[data-ip="10.60.0.2"]';
         t.equal(await p.$eval(cell, (a) => a.className), 'cell s-allocated');
-        t.equal(await p.$eval(cell, (a) => a.getAttribute('title')), '10.60.0.2 · allocated · web-1', 'its owner on hover');
+        t.equal(await p.$eval(cell, (a) => a.getAttribute('aria-label')), '10.60.0.2 · allocated · web-1', 'its owner, shown on hover');
+        await p.hover(cell);
+        t.equal(await p.$eval(cell, (a) => (globalThis as any).getComputedStyle(a, '::after').content), '"10.60.0.2 · allocated · web-1"', 'the hover shows it');
         await Promise.all([p.waitForNavigation(), p.click(cell)]);
         t.equal(new URL(p.url()).pathname, '/pools/web/10.60.0.2');
         t.equal(await fact(p, 'Owner'), 'web-1');
@@ -94,7 +96,7 @@ if (!skipWithoutChromium(t)) {
         t.match(history[0], /^console@/, 'the history names the console');
 
         await Promise.all([p.waitForNavigation(), p.click('nav.crumbs a[href="/pools/web"]')]);
-        const cell = await p.$eval('a.cell[data-ip="10.60.0.9"]', (a) => ({ cls: a.className, title: a.getAttribute('title') }));
+        const cell = await p.$eval('a.cell[data-ip="10.60.0.9"]', (a) => ({ cls: a.className, title: a.getAttribute('aria-label') }));
         t.equal(cell.cls, 'cell s-reserved', 'reserved in the map');
         t.equal(cell.title, `10.60.0.9 · reserved · db-1 · ${NOTE}`);
         t.equal(await p.evaluate(() => (globalThis as { __xss?: number }).__xss), undefined);
@@ -159,7 +161,7 @@ if (!skipWithoutChromium(t)) {
         await map.waitForSelector('a.cell.s-allocated[data-ip="10.60.0.4"]', { timeout: 5000 });
         const shown = Date.now() - added;
         t.ok(shown < 1000, `the map shows it ${shown} ms after the ADD returned (the ADD took ${added - t0} ms)`);
-        t.equal(await map.$eval('a.cell[data-ip="10.60.0.4"]', (a) => a.getAttribute('title')), '10.60.0.4 · allocated · from-outside');
+        t.equal(await map.$eval('a.cell[data-ip="10.60.0.4"]', (a) => a.getAttribute('aria-label')), '10.60.0.4 · allocated · from-outside');
         await pools.waitForFunction(() => (globalThis as any).document.querySelector('tr[data-pool="web"] .bar')?.getAttribute('title')?.startsWith('3 allocated'), { timeout: 5000 });
         for (const p of [map, pools]) t.equal(await p.evaluate(() => (globalThis as { __loadedOnce?: boolean }).__loadedOnce), true, 'the page was not reloaded');
       });

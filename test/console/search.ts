@@ -31,6 +31,11 @@ t.test('a whole address is found in its pool even when free', async (t) => {
   t.same(found('192.168.0.1'), []);
 });
 
+t.test('whole-field matches come first', async (t) => {
+  const more = [{ conf: web, records: [a('web', '10.0.0.10', { owner: 'web-10' }), a('web', '10.0.0.11', { owner: 'web-1' })] }];
+  t.same(search('web-1', more).hits.map((h) => h.info?.owner), ['web-1', 'web-10']);
+});
+
 t.test('hits are capped', async (t) => {
   const many = [{ conf: buildPoolConfig({ name: 'big', subnet: '10.16.0.0/16' }), records: Array.from({ length: MAX_HITS + 5 }, (_, i) => a('big', `10.16.${i >> 8}.${i & 255}`, { owner: 'same' })) }];
   const r = search('same', many);

@@ -79,7 +79,7 @@ for (const kind of PROCESS_STORE_KINDS) {
       t.equal(home.headers.get('cache-control'), 'no-store');
       t.match(home.body, /<a href="\/pools\/web">web<\/a>/);
       t.match(home.body, /title="1 allocated, 0 reserved, 252 free of 253"/);
-      t.match((await http(c.base, '/pools/web')).body, /title="10\.0\.0\.2 · allocated · web-1"/);
+      t.match((await http(c.base, '/pools/web')).body, /aria-label="10\.0\.0\.2 · allocated · web-1"/);
       const part = await http(c.base, '/pools/web/10.0.0.2?part=address');
       t.notMatch(part.body, /<html/, 'a live part is a fragment');
       t.match(part.body, /<dt>Host<\/dt><dd>node-a<\/dd>/);
