@@ -12,6 +12,8 @@ export interface Change {
   pool: string;
   /** the address as text; null when the pool itself came or went */
   ip: string | null;
+  /** the address in berth's hex form; null with ip */
+  hex: string | null;
   event: HistoryEvent | 'pool';
   /** ms since the epoch */
   at: number;
@@ -38,6 +40,8 @@ export class ChangeFeed {
   private stopped = false;
   private loop: Promise<void> | undefined;
   private isLive = false;
+  /** the pools whose histories the last successful read covered */
+  private followed = new Set<string>();
 
   /**
    * `follow` is the store the loop waits on; `poolNames` lists the pools to
@@ -54,6 +58,11 @@ export class ChangeFeed {
   /** True while the last read of the store succeeded. */
   get live(): boolean {
     return this.isLive;
+  }
+
+  /** True when every change of the pool from now on will be heard of: live, and its history followed. */
+  following(pool: string): boolean {
+    return this.isLive && this.followed.has(pool);
   }
 
   start(): void {
@@ -75,6 +84,7 @@ export class ChangeFeed {
     this.stopped = true;
     await this.follow.close().catch(() => {});
     await this.loop;
+    this.setLive(false);
   }
 
   private async run(): Promise<void> {
@@ -91,8 +101,9 @@ export class ChangeFeed {
         }
         const tail = await this.follow.historyAfter(pools, cursor, this.waitMs);
         cursor = tail.cursor;
+        this.followed = new Set(Object.keys(cursor));
         this.setLive(true);
-        for (const e of tail.entries) this.emit({ pool: e.pool, ip: formatIp(e.ip), event: e.event, at: e.at });
+        for (const e of tail.entries) this.emit({ pool: e.pool, ip: formatIp(e.ip), hex: e.ip, event: e.event, at: e.at });
       } catch (err) {
         if (this.stopped) break;
         if (this.isLive) this.log.warn({ err: (err as Error).message }, 'live updates paused: failed to follow the pool histories');
@@ -104,8 +115,8 @@ export class ChangeFeed {
 
   private poolsChanged(before: string[], after: string[]): void {
     const now = Date.now();
-    for (const pool of after) if (!before.includes(pool)) this.emit({ pool, ip: null, event: 'pool', at: now });
-    for (const pool of before) if (!after.includes(pool)) this.emit({ pool, ip: null, event: 'pool', at: now });
+    for (const pool of after) if (!before.includes(pool)) this.emit({ pool, ip: null, hex: null, event: 'pool', at: now });
+    for (const pool of before) if (!after.includes(pool)) this.emit({ pool, ip: null, hex: null, event: 'pool', at: now });
   }
 
   private emit(c: Change): void {
@@ -113,6 +124,7 @@ export class ChangeFeed {
   }
 
   private setLive(live: boolean): void {
+    if (!live) this.followed.clear();
     if (live === this.isLive) return;
     this.isLive = live;
     if (live) this.log.info({}, 'following the pool histories');

@@ -15,6 +15,7 @@ import { parseStoreUrl, redact } from '../ipam/store-url.js';
 import { findUp } from '../native/index.js';
 import { loadToken, Sessions } from './auth.js';
 import { ChangeFeed } from './feed.js';
+import { PoolRecords } from './records.js';
 import { consoleHandler, type Asset } from './server.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:8089';
@@ -71,7 +72,8 @@ export async function runConsole(opts: ConsoleOptions): Promise<void> {
   });
   const feed = new ChangeFeed(follow, async () => (await store.listPools()).map((p) => p.conf.name), waitMs, log);
   const actor = `console@${hostname()}`;
-  const server = createServer(consoleHandler({ store, feed, sessions: new Sessions(token), actor, log, assets }));
+  const records = new PoolRecords(store, feed);
+  const server = createServer(consoleHandler({ store, feed, records, sessions: new Sessions(token), actor, log, assets }));
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

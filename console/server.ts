@@ -28,6 +28,7 @@ import {
   type PageContext,
   type PoolPage,
 } from './render.js';
+import type { PoolRecords } from './records.js';
 import { search } from './search.js';
 
 /** A static file the pages load. */
@@ -46,6 +47,8 @@ export interface ConsoleLog {
 export interface ConsoleDeps {
   store: Store;
   feed: ChangeFeed;
+  /** the pools' records for maps and search, kept in step by the feed */
+  records: PoolRecords;
   sessions: Sessions;
   /** recorded in the pool history as who made a change here */
   actor: string;
@@ -186,7 +189,7 @@ async function poolPage(deps: ConsoleDeps, r: Request): Promise<void> {
     const part = params.has('part') ? oneOf(params, 'part', ['map']) : undefined;
     const conf = await deps.store.getPool(name);
     const scope = params.has('block') ? parseBlock(conf, params.get('block')) : parseCidr(conf.subnet, 'subnet');
-    const records = await deps.store.listAddresses(name);
+    const records = await deps.records.list(name);
     const page: PoolPage = { usage: usageOf(conf, records), map: buildMap(conf, scope, records), trail: trail(parseCidr(conf.subnet, 'subnet'), scope) };
     sendPage(r.res, 200, part ? poolLive(page) : renderPool(page, r.ctx));
   });
@@ -245,7 +248,7 @@ async function searchPage(deps: ConsoleDeps, r: Request): Promise<void> {
     const q = text(params, 'q', 253).trim();
     if (q === '') return sendPage(r.res, 200, renderSearch('', null, r.ctx));
     const pools = await deps.store.listPools();
-    const records = await Promise.all(pools.map((p) => deps.store.listAddresses(p.conf.name)));
+    const records = await Promise.all(pools.map((p) => deps.records.list(p.conf.name)));
     sendPage(r.res, 200, renderSearch(q, search(q, pools.map((p, i) => ({ conf: p.conf, records: records[i]! }))), r.ctx));
   });
 }
@@ -266,6 +269,7 @@ async function change(deps: ConsoleDeps, r: Request): Promise<void> {
     validatePoolName(pool, 'pool');
     hex = parseIp(ip, 'ip').hex;
     await applyAction(deps.store, action, pool, hex, { actor: deps.actor, owner, note });
+    deps.records.changed(pool, hex);
   } catch (err) {
     const message = `failed to ${what}: ${causeOf(err)}`;
     // The address page shows the error beside the address as it is now; without an address to show, the error page does.

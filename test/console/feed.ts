@@ -44,10 +44,11 @@ t.test('entries become changes with the address as text; the cursor is carried o
   feed.start();
   while (calls.length < 3) await new Promise((r) => setTimeout(r, 5));
   await feed.stop();
-  t.same(seen, [{ pool: 'web', ip: '10.0.0.5', event: 'allocate', at: 5 }]);
+  t.same(seen, [{ pool: 'web', ip: '10.0.0.5', hex: '0a000005', event: 'allocate', at: 5 }]);
+  t.equal(feed.following('web'), false, 'once stopped, no longer');
   t.same(calls.map((c) => c.cursor), [{}, { web: '1-0' }, { web: '2-0' }]);
-  t.same(live, [true]);
-  t.equal(feed.live, true);
+  t.same(live, [true, false], 'live, then not once stopped');
+  t.equal(feed.live, false);
 });
 
 t.test('a failing store pauses live updates, which come back when it answers', async (t) => {
@@ -59,7 +60,7 @@ t.test('a failing store pauses live updates, which come back when it answers', a
   feed.start();
   while (calls.length < 4) await new Promise((r) => setTimeout(r, 10));
   await feed.stop();
-  t.same(live, [true, false, true], 'the pages hear of the pause and of the return');
+  t.same(live, [true, false, true, false], 'the pages hear of the pause, the return and the stop');
   t.same(warnings, ['live updates paused: failed to follow the pool histories {"err":"connection refused"}']);
 });
 
