@@ -102,7 +102,7 @@ export function consoleHandler(deps: ConsoleDeps): (req: IncomingMessage, res: S
     ['GET', /^\/login$/, (r) => loginPage(r)],
     ['POST', /^\/login$/, (r) => login(deps, r)],
     ['POST', /^\/logout$/, (r) => logout(deps, r)],
-    ['GET', /^\/events$/, async (r) => events(deps, r)],
+    ['GET', /^\/events$/, (r) => events(deps, r)],
     ['GET', /^\/assets\/([a-z.-]+)$/, async (r) => asset(deps, r)],
     ['GET', /^\/healthz$/, async (r) => send(r.res, 200, 'text/plain; charset=utf-8', 'ok\n')],
   ];
@@ -338,9 +338,12 @@ async function logout(deps: ConsoleDeps, r: Request): Promise<void> {
 
 // --- events, assets and plumbing ------------------------------------------
 
-function events(deps: ConsoleDeps, r: Request): void {
+async function events(deps: ConsoleDeps, r: Request): Promise<void> {
   const params = readParams(r.url.searchParams, ['pool']);
-  const pool = params.has('pool') ? validatePoolName(params.get('pool'), 'pool') : undefined;
+  const raw = params.get('pool');
+  const pool = await doing(raw === undefined ? 'follow the changes of every pool' : `follow the changes of pool ${quote(raw)}`, async () =>
+    raw === undefined ? undefined : validatePoolName(raw, 'pool'),
+  );
   serveEvents(r.res, deps.feed, pool);
 }
 

@@ -97,7 +97,7 @@ for (const kind of PROCESS_STORE_KINDS) {
         ['/pools/web/10.0.0.300', 400, 'failed to show address "10.0.0.300" in pool "web": ip: "10.0.0.300" is not a valid IPv4 address'],
         ['/pools/web/10.0.0.1', 409, 'failed to show address "10.0.0.1" in pool "web": 10.0.0.1 is not an assignable address of pool "web"'],
         ['/pools/web/10.0.0.2?done=delete', 400, 'failed to show address "10.0.0.2" in pool "web": done: must be one of reserve, unreserve, release, got "delete"'],
-        ['/events?pool=a/b', 400, 'pool: pool name must be'],
+        ['/events?pool=a/b', 400, 'failed to follow the changes of pool "a/b": pool: pool name must be'],
         ['/login?next=//evil.example/', 400, 'failed to show the login page: next: must be a path of this console'],
         ['/nowhere', 404, 'no page at /nowhere'],
       ];
