@@ -188,6 +188,24 @@ for (const kind of PROCESS_STORE_KINDS) {
       t.equal(errorOf(r.body), 'failed to reserve address "10.0.0.9" in pool "web": log in with the admin token first', 'the session has ended');
     });
 
+    t.test('IPv6: the map opens in blocks down to /120 grids, and an address page by its RFC 5952 text', async (t) => {
+      const s = await setup(t, kind);
+      if (!s) return;
+      await s.store.createPool(buildPoolConfig({ name: 'v6', subnet: 'fd00:100::/64' }));
+      const a = await s.store.allocate('v6', { containerId: 'c6', ifname: 'eth0', owner: 'edge-1' });
+      const c = await startConsole(t, s.url, TOKEN);
+      const top = await http(c.base, '/pools/v6');
+      t.match(top.body, /fd00:100::\/64 in \/76 blocks/);
+      t.match(top.body, /<a href="\?block=fd00:100::\/76" aria-label="fd00:100::\/76 · 1 allocated · 0 reserved · 4503599627370493 free"/);
+      const leaf = await http(c.base, '/pools/v6?block=fd00:100::/120');
+      t.match(leaf.body, /<a class="cell s-allocated" href="\/pools\/v6\/fd00%3A100%3A%3A2" aria-label="fd00:100::2 · allocated · edge-1"/);
+      t.equal(a.ip, hex('fd00:100::2'));
+      const page = await http(c.base, '/pools/v6/fd00%3A100%3A%3A2');
+      t.match(page.body, /<h1>fd00:100::2 <span class="state s-allocated">allocated<\/span><\/h1>/);
+      t.match((await http(c.base, '/search?q=fd00:100::2')).body, /<a href="\/pools\/v6\/fd00%3A100%3A%3A2">fd00:100::2<\/a>/);
+      t.equal((await http(c.base, '/pools/v6?block=fd00:100::/100')).status, 200, 'a level between');
+    });
+
     t.test('read-only without a token', async (t) => {
       const s = await setup(t, kind);
       if (!s) return;
