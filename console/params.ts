@@ -78,11 +78,15 @@ export function optional(params: Map<string, string>, name: string): string | un
   return value === undefined || value.trim() === '' ? undefined : value;
 }
 
-/** A path segment, percent-decoded; `field` names it in the error. */
-export function segment(raw: string, field: string): string {
+/**
+ * A path segment, percent-decoded; kept as sent when it is not valid
+ * percent-encoding, for the check of what it names (a pool name, an
+ * address) to refuse it.
+ */
+export function segment(raw: string): string {
   try {
     return decodeURIComponent(raw);
   } catch {
-    throw new ValidationError(field, `${JSON.stringify(raw)} is not valid percent-encoding`);
+    return raw;
   }
 }

@@ -182,7 +182,7 @@ async function poolsPage(deps: ConsoleDeps, r: Request): Promise<void> {
 }
 
 async function poolPage(deps: ConsoleDeps, r: Request): Promise<void> {
-  const raw = segment(r.match[1]!, 'pool');
+  const raw = segment(r.match[1]!);
   await doing(`show pool ${quote(raw)}`, async () => {
     const name = validatePoolName(raw, 'pool');
     const params = readParams(r.url.searchParams, ['block', 'part']);
@@ -207,8 +207,8 @@ function usageOf(conf: PoolUsage['conf'], records: readonly AddressInfo[]): Pool
 }
 
 async function addressPage(deps: ConsoleDeps, r: Request): Promise<void> {
-  const pool = segment(r.match[1]!, 'pool');
-  const ip = segment(r.match[2]!, 'ip');
+  const pool = segment(r.match[1]!);
+  const ip = segment(r.match[2]!);
   await doing(`show address ${quote(ip)} in pool ${quote(pool)}`, async () => {
     const params = readParams(r.url.searchParams, ['done', 'part']);
     const part = params.has('part') ? oneOf(params, 'part', ['address']) : undefined;
@@ -229,8 +229,8 @@ async function loadAddress(store: Store, poolText: string, ipText: string): Prom
 }
 
 async function historyExport(deps: ConsoleDeps, r: Request): Promise<void> {
-  const pool = segment(r.match[1]!, 'pool');
-  const ip = segment(r.match[2]!, 'ip');
+  const pool = segment(r.match[1]!);
+  const ip = segment(r.match[2]!);
   await doing(`read the history of address ${quote(ip)} in pool ${quote(pool)}`, async () => {
     readParams(r.url.searchParams, []);
     const name = validatePoolName(pool, 'pool');
@@ -257,8 +257,8 @@ async function searchPage(deps: ConsoleDeps, r: Request): Promise<void> {
 
 /** Reserve, unreserve or release: only in a session, from this console's own form. */
 async function change(deps: ConsoleDeps, r: Request): Promise<void> {
-  const pool = segment(r.match[1]!, 'pool');
-  const ip = segment(r.match[2]!, 'ip');
+  const pool = segment(r.match[1]!);
+  const ip = segment(r.match[2]!);
   const action = r.match[3] as AddressAction;
   const what = actionSubject(action, ip, pool);
   const { form } = await admit(deps, r, what, action === 'reserve' ? ['owner', 'note'] : []);

@@ -94,6 +94,7 @@ for (const kind of PROCESS_STORE_KINDS) {
         ['/pools/bad%20name', 400, 'failed to show pool "bad name": pool: pool name must be 1-63 characters'],
         ['/pools/web?block=10.9.0.0/24', 400, 'failed to show pool "web": block: "10.9.0.0/24" is not a block of the map of pool "web"'],
         ['/pools/web?part=all', 400, 'failed to show pool "web": part: must be one of map, got "all"'],
+        ['/pools/web/%E0%A4%A', 400, 'failed to show address "%E0%A4%A" in pool "web": ip: "%E0%A4%A" is not a valid IP address'],
         ['/pools/web/10.0.0.300', 400, 'failed to show address "10.0.0.300" in pool "web": ip: "10.0.0.300" is not a valid IPv4 address'],
         ['/pools/web/10.0.0.1', 409, 'failed to show address "10.0.0.1" in pool "web": 10.0.0.1 is not an assignable address of pool "web"'],
         ['/pools/web/10.0.0.2?done=delete', 400, 'failed to show address "10.0.0.2" in pool "web": done: must be one of reserve, unreserve, release, got "delete"'],
