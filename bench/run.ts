@@ -1,6 +1,6 @@
 // npm run bench: every benchmark, each running berth and its reference side by
 // side in one run. BENCH_QUICK=1 runs smaller counts; BENCH_ONLY=agent,ovs
-// runs only the named ones (ipam, cni, bridge, ovs, agent, lb).
+// runs only the named ones (ipam, cni, bridge, ovs, agent, lb, console).
 import { benchIpam } from './ipam.js';
 import { benchCni } from './cni.js';
 import { benchBridge } from './bridge.js';
@@ -8,6 +8,7 @@ import { benchMigrate } from './migrate.js';
 import { benchOvs } from './ovs.js';
 import { benchAgent } from './agent.js';
 import { benchLb } from './lb.js';
+import { benchConsole } from './console.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const only = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
@@ -26,6 +27,7 @@ const benches: Array<[string, (o: { quick: boolean }) => Promise<string[]>]> = [
   ['agent', benchAgent],
   ['lb', benchLb],
   ['migrate', benchMigrate],
+  ['console', benchConsole],
 ];
 for (const [name, bench] of benches) {
   if (only.size > 0 && !only.has(name)) continue;

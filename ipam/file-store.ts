@@ -23,9 +23,9 @@ import fs from 'node:fs';
 import { join } from 'node:path';
 import { native } from '../native/index.js';
 import { checkRecordShape } from './record.js';
-import { BerthError, isBerthError } from './errors.js';
+import { BerthError, ValidationError, isBerthError } from './errors.js';
 import * as engine from './engine.js';
-import { checkAllocate, checkConflict, checkHex, checkHistory, checkRelease, checkReserve } from './requests.js';
+import { checkAllocate, checkConflict, checkHex, checkHistory, checkHistoryAfter, checkRelease, checkReserve } from './requests.js';
 import { TimeQueue } from './time-queue.js';
 import { hostKey, readAnnouncement, type HostAnnouncement } from './hosts.js';
 import { assertNoOverlap, capacity, isAssignable, readPoolConfig, validatePoolName, type PoolConfig } from './pool-config.js';
@@ -42,8 +42,10 @@ import {
   type Allocation,
   type ConflictRequest,
   type Fix,
+  type HistoryCursor,
   type HistoryEntry,
   type HistoryOptions,
+  type HistoryTail,
   type PoolMeta,
   type PoolSnapshot,
   type PoolUsage,
@@ -164,6 +166,8 @@ export class FileStore implements Store {
   private ino = -1;
   private journalEpoch = -1;
   private offset = 0;
+  /** historyAfter calls waiting for a change: close() ends their waits */
+  private readonly historyWaiters = new Set<() => void>();
 
   constructor(dir: string, opts: FileStoreOptions = {}) {
     this.dir = dir;
@@ -270,6 +274,32 @@ export class FileStore implements Store {
     });
   }
 
+  /**
+   * Follows the history files without the lock: an append is one write of
+   * whole lines, and only lines ended by a newline are taken. A cursor holds
+   * a FilePosition per pool; fs.watch on history/ wakes a wait.
+   */
+  async historyAfter(pools: string[], cursor: HistoryCursor, waitMs: number): Promise<HistoryTail> {
+    checkHistoryAfter(pools, cursor, waitMs);
+    const positions = new Map<string, FilePosition>();
+    for (const p of pools) if (cursor[p] !== undefined) positions.set(p, readPosition(cursor[p]));
+    if (positions.size < pools.length) {
+      const next: HistoryCursor = {};
+      for (const p of pools) next[p] = cursor[p] ?? endPosition(this.historyFile(p));
+      return { cursor: next, entries: [] };
+    }
+    // Watch before reading, so an append between the read and the wait still wakes it.
+    const wait = waitMs > 0 ? this.historyWait(waitMs) : null;
+    try {
+      const tail = readTails(pools.map((p) => [p, this.historyFile(p), positions.get(p)!]));
+      if (tail.entries.length > 0 || !wait) return tail;
+      await wait.woken;
+      return readTails(pools.map((p) => [p, this.historyFile(p), positions.get(p)!]));
+    } finally {
+      wait?.stop();
+    }
+  }
+
   async snapshot(pool: string): Promise<PoolSnapshot> {
     return this.read(() => {
       const p = this.pool(pool);
@@ -355,6 +385,7 @@ export class FileStore implements Store {
 
   async close(): Promise<void> {
     this.closing = true;
+    for (const wake of this.historyWaiters) wake();
     // Queued work finishes under the lock first.
     while (this.draining) await new Promise((r) => setTimeout(r, 2));
     if (this.journalFd >= 0) fs.closeSync(this.journalFd);
@@ -793,6 +824,28 @@ export class FileStore implements Store {
     return p;
   }
 
+  /** Resolves `woken` on a change in history/, after ms, or at close. */
+  private historyWait(ms: number): { woken: Promise<void>; stop: () => void } {
+    let wake!: () => void;
+    const woken = new Promise<void>((r) => (wake = r));
+    const timer = setTimeout(wake, ms);
+    let watcher: fs.FSWatcher | undefined;
+    try {
+      watcher = fs.watch(join(this.dir, 'history'), { persistent: false }, wake);
+      watcher.on('error', wake);
+    } catch {
+      // no history/ yet: the timer alone bounds the wait
+    }
+    this.historyWaiters.add(wake);
+    const stop = () => {
+      clearTimeout(timer);
+      watcher?.close();
+      this.historyWaiters.delete(wake);
+      wake();
+    };
+    return { woken, stop };
+  }
+
   private unavailable(verb: string, err: unknown): BerthError {
     return new BerthError('STORE_UNAVAILABLE', `failed to ${verb} store ${this.location}: ${(err as Error).message}`, undefined, { cause: err });
   }
@@ -872,6 +925,120 @@ class FileTxn implements engine.PoolTxn {
   entries(): JournalEntry[] {
     const changed = this.touched || this.history.length > 0 || JSON.stringify(this.meta) !== this.metaBefore;
     return changed ? [{ t: 'put', pool: this.conf.name, a: this.a, f: this.f, m: { ...this.meta } }] : [];
+  }
+}
+
+/**
+ * Where historyAfter has read a history file to: its inode (0: not there
+ * yet), a byte offset, and the time of its first entry, since a file made
+ * after another was removed can get the same inode number.
+ */
+interface FilePosition {
+  ino: number;
+  offset: number;
+  head: number;
+}
+
+/** Bytes of one history file read per historyAfter call; the rest comes with the next. */
+const HISTORY_READ_BYTES = 1024 * 1024;
+const NO_FILE: FilePosition = { ino: 0, offset: 0, head: 0 };
+
+function readPosition(text: string): FilePosition {
+  const m = /^(\d+):(\d+):(\d+)$/.exec(text);
+  if (!m) throw new ValidationError('cursor', `${JSON.stringify(text)} is not a history file position`);
+  return { ino: Number(m[1]), offset: Number(m[2]), head: Number(m[3]) };
+}
+
+function formatPosition(p: FilePosition): string {
+  return `${p.ino}:${p.offset}:${p.head}`;
+}
+
+function endPosition(file: string): string {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return formatPosition(NO_FILE);
+    throw err;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    return formatPosition({ ino: st.ino, offset: st.size, head: headOf(fd) });
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The time of a history file's first entry, 0 when it has none yet. */
+function headOf(fd: number): number {
+  const buf = Buffer.alloc(32);
+  const n = fs.readSync(fd, buf, 0, buf.length, 0);
+  const m = /^\{"at":(\d+)/.exec(buf.subarray(0, n).toString('latin1'));
+  return m ? Number(m[1]) : 0;
+}
+
+/** The complete lines of each pool's history file after its position, as entries oldest first. */
+function readTails(files: Array<[string, string, FilePosition]>): HistoryTail {
+  const cursor: HistoryCursor = {};
+  const entries: HistoryTail['entries'] = [];
+  for (const [pool, file, pos] of files) {
+    const lines: string[] = [];
+    const at = readTail(file, pos, lines);
+    cursor[pool] = formatPosition(at);
+    for (const line of lines) {
+      try {
+        entries.push({ ...(JSON.parse(line) as HistoryEntry), pool });
+      } catch {
+        // a line cut by a crash was never acknowledged
+      }
+    }
+  }
+  entries.sort((a, b) => a.at - b.at);
+  return { cursor, entries };
+}
+
+/**
+ * Reads on from a position. When FILE is no longer the inode the position
+ * names, that file was rotated to FILE.1, whose rest comes first; or it was
+ * removed with its pool. Either way FILE is then new, and read from its start.
+ */
+function readTail(file: string, pos: FilePosition, out: string[]): FilePosition {
+  if (pos.ino !== 0) {
+    const same = readLines(file, pos, out);
+    if (same) return same.pos;
+    const rotated = readLines(`${file}.1`, pos, out);
+    if (rotated && !rotated.atEnd) return rotated.pos;
+  }
+  return readLines(file, null, out)?.pos ?? NO_FILE;
+}
+
+/**
+ * Appends to `out` the complete lines of `file` after `from` (from its start
+ * when null), at most HISTORY_READ_BYTES. Null when the file is absent or is
+ * not the file `from` names.
+ */
+function readLines(file: string, from: FilePosition | null, out: string[]): { pos: FilePosition; atEnd: boolean } | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    const head = headOf(fd);
+    if (from && from.offset > 0 && (st.ino !== from.ino || head !== from.head || st.size < from.offset)) return null;
+    if (from && from.offset === 0 && st.ino !== from.ino) return null;
+    const start = from?.offset ?? 0;
+    const len = Math.max(0, Math.min(st.size - start, HISTORY_READ_BYTES));
+    const buf = Buffer.alloc(len);
+    const n = len > 0 ? fs.readSync(fd, buf, 0, len, start) : 0;
+    const end = buf.subarray(0, n).lastIndexOf(10) + 1;
+    for (const line of buf.subarray(0, end).toString('utf8').split('\n')) if (line) out.push(line);
+    return { pos: { ino: st.ino, offset: start + end, head }, atEnd: start + n >= st.size };
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

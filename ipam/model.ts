@@ -194,6 +194,17 @@ export interface HistoryOptions {
   limit?: number;
 }
 
+/** Where a reader of pool histories has read to: per pool, a position only the store that gave it understands. */
+export type HistoryCursor = Record<string, string>;
+
+/** History entries read after a cursor (historyAfter). */
+export interface HistoryTail {
+  /** where to read on from */
+  cursor: HistoryCursor;
+  /** the new entries with their pool, oldest first */
+  entries: Array<HistoryEntry & { pool: string }>;
+}
+
 /** A pool store: every operation is atomic and, once it resolves, durable. */
 export interface Store {
   /** Human-readable location, without credentials. */
@@ -215,6 +226,13 @@ export interface Store {
   listAddresses(pool: string): Promise<AddressInfo[]>;
   /** Newest first. */
   history(pool: string, opts?: HistoryOptions): Promise<HistoryEntry[]>;
+  /**
+   * The pools' history entries appended after `cursor`, waiting up to waitMs
+   * for one; it may return empty sooner. A pool the cursor lacks starts at
+   * its current end, and the call then returns at once. The Redis store
+   * blocks its connection while it waits: follow on a store of its own.
+   */
+  historyAfter(pools: string[], cursor: HistoryCursor, waitMs: number): Promise<HistoryTail>;
   snapshot(pool: string): Promise<PoolSnapshot>;
   applyFixes(pool: string, fixes: Fix[], actor?: string): Promise<number>;
   /**

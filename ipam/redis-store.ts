@@ -24,7 +24,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCidr } from './address.js';
 import type { Finding } from './check.js';
-import { BerthError } from './errors.js';
+import { BerthError, ValidationError } from './errors.js';
 import { fail } from './failures.js';
 import { capacity, isAssignable, readPoolConfig, type PoolConfig } from './pool-config.js';
 import { hostKey, readAnnouncement, type HostAnnouncement } from './hosts.js';
@@ -32,7 +32,7 @@ import { parseRecord } from './record.js';
 import { RedisReplyError, UnconfirmedWriteError, requiredReplicas, type RedisArg, type RedisConn, type RedisLocation, type RedisNode, type RedisReply } from './redis-conn.js';
 import { sha1Hex } from './sha1.js';
 import { findUp } from '../native/index.js';
-import { checkAllocate, checkConflict, checkHex, checkHistory, checkRelease, checkReserve } from './requests.js';
+import { checkAllocate, checkConflict, checkHex, checkHistory, checkHistoryAfter, checkRelease, checkReserve } from './requests.js';
 import {
   addressInfo,
   hostField,
@@ -43,9 +43,11 @@ import {
   type Allocation,
   type ConflictRequest,
   type Fix,
+  type HistoryCursor,
   type HistoryEntry,
   type HistoryEvent,
   type HistoryOptions,
+  type HistoryTail,
   type PoolMeta,
   type PoolSnapshot,
   type PoolUsage,
@@ -303,6 +305,40 @@ export class RedisStore implements Store {
       if (page.length < 1000) return out;
       end = `(${page[page.length - 1]![0]}`;
     }
+  }
+
+  /** Follows the pools' history streams with XREAD BLOCK; a cursor holds stream entry ids. */
+  async historyAfter(pools: string[], cursor: HistoryCursor, waitMs: number): Promise<HistoryTail> {
+    checkHistoryAfter(pools, cursor, waitMs);
+    const next: HistoryCursor = {};
+    const fresh = pools.filter((p) => cursor[p] === undefined);
+    for (const p of pools) {
+      if (cursor[p] !== undefined && !STREAM_ID.test(cursor[p])) throw new ValidationError('cursor', `${JSON.stringify(cursor[p])} is not a stream entry id`);
+      if (cursor[p] !== undefined) next[p] = cursor[p];
+    }
+    if (fresh.length > 0) {
+      // A stream with no entry yet starts before any: 0-0.
+      const ends = await this.pipeline(fresh.map((p) => ['XREVRANGE', this.key(p, 'hist'), '+', '-', 'COUNT', 1]));
+      fresh.forEach((p, i) => (next[p] = (ends[i] as Array<[string, string[]]>)[0]?.[0] ?? '0-0'));
+      return { cursor: next, entries: [] };
+    }
+    if (pools.length === 0) {
+      await new Promise((r) => setTimeout(r, waitMs));
+      return { cursor: next, entries: [] };
+    }
+    const keys = pools.map((p) => this.key(p, 'hist'));
+    const block = waitMs > 0 ? ['BLOCK', waitMs] : [];
+    const reply = (await this.send(['XREAD', ...block, 'COUNT', 1000, 'STREAMS', ...keys, ...pools.map((p) => next[p]!)])) as Array<
+      [string, Array<[string, string[]]>]
+    > | null;
+    const entries: HistoryTail['entries'] = [];
+    for (const [key, items] of reply ?? []) {
+      const pool = pools[keys.indexOf(key)]!;
+      for (const [id, fields] of items) entries.push({ ...historyEntry(id, fields), pool });
+      if (items.length > 0) next[pool] = items[items.length - 1]![0];
+    }
+    entries.sort((a, b) => a.at - b.at);
+    return { cursor: next, entries };
   }
 
   async snapshot(pool: string): Promise<PoolSnapshot> {
@@ -720,6 +756,7 @@ function readEntry(raw: string, name: string): RegistryEntry {
   return entry;
 }
 
+const STREAM_ID = /^\d+-\d+$/;
 const EVENTS = new Set<HistoryEvent>(['allocate', 'release', 'reserve', 'unreserve', 'expire', 'repair', 'pin', 'unpin', 'conflict']);
 
 function historyEntry(id: string, fields: string[]): HistoryEntry {

@@ -3,7 +3,8 @@
 // (NUL separates owner and address in the owner index) and malformed hex never
 // reach the engine or a Lua script.
 import { ValidationError } from './errors.js';
-import type { AllocateRequest, ConflictRequest, HistoryOptions, ReleaseRequest, ReserveRequest } from './model.js';
+import type { AllocateRequest, ConflictRequest, HistoryCursor, HistoryOptions, ReleaseRequest, ReserveRequest } from './model.js';
+import { validatePoolName } from './pool-config.js';
 
 const HEX = /^(?:[0-9a-f]{8}|[0-9a-f]{32})$/;
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/;
@@ -79,5 +80,20 @@ export function checkHistory(opts: HistoryOptions): void {
   if (opts.ip !== undefined) checkHex(opts.ip);
   if (opts.limit !== undefined && (!Number.isSafeInteger(opts.limit) || opts.limit < 0)) {
     throw new ValidationError('limit', `must be a whole number, got ${JSON.stringify(opts.limit)}`);
+  }
+}
+
+/** Longest wait historyAfter takes: a caller that wants longer asks again. */
+export const MAX_HISTORY_WAIT_MS = 60_000;
+
+/** Validates a historyAfter call: pool names, a cursor of strings, a wait in ms. */
+export function checkHistoryAfter(pools: unknown, cursor: unknown, waitMs: unknown): void {
+  if (!Array.isArray(pools)) throw new ValidationError('pools', `must be a list of pool names, got ${typeof pools}`);
+  pools.forEach((p, i) => validatePoolName(p, `pools[${i}]`));
+  if (typeof cursor !== 'object' || cursor === null || Object.values(cursor as HistoryCursor).some((v) => typeof v !== 'string')) {
+    throw new ValidationError('cursor', 'must be the cursor a previous historyAfter returned');
+  }
+  if (!Number.isSafeInteger(waitMs) || (waitMs as number) < 0 || (waitMs as number) > MAX_HISTORY_WAIT_MS) {
+    throw new ValidationError('waitMs', `must be a whole number of ms from 0 to ${MAX_HISTORY_WAIT_MS}, got ${JSON.stringify(waitMs)}`);
   }
 }

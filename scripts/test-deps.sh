@@ -21,6 +21,8 @@ packages=(
   prometheus     # a real Prometheus scrapes the agent and discovers containers through /v1/sd
   python3        # ... and sends 802.1Q-tagged frames from a raw socket (node-gyp needs it too)
   strace         # the durability tests read from a trace that each acknowledgement follows its fsync
+  chromium       # the console's tests drive it headless through puppeteer-core (no browser download works here)
+  fonts-dejavu-core  # the fonts its pages and screenshots are drawn with
 )
 
 sudo=""

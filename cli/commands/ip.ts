@@ -6,6 +6,7 @@ import { formatIp, parseIp } from '../../ipam/address.js';
 import { freeAddresses } from '../../ipam/free-list.js';
 import type { AddressInfo } from '../../ipam/model.js';
 import { validatePoolName } from '../../ipam/pool-config.js';
+import { actionSubject, applyAction } from '../address-actions.js';
 import { operate, quote, type ArgsOf, type GlobalArgs } from '../context.js';
 import { addressState, integer, once } from '../flags.js';
 import { fields, table, writeJson } from '../output.js';
@@ -102,13 +103,9 @@ function reserveBuilder(y: Argv<GlobalArgs>) {
 
 /** Reserves an address, optionally for an owner; for its own owner an allocated address is pinned. */
 async function reserve(argv: ArgumentsCamelCase<ArgsOf<typeof reserveBuilder>>): Promise<void> {
-  await operate(argv, `reserve address ${quote(argv.ip)} in pool ${quote(argv.pool)}`, async (open, ctx) => {
+  await operate(argv, actionSubject('reserve', argv.ip, argv.pool), async (open, ctx) => {
     const hex = parseTarget(argv);
-    const store = await open();
-    const req: { owner?: string; note?: string; actor: string } = { actor: ctx.actor };
-    if (argv.owner !== undefined) req.owner = argv.owner;
-    if (argv.note !== undefined) req.note = argv.note;
-    const view = addressView(await store.reserve(argv.pool, hex, req));
+    const view = addressView(await applyAction(await open(), 'reserve', argv.pool, hex, { actor: ctx.actor, owner: argv.owner, note: argv.note }));
     if (argv.json) writeJson(ctx.io.stdout, view);
     else {
       const what = view.state === 'allocated' ? 'pinned' : 'reserved';
@@ -119,10 +116,9 @@ async function reserve(argv: ArgumentsCamelCase<ArgsOf<typeof reserveBuilder>>):
 
 /** Ends a reservation or a hold, or unpins an allocated address. */
 async function unreserve(argv: ArgumentsCamelCase<ArgsOf<typeof addressBuilder>>): Promise<void> {
-  await operate(argv, `unreserve address ${quote(argv.ip)} in pool ${quote(argv.pool)}`, async (open, ctx) => {
+  await operate(argv, actionSubject('unreserve', argv.ip, argv.pool), async (open, ctx) => {
     const hex = parseTarget(argv);
-    const store = await open();
-    const view = addressView(await store.unreserve(argv.pool, hex, { actor: ctx.actor }));
+    const view = addressView(await applyAction(await open(), 'unreserve', argv.pool, hex, { actor: ctx.actor }));
     if (argv.json) writeJson(ctx.io.stdout, view);
     else ctx.io.stdout.write(`unreserved ${view.ip} in pool ${quote(view.pool)}: now ${view.state}\n`);
   });
@@ -130,12 +126,9 @@ async function unreserve(argv: ArgumentsCamelCase<ArgsOf<typeof addressBuilder>>
 
 /** Releases an allocated address as if its container had gone: it is held for its owner for the pool's hold time. */
 async function release(argv: ArgumentsCamelCase<ArgsOf<typeof addressBuilder>>): Promise<void> {
-  await operate(argv, `release address ${quote(argv.ip)} in pool ${quote(argv.pool)}`, async (open, ctx) => {
+  await operate(argv, actionSubject('release', argv.ip, argv.pool), async (open, ctx) => {
     const hex = parseTarget(argv);
-    const store = await open();
-    await store.release(argv.pool, { ip: hex, actor: ctx.actor });
-    // Read back what the release left (a hold's owner and end) rather than guess it.
-    const view = addressView(await store.getAddress(argv.pool, hex));
+    const view = addressView(await applyAction(await open(), 'release', argv.pool, hex, { actor: ctx.actor }));
     if (argv.json) return writeJson(ctx.io.stdout, view);
     let now = `now ${view.state}`;
     if (view.state === 'reserved' && view.owner !== undefined) now += ` for ${view.owner}`;

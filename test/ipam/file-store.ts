@@ -363,3 +363,39 @@ t.test('reads write nothing: a store whose journal is gone is read from its snap
   t.teardown(() => fresh.close());
   t.equal((await fresh.getAddress('p', b.ip)).containerId, 'c2');
 });
+
+t.test('historyAfter reads on across a rotation of the history file, a pool removed and made again, and a line still being written', async (t) => {
+  const dir = t.testdir();
+  const store = await withPool(dir);
+  t.teardown(() => store.close());
+  const file = join(dir, 'history', 'p.jsonl');
+  const alloc = (cid: string) => store.allocate('p', { containerId: cid, ifname: 'eth0', owner: cid });
+  const owners = (tail: { entries: Array<{ owner?: string }> }) => tail.entries.map((e) => e.owner);
+  await alloc('c0');
+  let tail = await store.historyAfter(['p'], {}, 0);
+
+  await alloc('c1');
+  // rotation as the store does it past HISTORY_ROTATE_BYTES: rename, then the next append makes a new file
+  renameSync(file, `${file}.1`);
+  tail = await store.historyAfter(['p'], tail.cursor, 0);
+  t.same(owners(tail), ['c1'], 'the rest of the rotated file');
+  await alloc('c2');
+  tail = await store.historyAfter(['p'], tail.cursor, 0);
+  t.same(owners(tail), ['c2'], 'then the new file from its start');
+
+  await alloc('c3');
+  renameSync(file, `${file}.1`);
+  await alloc('c4');
+  tail = await store.historyAfter(['p'], tail.cursor, 0);
+  t.same(owners(tail), ['c3', 'c4'], 'a rotation between two reads loses nothing');
+
+  appendFileSync(file, '{"at":1,"event":"allocate","ip":"0a140000","owner":"half');
+  tail = await store.historyAfter(['p'], tail.cursor, 0);
+  t.same(owners(tail), [], 'a line without its newline is not taken yet');
+
+  await store.removePool('p', { force: true });
+  await store.createPool(buildPoolConfig({ name: 'p', subnet: '10.20.0.0/16', hold: 0 }));
+  await alloc('c5');
+  tail = await store.historyAfter(['p'], tail.cursor, 0);
+  t.same(owners(tail), ['c5'], "a pool made again is read from its history's start");
+});

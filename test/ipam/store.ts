@@ -5,6 +5,7 @@ import { formatIp, parseIp } from '../../ipam/address.js';
 import { checkPool } from '../../ipam/check.js';
 import { buildPoolConfig, type PoolSpec } from '../../ipam/pool-config.js';
 import type { Store } from '../../ipam/model.js';
+import { openStore } from '../../ipam/open-store.js';
 import { freshStore, STORE_KINDS } from '../helpers/stores.js';
 
 const hex = (text: string): string => parseIp(text, 'ip').hex;
@@ -280,6 +281,56 @@ for (const kind of STORE_KINDS) {
       t.ok(all.every((e) => e.at >= before - 1000 && e.at <= Date.now() + 1000), 'timestamps are now');
       t.same((await store.history(p, { ip: a.ip })).map((e) => e.event), ['release', 'allocate']);
       t.equal((await store.history(p, { limit: 2 })).length, 2);
+    });
+
+    t.test('historyAfter: follows several pools from a cursor, woken by a change made elsewhere', async (t) => {
+      const fresh = await freshStore(t, kind);
+      if (!fresh) return;
+      const writer = fresh.store;
+      // the wait blocks a Redis connection: a follower has a store of its own
+      const follower = await openStore(fresh.url, { redisClient: kind === 'ioredis' ? 'ioredis' : 'resp' });
+      t.teardown(() => follower.close());
+      const a = await pool(writer, { name: 'a', subnet: '10.0.0.0/29' });
+      const b = await pool(writer, { name: 'b', subnet: '10.1.0.0/29' });
+      await writer.allocate(a, { containerId: 'old', ifname: 'eth0', owner: 'old' });
+
+      let t0 = Date.now();
+      const start = await follower.historyAfter([a, b], {}, 5000);
+      t.same(start.entries, [], 'a pool the cursor lacks starts at its end: earlier entries are not repeated');
+      t.same(Object.keys(start.cursor).sort(), [a, b]);
+      t.ok(Date.now() - t0 < 1000, 'and the call returns at once');
+
+      t0 = Date.now();
+      const idle = await follower.historyAfter([a, b], start.cursor, 300);
+      t.same(idle.entries, [], 'nothing new');
+      t.ok(Date.now() - t0 >= 250, `waited for the wait (${Date.now() - t0} ms)`);
+
+      const pending = follower.historyAfter([a, b], idle.cursor, 10_000);
+      await sleep(100);
+      t0 = Date.now();
+      const x = await writer.allocate(b, { containerId: 'c1', ifname: 'eth0', owner: 'web-1', actor: 'test' });
+      const woken = await pending;
+      t.ok(Date.now() - t0 < 1000, `a change wakes the waiting reader (${Date.now() - t0} ms)`);
+      t.match(woken.entries, [{ pool: b, event: 'allocate', ip: x.ip, owner: 'web-1', containerId: 'c1', actor: 'test' }]);
+
+      await writer.release(b, { containerId: 'c1', ifname: 'eth0' });
+      await writer.reserve(a, hex('10.0.0.5'), { note: '<b>n</b>' });
+      const more = await follower.historyAfter([a, b], woken.cursor, 1000);
+      t.same(
+        more.entries.map((e) => [e.pool, e.event, ipOf(e.ip)]),
+        [
+          [b, 'release', ipOf(x.ip)],
+          [a, 'reserve', '10.0.0.5'],
+        ],
+        'entries after the cursor, oldest first, each with its pool',
+      );
+      t.same((await follower.historyAfter([a, b], more.cursor, 0)).entries, [], 'read once only');
+      const onlyA = await follower.historyAfter([a], more.cursor, 0);
+      t.same(Object.keys(onlyA.cursor), [a], 'the cursor keeps the pools asked for');
+
+      await t.rejects(follower.historyAfter(['no/such'], {}, 0), { code: 'INVALID', field: 'pools[0]' });
+      await t.rejects(follower.historyAfter([a], {}, -1), { code: 'INVALID', field: 'waitMs' });
+      await t.rejects(follower.historyAfter([a], { [a]: 'nonsense' }, 0), { code: 'INVALID', field: 'cursor' });
     });
 
     t.test('pools: create, overlap, duplicate, list, remove', async (t) => {
