@@ -29,7 +29,7 @@ t.test('the store check', async (t) => {
   let calls = 0;
   let answer: () => Promise<unknown> = () => new Promise(() => undefined); // never settles
   const store = { location: 'redis://:***@h:1/0', listPools: () => (calls++, answer()) } as unknown as Store;
-  const agent = { containerd: [], cfg: { dockerSocket: '/d.sock', lb: {} }, docker: { connected: true } } as unknown as Agent;
+  const agent = { containerd: [], storeWarnings: [], cfg: { dockerSocket: '/d.sock', lb: {} }, docker: { connected: true } } as unknown as Agent;
   const health = new Health(agent, store, 50);
 
   const started = Date.now();

@@ -46,7 +46,9 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t) && !sk
     await waitFor('the agent to take it again on the new master', async () => {
       const a = await direct.getAddress('hap', hex);
       return a.state === 'allocated' && a.containerId === id ? true : undefined;
-    }, 60000);
+    }, 120000).catch((err: Error) => {
+      throw new Error(`${err.message}; the agent's log ends: ${agent.log().slice(-4000)}`);
+    });
     t.pass(`${ip} is allocated to kept again on the new master (:${promoted})`);
     // the new master's history of the address: the agent's allocation, and none made by the plugin before the failover
     const hist = await direct.history('hap', { ip: hex });
