@@ -15,7 +15,7 @@
 // then left as it is, never taken for a stopped container's.
 import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { parseIp } from '../ipam/address.js';
+import { parseIp } from '../core/address.js';
 import type { Store } from '../ipam/model.js';
 import type { AgentConfig } from './config.js';
 import { CniRuntime, type AttachmentRef } from './cni-runtime.js';

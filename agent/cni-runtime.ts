@@ -14,7 +14,7 @@ import { pluginOutput } from '../cni/delegate.js';
 import { CNI_CODES, CniError } from '../cni/errors.js';
 import { execPlugin } from '../cni/exec-plugin.js';
 import { atLeast } from '../cni/version.js';
-import { closeSharedStores, shareStores } from '../ipam/open-store.js';
+import { StoreCache } from '../ipam/open-store.js';
 import type { NetworkList } from './netconf.js';
 import { isOwnPlugin, ownPlugin, runOwn, warmOwn, type Output } from './own-plugins.js';
 import { PluginWorkers } from './plugin-worker.js';
@@ -34,6 +34,8 @@ export type RawResult = Record<string, unknown>;
 
 export class CniRuntime {
   private readonly workers?: PluginWorkers;
+  /** the kept store connections of plugins run on this thread (no plugin threads) */
+  private readonly stores?: StoreCache;
 
   /**
    * `threads`: how many worker threads run berth's own plugins (0: on the
@@ -46,7 +48,7 @@ export class CniRuntime {
     private readonly timeoutMs = 60000,
   ) {
     if (inProcess && threads > 0) this.workers = new PluginWorkers(threads);
-    else if (inProcess) shareStores(); // one Redis connection for berth-ipam, not one per call
+    else if (inProcess) this.stores = new StoreCache(); // one Redis connection for berth-ipam, not one per call
   }
 
   /** Plugin calls answered by the plugin threads so far. */
@@ -57,7 +59,7 @@ export class CniRuntime {
   /** Stops the plugin threads (after the calls in flight, bounded) and closes the kept store connections. */
   async close(): Promise<void> {
     await this.workers?.close();
-    await closeSharedStores();
+    await this.stores?.close();
   }
 
   /**
@@ -156,7 +158,7 @@ export class CniRuntime {
       ? await this.exec(plugin.type, env, stdin)
       : this.workers
         ? await this.workers.run({ type: plugin.type, env, stdin })
-        : await runOwn(await ownPlugin(plugin.type), env, stdin);
+        : await runOwn(await ownPlugin(plugin.type), env, stdin, this.stores);
     const parsed = pluginOutput(out, `${plugin.type} ${command}`);
     if (command !== 'ADD') return undefined;
     if (!parsed) throw new CniError(CNI_CODES.DECODE_FAILED, `${plugin.type} ADD printed no result`);

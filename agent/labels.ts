@@ -1,7 +1,8 @@
 // What a container's Docker labels ask of the agent (CONTRACT.md), validated:
 // a label's value reaches CNI_ARGS, the pool and load-balancer configs, so
 // nothing outside these shapes gets through. Pure.
-import { formatIp, parseIp } from '../ipam/address.js';
+import { formatIp, parseIp } from '../core/address.js';
+import { SERVICE_NAME } from '../lb/config.js';
 
 /** every label the agent reads starts with this */
 export const LABEL_PREFIX = 'berth.';
@@ -15,8 +16,6 @@ export const LABEL_METRICS = 'berth.metrics';
 export const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 /** Owner keys travel in CNI_ARGS (";" and "=" separate there) and are stored: no white space or separators. */
 const OWNER = /^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,252}$/;
-/** Service names end up in HAProxy and keepalived configs: a plain identifier only. */
-export const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 
 export interface AttachIntent {
   network: string;

@@ -1,6 +1,7 @@
 // berth's own plugins as code: the agent runs them through the same runPlugin
 // entry as their executables, with the same env and stdin, without a process.
 import type { PluginSpec } from '../cni/skel.js';
+import type { StoreCache } from '../ipam/open-store.js';
 
 export interface Output {
   code: number;
@@ -26,11 +27,11 @@ export function ownPlugin(type: string): Promise<PluginSpec<unknown>> {
   return load();
 }
 
-/** Runs one plugin call in this thread, as its executable would. */
-export async function runOwn(spec: PluginSpec<unknown>, env: NodeJS.ProcessEnv, stdin: string): Promise<Output> {
+/** Runs one plugin call in this thread, as its executable would; `stores`: the thread's kept store connections. */
+export async function runOwn(spec: PluginSpec<unknown>, env: NodeJS.ProcessEnv, stdin: string, stores?: StoreCache): Promise<Output> {
   const { runPlugin } = await import('../cni/skel.js');
   let stdout = '';
-  const code = await runPlugin(spec, { env, readStdin: async () => stdin, stdout: { write: (t: string) => (stdout += t) }, longLived: true });
+  const code = await runPlugin(spec, { env, readStdin: async () => stdin, stdout: { write: (t: string) => (stdout += t) }, longLived: true, ...(stores ? { stores } : {}) });
   return { code, stdout, stderr: '' };
 }
 

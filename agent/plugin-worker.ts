@@ -11,7 +11,7 @@
 //
 // The same file is the worker's entry (it checks isMainThread) and the pool.
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
-import { shareStores } from '../ipam/open-store.js';
+import { StoreCache } from '../ipam/open-store.js';
 import { ownPlugin, runOwn, warmOwn, type Output } from './own-plugins.js';
 
 /** One plugin call: which plugin, its environment and its stdin. */
@@ -27,9 +27,9 @@ type Reply = { id: number; out?: Output; error?: string };
 if (!isMainThread && parentPort) {
   const port = parentPort;
   // one Redis connection per thread for berth-ipam, not one per call
-  shareStores();
+  const stores = new StoreCache();
   port.on('message', (req: Request) => {
-    const work = 'warm' in req ? warmOwn(req.warm).then(() => undefined) : ownPlugin(req.call.type).then((spec) => runOwn(spec, req.call.env, req.call.stdin));
+    const work = 'warm' in req ? warmOwn(req.warm).then(() => undefined) : ownPlugin(req.call.type).then((spec) => runOwn(spec, req.call.env, req.call.stdin, stores));
     work.then(
       (out) => port.postMessage({ id: req.id, out } satisfies Reply),
       (err: Error) => port.postMessage({ id: req.id, error: err?.message ?? String(err) } satisfies Reply),

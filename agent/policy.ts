@@ -2,7 +2,8 @@
 // config. Without one, any container may name any owner key (and so take
 // another application's reserved or held address) and join any declared
 // load-balancer service. Pure.
-import { LabelError, LABEL_LB_PREFIX, LABEL_OWNER, NETWORK_NAME, SERVICE_NAME, type AttachIntent } from './labels.js';
+import { SERVICE_NAME } from '../lb/config.js';
+import { LabelError, LABEL_LB_PREFIX, LABEL_OWNER, NETWORK_NAME, type AttachIntent } from './labels.js';
 
 /** One network's rules: owner key patterns and service names a container on it may use. */
 export interface NetworkPolicy {

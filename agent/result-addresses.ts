@@ -1,5 +1,5 @@
 // The addresses of a cached CNI result, as the agent shows and checks them.
-import { formatIp, parseCidr } from '../ipam/address.js';
+import { formatIp, parseCidr } from '../core/address.js';
 
 /** Every address of a CNI result, without prefix lengths. */
 export function resultAddresses(result: Record<string, unknown> | undefined): string[] {

@@ -6,6 +6,9 @@ import type { Store } from '../ipam/model.js';
 import { openStore } from '../ipam/open-store.js';
 import { resolveStoreUrl } from '../ipam/store-url.js';
 import type { Sink } from './output.js';
+import { causeOf, oneLine, quote } from '../core/errors.js';
+
+export { causeOf, quote };
 
 export interface CliIo {
   stdout: Sink;
@@ -47,16 +50,6 @@ export function reportFailure(ctx: CliContext, message: string, code = FAILURE_E
   ctx.exitCode = code;
 }
 
-/** The message of anything thrown, on one line. */
-export function causeOf(err: unknown): string {
-  if (err instanceof Error) return oneLine(err.message || err.name);
-  return oneLine(String(err));
-}
-
-/** A name quoted for messages: `"web"`, escaped so it stays on one line. */
-export function quote(name: unknown): string {
-  return JSON.stringify(String(name));
-}
 
 /**
  * Runs one operation: `what` completes "failed to <what>: <cause>". The store
@@ -91,6 +84,3 @@ export async function operate(
   }
 }
 
-function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, ' ').trim();
-}

@@ -3,7 +3,7 @@
 // instance as a spreadsheet or an IPAM tool's export. Two formats: CSV with
 // a header row (RFC 4180 quoting) and JSON lines. Parsing, formatting and
 // the import plan are pure; the command in commands/ip.ts applies the plan.
-import { formatIp, parseIp } from '../ipam/address.js';
+import { formatIp, parseIp } from '../core/address.js';
 import type { AddressInfo } from '../ipam/model.js';
 import { isAssignable, type PoolConfig } from '../ipam/pool-config.js';
 

@@ -37,29 +37,3 @@ export function fields(pairs: ReadonlyArray<readonly [string, string | undefined
 export function writeJson(out: Sink, value: unknown): void {
   out.write(`${JSON.stringify(value, null, 2)}\n`);
 }
-
-/** A timestamp (ms since the epoch) as ISO 8601, or undefined when there is none. */
-export function iso(ms: number | undefined): string | undefined {
-  return ms === undefined ? undefined : new Date(ms).toISOString();
-}
-
-/** Seconds as a short duration for people, e.g. 90 → "1m30s", 3600 → "1h". */
-export function duration(seconds: number): string {
-  if (seconds === 0) return '0s';
-  const units: Array<[string, number]> = [
-    ['d', 86400],
-    ['h', 3600],
-    ['m', 60],
-    ['s', 1],
-  ];
-  let rest = seconds;
-  let out = '';
-  for (const [unit, size] of units) {
-    const n = Math.floor(rest / size);
-    if (n > 0) {
-      out += `${n}${unit}`;
-      rest -= n * size;
-    }
-  }
-  return out;
-}

@@ -2,6 +2,7 @@
 // is valid: undoing a half-made attachment, and taking a container's side
 // away on DEL. Their config and spec are in attach-config.ts.
 import { existsSync, openSync } from 'node:fs';
+import { sha1Hex } from '../core/sha1.js';
 import { announce } from './announce.js';
 import type { AttachConfig } from './attach-config.js';
 import { delegateIpam } from './delegate.js';
@@ -11,6 +12,11 @@ import { macSource, stableMac } from './mac.js';
 import { isErrno, Links, rtnetlink } from './netlink.js';
 import { probe } from './probe.js';
 import type { Request } from './skel.js';
+
+/** The host end's name: derived from the attachment, so DEL and CHECK find it with no local state. */
+export function hostVethName(containerId: string, ifname: string): string {
+  return `vb${sha1Hex(`${containerId}/${ifname}`).slice(0, 11)}`;
+}
 
 /**
  * The CNI error for a container interface name already taken in its

@@ -1,6 +1,8 @@
 // CNI errors: every error leaving a plugin carries a spec code (0-99) or one
 // of berth's own (100+); anything unexpected becomes 999. One table, tested
-// for uniqueness and listed in the README.
+// for uniqueness and listed in the README; a pool error carries its CNI code
+// in core/errors.ts.
+import { ERROR_CODES, type ErrorCode } from '../core/errors.js';
 
 /** The well-known codes of the CNI spec that berth uses. */
 export const CNI_CODES = {
@@ -48,25 +50,9 @@ export class CniError extends Error {
   }
 }
 
-/** Maps a pool error code (ipam/errors.ts) to a CNI code. */
+/** The CNI code a pool error code (core/errors.ts) is reported as; anything else is unexpected (999). */
 export function cniCodeOf(berthCode: string | undefined): number {
-  switch (berthCode) {
-    case 'INVALID':
-    case 'POOL_NOT_FOUND':
-      return CNI_CODES.INVALID_CONFIG;
-    case 'STORE_UNAVAILABLE':
-      return CNI_CODES.TRY_AGAIN_LATER;
-    case 'POOL_EXHAUSTED':
-    case 'IP_ALLOCATED':
-    case 'IP_RESERVED':
-    case 'IP_NOT_IN_POOL':
-    case 'ATTACHMENT_CONFLICT':
-    case 'STALE_GENERATION':
-    case 'STORE_CORRUPT':
-      return BERTH_CODES[berthCode];
-    default:
-      return UNEXPECTED;
-  }
+  return berthCode !== undefined && Object.hasOwn(ERROR_CODES, berthCode) ? ERROR_CODES[berthCode as ErrorCode].cni : UNEXPECTED;
 }
 
 /** Any thrown value as a CniError. */

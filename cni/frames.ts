@@ -11,7 +11,7 @@
 // (Linux: arp_process's is_garp, ndisc_recv_na's override), and a switch
 // learns the port the MAC is behind. Pure functions over Buffers; the sending
 // is in announce.ts.
-import { parseIp } from '../ipam/address.js';
+import { parseIp } from '../core/address.js';
 import { formatMac, parseMac } from './mac.js';
 
 const ETH_P_ARP = 0x0806;

@@ -2,7 +2,7 @@
 // derived from its address, so that an instance restarted with its IP also
 // has its MAC back: neighbours' ARP and NDP caches, switches' tables and
 // appliances that pin ARP entries stay right across the restart.
-import { parseIp } from '../ipam/address.js';
+import { parseIp } from '../core/address.js';
 
 /**
  * The MAC a container with this address gets: locally administered and

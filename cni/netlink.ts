@@ -16,7 +16,7 @@
 // agent a plugin thread's other ADDs waited for one container's veth.
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { native } from '../native/index.js';
-import { formatIp, parseCidr, parseIp } from '../ipam/address.js';
+import { formatIp, parseCidr, parseIp } from '../core/address.js';
 import { formatMac, parseMac, randomMac } from './mac.js';
 import * as rtnl from './rtnl.js';
 

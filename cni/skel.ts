@@ -5,6 +5,7 @@
 //
 // Start-up is lean: this module loads nothing heavy, and the plugin's own code
 // (stores, netlink) is imported only once the request is known to be valid.
+import type { StoreCache } from '../ipam/open-store.js';
 import { fstatSync, readFileSync, writeSync } from 'node:fs';
 import { parseCniArgs } from './args.js';
 import { CNI_CODES, CniError, toCniError } from './errors.js';
@@ -37,6 +38,8 @@ export interface Request {
   log: Logger;
   /** the process lives on after answering (the agent): work may go on in it after the answer, on timers */
   longLived?: boolean;
+  /** stores kept open across calls by a long-lived process (the agent's plugin threads) */
+  stores?: StoreCache;
   /** berth-ipam ADD from a berth main plugin, in-process only: addresses its probe found in use on the wire */
   conflicts?: Array<{ ip: string; mac: string }>;
 }
@@ -71,6 +74,8 @@ export interface PluginIO {
   stderrFd?: number;
   /** the process lives on after this call (the agent), see Request.longLived */
   longLived?: boolean;
+  /** see Request.stores */
+  stores?: StoreCache;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
@@ -95,6 +100,7 @@ export async function runPlugin<C>(spec: PluginSpec<C>, io: PluginIO): Promise<n
     const req = parseRequest(spec, command as Command, io.env, stdin, io.stderrFd ?? 2);
     version = req.version;
     if (io.longLived) req.longLived = true;
+    if (io.stores) req.stores = io.stores;
     req.log.debug({ args: Object.fromEntries(req.args), netns: req.netns || undefined }, `${req.command} request`);
     const conf = spec.parse(req);
     const plugin = await spec.load();

@@ -10,7 +10,7 @@
 // anything else is looked at.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { ValidationError } from '../ipam/errors.js';
+import { ValidationError } from '../core/errors.js';
 import { readSecretFile, type Warn } from '../ipam/password-files.js';
 
 /** Shortest admin token accepted: 16 characters of `openssl rand -hex 32`'s 64 are 64 bits. */

@@ -1,7 +1,7 @@
 // An address's history as CSV for audits (RFC 4180), newest first like the page.
-import { formatIp } from '../ipam/address.js';
+import { formatIp } from '../core/address.js';
 import type { HistoryEntry } from '../ipam/model.js';
-import { iso } from '../cli/output.js';
+import { iso } from '../ipam/views.js';
 
 export const CSV_COLUMNS = ['time', 'event', 'pool', 'ip', 'owner', 'container', 'ifname', 'generation', 'actor', 'note'] as const;
 

@@ -4,7 +4,7 @@
 // is polled: on Redis the loop waits in XREAD BLOCK on the pools' history
 // streams, on the file store in fs.watch on its history directory.
 import type { ServerResponse } from 'node:http';
-import { formatIp } from '../ipam/address.js';
+import { formatIp } from '../core/address.js';
 import type { HistoryCursor, HistoryEvent, Store } from '../ipam/model.js';
 
 /** What a page hears of a change: enough to know whether to fetch its live parts again. */

@@ -6,8 +6,8 @@
 // of them, each at least a /24 (IPv4) or /120 (IPv6), so the largest pool
 // takes as long to draw as the records it holds. A /16 is 256 /24s, a /12
 // 4096 /24s, a /8 4096 /20s that each open into 16 /24s.
-import { formatIp, fromBig, parseCidr, toBig, type Cidr, type Family } from '../ipam/address.js';
-import { ValidationError } from '../ipam/errors.js';
+import { formatIp, fromBig, parseCidr, toBig, type Cidr, type Family } from '../core/address.js';
+import { ValidationError } from '../core/errors.js';
 import type { AddressInfo } from '../ipam/model.js';
 import { isAssignable, type PoolConfig } from '../ipam/pool-config.js';
 

@@ -2,8 +2,8 @@
 // form fields. Each rule throws a ValidationError whose message starts with
 // the field's name, as the pool's own errors do; nothing unchecked reaches
 // the store or a page.
-import { ValidationError } from '../ipam/errors.js';
-import { ADDRESS_ACTIONS, type AddressAction } from '../cli/address-actions.js';
+import { ValidationError } from '../core/errors.js';
+import { ADDRESS_ACTIONS, type AddressAction } from '../ipam/actions.js';
 import { POOL_SORTS, type PoolSort, type PoolsQuery, type SortOrder } from './render.js';
 
 // eslint-disable-next-line no-control-regex

@@ -6,7 +6,7 @@
 // in a busy pool does not read the pool whole each time. Nothing is kept for
 // a pool whose changes the feed is not following (before it follows a new
 // pool, or while it cannot read the store): those pages read the store.
-import { isBerthError } from '../ipam/errors.js';
+import { isBerthError } from '../core/errors.js';
 import type { AddressInfo, Store } from '../ipam/model.js';
 import type { ChangeFeed } from './feed.js';
 

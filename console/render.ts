@@ -2,12 +2,11 @@
 // through the `html` template, which escapes it (console/html.ts). A part of
 // a page that follows the store live is rendered by its own function, so the
 // page and the part fetched on a change are the same markup.
-import { formatIp, parseCidr, type Cidr } from '../ipam/address.js';
+import { formatIp, parseCidr, type Cidr } from '../core/address.js';
 import type { AddressInfo, HistoryEntry, PoolUsage } from '../ipam/model.js';
 import { formatRange, type PoolConfig } from '../ipam/pool-config.js';
-import type { AddressAction } from '../cli/address-actions.js';
-import { duration, iso } from '../cli/output.js';
-import { poolView } from '../cli/views.js';
+import type { AddressAction } from '../ipam/actions.js';
+import { duration, iso, poolView } from '../ipam/views.js';
 import { html, join, type Html } from './html.js';
 import type { BlockCell, PoolMap } from './map.js';
 import type { SearchResult } from './search.js';

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { ValidationError } from '../ipam/errors.js';
+import { ValidationError } from '../core/errors.js';
 import { openStore } from '../ipam/open-store.js';
 import { parseStoreUrl, redact } from '../ipam/store-url.js';
 import { findUp } from '../native/index.js';

@@ -1,6 +1,6 @@
 // Search across pools, as data: an address by its text, or any non-free
 // address whose address, owner, container id or note contains the query.
-import { formatIp, parseCidr, parseIp, within } from '../ipam/address.js';
+import { formatIp, parseCidr, parseIp, within } from '../core/address.js';
 import type { AddressInfo } from '../ipam/model.js';
 import type { PoolConfig } from '../ipam/pool-config.js';
 

@@ -2,12 +2,12 @@
 // store calls; every page comes from render.ts. A failure is shown as the CLI
 // prints it, "failed to <what>: <cause>", with a status from its error code.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { parseCidr, parseIp } from '../ipam/address.js';
-import { BerthError, isBerthError, ValidationError } from '../ipam/errors.js';
+import { parseCidr, parseIp } from '../core/address.js';
+import { BerthError, isBerthError, ValidationError } from '../core/errors.js';
 import type { AddressInfo, PoolUsage, Store } from '../ipam/model.js';
 import { capacity, validatePoolName } from '../ipam/pool-config.js';
-import { actionSubject, applyAction, type AddressAction } from '../cli/address-actions.js';
-import { causeOf, quote } from '../cli/context.js';
+import { actionSubject, applyAction, type AddressAction } from '../ipam/actions.js';
+import { causeOf, quote } from '../core/errors.js';
 import { crossSite, csrfMatches, sessionCookie, type Session, type Sessions } from './auth.js';
 import { historyCsv } from './csv.js';
 import { serveEvents, type ChangeFeed } from './feed.js';

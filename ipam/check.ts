@@ -1,35 +1,10 @@
 // The pool consistency check: address records are the truth; every index and
 // counter must agree with them. Pure: a snapshot in, findings and guarded fixes out.
-import { formatIp } from './address.js';
+import { formatIp } from '../core/address.js';
 import { isAssignable } from './pool-config.js';
-import { attachmentKey, heldKey, type Fix, type PoolSnapshot } from './model.js';
+import { attachmentKey, heldKey, type Finding, type Fix, type PoolSnapshot } from './model.js';
 
-export interface Finding {
-  /** what kind of disagreement */
-  kind:
-    | 'attachment-missing'
-    | 'attachment-stale'
-    | 'held-missing'
-    | 'held-stale'
-    | 'expiry-missing'
-    | 'expiry-stale'
-    | 'free-but-used'
-    | 'free-outside-pool'
-    | 'outside-pool'
-    | 'bad-record'
-    | 'counter'
-    | 'generation'
-    // between the pool registry and the pools' keys (Redis: RedisStore.checkRegistry)
-    | 'unregistered'
-    | 'keys-missing'
-    | 'unfinished-create'
-    | 'unfinished-remove';
-  /** the address concerned, as text */
-  ip?: string;
-  message: string;
-  /** false when repair cannot settle it and an operator must */
-  repairable: boolean;
-}
+export type { Finding } from './model.js';
 
 export interface CheckResult {
   pool: string;

@@ -3,7 +3,7 @@
 // The file store runs these directly inside its lock; the Redis Lua scripts in
 // ipam/lua/ implement the same steps in the same order over the same
 // structures, and test/ipam/store.ts holds both stores to one behaviour.
-import { hexInc } from './address.js';
+import { hexInc } from '../core/address.js';
 import { fail } from './failures.js';
 import { isAssignable, type PoolConfig } from './pool-config.js';
 import {

@@ -1,7 +1,7 @@
 // The expected failures of pool operations, built in one place so the file
 // store (engine.ts) and the Redis store (Lua replies) say exactly the same.
-import { formatIp } from './address.js';
-import { BerthError } from './errors.js';
+import { formatIp } from '../core/address.js';
+import { BerthError } from '../core/errors.js';
 
 /** Builders for every expected failure, by error code. */
 export const fail = {

@@ -23,7 +23,7 @@ import fs from 'node:fs';
 import { join } from 'node:path';
 import { native } from '../native/index.js';
 import { checkRecordShape } from './record.js';
-import { BerthError, ValidationError, isBerthError } from './errors.js';
+import { BerthError, ValidationError, isBerthError } from '../core/errors.js';
 import * as engine from './engine.js';
 import { checkAllocate, checkConflict, checkHex, checkHistory, checkHistoryAfter, checkRelease, checkReserve } from './requests.js';
 import { TimeQueue } from './time-queue.js';

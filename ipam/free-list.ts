@@ -2,7 +2,7 @@
 // records only for addresses in use, so "free" is the ranges less the
 // excluded and the taken ones. Lazy, because a /12 or an IPv6 /64 cannot be
 // listed whole; the caller stops after as many as it wants.
-import { fromBig, toBig } from './address.js';
+import { fromBig, toBig } from '../core/address.js';
 import type { PoolConfig } from './pool-config.js';
 
 /** Yields the pool's free addresses (hex) in address order, skipping excluded and taken ones. */

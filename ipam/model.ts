@@ -3,7 +3,6 @@
 // Only non-free addresses have a record, so a store's size follows the
 // addresses in use (plus the released ones remembered for least-recently-
 // released order), never the size of the subnet.
-import type { Finding } from './check.js';
 import type { PoolConfig } from './pool-config.js';
 
 import type { HostAnnouncement } from './hosts.js';
@@ -175,6 +174,34 @@ export interface ConflictRequest {
   /** what answered or claims it: "in use by 02:aa:…", "held by web-2 on host-b" */
   note: string;
   actor?: string;
+}
+
+/** A disagreement the consistency check found (check.ts) or the registry check (checkRegistry). */
+export interface Finding {
+  /** what kind of disagreement */
+  kind:
+    | 'attachment-missing'
+    | 'attachment-stale'
+    | 'held-missing'
+    | 'held-stale'
+    | 'expiry-missing'
+    | 'expiry-stale'
+    | 'free-but-used'
+    | 'free-outside-pool'
+    | 'outside-pool'
+    | 'bad-record'
+    | 'counter'
+    | 'generation'
+    // between the pool registry and the pools' keys (Redis: RedisStore.checkRegistry)
+    | 'unregistered'
+    | 'keys-missing'
+    | 'unfinished-create'
+    | 'unfinished-remove';
+  /** the address concerned, as text */
+  ip?: string;
+  message: string;
+  /** false when repair cannot settle it and an operator must */
+  repairable: boolean;
 }
 
 /** A disagreement between a store's pool registry and the pools themselves (see checkRegistry). */

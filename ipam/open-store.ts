@@ -3,7 +3,7 @@
 // one-shot processes never load ioredis.
 import type { Store } from './model.js';
 import type { RedisConn, RedisLocation } from './redis-conn.js';
-import { isBerthError } from './errors.js';
+import { isBerthError } from '../core/errors.js';
 import type { Warn } from './password-files.js';
 import { parseStoreUrl, redact } from './store-url.js';
 
@@ -43,52 +43,57 @@ export async function connectRedis(loc: RedisLocation, client: 'ioredis' | 'resp
   return new RespClient(loc, warn);
 }
 
-// One Redis store per URL, kept open between operations: for plugins running
-// inside a long-lived process (the agent), where opening a connection for
-// every call costs round trips that a start storm makes slow. The file store
-// is cheap to open and is always opened per operation.
-let shared: Map<string, Promise<Store>> | undefined;
+/**
+ * One Redis store per URL, kept open between operations: for plugins running
+ * inside a long-lived process (the agent), where opening a connection for
+ * every call costs round trips that a start storm makes slow. A thread that
+ * runs plugins keeps one cache and hands it to each call (Request.stores).
+ * The file store is cheap to open and is always opened per operation.
+ */
+export class StoreCache {
+  readonly kept = new Map<string, Promise<Store>>();
+  /** operations running on each kept store, and the kept stores to close once they have none */
+  readonly users = new Map<Store, number>();
+  readonly doomed = new Set<Store>();
 
-/** From now on, withStore keeps one open Redis store per URL in this thread, until closeSharedStores. */
-export function shareStores(): void {
-  shared ??= new Map();
-}
-
-/** Closes the stores withStore kept open, and stops keeping them. */
-export async function closeSharedStores(): Promise<void> {
-  const stores = shared ? [...shared.values()] : [];
-  shared = undefined;
-  for (const s of doomed) stores.push(Promise.resolve(s));
-  doomed.clear();
-  users.clear();
-  await Promise.all(stores.map(async (s) => (await s.catch(() => undefined))?.close().catch(() => {})));
-}
-
-/** Operations running on each kept store, and the kept stores to close once they have none. */
-const users = new Map<Store, number>();
-const doomed = new Set<Store>();
-
-async function release(store: Store): Promise<void> {
-  const n = (users.get(store) ?? 1) - 1;
-  if (n > 0) {
-    users.set(store, n);
-    return;
+  /** Closes every kept store. */
+  async close(): Promise<void> {
+    const stores = [...this.kept.values()];
+    this.kept.clear();
+    for (const s of this.doomed) stores.push(Promise.resolve(s));
+    this.doomed.clear();
+    this.users.clear();
+    await Promise.all(stores.map(async (s) => (await s.catch(() => undefined))?.close().catch(() => {})));
   }
-  users.delete(store);
-  if (doomed.delete(store)) await store.close().catch(() => {});
+
+  async release(store: Store): Promise<void> {
+    const n = (this.users.get(store) ?? 1) - 1;
+    if (n > 0) {
+      this.users.set(store, n);
+      return;
+    }
+    this.users.delete(store);
+    if (this.doomed.delete(store)) await store.close().catch(() => {});
+  }
 }
 
 /**
- * Runs fn with the store at url: opened for it and closed after, or, once
- * shareStores() was called, the thread's kept store. A kept store that fails
+ * Runs fn with the store at url: opened for it and closed after, or, with
+ * a cache, the cache's kept store. A kept store that fails
  * as unreachable (STORE_UNAVAILABLE: a reset connection, a timeout, a
  * replica answering READONLY) or with anything but a domain error is no
  * longer handed out, is closed once the operations on it are done, and fn
  * runs once more on a fresh one; so fn must be safe to repeat: berth's
  * allocate and release are.
  */
-export async function withStore<T>(url: string, opts: OpenOptions, fn: (store: Store) => Promise<T>, isDomainError: (err: unknown) => boolean): Promise<T> {
-  if (!shared || parseStoreUrl(url).kind !== 'redis') {
+export async function withStore<T>(
+  url: string,
+  opts: OpenOptions,
+  fn: (store: Store) => Promise<T>,
+  isDomainError: (err: unknown) => boolean,
+  cache?: StoreCache,
+): Promise<T> {
+  if (!cache || parseStoreUrl(url).kind !== 'redis') {
     const store = await openStore(url, opts);
     try {
       return await fn(store);
@@ -96,7 +101,7 @@ export async function withStore<T>(url: string, opts: OpenOptions, fn: (store: S
       await store.close();
     }
   }
-  const kept = shared;
+  const kept = cache.kept;
   const key = `${opts.redisClient ?? 'resp'} ${url}`;
   for (let attempt = 0; ; attempt++) {
     const reused = kept.has(key);
@@ -107,17 +112,17 @@ export async function withStore<T>(url: string, opts: OpenOptions, fn: (store: S
       opening.catch(() => kept.get(key) === opening && kept.delete(key));
     }
     const store = await opening;
-    users.set(store, (users.get(store) ?? 0) + 1);
+    cache.users.set(store, (cache.users.get(store) ?? 0) + 1);
     try {
       return await fn(store);
     } catch (err) {
       const broken = isBerthError(err, 'STORE_UNAVAILABLE') || !isDomainError(err);
       if (!broken) throw err;
       if (kept.get(key) === opening) kept.delete(key);
-      doomed.add(store);
+      cache.doomed.add(store);
       if (!reused || attempt > 0) throw err;
     } finally {
-      await release(store);
+      await cache.release(store);
     }
   }
 }

@@ -3,7 +3,7 @@
 // command line. Each client reads them when it is made, so a changed file
 // takes effect at the next plugin call, CLI run or agent start.
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { ValidationError } from './errors.js';
+import { ValidationError } from '../core/errors.js';
 import type { RedisLocation } from './redis-conn.js';
 
 /** Receives a warning about the set-up (a password file others can read). */

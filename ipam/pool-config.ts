@@ -1,7 +1,7 @@
 // Pool definitions: validation of what an operator asks for, and the stored,
 // normalised form both stores and the Lua scripts read.
-import { formatIp, hexInc, parseCidr, parseIp, spanSize, within, type Family } from './address.js';
-import { BerthError, ValidationError } from './errors.js';
+import { formatIp, hexInc, parseCidr, parseIp, spanSize, within, type Family } from '../core/address.js';
+import { BerthError, ValidationError } from '../core/errors.js';
 import { fail } from './failures.js';
 
 /** What an operator asks for (CLI flags or API). */

@@ -1,6 +1,6 @@
 // Validation of address records read back from a store: a record berth cannot
 // trust is reported as STORE_CORRUPT naming the address and field, never used.
-import { BerthError } from './errors.js';
+import { BerthError } from '../core/errors.js';
 import type { AddrRecord } from './model.js';
 
 const FIELDS: Record<string, 'string' | 'number'> = {

@@ -22,15 +22,15 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseCidr } from './address.js';
+import { parseCidr } from '../core/address.js';
 import type { Finding } from './check.js';
-import { BerthError, ValidationError } from './errors.js';
+import { BerthError, codeOfLua, ValidationError } from '../core/errors.js';
 import { fail } from './failures.js';
 import { capacity, isAssignable, readPoolConfig, type PoolConfig } from './pool-config.js';
 import { hostKey, readAnnouncement, type HostAnnouncement } from './hosts.js';
 import { parseRecord } from './record.js';
 import { RedisReplyError, UnconfirmedWriteError, requiredReplicas, type RedisArg, type RedisConn, type RedisLocation, type RedisNode, type RedisReply } from './redis-conn.js';
-import { sha1Hex } from './sha1.js';
+import { sha1Hex } from '../core/sha1.js';
 import { findUp } from '../native/index.js';
 import { checkAllocate, checkConflict, checkHex, checkHistory, checkHistoryAfter, checkRelease, checkReserve } from './requests.js';
 import {
@@ -159,8 +159,8 @@ export class RedisStore implements Store {
     const id = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`;
     const ready: RegistryEntry = { id, f: subnet.first, l: subnet.last, conf };
     const reply = await this.run('poolRegister', [this.registryKey()], [conf.name, JSON.stringify({ ...ready, st: 'creating', at: Date.now() })]);
-    if (reply[0] === -10) throw fail.poolExists(conf.name);
-    if (reply[0] === -11) throw fail.poolOverlap(conf.subnet, String(reply[1]), String(reply[2]));
+    if (codeOfLua(Number(reply[0])) === 'POOL_EXISTS') throw fail.poolExists(conf.name);
+    if (codeOfLua(Number(reply[0])) === 'POOL_OVERLAP') throw fail.poolOverlap(conf.subnet, String(reply[1]), String(reply[2]));
     try {
       await this.initKeys(conf, id);
       const marked = await this.run('poolUpdate', [this.registryKey()], [conf.name, id, JSON.stringify(ready)]);
@@ -185,7 +185,7 @@ export class RedisStore implements Store {
     const { conf, id, f, l } = entry;
     await this.run('poolUpdate', [this.registryKey()], [name, id, JSON.stringify({ id, f, l, conf, st: 'removing', at: Date.now() })]);
     const reply = await this.runPool('poolRemove', name, [opts.force ? '1' : '0', id]);
-    if (reply[0] === -12) {
+    if (codeOfLua(Number(reply[0])) === 'POOL_IN_USE') {
       // allocated since the count above: the pool stays
       await this.run('poolUpdate', [this.registryKey()], [name, id, JSON.stringify({ id, f, l, conf })]);
       throw fail.poolInUse(name, Number(reply[1]));
@@ -559,26 +559,26 @@ export class RedisStore implements Store {
     if (code === 0) return r;
     const s = (i: number): string => String(r[i] ?? '');
     const opt = (i: number): string | undefined => (s(i) === '' ? undefined : s(i));
-    switch (code) {
-      case -1:
+    switch (codeOfLua(code)) {
+      case 'POOL_NOT_FOUND':
         throw fail.poolNotFound(pool);
-      case -2:
+      case 'POOL_EXHAUSTED':
         throw fail.exhausted(pool, Number(r[1]), Number(r[2]));
-      case -3:
+      case 'IP_NOT_IN_POOL':
         throw fail.notInPool(s(1), pool);
-      case -4:
+      case 'IP_ALLOCATED':
         throw name === 'reserve' ? fail.allocatedToOther(s(1), opt(2)) : fail.allocated(s(1), opt(2), opt(3));
-      case -5:
+      case 'IP_RESERVED':
         throw fail.reservedFor(s(1), opt(2));
-      case -6:
+      case 'IP_NOT_ALLOCATED':
         throw fail.notAllocated(s(1), s(2));
-      case -7:
+      case 'IP_NOT_RESERVED':
         throw fail.notReserved(s(1), s(2));
-      case -8:
+      case 'ATTACHMENT_CONFLICT':
         throw fail.attachmentConflict(s(1), s(2), s(3));
-      case -9:
+      case 'STALE_GENERATION':
         throw fail.staleGeneration(s(1), Number(r[2]), Number(r[3]));
-      case -13:
+      case 'STORE_CORRUPT':
         throw fail.corruptRecord(s(1));
       default:
         throw new BerthError('STORE_CORRUPT', `script ${name} returned unknown code ${code}`);

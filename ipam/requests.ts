@@ -2,7 +2,7 @@
 // refuse the same inputs the same way. Empty strings, control characters
 // (NUL separates owner and address in the owner index) and malformed hex never
 // reach the engine or a Lua script.
-import { ValidationError } from './errors.js';
+import { ValidationError } from '../core/errors.js';
 import type { AllocateRequest, ConflictRequest, HistoryCursor, HistoryOptions, ReleaseRequest, ReserveRequest } from './model.js';
 import { validatePoolName } from './pool-config.js';
 

@@ -1,6 +1,6 @@
 // Store URLs (CONTRACT.md): file:///dir, redis://, rediss://, redis+sentinel://,
 // redis+cluster://.
-import { ValidationError } from './errors.js';
+import { ValidationError } from '../core/errors.js';
 
 export const DEFAULT_STORE = 'file:///var/lib/berth';
 

@@ -2,8 +2,10 @@
 // are, and the services (an HAProxy frontend and/or an LVS virtual server
 // each). Everything here ends up in a config file or a socket command, so
 // every field is checked against a strict shape and named in errors. Pure.
-import { formatIp, parseIp } from '../ipam/address.js';
-import { SERVICE_NAME } from '../agent/labels.js';
+import { formatIp, parseIp } from '../core/address.js';
+
+/** Service names end up in HAProxy and keepalived configs: a plain identifier only. */
+export const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 
 export interface HaproxyService {
   /** "ADDR:PORT" or ":PORT" */

@@ -2,15 +2,15 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Argv, ArgumentsCamelCase } from 'yargs';
-import { formatIp, parseIp } from '../../ipam/address.js';
+import { formatIp, parseIp } from '../../core/address.js';
 import { freeAddresses } from '../../ipam/free-list.js';
 import type { AddressInfo } from '../../ipam/model.js';
 import { validatePoolName } from '../../ipam/pool-config.js';
-import { actionSubject, applyAction } from '../address-actions.js';
+import { actionSubject, applyAction } from '../../ipam/actions.js';
 import { operate, quote, type ArgsOf, type GlobalArgs } from '../context.js';
 import { addressState, integer, once } from '../flags.js';
 import { fields, table, writeJson } from '../output.js';
-import { addressView, historyView, type AddressView } from '../views.js';
+import { addressView, historyView, type AddressView } from '../../ipam/views.js';
 import { formatOf, parseImport, planImport, type Conflict, type MigrationFormat } from '../migration.js';
 
 /** Free addresses listed when --limit is not given: a pool may hold millions. */

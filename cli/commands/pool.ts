@@ -4,8 +4,9 @@ import type { Argv, ArgumentsCamelCase } from 'yargs';
 import { buildPoolConfig, MAX_HOLD_SECONDS, validatePoolName, type PoolSpec } from '../../ipam/pool-config.js';
 import { operate, quote, type ArgsOf, type GlobalArgs } from '../context.js';
 import { integer, once, repeated } from '../flags.js';
-import { duration, fields, table, writeJson } from '../output.js';
-import { poolView, type PoolView } from '../views.js';
+import { fields, table, writeJson } from '../output.js';
+import { duration } from '../../ipam/views.js';
+import { poolView, type PoolView } from '../../ipam/views.js';
 import { formatExport, type MigrationFormat } from '../migration.js';
 
 function createBuilder(y: Argv<GlobalArgs>) {

@@ -2,9 +2,8 @@
 // through an 802.1Q sub-interface of a host NIC. All link work is rtnetlink,
 // in-process, on the host and inside the container's namespace.
 import { closeSync, writeFileSync } from 'node:fs';
-import { parseCidr } from '../../ipam/address.js';
-import { sha1Hex } from '../../ipam/sha1.js';
-import { attachResult, beginCheck, expectedMac, configureContainer, containerRoutes, createReplacingStale, detachContainer, ipamErrorOr, openNetns, refuseTakenName, releaseAndDetach, undoAttach } from '../attach.js';
+import { parseCidr } from '../../core/address.js';
+import { attachResult, beginCheck, expectedMac, hostVethName, configureContainer, containerRoutes, createReplacingStale, detachContainer, ipamErrorOr, openNetns, refuseTakenName, releaseAndDetach, undoAttach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CniError } from '../errors.js';
 import { hostBridgeUp, Links, rtnetlink } from '../netlink.js';
@@ -13,10 +12,6 @@ import type { Plugin } from '../skel.js';
 import type { BridgeConfig } from './config.js';
 import { kernelHasVlan, planUplink } from './uplink.js';
 
-/** The host end's name: derived from the attachment, so DEL and CHECK find it with no local state. */
-export function hostVethName(containerId: string, ifname: string): string {
-  return `vb${sha1Hex(`${containerId}/${ifname}`).slice(0, 11)}`;
-}
 
 function linkError(what: string, err: unknown): CniError {
   if (err instanceof CniError) return err;

@@ -2,7 +2,7 @@
 // owner key and requested address from CNI_ARGS, args and runtimeConfig.
 // Light on purpose: it runs before any store code is loaded.
 import { readFileSync } from 'node:fs';
-import { parseIp } from '../../ipam/address.js';
+import { parseIp } from '../../core/address.js';
 import { validatePoolName } from '../../ipam/pool-config.js';
 import { DEFAULT_STORE, parseStoreUrl } from '../../ipam/store-url.js';
 import { CNI_CODES, CniError } from '../errors.js';

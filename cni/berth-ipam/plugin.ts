@@ -1,7 +1,7 @@
 // berth-ipam's handlers: fixed IPs from a berth pool. Loaded only for a valid
 // request, since it brings in the store.
-import { formatIp, parseCidr, parseIp } from '../../ipam/address.js';
-import { isBerthError } from '../../ipam/errors.js';
+import { formatIp, parseCidr, parseIp } from '../../core/address.js';
+import { isBerthError } from '../../core/errors.js';
 import { withStore as withStoreAt } from '../../ipam/open-store.js';
 import type { PoolConfig } from '../../ipam/pool-config.js';
 import type { Allocation, Store } from '../../ipam/model.js';
@@ -14,7 +14,7 @@ import { inSubnet, mergeResults, planFamilies, type FamilyPlan } from './pools.j
 
 function withStore<T>(req: Request, conf: IpamConfig, fn: (store: Store) => Promise<T>): Promise<T> {
   const warn = (m: string) => req.log.warn({ store: redact(conf.store) }, m);
-  return withStoreAt(conf.store, { redisClient: 'resp', warn }, fn, (err) => isBerthError(err) || err instanceof CniError);
+  return withStoreAt(conf.store, { redisClient: 'resp', warn }, fn, (err) => isBerthError(err) || err instanceof CniError, req.stores);
 }
 
 /** The IPAM result for an address of a pool: address/prefix, gateway, routes, DNS. */

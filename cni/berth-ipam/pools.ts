@@ -1,7 +1,7 @@
 // Which pool each address of an ADD comes from, as data: one address per
 // family, from that family's pools in the order the network lists them, and
 // a requested address only from a pool it belongs to. Pure.
-import { parseCidr } from '../../ipam/address.js';
+import { parseCidr } from '../../core/address.js';
 import type { PoolConfig } from '../../ipam/pool-config.js';
 import { BERTH_CODES, CNI_CODES, CniError } from '../errors.js';
 import type { CniResult } from '../result.js';

@@ -7,7 +7,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { main } from '../../cli/main.js';
-import { formatIp } from '../../ipam/address.js';
+import { formatIp } from '../../core/address.js';
 import { openStore } from '../../ipam/open-store.js';
 import { agentConfig, bridgeNetwork, startAgent, waitFor } from '../helpers/agent.js';
 import { skipWithoutDocker, startDocker } from '../helpers/docker.js';

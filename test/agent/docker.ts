@@ -11,7 +11,7 @@ import pino from 'pino';
 import t from 'tap';
 import { DockerEngine } from '../../agent/docker.js';
 import { main } from '../../cli/main.js';
-import { parseIp } from '../../ipam/address.js';
+import { parseIp } from '../../core/address.js';
 import { openStore } from '../../ipam/open-store.js';
 import { agentConfig, bridgeNetwork, shortDir, startAgent, waitFor } from '../helpers/agent.js';
 import { capture } from '../helpers/capture.js';

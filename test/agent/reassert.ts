@@ -6,7 +6,7 @@
 // it is back, re-asserts the attachment on the new master at once (the
 // periodic reconciliation is an hour away here).
 import t from 'tap';
-import { parseIp } from '../../ipam/address.js';
+import { parseIp } from '../../core/address.js';
 import { openStore } from '../../ipam/open-store.js';
 import { agentConfig, bridgeNetwork, startAgent, waitFor } from '../helpers/agent.js';
 import { skipWithoutDocker, startDocker } from '../helpers/docker.js';

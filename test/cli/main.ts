@@ -2,7 +2,7 @@
 // and on Redis, then every bad-input path.
 import t, { type Test } from 'tap';
 import { main } from '../../cli/main.js';
-import { formatIp, parseIp } from '../../ipam/address.js';
+import { formatIp, parseIp } from '../../core/address.js';
 import type { Store } from '../../ipam/model.js';
 import { openStore } from '../../ipam/open-store.js';
 import { skipWithoutRedis, startRedis, type RedisServer } from '../helpers/redis.js';

@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../../cli/main.js';
 import { formatExport, formatOf, parseCsv, parseImport, planImport } from '../../cli/migration.js';
-import { parseIp } from '../../ipam/address.js';
+import { parseIp } from '../../core/address.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
 import type { AddressInfo } from '../../ipam/model.js';
 import { openStore } from '../../ipam/open-store.js';

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { duration, fields, iso, table, writeJson } from '../../cli/output.js';
+import { fields, table, writeJson } from '../../cli/output.js';
+import { duration, iso } from '../../ipam/views.js';
 
 t.test('table pads every column but the last to its widest cell', async (t) => {
   t.equal(

@@ -3,7 +3,7 @@
 import t, { type Test } from 'tap';
 import { openStore } from '../../ipam/open-store.js';
 import { buildPoolConfig, type PoolSpec } from '../../ipam/pool-config.js';
-import { formatIp, parseIp } from '../../ipam/address.js';
+import { formatIp, parseIp } from '../../core/address.js';
 import type { Store } from '../../ipam/model.js';
 import { SUPPORTED_VERSIONS } from '../../cni/version.js';
 import { cniEnv, runCni } from '../helpers/cni.js';

@@ -7,7 +7,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { openStore } from '../../ipam/open-store.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
-import { hostVethName } from '../../cni/berth-bridge/plugin.js';
+import { hostVethName } from '../../cni/attach.js';
 import { parseTrunk } from '../../cni/berth-ovs/config.js';
 import { stableMac } from '../../cni/mac.js';
 import { BIN, runCni } from '../helpers/cni.js';

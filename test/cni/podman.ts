@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { stableMac } from '../../cni/mac.js';
 import { openStore } from '../../ipam/open-store.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
-import { parseIp } from '../../ipam/address.js';
+import { parseIp } from '../../core/address.js';
 import { capture } from '../helpers/capture.js';
 import { podmanMissing, setupPodman } from '../helpers/podman.js';
 import { cleanupLink, skipWithoutNetns, uniqueName } from '../helpers/netns.js';

@@ -5,9 +5,9 @@
 import t, { type Test } from 'tap';
 import { openStore } from '../../ipam/open-store.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
-import { parseIp } from '../../ipam/address.js';
+import { parseIp } from '../../core/address.js';
 import type { Store } from '../../ipam/model.js';
-import { hostVethName } from '../../cni/berth-bridge/plugin.js';
+import { hostVethName } from '../../cni/attach.js';
 import { probeConflicts, probeFrames, arpProbeFrame, garpFrame, unsolicitedNaFrame, dadProbeFrame } from '../../cni/frames.js';
 import { BIN, runCni } from '../helpers/cni.js';
 import { cleanupLink, ip, netns, skipWithoutNetns, uniqueName } from '../helpers/netns.js';

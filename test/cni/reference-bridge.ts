@@ -4,7 +4,7 @@
 import t from 'tap';
 import { openStore } from '../../ipam/open-store.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
-import { parseIp } from '../../ipam/address.js';
+import { parseIp } from '../../core/address.js';
 import { BIN, runCni } from '../helpers/cni.js';
 import { cleanupLink, haveFile, ip, netns, skipWithoutNetns, uniqueName } from '../helpers/netns.js';
 import { freshStoreUrl, PROCESS_STORE_KINDS } from '../helpers/stores.js';

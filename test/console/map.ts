@@ -1,7 +1,7 @@
 // The pool map as data: levels, blocks, fills and capacities from the
 // non-free records alone, for IPv4 and IPv6.
 import t from 'tap';
-import { formatIp, parseCidr, parseIp } from '../../ipam/address.js';
+import { formatIp, parseCidr, parseIp } from '../../core/address.js';
 import type { AddressInfo } from '../../ipam/model.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
 import { blockAt, buildMap, childPrefix, mapLevels, parseBlock, trail } from '../../console/map.js';

@@ -2,7 +2,7 @@
 // once, then only the addresses changed (by anyone) are read again; nothing
 // is kept while the feed is not following.
 import t from 'tap';
-import { parseIp } from '../../ipam/address.js';
+import { parseIp } from '../../core/address.js';
 import type { Store } from '../../ipam/model.js';
 import { openStore } from '../../ipam/open-store.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';

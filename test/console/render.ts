@@ -1,7 +1,7 @@
 // The pages as data → HTML: values from the store are text, sorting and
 // filtering the pools, the parts a page fetches again live.
 import t from 'tap';
-import { parseCidr, parseIp } from '../../ipam/address.js';
+import { parseCidr, parseIp } from '../../core/address.js';
 import type { AddressInfo, HistoryEntry, PoolUsage } from '../../ipam/model.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
 import { buildMap } from '../../console/map.js';

@@ -1,6 +1,6 @@
 // Search across pools by address, owner, container id or note.
 import t from 'tap';
-import { parseIp } from '../../ipam/address.js';
+import { parseIp } from '../../core/address.js';
 import type { AddressInfo } from '../../ipam/model.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
 import { MAX_HITS, search } from '../../console/search.js';

@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap';
 import { hostname } from 'node:os';
 import { main } from '../../cli/main.js';
-import { parseIp } from '../../ipam/address.js';
+import { parseIp } from '../../core/address.js';
 import type { Store } from '../../ipam/model.js';
 import { openStore } from '../../ipam/open-store.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';

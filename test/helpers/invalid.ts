@@ -1,7 +1,7 @@
 // The one assertion for validation failures: a ValidationError (code INVALID)
 // about the named field, whose message starts with that field.
 import type { Test } from 'tap';
-import { ValidationError } from '../../ipam/errors.js';
+import { ValidationError } from '../../core/errors.js';
 
 /** Asserts fn throws a ValidationError about `field` whose message matches `rest`; returns it. */
 export function invalid(t: Test, fn: () => unknown, field: string, rest?: RegExp): ValidationError | undefined {

@@ -9,7 +9,7 @@ import { keySlot } from '../../ipam/cluster-map.js';
 import { checkPool } from '../../ipam/check.js';
 import { openStore } from '../../ipam/open-store.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
-import { parseIp } from '../../ipam/address.js';
+import { parseIp } from '../../core/address.js';
 import type { Store } from '../../ipam/model.js';
 import { cniEnv, runCni } from '../helpers/cni.js';
 import { RECOMMENDED, startCluster, type RedisCluster } from '../helpers/cluster.js';

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { FileStore } from '../../ipam/file-store.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
 import { checkPool } from '../../ipam/check.js';
-import { formatIp } from '../../ipam/address.js';
+import { formatIp } from '../../core/address.js';
 import { BIN, cniEnv } from '../helpers/cni.js';
 import { mountTmpfs, skipWithoutTmpfs } from '../helpers/tmpfs.js';
 

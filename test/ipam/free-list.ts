@@ -1,5 +1,5 @@
 import t from 'tap';
-import { formatIp, parseIp } from '../../ipam/address.js';
+import { formatIp, parseIp } from '../../core/address.js';
 import { freeAddresses } from '../../ipam/free-list.js';
 import { buildPoolConfig, type PoolConfig } from '../../ipam/pool-config.js';
 

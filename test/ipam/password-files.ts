@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isBerthError } from '../../ipam/errors.js';
+import { isBerthError } from '../../core/errors.js';
 import { openStore, type OpenOptions } from '../../ipam/open-store.js';
 import { readPasswordFiles } from '../../ipam/password-files.js';
 import type { RedisLocation } from '../../ipam/redis-conn.js';

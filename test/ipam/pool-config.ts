@@ -1,6 +1,6 @@
 import t from 'tap';
-import { parseIp } from '../../ipam/address.js';
-import { BerthError } from '../../ipam/errors.js';
+import { parseIp } from '../../core/address.js';
+import { BerthError } from '../../core/errors.js';
 import {
   assertNoOverlap,
   buildPoolConfig,

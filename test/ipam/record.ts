@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { BerthError } from '../../ipam/errors.js';
+import { BerthError } from '../../core/errors.js';
 import { checkRecordShape, parseRecord } from '../../ipam/record.js';
 
 const HEX = '0a000005';

@@ -5,10 +5,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { closeSharedStores, openStore, shareStores, withStore } from '../../ipam/open-store.js';
-import { BerthError, isBerthError } from '../../ipam/errors.js';
+import { openStore, StoreCache, withStore } from '../../ipam/open-store.js';
+import { BerthError, isBerthError } from '../../core/errors.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
-import { parseIp } from '../../ipam/address.js';
+import { parseIp } from '../../core/address.js';
 import { checkPool } from '../../ipam/check.js';
 import type { Store } from '../../ipam/model.js';
 import { freePort, skipWithoutRedis, startRedis } from '../helpers/redis.js';
@@ -164,16 +164,16 @@ if (!skipWithoutRedis(t)) {
   t.test('shared stores (plugins inside the agent): one connection per URL, dropped and retried once when it breaks', async (t) => {
     const server = await startRedis();
     t.teardown(() => server.stop());
-    shareStores();
-    t.teardown(() => closeSharedStores());
+    const cache = new StoreCache();
+    t.teardown(() => cache.close());
     const domain = (err: unknown) => isBerthError(err);
     const seen: Store[] = [];
     const note = async (s: Store) => {
       seen.push(s);
       return (await s.listPools()).length;
     };
-    await withStore(server.url, {}, note, domain);
-    await withStore(server.url, {}, note, domain);
+    await withStore(server.url, {}, note, domain, cache);
+    await withStore(server.url, {}, note, domain, cache);
     t.equal(seen[0], seen[1], 'the second operation reuses the first one\'s store');
     t.ok(Number(/connected_clients:(\d+)/.exec(server.cli('INFO', 'clients'))![1]) <= 2, 'one connection (and redis-cli\'s own)');
 
@@ -184,7 +184,7 @@ if (!skipWithoutRedis(t)) {
       seen.push(s);
       if (calls === 1) throw new Error('connection reset');
       return (await s.listPools()).length;
-    }, domain);
+    }, domain, cache);
     t.equal(n, 0);
     t.equal(calls, 2, 'retried once');
     t.not(seen.at(-1), seen[0], 'on a fresh store');
@@ -192,20 +192,20 @@ if (!skipWithoutRedis(t)) {
       withStore(server.url, {}, async () => {
         calls++;
         throw new Error('still broken');
-      }, domain),
+      }, domain, cache),
       /still broken/,
       'a second failure is returned',
     );
     t.equal(calls, 4, 'after one retry only');
 
     // an unreachable store (the form a reset connection or a timeout takes) is retried like a broken one
-    await withStore(server.url, {}, async (s) => s.listPools(), domain); // a kept store again
+    await withStore(server.url, {}, async (s) => s.listPools(), domain, cache); // a kept store again
     calls = 0;
     t.equal(await withStore(server.url, {}, async (s) => {
       calls++;
       if (calls === 1) throw new BerthError('STORE_UNAVAILABLE', 'failed to reach store: connection reset');
       return (await s.listPools()).length;
-    }, domain), 0);
+    }, domain, cache), 0);
     t.equal(calls, 2, 'STORE_UNAVAILABLE on a kept store: retried on a fresh one');
 
     // a store dropped by one operation is closed only after the others on it are done
@@ -214,30 +214,30 @@ if (!skipWithoutRedis(t)) {
     const slow = withStore(server.url, {}, async (s) => {
       await gate;
       return (await s.listPools()).length;
-    }, domain);
+    }, domain, cache);
     await withStore(server.url, {}, async () => {
       throw new Error('connection reset');
-    }, domain).catch(() => {});
+    }, domain, cache).catch(() => {});
     release();
     t.equal(await slow, 0, 'an operation in flight on the dropped store still completes');
 
     // Redis drops every client: the next operation still succeeds
     server.cli('CLIENT', 'KILL', 'TYPE', 'normal');
-    t.equal(await withStore(server.url, {}, async (s) => (await s.listPools()).length, domain), 0, 'after CLIENT KILL');
+    t.equal(await withStore(server.url, {}, async (s) => (await s.listPools()).length, domain, cache), 0, 'after CLIENT KILL');
 
     // berth's own errors are answers, not broken connections: no retry, the store stays
     calls = 0;
     await t.rejects(withStore(server.url, {}, async (s) => {
       calls++;
       return s.getPool('nosuch');
-    }, domain), { code: 'POOL_NOT_FOUND' });
+    }, domain, cache), { code: 'POOL_NOT_FOUND' });
     t.equal(calls, 1, 'a berth error is not retried');
 
     // the file store is never kept: each operation opens its own
     const fileSeen: Store[] = [];
     const url = `file://${t.testdir()}/store`;
-    await withStore(url, {}, async (s) => void fileSeen.push(s), domain);
-    await withStore(url, {}, async (s) => void fileSeen.push(s), domain);
+    await withStore(url, {}, async (s) => void fileSeen.push(s), domain, cache);
+    await withStore(url, {}, async (s) => void fileSeen.push(s), domain, cache);
     t.not(fileSeen[0], fileSeen[1], 'file stores are opened per operation');
   });
 

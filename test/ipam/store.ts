@@ -1,7 +1,7 @@
 // The pool's behaviour, held to account on both stores: the embedded file
 // store and a real redis-server started for this file.
 import t from 'tap';
-import { formatIp, parseIp } from '../../ipam/address.js';
+import { formatIp, parseIp } from '../../core/address.js';
 import { checkPool } from '../../ipam/check.js';
 import { buildPoolConfig, type PoolSpec } from '../../ipam/pool-config.js';
 import type { Store } from '../../ipam/model.js';

@@ -1,10 +1,9 @@
 // What the CLI shows of pools, addresses and history entries: the stored
 // forms with addresses as text and timestamps as ISO strings, shared by the
 // human and the --json output so both always say the same thing.
-import { formatIp } from '../ipam/address.js';
-import type { AddressInfo, AddressState, HistoryEntry, HistoryEvent, PoolUsage } from '../ipam/model.js';
-import { capacity, type DnsConfig, type PoolConfig, type Route } from '../ipam/pool-config.js';
-import { iso } from './output.js';
+import { formatIp } from '../core/address.js';
+import type { AddressInfo, AddressState, HistoryEntry, HistoryEvent, PoolUsage } from './model.js';
+import { capacity, type DnsConfig, type PoolConfig, type Route } from './pool-config.js';
 
 export interface PoolView {
   name: string;
@@ -102,4 +101,30 @@ export function historyView(entry: HistoryEntry): HistoryView {
   if (entry.actor !== undefined) view.actor = entry.actor;
   if (entry.note !== undefined) view.note = entry.note;
   return view;
+}
+
+/** A timestamp (ms since the epoch) as ISO 8601, or undefined when there is none. */
+export function iso(ms: number | undefined): string | undefined {
+  return ms === undefined ? undefined : new Date(ms).toISOString();
+}
+
+/** Seconds as a short duration for people, e.g. 90 → "1m30s", 3600 → "1h". */
+export function duration(seconds: number): string {
+  if (seconds === 0) return '0s';
+  const units: Array<[string, number]> = [
+    ['d', 86400],
+    ['h', 3600],
+    ['m', 60],
+    ['s', 1],
+  ];
+  let rest = seconds;
+  let out = '';
+  for (const [unit, size] of units) {
+    const n = Math.floor(rest / size);
+    if (n > 0) {
+      out += `${n}${unit}`;
+      rest -= n * size;
+    }
+  }
+  return out;
 }

@@ -1,22 +1,58 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { BerthError, ERROR_CODES, isBerthError, ValidationError, type ErrorCode } from '../../ipam/errors.js';
+import { BerthError, ERROR_CODES, isBerthError, ValidationError, type ErrorCode } from '../../core/errors.js';
 import { fail } from '../../ipam/failures.js';
+import { BERTH_CODES, CNI_CODES, cniCodeOf, UNEXPECTED } from '../../cni/errors.js';
 
 const codes = Object.keys(ERROR_CODES) as ErrorCode[];
 const README = fileURLToPath(new URL('../../README.md', import.meta.url));
+const LUA = fileURLToPath(new URL('../../ipam/lua/', import.meta.url));
+
+t.test('each pool code names its CNI code, and the CNI table agrees', async (t) => {
+  const cni = new Set<number>([...Object.values(CNI_CODES), ...Object.values(BERTH_CODES)]);
+  for (const code of codes) {
+    t.ok(cni.has(ERROR_CODES[code].cni), `${code} is reported as CNI ${ERROR_CODES[code].cni}, a code of the table`);
+    t.equal(cniCodeOf(code), ERROR_CODES[code].cni);
+    if (Object.hasOwn(BERTH_CODES, code)) t.equal(ERROR_CODES[code].cni, BERTH_CODES[code as keyof typeof BERTH_CODES], `${code}: the same number in both tables`);
+  }
+  t.equal(cniCodeOf('NO_SUCH_CODE'), UNEXPECTED, 'an unknown code is unexpected');
+  t.equal(cniCodeOf(undefined), UNEXPECTED);
+});
+
+t.test("the Redis scripts' error numbers are the table's", async (t) => {
+  // lib.lua names them E_*, the registry scripts return the numbers: read both
+  const lib = readFileSync(`${LUA}lib.lua`, 'utf8');
+  const named = new Map<string, number>();
+  for (const m of lib.matchAll(/^local ((?:E_[A-Z_]+(?:, )?)+) = ((?:-\d+(?:, )?)+)$/gm)) {
+    const names = m[1]!.split(', ');
+    const values = m[2]!.split(', ').map(Number);
+    names.forEach((n, i) => named.set(n, values[i]!));
+  }
+  const luaNames: Record<string, string> = {
+    E_POOL_NOT_FOUND: 'POOL_NOT_FOUND', E_EXHAUSTED: 'POOL_EXHAUSTED', E_NOT_IN_POOL: 'IP_NOT_IN_POOL', E_ALLOCATED: 'IP_ALLOCATED', E_RESERVED: 'IP_RESERVED',
+    E_NOT_ALLOCATED: 'IP_NOT_ALLOCATED', E_NOT_RESERVED: 'IP_NOT_RESERVED', E_ATT_CONFLICT: 'ATTACHMENT_CONFLICT', E_STALE_GEN: 'STALE_GENERATION',
+    E_POOL_IN_USE: 'POOL_IN_USE', E_CORRUPT: 'STORE_CORRUPT',
+  };
+  t.same([...named.keys()].sort(), Object.keys(luaNames).sort(), 'lib.lua names these');
+  for (const [luaName, code] of Object.entries(luaNames)) t.equal(named.get(luaName), (ERROR_CODES[code as ErrorCode] as { lua?: number }).lua, `${luaName} = ${code}`);
+  const register = readFileSync(`${LUA}pool-register-1.lua`, 'utf8');
+  t.match(register, new RegExp(`return \\{ ${ERROR_CODES.POOL_EXISTS.lua} \\}`), 'pool-register returns POOL_EXISTS');
+  t.match(register, new RegExp(`return \\{ ${ERROR_CODES.POOL_OVERLAP.lua},`), 'and POOL_OVERLAP');
+  const numbers = codes.flatMap((c) => ((ERROR_CODES[c] as { lua?: number }).lua === undefined ? [] : [(ERROR_CODES[c] as { lua?: number }).lua]));
+  t.equal(new Set(numbers).size, numbers.length, 'no two codes share a script number');
+});
 
 t.test('codes are distinct, well formed and described', async (t) => {
   t.ok(codes.length >= 15, `${codes.length} codes`);
   t.equal(new Set(codes.map((c) => c.toLowerCase())).size, codes.length, 'no two codes differ only in case');
   for (const code of codes) {
     t.match(code, /^[A-Z][A-Z_]*[A-Z]$/, `${code} is UPPER_SNAKE`);
-    const description = ERROR_CODES[code];
+    const description = ERROR_CODES[code].meaning;
     t.equal(typeof description, 'string', `${code} has a description`);
     t.ok(description.trim().length >= 10, `${code} is described in words: "${description}"`);
   }
-  const descriptions = codes.map((c) => ERROR_CODES[c]);
+  const descriptions = codes.map((c) => ERROR_CODES[c].meaning);
   t.equal(new Set(descriptions).size, descriptions.length, 'no two codes share a description');
 });
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { formatIp, hexInc, parseCidr, parseIp, spanSize, within } from '../../ipam/address.js';
+import { formatIp, hexInc, parseCidr, parseIp, spanSize, within } from '../../core/address.js';
 import { invalid } from '../helpers/invalid.js';
 
 t.test('parseIp: IPv4', async (t) => {

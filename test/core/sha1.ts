@@ -1,7 +1,7 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { sha1Hex } from '../../ipam/sha1.js';
+import { sha1Hex } from '../../core/sha1.js';
 
 t.test('FIPS 180-4 test vectors', async (t) => {
   t.equal(sha1Hex(''), 'da39a3ee5e6b4b0d3255bfef95601890afd80709');

@@ -2,8 +2,7 @@
 // and the console both apply them: the same store calls, and the same
 // "failed to <subject>: <cause>" words around the store's errors. The rules
 // themselves are the store's (ipam/engine.ts and its Lua scripts).
-import type { AddressInfo, Store } from '../ipam/model.js';
-import { quote } from './context.js';
+import type { AddressInfo, Store } from './model.js';
 
 export type AddressAction = 'reserve' | 'unreserve' | 'release';
 
@@ -20,7 +19,7 @@ export interface ActionRequest {
 
 /** What failed, for "failed to <subject>": the address as the user wrote it. */
 export function actionSubject(action: AddressAction, ip: string, pool: string): string {
-  return `${action} address ${quote(ip)} in pool ${quote(pool)}`;
+  return `${action} address ${JSON.stringify(ip)} in pool ${JSON.stringify(pool)}`;
 }
 
 /** Applies an action to an address (hex); resolves with the address as it is afterwards. */
