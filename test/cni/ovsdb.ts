@@ -222,8 +222,9 @@ if (!skipWithoutOvs(t)) {
     ip('link', 'set', host, 'up');
     await client.addPort(bridge, { name: host, vlanTag: 100 });
     t.teardown(() => client.deletePort(bridge, host));
+    // vswitchd is given 30 s: on two busy cores it once took more than 5
     let iface = await client.getInterface(host);
-    for (let i = 0; i < 100 && !(iface?.ofport && iface.ofport > 0); i++) {
+    for (let i = 0; i < 600 && !(iface?.ofport && iface.ofport > 0); i++) {
       await new Promise((r) => setTimeout(r, 50));
       iface = await client.getInterface(host);
     }
@@ -240,7 +241,7 @@ if (!skipWithoutOvs(t)) {
     await client.addPort(bridge, { name: ghost });
     t.teardown(() => client.deletePort(bridge, ghost));
     let g = await client.getInterface(ghost);
-    for (let i = 0; i < 100 && g?.error === undefined; i++) {
+    for (let i = 0; i < 600 && g?.error === undefined; i++) {
       await new Promise((r) => setTimeout(r, 50));
       g = await client.getInterface(ghost);
     }
