@@ -37,17 +37,20 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
   const store = redis.freshUrl();
   const quiet = { stdout: { write: () => true }, stderr: { write: (s: string) => process.stderr.write(s) }, env: {} };
   const { netDir, bridge } = await bridgeNetwork(t, { dir, store, network: 'agentnet', pool: 'agentp', subnet: '10.210.0.0/24', gateway: '10.210.0.1', hold: 600, bridgePrefix: 'brag', storeInNetwork: false });
-  // a webhook receiver: the CMDB's view of the events
+  // a webhook receiver: the CMDB's view of the events; every request it answered, in order
   const hooked: Array<Record<string, string>> = [];
+  const answered: Array<{ status: number; body: string }> = [];
   let failNext = 2; // the first deliveries fail: the agent must retry
   const hook = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
       if (failNext-- > 0) {
+        answered.push({ status: 503, body });
         res.writeHead(503).end();
         return;
       }
+      answered.push({ status: 204, body });
       hooked.push(JSON.parse(body) as Record<string, string>);
       res.writeHead(204).end();
     });
@@ -60,6 +63,8 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
     dir,
     agentConfig(dir, store, netDir, docker, {
       events: { webhook: { url: `http://127.0.0.1:${hookPort}/events`, retries: 5, timeoutMs: 2000 } },
+      // each state write fsync'd (file and directory): the records it writes are read back below
+      syncState: true,
       // the containers below may use their own name or a team/ key, and no load-balancer service, on agentnet
       policy: { agentnet: { owners: ['{name}', 'team/*'], services: [] } },
     }),
@@ -67,6 +72,12 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
   t.teardown(() => agent.kill('SIGKILL'));
 
   const attachments = async () => (await agent.get<Att[]>('/v1/attachments')).body;
+  const reconciliations = async () => Number(/^berth_agent_reconciliations_total (\d+)$/m.exec((await agent.get<string>('/metrics')).body)?.[1]);
+  /** Waits for n whole reconciliations to finish after the call (the one under way, if any, may have started before it: n >= 2 makes sure of one that did not). */
+  const moreReconciliations = async (n: number) => {
+    const from = await reconciliations();
+    await waitFor(`${n} more reconciliations`, async () => ((await reconciliations()) >= from + n ? true : undefined));
+  };
   const attachedIp = (name: string) =>
     waitFor(`${name} to be attached`, async () => (await attachments()).find((a) => a.name === name && a.phase === 'attached')?.ip ?? undefined);
   const run = async (...args: string[]) => {
@@ -125,11 +136,14 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
 
   t.test('an unlabelled container is left alone', async (t) => {
     await run('--name', 'plain');
-    await agent.get('/v1/status'); // one more round trip, then a reconciliation
-    await waitFor('a reconciliation after the start', async () => {
-      const s = (await agent.get<{ lastReconcile: { at: string } | null }>('/v1/status')).body;
-      return s.lastReconcile && Date.parse(s.lastReconcile.at) > Date.now() - 1000 ? true : undefined;
+    const startedAt = Date.parse((await docker.run(['inspect', '-f', '{{.State.StartedAt}}', 'plain'])).stdout.trim());
+    t.ok(startedAt > 0, 'Docker says when it started');
+    // a whole reconciliation that began after the container had started (its start is when it ended, less how long it took)
+    const after = await waitFor('a reconciliation that started after the container', async () => {
+      const r = (await agent.get<{ lastReconcile: { at: string; ms: number; error?: string } | null }>('/v1/status')).body.lastReconcile;
+      return r && !r.error && Date.parse(r.at) - r.ms > startedAt ? r : undefined;
     });
+    t.ok(after, `reconciled from ${new Date(Date.parse(after.at) - after.ms).toISOString()}, after the start at ${new Date(startedAt).toISOString()}`);
     t.notOk((await attachments()).some((a) => a.name === 'plain'), 'no attachment');
     t.notMatch(await addrsIn('plain'), /eth0/, 'no interface but lo');
   });
@@ -160,6 +174,20 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
     await run('--name', 'fixed', '--label', 'berth.network=agentnet', '--label', 'berth.ip=10.210.0.77', '--label', 'berth.owner=team/fixed-0');
     t.equal(await attachedIp('fixed'), '10.210.0.77');
     t.equal((await addressState('10.210.0.77')).owner, 'team/fixed-0');
+  });
+
+  t.test('with syncState on, each attachment is one record on disk, as /v1/attachments shows it', async (t) => {
+    const records = join(dir, 'state', 'attachments');
+    const files = readdirSync(records).filter((f) => f.endsWith('.json'));
+    const list = await attachments();
+    t.ok(list.some((a) => a.name === 'fixed') && list.some((a) => a.name === 'web1'), 'web1 and fixed are attached');
+    for (const a of list) {
+      const mine = files.filter((f) => f.startsWith(`${a.containerId}.`));
+      t.equal(mine.length, 1, `${a.name}: one file, its latest generation (${mine.join(', ')})`);
+      const rec = JSON.parse(readFileSync(join(records, mine[0]!), 'utf8')) as Record<string, unknown>;
+      t.match(rec, { containerId: a.containerId, name: a.name, phase: a.phase, ip: a.ip, intent: { owner: a.owner, network: 'agentnet' } }, `${a.name}: the record says what the agent does`);
+    }
+    t.equal(files.length, list.length, 'and no other record');
   });
 
   t.test('removing the container frees its address (held for its owner)', async (t) => {
@@ -223,7 +251,7 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
     t.match((await agent.get<string>('/metrics')).body, /berth_agent_policy_refusals_total\{label="berth\.owner",network="agentnet"\} 1\b/);
     const prefix = new URL(store).searchParams.get('prefix') ?? 'berth';
     await waitFor('the refusal events', () => ((redis.cli('XRANGE', `${prefix}:events`, '-', '+').match(/refused/g) ?? []).length >= 2 ? true : undefined));
-    await new Promise((r) => setTimeout(r, 2500)); // a reconciliation later: counted once, not again
+    await moreReconciliations(2); // counted once, not again at the reconciliations after
     t.match((await agent.get<string>('/metrics')).body, /berth_agent_policy_refusals_total\{label="berth\.owner",network="agentnet"\} 1\b/, 'once per reason, not at every reconciliation');
     await docker.run(['rm', '-f', 'thief', 'sneaky']);
   });
@@ -281,7 +309,7 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
     t.match(await s.getAddress('agentp', hexIp), { state: 'allocated', containerId: 'intruder' }, 'nothing silently overwritten');
     const hist = await s.history('agentp', { ip: hexIp });
     t.match(hist[0], { event: 'conflict', containerId: 'intruder', note: new RegExp(`in use by ${id}/eth0 \\(owner keeper\\)`) }, 'recorded in the history');
-    await new Promise((r) => setTimeout(r, 4500)); // two more reconciliations
+    await moreReconciliations(2); // the conflict is seen again at each
     t.equal((await s.history('agentp', { ip: hexIp })).filter((e) => e.event === 'conflict').length, 1, 'once, not at every reconciliation');
     t.match(await addrsIn('keeper'), new RegExp(ip.replace(/\./g, '\\.')), 'the container keeps running with its address');
     const prefix = new URL(store).searchParams.get('prefix') ?? 'berth';
@@ -321,8 +349,17 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t)) t.tes
     t.match(stream, /team\/fixed-0/, 'with the owner');
     const got = await waitFor('webhook deliveries', () => (hooked.some((e) => e.type === 'detached' && e.name === 'outage') ? hooked : undefined));
     const web1 = got.find((e) => e.type === 'attached' && e.name === 'web1');
-    t.ok(web1, 'the webhook got web1, after retrying its failures');
+    t.ok(web1, 'the webhook got web1');
     t.match(web1, { network: 'agentnet', owner: 'web1', ip: /^10\.210\.0\./ });
+    // the retries: each event the receiver refused arrived later, the same event, after its refusals
+    const refused = answered.filter((a) => a.status === 503);
+    t.equal(refused.length, 2, 'the receiver answered 503 twice');
+    for (const r of refused) {
+      const last = answered.lastIndexOf(r);
+      const delivered = answered.findIndex((a, i) => i > last && a.status === 204 && a.body === r.body);
+      t.ok(delivered > last, `the refused ${JSON.parse(r.body).type} event of ${JSON.parse(r.body).name} was delivered after it was refused (request ${delivered + 1} of ${answered.length})`);
+    }
+    t.equal(new Set(answered.filter((a) => a.status === 204).map((a) => a.body)).size, answered.filter((a) => a.status === 204).length, 'and each event was delivered once');
   });
 
   t.test('berth attachments prints the table', async (t) => {

@@ -6,6 +6,7 @@ import t, { type Test } from 'tap';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import pino from 'pino';
 import { EventPublisher, type AttachmentEvent } from '../../agent/events.js';
+import { freePort } from '../helpers/redis.js';
 
 const quiet = pino({ level: 'silent' });
 
@@ -117,4 +118,37 @@ t.test('a receiver that does not answer in timeoutMs fails the try; out of tries
   t.equal(p.pending(), 0, 'nothing left on its way');
   t.equal(p.stats.dropped.get('webhook'), 1, 'dropped after two tries that timed out');
   t.equal(p.stats.delivered.get('webhook'), 0);
+});
+
+t.test('a sink that is down keeps 10,000 events queued: past that the oldest waiting are dropped, counted and logged, the rest delivered once it is up', async (t) => {
+  const port = await freePort(); // nothing listens there until the receiver starts below
+  const lines: string[] = [];
+  const p = new EventPublisher(pino({ level: 'error' }, { write: (l: string) => void lines.push(l) }));
+  t.teardown(() => p.close());
+  p.addWebhook({ url: `http://127.0.0.1:${port}/`, retries: 1000, timeoutMs: 5000 });
+  // eight on their way (one each for eight containers), ten thousand waiting, 25 more
+  const over = 25;
+  const total = 8 + 10000 + over;
+  for (let i = 0; i < total; i++) p.publish(event('attached', `c${i}`));
+  t.equal(p.stats.dropped.get('webhook'), over, `${over} dropped`);
+  t.equal(p.pending(), 8 + 10000, 'ten thousand waiting and eight on their way');
+  t.equal(lines.filter((l) => /"msg":"event queue full: dropped the oldest event"/.test(l)).length, over, 'each drop logged');
+
+  const got = new Set<string>();
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      got.add((JSON.parse(body) as AttachmentEvent).container);
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  await p.flush(120000);
+  t.equal(p.pending(), 0, 'all delivered once the receiver is up');
+  t.equal(got.size, 8 + 10000, 'every event kept arrived');
+  t.equal(p.stats.delivered.get('webhook'), 8 + 10000);
+  const dropped = Array.from({ length: total }, (_, i) => `c${i}`).filter((c) => !got.has(c));
+  t.same(dropped, Array.from({ length: over }, (_, i) => `c${8 + i}`), 'the dropped ones are the oldest that waited (those on their way were kept)');
 });

@@ -34,7 +34,8 @@ t.test('the store check', async (t) => {
 
   const started = Date.now();
   const [a, b] = await Promise.all([health.check(), health.check()]);
-  t.ok(Date.now() - started < 1000, 'bounded');
+  const took = Date.now() - started;
+  t.ok(took >= 45 && took < 3000, `bounded by the check's 50 ms, and not answered before it (${took} ms)`);
   t.equal(a, b, 'concurrent checks share one');
   t.match(a.store, { ok: false, error: 'store redis://:***@h:1/0 did not answer within 50 ms' });
   t.equal(calls, 1, 'one question');

@@ -2,8 +2,8 @@
 // berth.lb.web=8080 become HAProxy servers (health-checked before traffic)
 // and keepalived real servers; `docker stop` drains and removes them;
 // `berth lb show` lists them.
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,8 +43,14 @@ if (!skipWithoutNetns(t) && !skipWithoutDocker(t) && !skipWithoutHaproxy(t)) t.t
   const port = await freePort();
   const lbSection = {
     haproxy: { config: join(dir, 'haproxy.cfg'), socket: join(dir, 'admin.sock'), masterSocket: join(dir, 'master.sock'), drainTimeout: 5 },
-    keepalived: { config: join(dir, 'keepalived-berth.conf') },
+    keepalived: { config: join(dir, 'keepalived-berth.conf'), pidFile: join(dir, 'keepalived.pid') },
   };
+  // keepalived's stand-in: its pid in the pid file, each SIGHUP it gets written down
+  const hups = join(dir, 'hups');
+  const standIn = spawn('sh', ['-c', `trap 'echo HUP >> ${hups}' HUP; echo $$ > ${lbSection.keepalived.pidFile}; while :; do sleep 0.05; done`], { stdio: 'ignore' });
+  t.teardown(() => void standIn.kill('SIGKILL'));
+  await waitFor('the stand-in for keepalived', () => (existsSync(lbSection.keepalived.pidFile) && readFileSync(lbSection.keepalived.pidFile, 'utf8').endsWith('\n') ? true : undefined));
+  const hupCount = () => (existsSync(hups) ? readFileSync(hups, 'utf8').split('\n').filter(Boolean).length : 0);
   const services = [{ name: 'web', haproxy: { bind: `127.0.0.1:${port}`, mode: 'http', check: { path: '/', interval: 200, rise: 1, fall: 2 } }, lvs: { vip: '192.0.2.10', port: 80 } }];
   // HAProxy starts on berth's rendering with no servers, as an operator would start it
   writeFileSync(lbSection.haproxy.config, renderHaproxy(parseLbConfig(lbSection, services), []));
@@ -56,7 +62,8 @@ if (!skipWithoutNetns(t) && !skipWithoutDocker(t) && !skipWithoutHaproxy(t)) t.t
   const web = async (name: string, extra: string[] = []) => {
     const r = await docker.run([
       'run', '-d', '--network', 'none', '--name', name, '--label', 'berth.network=lbnet', '--label', 'berth.lb.web=8080', ...extra,
-      docker.image, 'sh', '-c', `busybox mkdir -p /www && echo ${name} > /www/index.html && exec httpd -f -p 8080 -h /www`,
+      // "/" answers at once (the health check); /cgi-bin/slow after 0.2 s, so that requests are in flight when it is stopped
+      docker.image, 'sh', '-c', `busybox mkdir -p /www/cgi-bin && echo ${name} > /www/index.html && printf '#!/bin/sh\\nsleep 0.2\\necho Content-Type: text/plain\\necho\\necho ${name}\\n' > /www/cgi-bin/slow && busybox chmod +x /www/cgi-bin/slow && exec httpd -f -p 8080 -h /www`,
     ]);
     if (r.code !== 0) throw new Error(r.stderr);
   };
@@ -91,6 +98,8 @@ if (!skipWithoutNetns(t) && !skipWithoutDocker(t) && !skipWithoutHaproxy(t)) t.t
   const keepalived = readFileSync(lbSection.keepalived.config, 'utf8');
   for (const ip of ips) t.match(keepalived, new RegExp(`real_server ${ip.replace(/\./g, '\\.')} 8080 \\{`), `keepalived lists ${ip}`);
   t.match(keepalived, /virtual_server 192\.0\.2\.10 80 \{/);
+  const hupsWithTwo = await waitFor('keepalived to get SIGHUP', () => (hupCount() > 0 ? hupCount() : undefined));
+  t.ok(hupsWithTwo > 0, `keepalived got SIGHUP through its pid file (${hupsWithTwo} times)`);
   if (spawnSync('keepalived', ['-v']).status === 0) {
     const check = spawnSync('keepalived', ['-t', '-f', lbSection.keepalived.config, '-l', '-n'], { encoding: 'utf8' });
     t.equal(check.status, 0, `keepalived -t accepts the rendered file: ${check.stderr}`);
@@ -126,14 +135,43 @@ if (!skipWithoutNetns(t) && !skipWithoutDocker(t) && !skipWithoutHaproxy(t)) t.t
   t.ok(results.web1After > 0, `the restarted web1 serves again (${results.web1After} requests)`);
   t.equal(results.failed, 0, `no request failed while web1 restarted (${results.ok} answered)`);
 
-  t.equal((await docker.run(['stop', '-t', '2', 'web2'])).code, 0, 'docker stop web2');
-  const one = await waitFor('web2 out of HAProxy', async () => {
-    const v = await view();
-    return v.haproxy.servers.length === 1 ? v : undefined;
+  // docker stop under load, on the slow path: drained while it still answers (httpd, as pid 1, ignores
+  // SIGTERM, and is killed 2 s later), so no request fails; and it was serving right before
+  const slow = { ok: 0, failed: 0, web2Before: 0, errors: [] as string[] };
+  let stopSent = false;
+  load = true;
+  const loops = Array.from({ length: 8 }, async () => {
+    while (load) {
+      try {
+        const r = await httpGet(`http://127.0.0.1:${port}/cgi-bin/slow`);
+        if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
+        slow.ok++;
+        if (!stopSent && r.body.trim() === 'web2') slow.web2Before++;
+      } catch (err) {
+        slow.failed++;
+        slow.errors.push((err as Error).message);
+      }
+    }
   });
+  let one: LbView;
+  try {
+    await waitFor('web2 serving the load', () => (slow.web2Before >= 3 ? true : undefined));
+    stopSent = true;
+    t.equal((await docker.run(['stop', '-t', '2', 'web2'])).code, 0, 'docker stop web2 under load');
+    one = await waitFor('web2 out of HAProxy', async () => {
+      const v = await view();
+      return v.haproxy.servers.length === 1 ? v : undefined;
+    });
+  } finally {
+    load = false;
+    await Promise.all(loops);
+  }
+  t.ok(slow.web2Before >= 3, `web2 was serving right before the stop (${slow.web2Before} requests)`);
+  t.equal(slow.failed, 0, `no request failed while web2 stopped (${slow.ok} answered; ${slow.errors.slice(0, 5).join(', ')})`);
   t.equal(one.backends.length, 1);
   for (let i = 0; i < 5; i++) t.equal((await httpGet(`http://127.0.0.1:${port}/`)).body.trim(), 'web1', 'only web1 answers');
   await waitFor('keepalived to drop web2', () => ((readFileSync(lbSection.keepalived.config, 'utf8').match(/real_server/g) ?? []).length === 1 ? true : undefined));
+  t.ok(await waitFor('another SIGHUP', () => (hupCount() > hupsWithTwo ? true : undefined)), 'and another SIGHUP once its file changed again');
   t.equal((readFileSync(lbSection.haproxy.config, 'utf8').match(/^\s+server /gm) ?? []).length, 1, 'the HAProxy file lists one server');
   t.match(hp.log(), /Server deleted|Server berth_web\/s_\S+ .*maintenance/, 'HAProxy saw the server drained and deleted');
 });

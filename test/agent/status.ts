@@ -5,10 +5,12 @@
 // call bounded in time by a store that does not answer; a container whose
 // ADD failed in the outage and whose undo DEL is queued listed once, with a
 // short STATE.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import t from 'tap';
 import { main } from '../../cli/main.js';
 import { parseLbConfig } from '../../lb/config.js';
@@ -34,6 +36,9 @@ interface Status {
 }
 
 const PASSWORD = 's3cretPW';
+
+/** Connects to the unix socket argv[1] and prints "connected" or the error code. */
+const CONNECT = "const s = require('node:net').connect(process.argv[1]); s.on('connect', () => { console.log('connected'); s.destroy(); }); s.on('error', (e) => console.log(e.code));";
 
 if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t) && !skipWithoutHaproxy(t)) t.test('berth status and /readyz follow the store and HAProxy', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'bs')); // HAProxy's socket paths must stay short
@@ -100,6 +105,29 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t) && !sk
     t.equal(redis.cli('--no-auth-warning', '-a', PASSWORD, 'CONFIG', 'SET', 'appendfsync', 'always'), 'OK');
     await waitFor('the warning to clear', async () => ((await status()).health.store as { warnings?: string[] }).warnings === undefined ? true : undefined);
     t.match(agent.log(), /the store server settings are safe now/);
+  });
+
+  t.test("the API socket is mode 0600 and root's: another user cannot connect to it, root can", async (t) => {
+    const st = statSync(agent.socket);
+    t.ok(st.isSocket(), 'a unix socket');
+    t.equal((st.mode & 0o777).toString(8), '600', 'mode 0600');
+    t.equal(st.uid, 0, "root's");
+    // as nobody, in a directory open to it; the control is a socket of mode 0666 beside the agent's
+    const sockDir = dirname(agent.socket);
+    const dirMode = statSync(sockDir).mode & 0o777;
+    chmodSync(sockDir, 0o755);
+    t.teardown(() => chmodSync(sockDir, dirMode));
+    const open = join(sockDir, 'open.sock');
+    const server = createServer((c) => c.end());
+    await new Promise<void>((r) => server.listen(open, r));
+    t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+    chmodSync(open, 0o666);
+    const connectAsNobody = (path: string) =>
+      spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', CONNECT, path], { encoding: 'utf8' });
+    const control = connectAsNobody(open);
+    t.equal(control.stdout.trim(), 'connected', `the control: nobody connects to a socket of mode 0666 there ${control.stderr}`);
+    t.equal(connectAsNobody(agent.socket).stdout.trim(), 'EACCES', "and cannot connect to the agent's");
+    t.equal((await agent.get('/healthz')).status, 200, 'root can');
   });
 
   t.test('a store that does not answer: not ready, and status answers all the same', async (t) => {
@@ -172,5 +200,78 @@ if (!skipWithoutNetns(t) && !skipWithoutRedis(t) && !skipWithoutDocker(t) && !sk
     hp = await startHaproxy(lb.haproxy.config, lb.haproxy.socket, lb.haproxy.masterSocket);
     await readyAgain('ready once HAProxy answers');
     t.match((await status()).health.haproxy, { ok: true, pid: Number });
+  });
+
+  t.test('Docker away: not ready, saying so; back: the event stream returns and the agent reconciles', async (t) => {
+    interface Seen {
+      name: string;
+      phase: string;
+      ip: string | null;
+      /** a new record each time the container is attached anew */
+      createdAt: string;
+    }
+    const attachments = async () => (await agent.get<Seen[]>('/v1/attachments')).body;
+    const attached = (name: string, other?: Seen) =>
+      waitFor(`${name} attached${other ? ' anew' : ''}`, async () => (await attachments()).find((a) => a.name === name && a.phase === 'attached' && a.createdAt !== other?.createdAt), 60000);
+    const run = async (...args: string[]) => {
+      const r = await docker.run(['run', '-d', '--network', 'none', ...args, '--label', 'berth.network=stnet', docker.image, 'sleep', '3600']);
+      if (r.code !== 0) throw new Error(r.stderr);
+    };
+    // one that Docker starts again when it comes back, one that it does not
+    await run('--name', 'phoenix', '--restart', 'always');
+    await run('--name', 'mortal');
+    const phoenix = await attached('phoenix');
+    const mortal = await attached('mortal');
+    const metric = async () => /^berth_agent_docker_connected (\d)$/m.exec((await agent.get<string>('/metrics')).body)?.[1];
+    t.equal(await metric(), '1', 'connected to Docker');
+
+    await docker.stopDaemon();
+    const down = await waitFor('/readyz to say so', async () => {
+      const r = await agent.get<string>('/readyz');
+      return /^the Docker event stream is down \(/m.test(r.body) ? r : undefined;
+    }, 60000);
+    t.equal(down.status, 503, `not ready while Docker is away: ${down.body.trim()}`);
+    t.equal(await metric(), '0', 'berth_agent_docker_connected 0');
+    t.match((await status()).health.docker, { ok: false });
+
+    // A second agent, started now, on a network of its own, whose periodic reconciliation is an hour
+    // away: it cannot reconcile until Docker is back, and then only because its stream connected.
+    const dirB = join(dir, 'second');
+    mkdirSync(dirB);
+    const { netDir: netDirB } = await bridgeNetwork(t, { dir: dirB, store, network: 'recon', pool: 'rcp', subnet: '10.218.0.0/24', gateway: '10.218.0.1', hold: 0, bridgePrefix: 'brrc' });
+    const second = await startAgent(dirB, agentConfig(dirB, store, netDirB, docker, { reconcileInterval: 3600 }), {}, { ready: false });
+    t.teardown(() => second.kill('SIGKILL'));
+    const unready = await second.get<string>('/readyz');
+    t.equal(unready.status, 503, 'a new agent is not ready before its first reconciliation');
+    t.match(unready.body, /^the first reconciliation has not finished$/m, `and says so: ${unready.body.trim().replace(/\n/g, '; ')}`);
+    t.match(unready.body, /^the Docker event stream is down \(/m);
+    const reconciledAt = async (a: typeof agent) => (await a.get<{ lastReconcile: { at: string; ms: number; error?: string } | null }>('/v1/status')).body.lastReconcile;
+    t.equal(await reconciledAt(second), null, 'it has not reconciled');
+
+    const back = Date.now(); // nothing can reconcile with Docker before this
+    await docker.startDaemon();
+    await readyAgain('ready once the event stream is back');
+    t.equal(await metric(), '1', 'connected again');
+    await waitFor('the second agent ready', async () => ((await second.get('/readyz')).status === 200 ? true : undefined), 60000);
+    const first = await reconciledAt(second);
+    t.ok(first && !first.error && Date.parse(first.at) - first.ms >= back, `the second agent reconciled once its stream connected, its timer an hour away (${first?.at})`);
+    // the first agent: a whole reconciliation that started after Docker was back
+    const reconciled = await waitFor('a reconciliation after the reconnection', async () => {
+      const s = await reconciledAt(agent);
+      return s && !s.error && Date.parse(s.at) - s.ms >= back ? s : undefined;
+    }, 60000);
+    t.ok(reconciled, `the first agent reconciled after reconnecting, at ${reconciled.at}`);
+    const again = await attached('phoenix', phoenix);
+    t.equal(again.ip, phoenix.ip, 'the container Docker restarted is attached again, in its new process, with its address');
+    await waitFor('the stopped container detached', async () => ((await attachments()).some((a) => a.name === 'mortal') ? undefined : true), 60000);
+    t.pass(`the container that stopped with Docker (${mortal.ip}) is detached`);
+    // the stream carries events again: a container started now is attached
+    await run('--name', 'newborn');
+    t.match((await attached('newborn')).ip, /^10\.217\.0\./, 'a container started after the reconnection is attached');
+    const r = await docker.run(['run', '-d', '--network', 'none', '--name', 'recon1', '--label', 'berth.network=recon', docker.image, 'sleep', '3600']);
+    t.equal(r.code, 0, r.stderr);
+    const viaSecond = await waitFor('recon1 attached by the second agent', async () => (await second.get<Seen[]>('/v1/attachments')).body.find((a) => a.name === 'recon1' && a.phase === 'attached'), 60000);
+    t.match(viaSecond.ip, /^10\.218\.0\./, "and one of the second agent's network by the second agent");
+    await docker.run(['rm', '-f', 'phoenix', 'mortal', 'newborn', 'recon1']);
   });
 });

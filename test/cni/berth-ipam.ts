@@ -200,6 +200,8 @@ for (const kind of PROCESS_STORE_KINDS) {
       const s = await setup(t, kind);
       if (!s) return;
       const add = await runCni('berth-ipam', cniEnv('ADD', 'k1'), netconf(s.url));
+      const right = await runCni('berth-ipam', cniEnv('CHECK', 'k1'), netconf(s.url, '1.0.0', {}, { prevResult: add.json }));
+      t.equal(right.code, 0, `the control: CHECK of the attachment that holds the address passes ${right.stdout}`);
       t.match((await runCni('berth-ipam', cniEnv('CHECK', 'k1'), netconf(s.url))).json, { code: 7, msg: /CHECK needs prevResult/ });
       t.match((await runCni('berth-ipam', cniEnv('CHECK', 'k2'), netconf(s.url, '1.0.0', {}, { prevResult: add.json }))).json, {
         code: 107,
@@ -209,6 +211,14 @@ for (const kind of PROCESS_STORE_KINDS) {
       t.match((await runCni('berth-ipam', cniEnv('CHECK', 'k1'), netconf(s.url, '1.0.0', {}, { prevResult: add.json }))).json, {
         code: 107,
         msg: /is reserved, not allocated to k1\/eth0/,
+      });
+      // the record given to another attachment meanwhile
+      const hexK = hex(add.json!.ips[0].address.split('/')[0]);
+      await s.store.unreserve('web', hexK, { actor: 'test' });
+      await s.store.allocate('web', { containerId: 'k3', ifname: 'eth0', owner: 'other', ip: hexK });
+      t.match((await runCni('berth-ipam', cniEnv('CHECK', 'k1'), netconf(s.url, '1.0.0', {}, { prevResult: add.json }))).json, {
+        code: 107,
+        msg: /is allocated to container k3 interface eth0, not allocated to k1\/eth0/,
       });
       t.match((await runCni('berth-ipam', cniEnv('CHECK', 'k1'), netconf(s.url, '1.0.0', {}, { prevResult: { ips: [{ address: '10.99.0.5/24' }] } }))).json, {
         code: 107,
@@ -304,8 +314,10 @@ t.test('a store that does not answer gives code 11, a refused one at once', asyn
   try {
     const started = Date.now();
     const stalled = await runCni('berth-ipam', cniEnv('ADD', 'o2'), netconf(url));
-    t.match(stalled.json, { code: 11, msg: /timed out/i });
-    t.ok(Date.now() - started < 15000, 'bounded, not a hang');
+    const took = Date.now() - started;
+    t.match(stalled.json, { code: 11, msg: /timed out after 500 ms/ });
+    t.ok(took >= 450, `it waited for the store's 500 ms timeout (${took} ms)`);
+    t.ok(took < 3000, `and no longer: bounded, not a hang (${took} ms)`);
     const status = await runCni('berth-ipam', { CNI_COMMAND: 'STATUS' }, netconf(url, '1.1.0'));
     t.match(status.json, { code: 50 }, 'STATUS: 50 while the store does not answer');
   } finally {

@@ -4,6 +4,8 @@
 // GC find their ports by external_ids.
 import t, { type Test } from 'tap';
 import { execFile, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { openStore } from '../../ipam/open-store.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
@@ -12,7 +14,8 @@ import { parseTrunk } from '../../cni/berth-ovs/config.js';
 import { stableMac } from '../../cni/mac.js';
 import { BIN, runCni } from '../helpers/cni.js';
 import { capture } from '../helpers/capture.js';
-import { ip, netns, skipWithoutNetns, uniqueName } from '../helpers/netns.js';
+import { waitFor } from '../helpers/agent.js';
+import { cleanupLink, ip, netns, skipWithoutNetns, uniqueName } from '../helpers/netns.js';
 import { skipWithoutOvs, startOvs } from '../helpers/ovs.js';
 
 const run = promisify(execFile);
@@ -94,7 +97,13 @@ if (!skipWithoutNetns(t) && !skipWithoutOvs(t)) {
       t.equal(added[id].interfaces[1].mac, stableMac(ipOf(id)), `${id}: and in the result`);
     }
     t.equal(ping(a.name, ipOf('ob')).status, 0, 'two containers on VLAN 100 reach each other');
-    t.not(ping(c.name, ipOf('oa')).status, 0, 'the one on VLAN 200 cannot reach them');
+    // the isolation's control: the container on VLAN 200 reaches a peer on its own VLAN, in the same subnet
+    const c2 = netns(t);
+    const peer = await runCni('berth-ovs', env('ADD', 'oc2', c2.path), conf('ovs200', { vlan: 200 }));
+    t.equal(peer.code, 0, peer.stdout);
+    t.equal(ping(c.name, String(peer.json!.ips[0].address).split('/')[0]!).status, 0, 'the one on VLAN 200 reaches its peer on VLAN 200');
+    t.not(ping(c.name, ipOf('oa')).status, 0, 'and cannot reach those on VLAN 100');
+    t.equal((await runCni('berth-ovs', env('DEL', 'oc2', c2.path), conf('ovs200', { vlan: 200 }))).code, 0);
 
     const check = await runCni('berth-ovs', env('CHECK', 'oa', a.path), { ...conf('ovs100', { vlan: 100 }), prevResult: added.oa });
     t.equal(check.code, 0, `CHECK right after ADD ${check.stdout}`);
@@ -182,10 +191,13 @@ if (!skipWithoutNetns(t) && !skipWithoutOvs(t)) {
     const a = await attach('ta', { vlan: 100 });
     const b = await attach('tb', { vlan: 200 });
     const x = await attach('tx', { vlan: 300 });
+    const y = await attach('ty', { vlan: 300 });
     const trunk = await attach('tt', { trunk: [100, 200] });
     t.equal(await ovs.vsctl('get', 'port', hostVethName('tt', 'eth0'), 'trunks'), '[100, 200]', 'T is a trunk port of VLANs 100 and 200');
 
     const cap = await capture(t, trunk.ns.name, 'eth0');
+    // the control of "nothing from X": Y, on X's VLAN, sees what X sends
+    const capY = await capture(t, y.ns.name, 'eth0');
     const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     // a tcpdump -e line: "SRC > DST, ethertype 802.1Q (0x8100), length N: vlan V, p 0, ethertype ARP (0x0806), WHAT"
     const arp = (src: Container, vlan: number, what: string) =>
@@ -197,6 +209,8 @@ if (!skipWithoutNetns(t) && !skipWithoutOvs(t)) {
     const fromB = await cap.waitFor(arp(b, 200, `Request who-has ${b.ip} (ff:ff:ff:ff:ff:ff) tell ${b.ip}`));
     t.ok(fromA, `T receives A's broadcast tagged VLAN 100: ${fromA}`);
     t.ok(fromB, `T receives B's broadcast tagged VLAN 200: ${fromB}`);
+    const fromX = await capY.waitFor(new RegExp(`^${esc(x.mac)} > ff:ff:ff:ff:ff:ff, ethertype ARP \\(0x0806\\), .*Request who-has ${esc(x.ip)} \\(ff:ff:ff:ff:ff:ff\\) tell ${esc(x.ip)}`));
+    t.ok(fromX, `X transmits: Y, on VLAN 300 with it, receives its broadcast untagged: ${fromX}`);
 
     // send: tagged requests from T, the ones that must stay unanswered first
     await sendTaggedArp(trunk.ns.name, 'eth0', trunk.mac, trunk.ip, [`200@${a.ip}`, `300@${x.ip}`, `100@${a.ip}`, `200@${b.ip}`]);
@@ -205,6 +219,8 @@ if (!skipWithoutNetns(t) && !skipWithoutOvs(t)) {
     t.ok(replyA, `A answers T's request tagged VLAN 100, tagged 100 back: ${replyA}`);
     t.ok(replyB, `B answers T's request tagged VLAN 200, tagged 200 back: ${replyB}`);
     await cap.stop();
+    await capY.stop();
+    t.same(capY.lines.filter((l) => l.startsWith(`${trunk.mac} > `)), [], "and Y, on VLAN 300, receives none of T's requests (the one tagged 300 included)");
 
     // T's own frames, and the host end of its veth (its IPv6 link-local chatter goes straight to T, not through OVS)
     const others = cap.lines.filter((l) => l && !l.startsWith(`${trunk.mac} > `) && !l.startsWith(`${trunk.hostMac} > `));
@@ -213,7 +229,7 @@ if (!skipWithoutNetns(t) && !skipWithoutOvs(t)) {
     t.same(others.filter((l) => l.startsWith(`${b.mac} > `) && !l.includes(': vlan 200, ')), [], 'B is seen only on VLAN 200');
     t.same(others.filter((l) => !l.startsWith(`${a.mac} > `) && !l.startsWith(`${b.mac} > `)), [], 'and no one else');
 
-    for (const who of [a, b, x, trunk]) t.equal((await runCni('berth-ovs', env('DEL', who.id, who.ns.path), conf(who.extra))).code, 0, `${who.id} DEL`);
+    for (const who of [a, b, x, y, trunk]) t.equal((await runCni('berth-ovs', env('DEL', who.id, who.ns.path), conf(who.extra))).code, 0, `${who.id} DEL`);
     t.same((await ovs.vsctl('list-ports', bridge)).split('\n').filter(Boolean), [], 'no port left');
     t.equal((await store.usage('ovt')).allocated, 0, 'no address left allocated');
   });
@@ -239,5 +255,132 @@ if (!skipWithoutNetns(t) && !skipWithoutOvs(t)) {
       t.notOk((await ovs.vsctl('list-ports', bridge)).split('\n').includes(hostVethName(id, 'eth0')), 'no port left');
     }
     t.equal((await store.usage('ovv')).allocated, 0, 'no address left allocated');
+  });
+}
+
+if (!skipWithoutNetns(t) && !skipWithoutOvs(t)) {
+  t.test('berth-ovs: CHECK, the OpenFlow-port wait, stale ports', async (t) => {
+    const { ovs, bridge, url, store } = await ovsWithPool(t, 'ovc', 'ovc', '10.99.0.0/24');
+    const conf = (extra: Record<string, unknown>) => ({
+      cniVersion: '1.1.0',
+      name: 'ovscheck',
+      type: 'berth-ovs',
+      bridge,
+      ovsdbSocket: ovs.sock,
+      ipam: { type: 'berth-ipam', pool: 'ovc', store: url },
+      ...extra,
+    });
+    const env = (cmd: string, id: string, nsPath: string) => ({ CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: nsPath, CNI_IFNAME: 'eth0', CNI_PATH: BIN });
+    const ports = async () => (await ovs.vsctl('list-ports', bridge)).split('\n').filter(Boolean);
+    const ofport = async (port: string) => Number(await ovs.vsctl('get', 'interface', port, 'ofport'));
+    const attach = async (id: string, extra: Record<string, unknown>) => {
+      const ns = netns(t);
+      const add = await runCni('berth-ovs', env('ADD', id, ns.path), conf(extra));
+      if (add.code !== 0) throw new Error(`failed to add "${id}": ${add.stdout}`);
+      const check = () => runCni('berth-ovs', env('CHECK', id, ns.path), { ...conf(extra), prevResult: add.json });
+      return { ns, add, check, port: hostVethName(id, 'eth0'), ip: String(add.json!.ips[0].address) };
+    };
+    type Attached = Awaited<ReturnType<typeof attach>>;
+    const passes = async (c: Attached, before: string) => {
+      const r = await c.check();
+      t.equal(r.code, 0, `CHECK passes ${before}: ${r.stdout}`);
+    };
+    const fails = async (c: Attached, msg: string, what: string) => {
+      const r = await c.check();
+      t.match(r.json, { code: 107, msg: new RegExp(`^${msg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) }, `CHECK fails: ${what} (${r.stdout.trim()})`);
+    };
+
+    t.test('CHECK fails with 107 naming each thing broken, and passes right before each break', async (t) => {
+      // (a changed tag is the first test's)
+      const a = await attach('ck1', { vlan: 100 });
+      await passes(a, 'right after ADD');
+      const mac = a.add.json!.interfaces[1].mac as string;
+      ip('-n', a.ns.name, 'link', 'set', 'eth0', 'address', '02:00:00:00:00:99');
+      await fails(a, `eth0 has MAC 02:00:00:00:00:99, not ${mac}`, "the container's MAC changed");
+      ip('-n', a.ns.name, 'link', 'set', 'eth0', 'address', mac);
+      await passes(a, 'once the MAC is back');
+      // vswitchd cannot open an interface of an unknown type: the port stays, its OpenFlow port goes, the veth is untouched
+      await ovs.vsctl('set', 'interface', a.port, 'type=berthbogus');
+      await waitFor('the OpenFlow port to go', async () => ((await ofport(a.port)) === -1 ? true : undefined));
+      await fails(a, `port "${a.port}" has no OpenFlow port`, 'no OpenFlow port');
+      await ovs.vsctl('set', 'interface', a.port, 'type=""');
+      await waitFor('an OpenFlow port again', async () => ((await ofport(a.port)) > 0 ? true : undefined));
+      await passes(a, 'once it has an OpenFlow port again');
+      ip('-n', a.ns.name, 'addr', 'del', a.ip, 'dev', 'eth0');
+      await fails(a, `eth0 lacks ${a.ip}`, 'the address removed');
+      ip('-n', a.ns.name, 'addr', 'add', a.ip, 'dev', 'eth0');
+      await passes(a, 'once the address is back');
+      ip('-n', a.ns.name, 'link', 'set', 'eth0', 'down');
+      ip('-n', a.ns.name, 'link', 'set', 'eth0', 'name', 'eth9');
+      await fails(a, `interface "eth0" is missing from ${a.ns.path}`, "the container's interface gone");
+
+      const b = await attach('ck2', { vlan: 100 });
+      await passes(b, 'before its port is removed');
+      await ovs.vsctl('del-port', bridge, b.port);
+      await fails(b, `port "${b.port}" is not on Open vSwitch bridge "${bridge}"`, 'the port removed');
+
+      const tr = await attach('ck3', { trunk: [100, '200-202'] });
+      await passes(tr, 'right after ADD');
+      await ovs.vsctl('set', 'port', tr.port, 'trunks=100,200');
+      await fails(tr, `port "${tr.port}" trunks 100,200, not 100,200,201,202`, 'the trunks changed');
+      await ovs.vsctl('set', 'port', tr.port, 'trunks=100,200,201,202');
+      await passes(tr, 'once the trunks are back');
+      await ovs.vsctl('set', 'port', tr.port, 'tag=100');
+      await fails(tr, `port "${tr.port}" has VLAN tag 100, the config has none`, 'a tag set on a port whose config has none');
+      for (const [id, c, extra] of [['ck1', a, { vlan: 100 }], ['ck2', b, { vlan: 100 }], ['ck3', tr, { trunk: [100, '200-202'] }]] as const) {
+        t.equal((await runCni('berth-ovs', env('DEL', id, c.ns.path), conf(extra))).code, 0, `${id} DEL`);
+      }
+    });
+
+    t.test('a port vswitchd does not open in time: ADD fails with 110 and undoes everything', async (t) => {
+      const ns = netns(t);
+      const vswitchd = Number(readFileSync(join(ovs.dir, 'ovs-vswitchd.pid'), 'utf8').trim());
+      process.kill(vswitchd, 'SIGSTOP'); // ovsdb-server commits the port; no one gives it an OpenFlow port
+      let r;
+      try {
+        r = await runCni('berth-ovs', env('ADD', 'slow1', ns.path), conf({ vlan: 100 }));
+      } finally {
+        process.kill(vswitchd, 'SIGCONT');
+      }
+      const port = hostVethName('slow1', 'eth0');
+      t.match(r.json, { code: 110, msg: `port "${port}" did not come up in Open vSwitch: no OpenFlow port after 5000 ms` });
+      t.notOk((await ports()).includes(port), 'no port left');
+      t.equal(await ovs.vsctl('--columns=_uuid', 'find', 'Interface', `name=${port}`), '', 'no Interface row left');
+      t.notMatch(ip('link'), new RegExp(port), 'no host end left');
+      t.notMatch(ip('-n', ns.name, 'link'), /eth0/, 'no container end left');
+      t.equal((await store.usage('ovc')).allocated, 0, 'the address released');
+      // the control: with vswitchd running, the same ADD succeeds
+      const ok = await runCni('berth-ovs', env('ADD', 'slow1', ns.path), conf({ vlan: 100 }));
+      t.equal(ok.code, 0, ok.stdout);
+      t.ok((await ofport(port)) > 0, 'an OpenFlow port');
+      t.equal((await runCni('berth-ovs', env('DEL', 'slow1', ns.path), conf({ vlan: 100 }))).code, 0);
+    });
+
+    t.test('ports of the same attachment left by an interrupted ADD are removed by the next ADD; others stay', async (t) => {
+      const port = hostVethName('st1', 'eth0');
+      // the interrupted ADD left its veth and its port, and a row of the attachment under another name
+      ip('link', 'add', port, 'type', 'veth', 'peer', 'name', `${port.slice(0, 12)}p`);
+      cleanupLink(t, port);
+      const ids = (key: string) => [`external_ids:"berth.attachment"="${key}"`, 'external_ids:"berth.network"=ovscheck'];
+      await ovs.vsctl('add-port', bridge, port, '--', 'set', 'port', port, 'tag=100', ...ids('st1/eth0'));
+      const stray = uniqueName('stl');
+      await ovs.vsctl('add-port', bridge, stray, '--', 'set', 'port', stray, 'tag=100', ...ids('st1/eth0'));
+      const otherPort = uniqueName('sto');
+      await ovs.vsctl('add-port', bridge, otherPort, '--', 'set', 'port', otherPort, 'tag=100', ...ids('st2/eth0'));
+      t.teardown(() => ovs.vsctl('--if-exists', 'del-port', bridge, otherPort));
+      t.same((await ports()).filter((p) => [port, stray, otherPort].includes(p)).sort(), [port, stray, otherPort].sort(), 'the stale ports are there');
+      const ns = netns(t);
+      const r = await runCni('berth-ovs', env('ADD', 'st1', ns.path), conf({ vlan: 100 }));
+      t.equal(r.code, 0, r.stdout);
+      const left = await ports();
+      t.notOk(left.includes(stray), 'the stray row of the attachment is gone');
+      t.ok(left.includes(port), 'its port is there, made anew');
+      t.ok(left.includes(otherPort), "another attachment's port stays");
+      t.match(await ovs.vsctl('get', 'port', port, 'external_ids'), /berth\.netns=/, 'the port is the new ADD\'s (it records the namespace)');
+      t.ok((await ofport(port)) > 0, 'with an OpenFlow port');
+      t.equal((await runCni('berth-ovs', env('CHECK', 'st1', ns.path), { ...conf({ vlan: 100 }), prevResult: r.json })).code, 0, 'CHECK passes');
+      t.equal((await runCni('berth-ovs', env('DEL', 'st1', ns.path), conf({ vlan: 100 }))).code, 0);
+      t.equal((await store.usage('ovc')).allocated, 0, 'no address left allocated');
+    });
   });
 }

@@ -1,7 +1,7 @@
 // The OVSDB client berth-ovs stands on: framing as a unit, then every call
 // against a real ovsdb-server + ovs-vswitchd (userspace datapath) of our own.
 import t, { type Test } from 'tap';
-import { createServer, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,8 +49,9 @@ function sockDir(t: Test): string {
 t.test('connecting to a missing socket fails at once, naming the path', async (t) => {
   const path = join(sockDir(t), 'nothing.sock');
   const started = Date.now();
-  await t.rejects(OvsdbClient.connect(path), new RegExp(`failed to connect to ovsdb "${path.replace(/[.]/g, '\\.')}": .*ENOENT`));
-  t.ok(Date.now() - started < 1000, 'no waiting for the timeout');
+  // ENOENT, not "no connection after 30000 ms": the socket's error, not the timer
+  await t.rejects(OvsdbClient.connect(path, { timeout: 30000 }), new RegExp(`failed to connect to ovsdb "${path.replace(/[.]/g, '\\.')}": .*ENOENT`));
+  t.ok(Date.now() - started < 5000, 'no waiting for the 30 s timeout');
 });
 
 t.test('against a scripted server: echo is answered, errors and silence are bounded', async (t) => {
@@ -73,7 +74,7 @@ t.test('against a scripted server: echo is answered, errors and silence are boun
   });
   await new Promise<void>((r) => server.listen(path, r));
   t.teardown(() => new Promise<void>((r) => server.close(() => r())));
-  const client = await OvsdbClient.connect(path, { timeout: 300 });
+  const client = await OvsdbClient.connect(path, { timeout: 500 });
   t.teardown(() => client.close());
   t.same(await client.request('list_dbs', []), ['Open_vSwitch']);
   // the client answered the echo before it read the reply above, but the server may not have read that answer yet
@@ -82,8 +83,10 @@ t.test('against a scripted server: echo is answered, errors and silence are boun
   t.same(echoed(), { id: 'echo', result: ['ping', 7], error: null }, 'echo answered with its params');
   await t.rejects(client.transact('Nope', []), /failed to transact on database "Nope" on ovsdb ".*": unknown database: no db/);
   const started = Date.now();
-  await t.rejects(client.request('get_schema', ['x']), /no reply within 300 ms/);
-  t.ok(Date.now() - started < 1500, 'bounded by the timeout');
+  await t.rejects(client.request('get_schema', ['x']), /no reply within 500 ms/);
+  const took = Date.now() - started;
+  t.ok(took >= 450, `not given up on before its timeout (${took} ms)`);
+  t.ok(took < 3000, `bounded by the timeout, not a hang (${took} ms)`);
   client.close();
   await t.rejects(client.request('list_dbs', []), /connection closed/);
 });
@@ -219,8 +222,9 @@ if (!skipWithoutOvs(t)) {
     ip('link', 'set', host, 'up');
     await client.addPort(bridge, { name: host, vlanTag: 100 });
     t.teardown(() => client.deletePort(bridge, host));
+    // vswitchd is given 30 s: on two busy cores it once took more than 5
     let iface = await client.getInterface(host);
-    for (let i = 0; i < 100 && !(iface?.ofport && iface.ofport > 0); i++) {
+    for (let i = 0; i < 600 && !(iface?.ofport && iface.ofport > 0); i++) {
       await new Promise((r) => setTimeout(r, 50));
       iface = await client.getInterface(host);
     }
@@ -237,7 +241,7 @@ if (!skipWithoutOvs(t)) {
     await client.addPort(bridge, { name: ghost });
     t.teardown(() => client.deletePort(bridge, ghost));
     let g = await client.getInterface(ghost);
-    for (let i = 0; i < 100 && g?.error === undefined; i++) {
+    for (let i = 0; i < 600 && g?.error === undefined; i++) {
       await new Promise((r) => setTimeout(r, 50));
       g = await client.getInterface(ghost);
     }
@@ -255,16 +259,41 @@ if (!skipWithoutOvs(t)) {
     });
   });
 
-  t.test('timing: addPort + deletePort', async (t) => {
+  t.test('one connection, and three requests per addPort + deletePort: counted, not timed', async (t) => {
+    // a proxy between the client and ovsdb-server counts connections and requests
+    const path = join(sockDir(t), 'count.sock');
+    let connections = 0;
+    const methods = new Map<string, number>();
+    const proxy = createServer((c: Socket) => {
+      connections++;
+      const up = connect(ovs.sock);
+      const s = new JsonStreamSplitter((msg) => {
+        const m = (msg as { method?: unknown }).method;
+        if (typeof m === 'string') methods.set(m, (methods.get(m) ?? 0) + 1);
+      });
+      c.on('data', (d: Buffer) => {
+        s.feed(d);
+        up.write(d);
+      });
+      up.pipe(c);
+      c.on('close', () => up.destroy());
+      up.on('close', () => c.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(path, r));
+    t.teardown(() => new Promise<void>((r) => proxy.close(() => r())));
+    const counted = await OvsdbClient.connect(path);
+    t.teardown(() => counted.close());
     const n = 100;
     const started = process.hrtime.bigint();
     for (let i = 0; i < n; i++) {
       const name = `tm${i}`;
-      await client.addPort(bridge, { name, vlanTag: 10 });
-      await client.deletePort(bridge, name);
+      await counted.addPort(bridge, { name, vlanTag: 10 });
+      await counted.deletePort(bridge, name);
     }
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    t.comment(`addPort+deletePort: ${(ms / n).toFixed(2)} ms per pair over ${n}`);
+    t.comment(`addPort+deletePort: ${(ms / n).toFixed(2)} ms per pair over ${n} (for information: npm run bench compares)`);
+    t.equal(connections, 1, 'one connection for all of them');
+    t.same(Object.fromEntries(methods), { transact: 3 * n }, 'one transaction per addPort, a lookup and a transaction per deletePort, nothing else');
     t.equal(await ovs.vsctl('list-ports', bridge), '', 'nothing left behind');
   });
 }

@@ -1,6 +1,6 @@
 // Runs `bin/berth agent` as a real process for a test, and talks to its socket.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agentGet } from '../../cli/agent-client.js';
@@ -22,8 +22,8 @@ export interface AgentProcess {
   restart(): Promise<void>;
 }
 
-/** Writes `config` to DIR/agent.json and starts the agent on it. */
-export async function startAgent(dir: string, config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<AgentProcess> {
+/** Writes `config` to DIR/agent.json and starts the agent on it; waits until it is ready unless `opts.ready` is false. */
+export async function startAgent(dir: string, config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}, opts: { ready?: boolean } = {}): Promise<AgentProcess> {
   const file = join(dir, 'agent.json');
   writeFileSync(file, JSON.stringify(config));
   const socket = String(config.socket);
@@ -67,7 +67,8 @@ export async function startAgent(dir: string, config: Record<string, unknown>, e
     },
   };
   try {
-    await a.ready();
+    if (opts.ready === false) await waitFor('the agent to listen', () => (existsSync(socket) ? true : undefined), 60000);
+    else await a.ready();
   } catch (err) {
     // the caller gets no handle to stop it with; a test ended by its timeout never runs exit hooks
     await a.kill('SIGKILL');

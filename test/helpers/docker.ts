@@ -14,6 +14,10 @@ export interface DockerEngineUnderTest {
   image: string;
   /** runs the docker CLI against this engine */
   run(args: string[], timeoutMs?: number): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** stops the daemon alone (its containers stop with it; nothing is removed): Docker going away under the agent */
+  stopDaemon(): Promise<void>;
+  /** starts it again on the same data root and sockets, and waits until it answers */
+  startDaemon(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -43,40 +47,54 @@ export async function startDocker(): Promise<DockerEngineUnderTest> {
   const dir = mkdtempSync(join(tmpdir(), 'bd'));
   const socket = join(dir, 'docker.sock');
   const ns = `berth-test-${process.pid}`;
-  const child: ChildProcess = spawn(
-    'dockerd',
-    [
-      '--iptables=false',
-      '--ip6tables=false',
-      '--bridge=none',
-      '--storage-driver=vfs',
-      `--host=unix://${socket}`,
-      `--data-root=${join(dir, 'data')}`,
-      `--exec-root=${join(dir, 'x')}`,
-      `--pidfile=${join(dir, 'docker.pid')}`,
-      `--containerd-namespace=${ns}`,
-      `--containerd-plugins-namespace=${ns}p`,
-      '--log-level=warn',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'], detached: false },
-  );
+  const args = [
+    '--iptables=false',
+    '--ip6tables=false',
+    '--bridge=none',
+    '--storage-driver=vfs',
+    `--host=unix://${socket}`,
+    `--data-root=${join(dir, 'data')}`,
+    `--exec-root=${join(dir, 'x')}`,
+    `--pidfile=${join(dir, 'docker.pid')}`,
+    `--containerd-namespace=${ns}`,
+    `--containerd-plugins-namespace=${ns}p`,
+    // containers that ignore SIGTERM (a shell as pid 1) stop within 2 s when the daemon does
+    '--shutdown-timeout=2',
+    '--log-level=warn',
+  ];
   let logText = '';
-  child.stderr!.on('data', (c: Buffer) => {
-    if (logText.length < 200000) logText += c.toString();
-  });
+  let child!: ChildProcess;
+  const launch = () => {
+    child = spawn('dockerd', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: false });
+    child.stderr!.on('data', (c: Buffer) => {
+      if (logText.length < 200000) logText += c.toString();
+    });
+  };
   const run = (args: string[], timeoutMs = 120000) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       execFile('docker', ['-H', `unix://${socket}`, ...args], { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
         resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout, stderr });
       });
     });
-  const deadline = Date.now() + 60000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`dockerd exited ${child.exitCode}: ${logText.slice(-2000)}`);
-    if ((await run(['version', '--format', '{{.Server.Version}}'], 5000)).code === 0) break;
-    if (Date.now() > deadline) throw new Error(`dockerd did not come up within 60 s: ${logText.slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  const answering = async () => {
+    const deadline = Date.now() + 60000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`dockerd exited ${child.exitCode}: ${logText.slice(-2000)}`);
+      if ((await run(['version', '--format', '{{.Server.Version}}'], 5000)).code === 0) return;
+      if (Date.now() > deadline) throw new Error(`dockerd did not come up within 60 s: ${logText.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  /** SIGTERM to the daemon, then waits for it to exit (SIGKILL after 20 s). */
+  const terminate = () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const t = setTimeout(() => (child.kill('SIGKILL'), resolve()), 20000);
+      child.once('exit', () => (clearTimeout(t), resolve()));
+      child.kill('SIGTERM');
+    });
+  launch();
+  await answering();
   const rootfs = join(dir, 'rootfs');
   mkdirSync(join(rootfs, 'bin'), { recursive: true });
   copyFileSync('/bin/busybox', join(rootfs, 'bin', 'busybox'));
@@ -95,12 +113,7 @@ export async function startDocker(): Promise<DockerEngineUnderTest> {
     stopped = true;
     const ids = (await run(['ps', '-aq'], 30000)).stdout.split('\n').filter(Boolean);
     if (ids.length > 0) await run(['rm', '-f', ...ids], 120000);
-    child.kill('SIGTERM');
-    await new Promise<void>((resolve) => {
-      if (child.exitCode !== null) return resolve();
-      const t = setTimeout(() => (child.kill('SIGKILL'), resolve()), 20000);
-      child.once('exit', () => (clearTimeout(t), resolve()));
-    });
+    await terminate();
     // containers' shm and rootfs mounts under the data root: innermost first
     const mounts = readFileSync('/proc/mounts', 'utf8')
       .split('\n')
@@ -117,5 +130,17 @@ export async function startDocker(): Promise<DockerEngineUnderTest> {
   process.once('exit', () => {
     if (!stopped) child.kill('SIGKILL');
   });
-  return { socket, containerdSocket: join(dir, 'x', 'containerd', 'containerd.sock'), containerdNamespace: ns, image, run, stop };
+  return {
+    socket,
+    containerdSocket: join(dir, 'x', 'containerd', 'containerd.sock'),
+    containerdNamespace: ns,
+    image,
+    run,
+    stop,
+    stopDaemon: terminate,
+    async startDaemon() {
+      launch();
+      await answering();
+    },
+  };
 }

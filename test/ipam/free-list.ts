@@ -70,11 +70,9 @@ t.test('lazy on a /8: only what is asked for is looked at', async (t) => {
       return super.has(value);
     }
   }
-  const started = Date.now();
   const gen = freeAddresses(conf, new CountingSet([hex('10.0.0.3')]));
   t.same(text(take(gen, 3)), ['10.0.0.2', '10.0.0.4', '10.0.0.5']);
   t.ok(lookups <= 4, `walked ${lookups} addresses for 3 free ones`);
-  t.ok(Date.now() - started < 1000, 'returns at once');
   gen.return(undefined);
 });
 

@@ -80,6 +80,44 @@ if (!skipWithoutNetns(t) && !skipWithoutHaproxy(t)) t.test('HAProxy follows scal
     t.equal((await lb.view()).find((v) => v.server === name)?.state, 'ready', 'in rotation again');
   });
 
+  t.test('a wanted server deleted behind berth\'s back is added again by a resync, and serves', async (t) => {
+    const name = 's_10_215_0_11_8080';
+    await lb.api.expectOk(`set server berth_web/${name} state maint`);
+    await lb.api.expectOk(`del server berth_web/${name}`, /Server deleted/);
+    t.notOk((await lb.view()).some((v) => v.server === name), 'gone from HAProxy');
+    await lb.resync([be(0), be(1), be(2, 'api')]);
+    await lb.idle();
+    t.equal((await lb.view()).find((v) => v.server === name)?.state, 'ready', 'added again, in rotation');
+    const load2 = await startLoad(dir, client, 'http://10.215.0.1:18080/', 4);
+    await new Promise((r) => setTimeout(r, 1000));
+    const r = await load2.stop();
+    t.ok((r.by.b1 ?? 0) > 0, `and it takes requests again (${JSON.stringify(r.by)})`);
+    t.equal(r.fail, 0, `no failed request (${r.errs.join(', ')})`);
+  });
+
+  t.test('an unwanted server added behind berth\'s back is drained and removed by a resync, with no failed request', async (t) => {
+    // a server berth never asked for, in rotation; slow (300 ms a request), so that requests are in flight on it
+    const slow = await startBackend(dir, backendNs[3]!, 8082, 'intruder', 300);
+    t.teardown(() => slow.kill());
+    await lb.api.expectOk('add server berth_web/intruder 10.215.0.13:8082', /New server registered/);
+    await lb.api.expectOk('set server berth_web/intruder state ready');
+    t.equal((await lb.view()).find((v) => v.server === 'intruder')?.state, 'ready', 'in rotation');
+    const before = await startLoad(dir, client, 'http://10.215.0.1:18080/', 4);
+    await new Promise((r) => setTimeout(r, 1000));
+    const served = await before.stop();
+    t.ok((served.by.intruder ?? 0) > 0, `the control: it serves before the resync (${JSON.stringify(served.by)})`);
+    // under load, so that a removal without a drain would cut requests
+    const during = await startLoad(dir, client, 'http://10.215.0.1:18080/', 8);
+    const removed = lb.stats.removed;
+    await lb.resync([be(0), be(1), be(2, 'api')]);
+    await lb.idle();
+    const r = await during.stop();
+    t.notOk((await lb.view()).some((v) => v.server === 'intruder'), 'removed from HAProxy');
+    t.equal(lb.stats.removed, removed + 1, 'by berth: one server drained and removed');
+    t.equal(r.fail, 0, `no failed request while it was drained and removed (${r.ok} ok; errors: ${r.errs.join(', ')})`);
+    t.same((await lb.view()).filter((v) => v.service === 'web').map((v) => v.server).sort(), ['s_10_215_0_10_8080', 's_10_215_0_11_8080'], 'the wanted ones stay');
+  });
+
   t.test('negative control: a backend killed while in rotation makes requests fail', async (t) => {
     const slow = await startBackend(dir, backendNs[2]!, 8081, 'slow', 300);
     const victim = { service: 'web', ip: '10.215.0.12', port: 8081, container: 'victim' };

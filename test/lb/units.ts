@@ -2,8 +2,8 @@
 // label says can inject HAProxy configuration), rendering, the IPVS plan,
 // the recheck schedule of a warming server, and `haproxy -c` /
 // `keepalived -t` on what is rendered.
-import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import pino from 'pino';
 import { join } from 'node:path';
 import t from 'tap';
@@ -14,6 +14,7 @@ import { validateHaproxy } from '../../lb/haproxy.js';
 import { desiredRealServers, KeepalivedLb, planIpvs, validateKeepalived } from '../../lb/lvs.js';
 import { RECHECK_FIRST_MS, RECHECK_MAX_MS, recheckDelay } from '../../lb/recheck.js';
 import { renderHaproxy, renderKeepalived, serverAddr, serverName } from '../../lb/render.js';
+import { waitFor } from '../helpers/agent.js';
 
 const HAPROXY = { config: '/etc/haproxy/haproxy.cfg', socket: '/run/haproxy/admin.sock', masterSocket: '/run/haproxy/master.sock' };
 
@@ -139,4 +140,29 @@ t.test('recheck schedule: from 50 ms, doubling, capped at the check interval and
   let checks = 0;
   while (waited < 3600000) waited += recheckDelay(++checks, 2000);
   t.ok(checks > 1790 && checks <= 1810, `${checks} checks in an hour at interval 2 s`);
+});
+
+t.test('keepalived gets SIGHUP when its file changed, and only then', async (t) => {
+  const dir = t.testdir();
+  // a stand-in for keepalived: its pid in the pid file, each signal it gets written down
+  const signals = join(dir, 'signals');
+  const pidFile = join(dir, 'keepalived.pid');
+  const child = spawn('sh', ['-c', `trap 'echo HUP >> ${signals}' HUP; trap 'echo USR1 >> ${signals}' USR1; echo $$ > ${pidFile}; while :; do sleep 0.05; done`], { stdio: 'ignore' });
+  t.teardown(() => void child.kill('SIGKILL'));
+  const got = () => (existsSync(signals) ? readFileSync(signals, 'utf8').split('\n').filter(Boolean) : []);
+  await waitFor('the stand-in to write its pid', () => (existsSync(pidFile) && readFileSync(pidFile, 'utf8').endsWith('\n') ? true : undefined), 10000);
+  t.equal(Number(readFileSync(pidFile, 'utf8')), child.pid, 'the pid file names it');
+  const lb = parseLbConfig({ keepalived: { config: join(dir, 'k.conf'), binary: '/nonexistent/keepalived', pidFile } }, [{ name: 'web', lvs: { vip: '192.0.2.1', port: 80 } }]);
+  const k = new KeepalivedLb(lb, pino({ level: 'silent' }));
+  const one = [{ service: 'web', ip: '10.0.0.1', port: 8080 }];
+  await k.update(one);
+  t.same(await waitFor('the first SIGHUP', () => (got().length >= 1 ? got() : undefined), 10000), ['HUP'], 'a new file: one SIGHUP');
+  await k.update(one);
+  // a marker signal of our own: once it is written down, a SIGHUP sent before it would be too
+  process.kill(child.pid!, 'SIGUSR1');
+  t.same(await waitFor('the marker', () => (got().includes('USR1') ? got() : undefined), 10000), ['HUP', 'USR1'], 'the same backends again: the file is unchanged and no SIGHUP is sent');
+  await k.update([...one, { service: 'web', ip: '10.0.0.2', port: 8080 }]);
+  t.same(await waitFor('the second SIGHUP', () => (got().length >= 3 ? got() : undefined), 10000), ['HUP', 'USR1', 'HUP'], 'a changed file: another SIGHUP');
+  t.equal(k.stats.renders, 2);
+  t.equal(k.stats.errors, 0);
 });
