@@ -140,7 +140,10 @@ export const plugin: Plugin<BridgeConfig> = {
         ];
         done = true;
         req.log.info({ bridge: conf.bridge, veth: hostName, ips: (ipam.ips ?? []).map((i) => i.address) }, 'attached');
-        return attachResult(req.prevResult, ours, ipam, req.config.dns as CniResult['dns']);
+        // the default routes isDefaultGateway added go into the result beside IPAM's, for CHECK and later plugins to see
+        const added = containerRoutes(ipam, conf.isDefaultGateway).filter((r) => !(ipam.routes ?? []).some((x) => x.dst === r.dst));
+        const routes = [...(ipam.routes ?? []), ...added];
+        return attachResult(req.prevResult, ours, routes.length > 0 ? { ...ipam, routes } : ipam, req.config.dns as CniResult['dns']);
       } catch (err) {
         throw await ipamErrorOr(asked, err);
       } finally {

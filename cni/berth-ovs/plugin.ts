@@ -12,8 +12,8 @@ import type { CniResult } from '../result.js';
 import { validAttachments, type Plugin } from '../skel.js';
 import type { OvsConfig } from './config.js';
 
-/** How long a new port may take to get an OpenFlow port number. */
-const OFPORT_WAIT_MS = 5000;
+/** How long a new port may take to get an OpenFlow port number: vswitchd on a busy host has taken over 5 s. */
+const OFPORT_WAIT_MS = 15000;
 
 const ATTACHMENT = 'berth.attachment';
 const NETWORK = 'berth.network';

@@ -184,6 +184,10 @@ if (!skipWithoutNetns(t)) {
     t.equal(via.status, 0, `the container reaches 192.0.2.91 through its default route: ${via.stdout}${via.stderr}`);
     t.not(ping(b.name).status, 0, 'the one without a default route does not');
     t.equal((await runCni('berth-bridge', env('CHECK', 'dg1', a.path), withPrev(s.conf({ isDefaultGateway: true }), add.json))).code, 0, 'CHECK passes');
+    t.same(add.json!.routes, [{ dst: '0.0.0.0/0', gw: '10.91.0.1' }], 'the default route is in the result, as the reference plugin puts it');
+    ip('-n', a.name, 'route', 'del', 'default');
+    const broken = await runCni('berth-bridge', env('CHECK', 'dg1', a.path), withPrev(s.conf({ isDefaultGateway: true }), add.json));
+    t.match(broken.json, { code: 107, msg: /route 0\.0\.0\.0\/0 via 10\.91\.0\.1 is missing/ }, 'so CHECK sees it gone');
   });
 
   t.test('IPv6: a v6 pool end to end, the default route via the gateway, ping6 both ways and past the subnet', async (t) => {
