@@ -10,9 +10,9 @@ export interface Output {
 }
 
 const OWN_PLUGINS: Record<string, () => Promise<PluginSpec<unknown>>> = {
-  'berth-bridge': async () => (await import('../cni/berth-bridge/spec.js')).spec as PluginSpec<unknown>,
-  'berth-ovs': async () => (await import('../cni/berth-ovs/spec.js')).spec as PluginSpec<unknown>,
-  'berth-ipam': async () => (await import('../cni/berth-ipam/spec.js')).spec as PluginSpec<unknown>,
+  'berth-bridge': async () => (await import('../cni/berth-bridge/definition.js')).spec as PluginSpec<unknown>,
+  'berth-ovs': async () => (await import('../cni/berth-ovs/definition.js')).spec as PluginSpec<unknown>,
+  'berth-ipam': async () => (await import('../cni/berth-ipam/definition.js')).spec as PluginSpec<unknown>,
 };
 
 /** True when `type` names one of berth's own plugins. */

@@ -18,7 +18,7 @@ import type { Command, Request } from './skel.js';
 export async function delegateIpam(req: Request, type: string, command: Command, conflicts?: Request['conflicts']): Promise<CniResult | undefined> {
   const r: Request = { ...req, command, ...(conflicts ? { conflicts } : {}) };
   if (type === 'berth-ipam') {
-    const { spec } = await import('./berth-ipam/spec.js');
+    const { spec } = await import('./berth-ipam/definition.js');
     const conf = spec.parse(r);
     const plugin = await spec.load();
     if (command === 'ADD') return plugin.add(r, conf);

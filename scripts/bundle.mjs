@@ -14,7 +14,7 @@ import { build } from 'esbuild';
 const plugins = ['berth-ipam', 'berth-bridge', 'berth-ovs'];
 
 await build({
-  entryPoints: Object.fromEntries(plugins.map((p) => [p, `cni/${p}/run.ts`])),
+  entryPoints: Object.fromEntries(plugins.map((p) => [p, `cni/${p}/main.ts`])),
   outdir: 'dist/bundle',
   outExtension: { '.js': '.cjs' },
   bundle: true,

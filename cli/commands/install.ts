@@ -59,7 +59,9 @@ async function install(argv: ArgumentsCamelCase<ArgsOf<typeof installBuilder>>):
       steps.push(link(target, join(argv.cniBinDir, p), argv.force));
     }
     if (argv.unit) {
-      const unit = readFileSync(join(ROOT, 'deploy', 'berth-agent.service'), 'utf8').replace(/^ExecStart=\S+/m, `ExecStart=${join(ROOT, 'bin', 'berth')}`);
+      const unit = readFileSync(join(ROOT, 'deploy', 'berth-agent.service'), 'utf8')
+        .replace(/^ExecStart=\S+/m, `ExecStart=${join(ROOT, 'bin', 'berth')}`)
+        .replace(/^Documentation=.*$/m, `Documentation=file://${join(ROOT, 'README.md')}`);
       const path = join(argv.unitDir, 'berth-agent.service');
       const same = existsSync(path) && readFileSync(path, 'utf8') === unit;
       if (!same) {

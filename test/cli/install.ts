@@ -23,6 +23,7 @@ t.test('install links the plugins and writes the unit pointing at this berth', a
   }
   const unit = readFileSync(join(dir, 'units', 'berth-agent.service'), 'utf8');
   t.match(unit, new RegExp(`^ExecStart=${join(BIN, 'berth').replace(/[.]/g, '\\.')} agent$`, 'm'), 'ExecStart runs this berth');
+  t.match(unit, new RegExp(`^Documentation=file://${join(BIN, '..', 'README.md').replace(/[.]/g, '\\.')}$`, 'm'), 'Documentation points at its README');
   t.match(unit, /^Restart=always$/m);
   t.match(first.stdout, /linked/);
   const again = await berth([...args, '--json']);

@@ -1,6 +1,6 @@
-// Entry of bin/berth-ipam.
+// Entry of bin/berth-ovs.
 import { processIO, runPlugin } from '../skel.js';
-import { spec } from './spec.js';
+import { spec } from './definition.js';
 
 void runPlugin(spec, processIO()).then((code) => {
   process.exitCode = code;
