@@ -20,6 +20,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { LbConfig, Service } from './config.js';
+import { Coalesced } from '../core/coalesce.js';
 import { replaceFile } from './files.js';
 import { HaproxyApi, haproxyCommand, HaproxyError, type ServerState } from './haproxy-api.js';
 import { recheckDelay } from './recheck.js';
@@ -62,8 +63,7 @@ export function validateHaproxy(binary: string, file: string): Promise<void> {
 export class HaproxyLb {
   readonly api: HaproxyApi;
   private desired: Backend[] = [];
-  private syncing: Promise<void> | undefined;
-  private again = false;
+  private readonly syncs = new Coalesced(() => this.syncGuarded());
   private topology: string | undefined;
   private reloadPending = false;
   private readonly draining = new Map<string, Promise<void>>();
@@ -71,8 +71,7 @@ export class HaproxyLb {
   private closed = false;
   /** per backend: the servers HAProxy has, as read and then changed by berth */
   private model: Map<string, Map<string, ServerState>> | undefined;
-  private fileWrite: Promise<void> | undefined;
-  private fileAgain = false;
+  private readonly fileWrites = new Coalesced(() => this.writeFile());
   readonly stats = { added: 0, removed: 0, reloads: 0, errors: 0 };
   lastError: string | undefined;
 
@@ -97,26 +96,18 @@ export class HaproxyLb {
   }
 
   sync(): Promise<void> {
-    if (this.syncing) {
-      this.again = true;
-      return this.syncing;
+    return this.syncs.run();
+  }
+
+  private async syncGuarded(): Promise<void> {
+    try {
+      await this.syncOnce();
+      this.lastError = undefined;
+    } catch (err) {
+      this.stats.errors++;
+      this.lastError = (err as Error).message;
+      this.log.error({ err: this.lastError }, 'HAProxy sync failed');
     }
-    this.syncing = (async () => {
-      do {
-        this.again = false;
-        try {
-          await this.syncOnce();
-          this.lastError = undefined;
-        } catch (err) {
-          this.stats.errors++;
-          this.lastError = (err as Error).message;
-          this.log.error({ err: this.lastError }, 'HAProxy sync failed');
-        }
-      } while (this.again);
-    })().finally(() => {
-      this.syncing = undefined;
-    });
-    return this.syncing;
   }
 
   /** Servers warming for less than warmTimeoutMs: the ones idle() and warmed() wait for. */
@@ -128,8 +119,8 @@ export class HaproxyLb {
   async idle(): Promise<void> {
     for (;;) {
       const warming = this.warmingOnTime();
-      if (!this.syncing && !this.fileWrite && this.draining.size === 0 && warming.length === 0) return;
-      await Promise.all([this.syncing, this.fileWrite, ...this.draining.values(), ...warming]);
+      if (!this.syncs.busy && !this.fileWrites.busy && this.draining.size === 0 && warming.length === 0) return;
+      await Promise.all([this.syncs.idle(), this.fileWrites.idle(), ...this.draining.values(), ...warming]);
     }
   }
 
@@ -137,8 +128,8 @@ export class HaproxyLb {
   async warmed(): Promise<void> {
     for (;;) {
       const warming = this.warmingOnTime();
-      if (!this.syncing && warming.length === 0) return;
-      await Promise.all([this.syncing, ...warming]);
+      if (!this.syncs.busy && warming.length === 0) return;
+      await Promise.all([this.syncs.idle(), ...warming]);
     }
   }
 
@@ -211,32 +202,25 @@ export class HaproxyLb {
         else if (st.admin & ADMIN_DRAIN) this.warm(s, b, have);
       }
     }
-    // the file follows the running state; rendering thousands of servers is not
-    // on the path of the change itself (a reload renders the file anew anyway)
+    // (a reload renders the file anew anyway)
     this.scheduleFileWrite();
   }
 
+  /** The file follows the running state; rendering thousands of servers is not on the path of the change itself. */
   private scheduleFileWrite(): void {
-    if (this.fileWrite) {
-      this.fileAgain = true;
-      return;
+    void this.fileWrites.run();
+  }
+
+  private async writeFile(): Promise<void> {
+    // a little later: a burst of changes is written once, and rendering a
+    // big config does not hold up the commands of the change itself
+    await new Promise((r) => setTimeout(r, 100));
+    try {
+      await replaceFile(this.lb.haproxy!.config, renderHaproxy(this.lb, this.desired), { ifChanged: true });
+    } catch (err) {
+      this.stats.errors++;
+      this.log.error({ err: (err as Error).message }, 'failed to write the HAProxy config file');
     }
-    this.fileWrite = (async () => {
-      do {
-        this.fileAgain = false;
-        // a little later: a burst of changes is written once, and rendering a
-        // big config does not hold up the commands of the change itself
-        await new Promise((r) => setTimeout(r, 100));
-        try {
-          await replaceFile(this.lb.haproxy!.config, renderHaproxy(this.lb, this.desired), { ifChanged: true });
-        } catch (err) {
-          this.stats.errors++;
-          this.log.error({ err: (err as Error).message }, 'failed to write the HAProxy config file');
-        }
-      } while (this.fileAgain);
-    })().finally(() => {
-      this.fileWrite = undefined;
-    });
   }
 
   private async addServer(s: Service, b: Backend, have: Map<string, ServerState>): Promise<void> {

@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { LbConfig } from './config.js';
+import { Coalesced } from '../core/coalesce.js';
 import { replaceFile } from './files.js';
 import { renderKeepalived, type Backend } from './render.js';
 
@@ -74,23 +75,13 @@ export class KeepalivedLb {
     private readonly log: Logger,
   ) {}
 
-  private running: Promise<void> | undefined;
-  private next: Backend[] | undefined;
+  private next: Backend[] = [];
+  private readonly applies = new Coalesced(() => this.apply(this.next));
 
   /** Renders, validates and replaces the virtual servers file when it changed; SIGHUPs keepalived. One at a time, the latest backends winning. */
   update(backends: Backend[]): Promise<void> {
     this.next = backends;
-    if (this.running) return this.running;
-    this.running = (async () => {
-      while (this.next) {
-        const b = this.next;
-        this.next = undefined;
-        await this.apply(b);
-      }
-    })().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
+    return this.applies.run();
   }
 
   private async apply(backends: Backend[]): Promise<void> {
