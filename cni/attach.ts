@@ -1,7 +1,7 @@
 // What berth's main plugins (berth-bridge, berth-ovs) share once a request
 // is valid: undoing a half-made attachment, and taking a container's side
 // away on DEL. Their config and spec are in attach-config.ts.
-import { existsSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { sha1Hex } from '../core/sha1.js';
 import { announce } from './announce.js';
 import type { AttachConfig } from './attach-config.js';
@@ -23,7 +23,7 @@ export function hostVethName(containerId: string, ifname: string): string {
  * namespace. Checked before anything is asked for or made: a failed ADD undoes
  * its attachment, and a repeated ADD must not undo the one that is there.
  */
-export function refuseTakenName(inside: Links, ifname: string, netns: string): void {
+function refuseTakenName(inside: Links, ifname: string, netns: string): void {
   if (inside.lookup(ifname)) throw new CniError(BERTH_CODES.LINK_FAILED, `interface "${ifname}" already exists in ${netns}`);
 }
 
@@ -44,8 +44,88 @@ export async function createReplacingStale<T>(host: Links, hostName: string, cre
   }
 }
 
+/** What one main plugin does in an ADD; attachAdd does the rest, the same for every plugin. */
+export interface AttachSteps {
+  /** refusals before anything is asked for or made (the interface name is checked already) */
+  prepare?(): Promise<void>;
+  /**
+   * The host side: the veth `hostName` made with its peer `req.ifname` in the
+   * namespace open at `nsFd`, up and joined to the switch; `asked` is the
+   * IPAM request in flight (settled before any undo). Returns the host end's MAC.
+   */
+  connect(ctx: { host: Links; hostName: string; nsFd: number; asked: Promise<CniResult | undefined> }): Promise<{ hostMac: string }>;
+  /** work beside the container's own configuration, given its addresses (the gateway on the bridge) */
+  beside?(ipam: CniResult, host: Links): Promise<void>;
+  /** the container's routes for an IPAM result */
+  routes(ipam: CniResult): Array<{ dst: string; gw?: string }>;
+  /** the result's interfaces before the container's: the switch's and the host end's */
+  interfaces(hostMac: string, host: Links): Promise<CniInterface[]>;
+  /** undoes what connect made beyond the veth (an OVS port) after a failed ADD */
+  undo?(): Promise<void>;
+  /** what the "attached" log line says of the host side */
+  describe(): Record<string, unknown>;
+}
+
+/**
+ * An ADD of a berth main plugin: the name checked, the plugin's refusals,
+ * the address asked for while the host side is made (neither needs the
+ * other, and in a start storm both wait: the store on its round trips, the
+ * links on the kernel's lock), the container's side configured and its
+ * addresses probed and announced, the result built. Any failure undoes
+ * everything (the plugin's own part, the veth, the address) and reports the
+ * IPAM request's error when it had one (it says more: try again later, an
+ * exhausted pool).
+ */
+export async function attachAdd(req: Request, conf: AttachConfig, steps: AttachSteps): Promise<CniResult> {
+  const host = new Links(rtnetlink());
+  const nsFd = openNetns(req.netns);
+  const inside = new Links(rtnetlink(req.netns));
+  try {
+    refuseTakenName(inside, req.ifname, req.netns);
+    await steps.prepare?.();
+    const hostName = hostVethName(req.containerId, req.ifname);
+    const asked = delegateIpam(req, conf.ipamType, 'ADD');
+    asked.catch(() => {});
+    let done = false;
+    try {
+      const veth = await steps.connect({ host, hostName, nsFd, asked });
+      const c = inside.lookup(req.ifname)!;
+      const given = (await asked)!;
+      const beside = steps.beside ? steps.beside(given, host) : Promise.resolve();
+      beside.catch(() => {});
+      let mac: string | undefined;
+      let ipam: CniResult;
+      try {
+        ({ mac, ipam } = await configureContainer(req, conf, inside, c, given, steps.routes));
+      } finally {
+        await beside.catch(() => {});
+      }
+      await beside;
+      const ours = [...(await steps.interfaces(veth.hostMac, host)), { name: req.ifname, ...(mac ? { mac } : {}), ...(conf.mtu ? { mtu: conf.mtu } : {}), sandbox: req.netns }];
+      done = true;
+      req.log.info({ ...steps.describe(), ips: (ipam.ips ?? []).map((i) => i.address) }, 'attached');
+      // routes the plugin added (a default route via the gateway) go into the result beside IPAM's, for CHECK and later plugins to see
+      const added = steps.routes(ipam).filter((r) => !(ipam.routes ?? []).some((x) => x.dst === r.dst));
+      const routes = [...(ipam.routes ?? []), ...added];
+      return attachResult(req.prevResult, ours, routes.length > 0 ? { ...ipam, routes } : ipam, req.config.dns as CniResult['dns']);
+    } catch (err) {
+      throw await ipamErrorOr(asked, err);
+    } finally {
+      if (!done) {
+        await asked.catch(() => {});
+        await steps.undo?.().catch(() => {});
+        await undoAttach(req, conf, host, hostName);
+      }
+    }
+  } finally {
+    closeSync(nsFd);
+    host.close();
+    inside.close();
+  }
+}
+
 /** Undoes a half-made attachment after a failed ADD: the veth (its peer goes with it), then the address. */
-export async function undoAttach(req: Request, conf: AttachConfig, host: Links, hostName: string): Promise<void> {
+async function undoAttach(req: Request, conf: AttachConfig, host: Links, hostName: string): Promise<void> {
   await host.deleteByName(hostName).catch(() => {});
   await delegateIpam(req, conf.ipamType, 'DEL').catch((err: Error) => req.log.error({ err: err.message }, 'failed to release the address after a failed ADD'));
 }
@@ -56,7 +136,7 @@ export async function undoAttach(req: Request, conf: AttachConfig, host: Links, 
  * says more: TRY_AGAIN_LATER, an exhausted pool), else `err`. Waits for the
  * request to settle.
  */
-export async function ipamErrorOr(ipam: Promise<unknown>, err: unknown): Promise<unknown> {
+async function ipamErrorOr(ipam: Promise<unknown>, err: unknown): Promise<unknown> {
   return (await ipam.then(() => undefined, (e: unknown) => e)) ?? err;
 }
 
@@ -108,7 +188,7 @@ export function expectedMac(req: Request, conf: AttachConfig, prev: CniResult): 
 }
 
 /** prevResult (if chained) with this plugin's interfaces appended and the IPAM addresses pointing at the container's. */
-export function attachResult(prev: CniResult | undefined, ours: CniInterface[], ipam: CniResult, dns: CniResult['dns']): CniResult {
+function attachResult(prev: CniResult | undefined, ours: CniInterface[], ipam: CniResult, dns: CniResult['dns']): CniResult {
   const interfaces = [...(prev?.interfaces ?? []), ...ours];
   const containerIndex = interfaces.length - 1;
   const result: CniResult = {
@@ -157,7 +237,7 @@ const CONFLICT_TRIES = 3;
  * error. The announcements (announce.ts) are best effort: a failure is
  * logged, the ADD stands.
  */
-export async function configureContainer(
+async function configureContainer(
   req: Request,
   conf: AttachConfig,
   inside: Links,
@@ -207,7 +287,7 @@ export async function configureContainer(
 }
 
 /** The container's namespace, or the CNI error a runtime expects for one that is gone. */
-export function openNetns(path: string): number {
+function openNetns(path: string): number {
   try {
     return openSync(path, 'r');
   } catch (err) {

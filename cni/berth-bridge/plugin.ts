@@ -1,13 +1,13 @@
 // berth-bridge's handlers: a container on a Linux bridge, optionally uplinked
 // through an 802.1Q sub-interface of a host NIC. All link work is rtnetlink,
 // in-process, on the host and inside the container's namespace.
-import { closeSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { parseCidr } from '../../core/address.js';
-import { attachResult, beginCheck, expectedMac, hostVethName, configureContainer, containerRoutes, createReplacingStale, detachContainer, ipamErrorOr, openNetns, refuseTakenName, releaseAndDetach, undoAttach } from '../attach.js';
+import { attachAdd, beginCheck, containerRoutes, createReplacingStale, detachContainer, expectedMac, hostVethName, releaseAndDetach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CniError } from '../errors.js';
 import { hostBridgeUp, Links, rtnetlink } from '../netlink.js';
-import type { CniInterface, CniResult } from '../result.js';
+import type { CniResult } from '../result.js';
 import type { Plugin } from '../skel.js';
 import type { BridgeConfig } from './config.js';
 import { kernelHasVlan, planUplink } from './uplink.js';
@@ -87,76 +87,40 @@ function sameAddress(a: { hex: string; prefix: number }, b: { hex: string; prefi
 
 export const plugin: Plugin<BridgeConfig> = {
   async add(req, conf) {
-    const host = new Links(rtnetlink());
-    const nsFd = openNetns(req.netns);
-    const inside = new Links(rtnetlink(req.netns));
-    try {
-      refuseTakenName(inside, req.ifname, req.netns);
-      refuseMissingVlan(conf);
-      const hostName = hostVethName(req.containerId, req.ifname);
-      // The address is asked for while the links are made: neither needs the
-      // other, and in a start storm both wait, the store on its round trips
-      // and the links on the kernel's lock. Settled before any undo.
-      const asked = delegateIpam(req, conf.ipamType, 'ADD');
-      asked.catch(() => {});
-      let done = false;
-      try {
+    let br: { index: number } | undefined;
+    return attachAdd(req, conf, {
+      prepare: async () => refuseMissingVlan(conf),
+      connect: async ({ host, hostName, nsFd, asked }) => {
         // A bridge that does not exist yet is made once the pool has given an
         // address: an ADD the pool refuses (no such pool, none free) leaves nothing.
         if (!host.lookup(conf.bridge)) await asked;
-        const br = await ensureBridge(host, conf);
+        br = await ensureBridge(host, conf);
+        const bridge = br;
         // created on the bridge and up, in one message
         const veth = await step(`create veth "${hostName}" on "${conf.bridge}"`, () =>
           createReplacingStale(host, hostName, () =>
-            host.createVeth(hostName, req.ifname, nsFd, { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { peerMac: conf.mac } : {}), master: br.index, up: true }),
+            host.createVeth(hostName, req.ifname, nsFd, { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { peerMac: conf.mac } : {}), master: bridge.index, up: true }),
           ),
         );
         if (conf.hairpinMode) {
           await step(`set hairpin mode on "${hostName}"`, async () => writeFileSync(`/sys/class/net/${hostName}/brport/hairpin_mode`, '1'));
         }
-        const c = inside.lookup(req.ifname)!;
-        const asked0 = (await asked)!;
-        // The gateway is seen to on the bridge while the container's side is
-        // made: where it has to be added, that waits its turn for the kernel's
-        // link lock, as the container's side does, and side by side the two
-        // waits overlap. (An address given instead of one in use comes from
-        // the same pool: the same gateway.)
-        const gateways = conf.isGateway ? ensureGateways(host, br.index, conf.bridge, asked0) : Promise.resolve();
-        gateways.catch(() => {});
-        let mac: string | undefined;
-        let ipam: CniResult;
-        try {
-          ({ mac, ipam } = await configureContainer(req, conf, inside, c, asked0, (r) => containerRoutes(r, conf.isDefaultGateway)));
-        } finally {
-          await gateways.catch(() => {});
-        }
-        await gateways;
+        return veth;
+      },
+      // The gateway is seen to on the bridge while the container's side is
+      // made: where it has to be added, that waits its turn for the kernel's
+      // link lock as the container's side does, and side by side the two
+      // waits overlap. (An address given instead of one in use comes from the
+      // same pool: the same gateway.)
+      beside: (ipam, host) => (conf.isGateway ? ensureGateways(host, br!.index, conf.bridge, ipam) : Promise.resolve()),
+      routes: (ipam) => containerRoutes(ipam, conf.isDefaultGateway),
+      interfaces: async (hostMac, host) => {
         // read again: a bridge without a MAC of its own takes its lowest port's
         const brNow = host.lookup(conf.bridge) ?? (await host.byName(conf.bridge))!;
-        const ours: CniInterface[] = [
-          { name: conf.bridge, ...(brNow.mac ? { mac: brNow.mac } : {}) },
-          { name: hostName, mac: veth.hostMac },
-          { name: req.ifname, ...(mac ? { mac } : {}), ...(conf.mtu ? { mtu: conf.mtu } : {}), sandbox: req.netns },
-        ];
-        done = true;
-        req.log.info({ bridge: conf.bridge, veth: hostName, ips: (ipam.ips ?? []).map((i) => i.address) }, 'attached');
-        // the default routes isDefaultGateway added go into the result beside IPAM's, for CHECK and later plugins to see
-        const added = containerRoutes(ipam, conf.isDefaultGateway).filter((r) => !(ipam.routes ?? []).some((x) => x.dst === r.dst));
-        const routes = [...(ipam.routes ?? []), ...added];
-        return attachResult(req.prevResult, ours, routes.length > 0 ? { ...ipam, routes } : ipam, req.config.dns as CniResult['dns']);
-      } catch (err) {
-        throw await ipamErrorOr(asked, err);
-      } finally {
-        if (!done) {
-          await asked.catch(() => {});
-          await undoAttach(req, conf, host, hostName);
-        }
-      }
-    } finally {
-      closeSync(nsFd);
-      host.close();
-      inside.close();
-    }
+        return [{ name: conf.bridge, ...(brNow.mac ? { mac: brNow.mac } : {}) }, { name: hostVethName(req.containerId, req.ifname), mac: hostMac }];
+      },
+      describe: () => ({ bridge: conf.bridge, veth: hostVethName(req.containerId, req.ifname) }),
+    });
   },
 
   async del(req, conf) {

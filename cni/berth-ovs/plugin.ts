@@ -2,18 +2,16 @@
 // or trunk ports. The veth is made as berth-bridge makes it (cni/netlink.ts);
 // the port is added over OVSDB (cni/ovsdb.ts) in one transaction, and carries
 // the attachment in its external_ids, so DEL and GC find it with no local cache.
-import { closeSync } from 'node:fs';
-import { attachResult, beginCheck, expectedMac, hostVethName, configureContainer, containerRoutes, createReplacingStale, detachContainer, ipamErrorOr, openNetns, refuseTakenName, releaseAndDetach, undoAttach } from '../attach.js';
+import { attachAdd, beginCheck, containerRoutes, createReplacingStale, detachContainer, expectedMac, hostVethName, releaseAndDetach } from '../attach.js';
 import { delegateIpam } from '../delegate.js';
 import { BERTH_CODES, CNI_CODES, CniError } from '../errors.js';
 import { Links, rtnetlink } from '../netlink.js';
 import { OvsdbClient, type PortInfo } from '../ovsdb.js';
-import type { CniResult } from '../result.js';
 import { validAttachments, type Plugin } from '../skel.js';
 import type { OvsConfig } from './config.js';
 
 /** How long a new port may take to get an OpenFlow port number: vswitchd on a busy host has taken over 5 s. */
-const OFPORT_WAIT_MS = 15000;
+export const OFPORT_WAIT_MS = 15000;
 
 const ATTACHMENT = 'berth.attachment';
 const NETWORK = 'berth.network';
@@ -52,64 +50,45 @@ async function waitOfport(db: OvsdbClient, name: string): Promise<void> {
 
 export const plugin: Plugin<OvsConfig> = {
   async add(req, conf) {
-    const nsFd = openNetns(req.netns);
-    const host = new Links(rtnetlink());
-    const inside = new Links(rtnetlink(req.netns));
     const db = await ovsdb(conf, CNI_CODES.TRY_AGAIN_LATER);
     const network = String(req.config.name);
     const key = `${req.containerId}/${req.ifname}`;
     const hostName = hostVethName(req.containerId, req.ifname);
     try {
-      refuseTakenName(inside, req.ifname, req.netns);
-      const bridges = await db.transact('Open_vSwitch', [{ op: 'select', table: 'Bridge', where: [['name', '==', conf.bridge]], columns: ['name'] }]);
-      if ((bridges[0]?.rows ?? []).length === 0) throw new CniError(CNI_CODES.INVALID_CONFIG, `Open vSwitch bridge "${conf.bridge}" does not exist`);
-      // ports of this attachment left by an earlier, interrupted ADD
-      for (const stale of await portsOf(db, conf, network, key)) await db.deletePort(conf.bridge, stale.name);
-      // asked for while the port is made (berth-bridge says why); settled before any undo
-      const asked = delegateIpam(req, conf.ipamType, 'ADD');
-      asked.catch(() => {});
-      let done = false;
-      try {
-        // up in the same message
-        const veth = await createReplacingStale(host, hostName, () =>
-          host.createVeth(hostName, req.ifname, nsFd, { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { peerMac: conf.mac } : {}), up: true }),
-        ).catch((err: Error) => {
-          throw err instanceof CniError ? err : new CniError(BERTH_CODES.LINK_FAILED, `failed to create veth "${hostName}": ${err.message}`);
-        });
-        await db
-          .addPort(conf.bridge, {
-            name: hostName,
-            ...(conf.vlan !== undefined ? { vlanTag: conf.vlan } : {}),
-            ...(conf.trunk ? { trunks: conf.trunk } : {}),
-            externalIds: { [ATTACHMENT]: key, [NETWORK]: network, 'berth.netns': req.netns },
-          })
-          .catch((err: Error) => {
-            throw ovsError(`add port "${hostName}" to "${conf.bridge}"`, err);
+      return await attachAdd(req, conf, {
+        prepare: async () => {
+          const bridges = await db.transact('Open_vSwitch', [{ op: 'select', table: 'Bridge', where: [['name', '==', conf.bridge]], columns: ['name'] }]);
+          if ((bridges[0]?.rows ?? []).length === 0) throw new CniError(CNI_CODES.INVALID_CONFIG, `Open vSwitch bridge "${conf.bridge}" does not exist`);
+          // ports of this attachment left by an earlier, interrupted ADD
+          for (const stale of await portsOf(db, conf, network, key)) await db.deletePort(conf.bridge, stale.name);
+        },
+        connect: async ({ host, nsFd }) => {
+          // up in the same message
+          const veth = await createReplacingStale(host, hostName, () =>
+            host.createVeth(hostName, req.ifname, nsFd, { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { peerMac: conf.mac } : {}), up: true }),
+          ).catch((err: Error) => {
+            throw err instanceof CniError ? err : new CniError(BERTH_CODES.LINK_FAILED, `failed to create veth "${hostName}": ${err.message}`);
           });
-        await waitOfport(db, hostName);
-        const c = inside.lookup(req.ifname)!;
-        const { mac, ipam } = await configureContainer(req, conf, inside, c, (await asked)!, (r) => containerRoutes(r, false));
-        done = true;
-        req.log.info({ bridge: conf.bridge, port: hostName, vlan: conf.vlan, trunk: conf.trunk }, 'attached');
-        const ours = [
-          { name: hostName, mac: veth.hostMac },
-          { name: req.ifname, ...(mac ? { mac } : {}), sandbox: req.netns },
-        ];
-        return attachResult(req.prevResult, ours, ipam, req.config.dns as CniResult['dns']);
-      } catch (err) {
-        throw await ipamErrorOr(asked, err);
-      } finally {
-        if (!done) {
-          await asked.catch(() => {});
-          await db.deletePort(conf.bridge, hostName).catch(() => false);
-          await undoAttach(req, conf, host, hostName);
-        }
-      }
+          await db
+            .addPort(conf.bridge, {
+              name: hostName,
+              ...(conf.vlan !== undefined ? { vlanTag: conf.vlan } : {}),
+              ...(conf.trunk ? { trunks: conf.trunk } : {}),
+              externalIds: { [ATTACHMENT]: key, [NETWORK]: network, 'berth.netns': req.netns },
+            })
+            .catch((err: Error) => {
+              throw ovsError(`add port "${hostName}" to "${conf.bridge}"`, err);
+            });
+          await waitOfport(db, hostName);
+          return veth;
+        },
+        routes: (ipam) => containerRoutes(ipam, false),
+        interfaces: async (hostMac) => [{ name: hostName, mac: hostMac }],
+        undo: async () => void (await db.deletePort(conf.bridge, hostName)),
+        describe: () => ({ bridge: conf.bridge, port: hostName, vlan: conf.vlan, trunk: conf.trunk }),
+      });
     } finally {
-      closeSync(nsFd);
       db.close();
-      host.close();
-      inside.close();
     }
   },
 

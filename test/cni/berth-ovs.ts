@@ -11,6 +11,7 @@ import { openStore } from '../../ipam/open-store.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
 import { hostVethName } from '../../cni/attach.js';
 import { parseTrunk } from '../../cni/berth-ovs/config.js';
+import { OFPORT_WAIT_MS } from '../../cni/berth-ovs/plugin.js';
 import { stableMac } from '../../cni/mac.js';
 import { BIN, runCni } from '../helpers/cni.js';
 import { capture } from '../helpers/capture.js';
@@ -343,7 +344,7 @@ if (!skipWithoutNetns(t) && !skipWithoutOvs(t)) {
         process.kill(vswitchd, 'SIGCONT');
       }
       const port = hostVethName('slow1', 'eth0');
-      t.match(r.json, { code: 110, msg: `port "${port}" did not come up in Open vSwitch: no OpenFlow port after 5000 ms` });
+      t.match(r.json, { code: 110, msg: `port "${port}" did not come up in Open vSwitch: no OpenFlow port after ${OFPORT_WAIT_MS} ms` });
       t.notOk((await ports()).includes(port), 'no port left');
       t.equal(await ovs.vsctl('--columns=_uuid', 'find', 'Interface', `name=${port}`), '', 'no Interface row left');
       t.notMatch(ip('link'), new RegExp(port), 'no host end left');
