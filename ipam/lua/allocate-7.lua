@@ -30,15 +30,9 @@ local old
 local hint = {}
 if req.ip then
   h = req.ip
-  if not assignable(conf, h) then
-    save_meta(meta)
-    return { E_NOT_IN_POOL, h }
-  end
-  old = get_addr(h)
-  if old and old.corrupt then
-    save_meta(meta)
-    return { E_CORRUPT, h }
-  end
+  local refused
+  old, refused = named_addr(conf, meta, h)
+  if refused then return refused end
   local st = state_of(old, now)
   if st == 'allocated' then
     save_meta(meta)

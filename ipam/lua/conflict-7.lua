@@ -10,15 +10,8 @@ local conf, meta, now = open_pool()
 if not conf then return { E_POOL_NOT_FOUND } end
 
 local h = req.ip
-if not assignable(conf, h) then
-  save_meta(meta)
-  return { E_NOT_IN_POOL, h }
-end
-local old = get_addr(h)
-if old and old.corrupt then
-  save_meta(meta)
-  return { E_CORRUPT, h }
-end
+local old, refused = named_addr(conf, meta, h)
+if refused then return refused end
 local mine = req.containerId and old and old.s == 'a' and old.c == req.containerId and old.i == req.ifname
 if not mine then
   hist(meta, now, 'conflict', h, old or {}, req)

@@ -94,6 +94,22 @@ local function get_addr(h)
   return rec
 end
 
+-- the record of an address an operation names: nil and an error answer for
+-- one outside the pool's assignable addresses or one that cannot be read
+-- (the counters are saved first: every change script writes, see WAIT)
+local function named_addr(conf, meta, h)
+  if not assignable(conf, h) then
+    save_meta(meta)
+    return nil, { E_NOT_IN_POOL, h }
+  end
+  local rec = get_addr(h)
+  if rec and rec.corrupt then
+    save_meta(meta)
+    return nil, { E_CORRUPT, h }
+  end
+  return rec
+end
+
 local function state_of(rec, now)
   if not rec then return 'free' end
   if rec.s == 'a' then return 'allocated' end
