@@ -14,8 +14,8 @@ import { openStore } from '../ipam/open-store.js';
 import { parseStoreUrl, redact } from '../ipam/store-url.js';
 import { findUp } from '../native/index.js';
 import { loadToken, Sessions } from './auth.js';
-import { ChangeFeed } from './feed.js';
-import { PoolRecords } from './records.js';
+import { ChangeFeed } from '../ipam/change-feed.js';
+import { PoolRecords } from '../ipam/pool-records.js';
 import { consoleHandler, type Asset } from './server.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:8089';
