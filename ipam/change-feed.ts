@@ -7,6 +7,7 @@
 // directory; only the pool list is read again, every POOLS_EVERY_MS.
 import { formatIp } from './address.js';
 import type { HistoryCursor, HistoryEvent, Store } from './model.js';
+import { parseStoreUrl } from './store-url.js';
 
 /** What a listener hears of a change: enough to know what to read again. */
 export interface Change {
@@ -29,6 +30,12 @@ export interface FeedLog {
 const POOLS_EVERY_MS = 5000;
 /** After a failed read, the loop waits this long before asking again. */
 const RETRY_MS = 1000;
+
+/** The ms one wait of the feed takes for a store URL: on Redis well below the command timeout. */
+export function feedWaitMs(store: string): number {
+  const loc = parseStoreUrl(store);
+  return loc.kind === 'redis' ? Math.max(50, Math.min(1000, Math.floor(loc.timeout / 2))) : 1000;
+}
 
 /** Follows the store and fans its changes out to listeners. */
 export class ChangeFeed {
