@@ -5,12 +5,13 @@ import packet, { type Answer, type Packet } from 'dns-packet';
 import t from 'tap';
 import { parseIp } from '../../ipam/address.js';
 import type { ServiceMember } from '../../ipam/hosts.js';
+import type { AddressInfo } from '../../ipam/model.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
 import { answerQuery, EDNS_UDP_SIZE } from '../../dns/answer.js';
 import { buildZone } from '../../dns/zone.js';
 
 const members: ServiceMember[] = [];
-const records = [];
+const records: AddressInfo[] = [];
 for (let i = 2; i < 200; i++) {
   const ip = `10.20.0.${i}`;
   records.push({ pool: 'web', ip: parseIp(ip, 'ip').hex, state: 'allocated' as const, owner: `backend-${i}` });
