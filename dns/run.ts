@@ -45,7 +45,8 @@ export async function runDns(opts: DnsOptions): Promise<void> {
   } catch (err) {
     await keeper.stop();
     await closeStores();
-    throw new Error(`failed to read the pools from store ${redact(opts.store)}: ${(err as Error).message}`);
+    // the store's own messages name it
+    throw new Error(`failed to read the pools: ${(err as Error).message}`);
   }
   feed.start();
   const k = keeper;
