@@ -2,7 +2,7 @@
 // answered by answerQuery (answer.ts) from the zone current at its arrival.
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
-import { answerQuery, TCP_MAX } from './answer.js';
+import { AnswerCache, TCP_MAX } from './answer.js';
 import type { Zone } from './zone.js';
 
 /** A TCP connection with no complete message for this long is closed (RFC 7766 suggests seconds). */
@@ -28,11 +28,13 @@ export interface DnsServer {
 export async function listenDns(at: { host: string; port: number }, zone: () => Zone, onError: (err: Error) => void): Promise<DnsServer> {
   const family = isIP(at.host) === 6 ? 'udp6' : 'udp4';
   for (let attempt = 1; ; attempt++) {
-    const udp = createSocket({ type: family, recvBufferSize: UDP_RECV_BUFFER });
+    // a reply goes to the address it came from, already an IP: no lookup (dgram's default defers each send a tick through dns.lookup)
+    const udp = createSocket({ type: family, recvBufferSize: UDP_RECV_BUFFER, lookup: (address, _opts, cb) => cb(null, address, family === 'udp6' ? 6 : 4) });
     const state = { errors: 0 };
+    const cache = new AnswerCache();
     const answer = (msg: Buffer, transport: 'udp' | 'tcp'): Buffer | null => {
       try {
-        return answerQuery(msg, zone(), transport);
+        return cache.answer(msg, zone(), transport);
       } catch (err) {
         state.errors++;
         onError(err as Error);

@@ -7,7 +7,7 @@ import { parseIp } from '../../ipam/address.js';
 import type { ServiceMember } from '../../ipam/hosts.js';
 import type { AddressInfo } from '../../ipam/model.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
-import { answerQuery, EDNS_UDP_SIZE } from '../../dns/answer.js';
+import { AnswerCache, answerQuery, EDNS_UDP_SIZE } from '../../dns/answer.js';
 import { buildZone } from '../../dns/zone.js';
 
 const members: ServiceMember[] = [];
@@ -86,4 +86,25 @@ t.test('size: UDP answers fit, else TC and empty; TCP is whole', async (t) => {
   }
   t.ok(fitted, 'some member count fits in 512 only without the addresses: sent without them, TC clear');
   t.ok(fitted!.answers!.length > 3);
+});
+
+t.test('AnswerCache: the same bytes as answerQuery but for the id; a new zone is asked anew; queries with EDNS options are not kept', async (t) => {
+  const cache = new AnswerCache();
+  const q = (id: number, name: string, options: Array<{ code: number; data: Buffer }> = []) =>
+    packet.encode({ type: 'query', id, flags: packet.RECURSION_DESIRED, questions: [{ type: 'A', name, class: 'IN' }], additionals: [opt(1232, { options } as Partial<Answer>)] });
+  const first = cache.answer(q(1, 'backend-5.web.berth'), small, 'udp')!;
+  const again = cache.answer(q(2, 'backend-5.web.berth'), small, 'udp')!;
+  t.same(first, answerQuery(q(1, 'backend-5.web.berth'), small, 'udp'));
+  t.same(again, answerQuery(q(2, 'backend-5.web.berth'), small, 'udp'), 'kept, with the new id');
+  t.not(again, first, 'a copy each time');
+  const entries = (cache as unknown as { entries: Map<string, Buffer> }).entries;
+  t.equal(entries.size, 1);
+  cache.answer(q(3, 'backend-5.web.berth'), small, 'tcp');
+  t.equal(entries.size, 2, 'UDP and TCP answers kept apart (their size rules differ)');
+  const other = buildZone({ zone: 'berth', ttl: 9, serial: 8, nsAddresses: [], now: Date.now(), pools: [{ conf: buildPoolConfig({ name: 'web', subnet: '10.20.0.0/24' }), records }], members: [] }).zone;
+  t.match(packet.decode(cache.answer(q(4, 'backend-5.web.berth'), other, 'udp')!).answers, [{ ttl: 9 }], 'a new zone: answered from it');
+  t.equal(entries.size, 1, 'the old answers dropped');
+  cache.answer(q(5, 'backend-6.web.berth', [{ code: 10, data: Buffer.alloc(8, 7) }]), other, 'udp');
+  t.equal(entries.size, 1, 'a query with a client cookie is not kept');
+  t.equal(cache.answer(Buffer.from([1, 2]), other, 'udp'), null);
 });
