@@ -5,7 +5,9 @@
 // written, and nothing reads every address again. The hosts' announcements
 // (SRV members) are one small read, repeated every HOSTS_EVERY_MS. A build
 // runs after each change (one at a time; changes during a build make one
-// more), when the feed comes back after a pause, and when a hold ends.
+// more), when the feed comes back after a pause, and when a hold ends; never
+// sooner than BUILD_GAP_MS after the last began, so that a storm of changes
+// costs a bounded share of the one thread that also answers queries.
 import { current, type ServiceMember } from '../ipam/hosts.js';
 import type { ChangeFeed } from '../ipam/change-feed.js';
 import { isBerthError } from '../ipam/errors.js';
@@ -18,6 +20,8 @@ import { buildZone, type Zone, type ZoneReport } from './zone.js';
 export const HOSTS_EVERY_MS = 1000;
 /** After a failed build, the next is tried this much later. */
 const RETRY_MS = 1000;
+/** Least time between the starts of two builds (a 4,000-name zone takes milliseconds to build). */
+export const BUILD_GAP_MS = 100;
 
 export interface KeeperLog {
   info(obj: object, msg: string): void;
@@ -54,7 +58,8 @@ export class ZoneKeeper {
   private serial = 0;
   private building: Promise<void> | undefined;
   private again = false;
-  private scheduled: NodeJS.Immediate | undefined;
+  private scheduled: NodeJS.Timeout | undefined;
+  private lastBuildAt = 0;
   private expiryTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private hostsTimer: NodeJS.Timeout | undefined;
@@ -114,26 +119,30 @@ export class ZoneKeeper {
     clearInterval(this.hostsTimer);
     clearTimeout(this.expiryTimer);
     clearTimeout(this.retryTimer);
-    if (this.scheduled) clearImmediate(this.scheduled);
+    clearTimeout(this.scheduled);
     await this.building;
   }
 
-  /** A build soon: after the listeners of the same change (the record cache marks what changed) have run. */
+  /** A build soon: after the listeners of the same change (the record cache marks what changed) have run, and BUILD_GAP_MS after the last. */
   private requestBuild(): void {
     if (this.stopped || this.scheduled) return;
-    this.scheduled = setImmediate(() => {
+    const wait = Math.max(0, this.lastBuildAt + BUILD_GAP_MS - this.now());
+    this.scheduled = setTimeout(() => {
       this.scheduled = undefined;
       if (this.building) {
         this.again = true;
         return;
       }
       this.building = this.buildLoop().finally(() => (this.building = undefined));
-    });
+    }, wait);
   }
 
   private async buildLoop(): Promise<void> {
     do {
       this.again = false;
+      const gap = this.lastBuildAt + BUILD_GAP_MS - this.now();
+      if (gap > 0) await new Promise((r) => setTimeout(r, gap));
+      this.lastBuildAt = this.now();
       try {
         await this.build();
       } catch (err) {

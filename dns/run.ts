@@ -34,12 +34,12 @@ export async function runDns(opts: DnsOptions): Promise<void> {
     throw err;
   });
   const closeStores = () => Promise.all([store.close(), follow.close()].map((p) => p.catch(() => {})));
-  let keeper: ZoneKeeper | undefined;
-  const feed = new ChangeFeed(follow, () => keeper!.poolNames(), feedWaitMs(opts.store), log, "the zone's updates");
+  // the feed lists the pools through the keeper, which keeps their configs; it calls only once started, after both exist
+  const feed: ChangeFeed = new ChangeFeed(follow, () => keeper.poolNames(), feedWaitMs(opts.store), log, "the zone's updates");
   const records = new PoolRecords(store, feed, Date.now, Infinity);
   // the server's own address is the apex's A/AAAA, unless it listens on every address
   const nsAddresses = settings.host === '0.0.0.0' || settings.host === '::' ? [] : [settings.host];
-  keeper = new ZoneKeeper({ store, feed, records, log, zone: settings.zone, ttl: settings.ttl, nsAddresses });
+  const keeper = new ZoneKeeper({ store, feed, records, log, zone: settings.zone, ttl: settings.ttl, nsAddresses });
   try {
     await keeper.start();
   } catch (err) {
@@ -49,10 +49,9 @@ export async function runDns(opts: DnsOptions): Promise<void> {
     throw new Error(`failed to read the pools: ${(err as Error).message}`);
   }
   feed.start();
-  const k = keeper;
   let server;
   try {
-    server = await listenDns(settings, () => k.current(), (err) => log.error({ err: err.message }, 'failed to answer a query'));
+    server = await listenDns(settings, () => keeper.current(), (err) => log.error({ err: err.message }, 'failed to answer a query'));
   } catch (err) {
     await feed.stop();
     await keeper.stop();
