@@ -48,6 +48,7 @@ export interface KeeperStats {
   clashes: number;
 }
 
+/** The current zone, built again as the store changes (see the top of this file). */
 export class ZoneKeeper {
   readonly stats: KeeperStats = { builds: 0, failures: 0, names: 0, clashes: 0 };
   private zone: Zone | undefined;
