@@ -7,8 +7,8 @@
 // "-", a "-" at either end dropped. A part left empty is replaced by HASH; a
 // label longer than it may be is cut and ends in "-HASH". HASH is the first 6
 // hex digits of the SHA-256 of the whole key (UTF-8), so the name of a key
-// never depends on which other keys exist; only a collision does (names.ts
-// assignNames).
+// never depends on which other keys exist; only a collision does
+// (assignNames).
 import { createHash } from 'node:crypto';
 import { familyOfHex } from '../ipam/address.js';
 
