@@ -1,6 +1,6 @@
 // npm run bench: every benchmark, each running berth and its reference side by
 // side in one run. BENCH_QUICK=1 runs smaller counts; BENCH_ONLY=agent,ovs
-// runs only the named ones (ipam, cni, bridge, ovs, agent, lb, console).
+// runs only the named ones (ipam, cni, bridge, ovs, agent, lb, migrate, console, dns).
 import { benchIpam } from './ipam.js';
 import { benchCni } from './cni.js';
 import { benchBridge } from './bridge.js';
@@ -9,6 +9,7 @@ import { benchOvs } from './ovs.js';
 import { benchAgent } from './agent.js';
 import { benchLb } from './lb.js';
 import { benchConsole } from './console.js';
+import { benchDns } from './dns.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const only = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
@@ -28,6 +29,7 @@ const benches: Array<[string, (o: { quick: boolean }) => Promise<string[]>]> = [
   ['lb', benchLb],
   ['migrate', benchMigrate],
   ['console', benchConsole],
+  ['dns', benchDns],
 ];
 for (const [name, bench] of benches) {
   if (only.size > 0 && !only.has(name)) continue;

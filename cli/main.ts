@@ -6,6 +6,7 @@ import yargs, { type Argv } from 'yargs';
 import { DEFAULT_STORE } from '../ipam/store-url.js';
 import * as agent from './commands/agent.js';
 import * as consoleCommand from './commands/console.js';
+import * as dns from './commands/dns.js';
 import * as install from './commands/install.js';
 import * as ip from './commands/ip.js';
 import * as ipam from './commands/ipam.js';
@@ -27,7 +28,7 @@ interface CommandSpec {
   handler(argv: never): unknown;
 }
 
-const COMMANDS: CommandSpec[] = [pool, ip, ipam, agent, statusCommand, attachmentsCommand, lb, install, sd, consoleCommand];
+const COMMANDS: CommandSpec[] = [pool, ip, ipam, agent, statusCommand, attachmentsCommand, lb, install, sd, consoleCommand, dns];
 
 /** Runs the CLI on argv (without node and script) and returns the exit code. */
 export async function main(argv: string[], io: CliIo): Promise<number> {

@@ -11,11 +11,11 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { ValidationError } from '../core/errors.js';
 import { openStore } from '../ipam/open-store.js';
-import { parseStoreUrl, redact } from '../ipam/store-url.js';
+import { redact } from '../ipam/store-url.js';
 import { findUp } from '../native/index.js';
 import { loadToken, Sessions } from './auth.js';
-import { ChangeFeed } from './feed.js';
-import { PoolRecords } from './records.js';
+import { ChangeFeed, feedWaitMs } from '../ipam/change-feed.js';
+import { PoolRecords } from '../ipam/pool-records.js';
 import { consoleHandler, type Asset } from './server.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:8089';
@@ -49,12 +49,6 @@ export function parseListen(text: string, field = '--listen'): Listen {
     throw new ValidationError(field, `must be ADDR:PORT, e.g. ${DEFAULT_LISTEN} or [::1]:8089, got ${JSON.stringify(text)}`);
   }
   return { host: m[1] ?? m[2]!, port };
-}
-
-/** The ms one wait of the change feed takes: on Redis well below the command timeout. */
-function feedWaitMs(store: string): number {
-  const loc = parseStoreUrl(store);
-  return loc.kind === 'redis' ? Math.max(50, Math.min(1000, Math.floor(loc.timeout / 2))) : 1000;
 }
 
 /** Runs the console until stopped; resolves when it has shut down. */

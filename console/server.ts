@@ -10,7 +10,8 @@ import { actionSubject, applyAction, type AddressAction } from '../ipam/actions.
 import { causeOf, quote } from '../core/errors.js';
 import { crossSite, csrfMatches, sessionCookie, type Session, type Sessions } from './auth.js';
 import { historyCsv } from './csv.js';
-import { serveEvents, type ChangeFeed } from './feed.js';
+import type { ChangeFeed } from '../ipam/change-feed.js';
+import { serveEvents } from './feed.js';
 import type { Html } from './html.js';
 import { blockAt, buildMap, mapLevels, parseBlock, trail } from './map.js';
 import { doneAction, localPath, MAX_FORM_BYTES, oneOf, optional, poolsQuery, readParams, segment, text } from './params.js';
@@ -28,7 +29,7 @@ import {
   type PageContext,
   type PoolPage,
 } from './render.js';
-import type { PoolRecords } from './records.js';
+import type { PoolRecords } from '../ipam/pool-records.js';
 import { search } from './search.js';
 
 /** A static file the pages load. */

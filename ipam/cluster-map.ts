@@ -66,6 +66,11 @@ export function commandKey(args: readonly (string | number)[]): string | undefin
     return Number(args[2]) > 0 && args[3] !== undefined ? String(args[3]) : undefined;
   }
   if (name === 'MEMORY' || name === 'OBJECT') return args[2] === undefined ? undefined : String(args[2]);
+  // XREAD [COUNT n] [BLOCK ms] STREAMS key… id…: the options come before the keys
+  if (name === 'XREAD' || name === 'XREADGROUP') {
+    const at = args.findIndex((a, i) => i > 0 && String(a).toUpperCase() === 'STREAMS');
+    return at < 0 || args[at + 1] === undefined ? undefined : String(args[at + 1]);
+  }
   if (KEYLESS.has(name) || args[1] === undefined) return undefined;
   return String(args[1]);
 }

@@ -62,6 +62,15 @@ export interface RedisConn {
    * counts too few replicas (or fails: a connection to a demoted master).
    */
   write(args: RedisArg[]): Promise<RedisReply>;
+  /**
+   * Sends one command on a connection of the lane's own (one per lane and
+   * server, opened on first use), so that a command that blocks there (XREAD
+   * BLOCK) holds up no other command. Only berth's client has lanes: the
+   * store uses them on a Redis Cluster, which it speaks alone.
+   */
+  sendOn?(lane: string, args: RedisArg[]): Promise<RedisReply>;
+  /** Closes the lane's connections. */
+  endLane?(lane: string): Promise<void>;
   /** Every master: one outside a cluster, each master of the slot map in one. */
   masters(): Promise<RedisNode[]>;
   /** Calls `fn` each time the connection is made again after it was up (a restart, a failover to a new master). */

@@ -145,6 +145,8 @@ export class RedisStore implements Store {
   private readonly loc: RedisLocation;
   private readonly prefix: string;
   private readonly keyCache = new Map<string, string[]>();
+  /** On a cluster: each followed pool's XREAD in flight or not yet taken (clusterHistoryAfter) */
+  private readonly streamReads = new Map<string, StreamRead>();
 
   /** `location` is the URL with its password redacted. */
   constructor(conn: RedisConn, loc: RedisLocation, location: string) {
@@ -317,8 +319,8 @@ export class RedisStore implements Store {
       if (cursor[p] !== undefined) next[p] = cursor[p];
     }
     if (fresh.length > 0) {
-      // A stream with no entry yet starts before any: 0-0.
-      const ends = await this.pipeline(fresh.map((p) => ['XREVRANGE', this.key(p, 'hist'), '+', '-', 'COUNT', 1]));
+      // A stream with no entry yet starts before any: 0-0. Sent together, not as one pipeline: in a cluster the streams are on several nodes.
+      const ends = await Promise.all(fresh.map((p) => this.send(['XREVRANGE', this.key(p, 'hist'), '+', '-', 'COUNT', 1])));
       fresh.forEach((p, i) => (next[p] = (ends[i] as Array<[string, string[]]>)[0]?.[0] ?? '0-0'));
       return { cursor: next, entries: [] };
     }
@@ -326,6 +328,7 @@ export class RedisStore implements Store {
       await new Promise((r) => setTimeout(r, waitMs));
       return { cursor: next, entries: [] };
     }
+    if (this.loc.cluster) return this.clusterHistoryAfter(pools, next, waitMs);
     const keys = pools.map((p) => this.key(p, 'hist'));
     const block = waitMs > 0 ? ['BLOCK', waitMs] : [];
     const reply = (await this.send(['XREAD', ...block, 'COUNT', 1000, 'STREAMS', ...keys, ...pools.map((p) => next[p]!)])) as Array<
@@ -339,6 +342,75 @@ export class RedisStore implements Store {
     }
     entries.sort((a, b) => a.at - b.at);
     return { cursor: next, entries };
+  }
+
+  /**
+   * historyAfter on a Redis Cluster, where one XREAD may name only streams of
+   * one slot (else CROSSSLOT): one XREAD per pool, each blocking on a lane of
+   * its own (sendOn), so that none holds up another. It returns as soon as one
+   * read ends; a read still waiting stays pending, and the next call from the
+   * same position takes it over rather than send another behind it.
+   */
+  private async clusterHistoryAfter(pools: string[], next: HistoryCursor, waitMs: number): Promise<HistoryTail> {
+    const reads: Array<[string, StreamRead]> = [];
+    for (const pool of pools) {
+      let read = this.streamReads.get(pool);
+      // a wait that ended with nothing: a new read takes its place, or the pool would go unheard until another's wait ends
+      if (read?.result && 'items' in read.result && read.result.items.length === 0) read = undefined;
+      if (read && read.from !== next[pool]) {
+        // asked from elsewhere: the old read is of no use, and holds its lane until its wait ends
+        await read.done;
+        this.streamReads.delete(pool);
+        read = undefined;
+      }
+      if (!read) {
+        read = this.streamRead(pool, next[pool]!, waitMs);
+        if (waitMs > 0) this.streamReads.set(pool, read);
+      }
+      reads.push([pool, read]);
+    }
+    // Lanes of pools no longer followed, once their reads are over.
+    for (const [pool, read] of this.streamReads) {
+      if (pools.includes(pool)) continue;
+      this.streamReads.delete(pool);
+      void read.done.then(() => this.conn.endLane?.(`hist ${pool}`)).catch(() => {});
+    }
+    // The first read to end ends the call, with entries or not: one that ended with nothing must be sent again at once.
+    await Promise.race(reads.map(([, read]) => read.done));
+    const entries: HistoryTail['entries'] = [];
+    let failure: unknown;
+    for (const [pool, read] of reads) {
+      if (!read.result) continue;
+      if (this.streamReads.get(pool) === read) this.streamReads.delete(pool);
+      if ('err' in read.result) {
+        failure ??= read.result.err;
+        continue;
+      }
+      for (const [id, fields] of read.result.items) entries.push({ ...historyEntry(id, fields), pool });
+      const last = read.result.items[read.result.items.length - 1];
+      if (last) next[pool] = last[0];
+    }
+    // Nothing is consumed on the server: the caller, keeping its cursor, reads these entries again.
+    if (failure !== undefined) throw failure;
+    entries.sort((a, b) => a.at - b.at);
+    return { cursor: next, entries };
+  }
+
+  /** One pool's XREAD from a stream id, on the pool's lane when it blocks; its outcome is kept, never thrown. */
+  private streamRead(pool: string, from: string, waitMs: number): StreamRead {
+    const args: RedisArg[] = ['XREAD', ...(waitMs > 0 ? ['BLOCK', waitMs] : []), 'COUNT', 1000, 'STREAMS', this.key(pool, 'hist'), from];
+    const read: StreamRead = { from, done: Promise.resolve() };
+    const reply = waitMs > 0 && this.conn.sendOn ? this.conn.sendOn(`hist ${pool}`, args) : this.conn.send(args);
+    read.done = reply.then(
+      (r) => {
+        const streams = (r ?? []) as Array<[string, Array<[string, string[]]>]>;
+        read.result = { items: streams[0]?.[1] ?? [] };
+      },
+      (err: unknown) => {
+        read.result = { err: this.mapError(err) };
+      },
+    );
+    return read;
   }
 
   async snapshot(pool: string): Promise<PoolSnapshot> {
@@ -757,6 +829,13 @@ function readEntry(raw: string, name: string): RegistryEntry {
 }
 
 const STREAM_ID = /^\d+-\d+$/;
+
+/** One pool's XREAD: where it reads from, and once done its entries or its error. */
+interface StreamRead {
+  from: string;
+  done: Promise<void>;
+  result?: { items: Array<[string, string[]]> } | { err: Error };
+}
 const EVENTS = new Set<HistoryEvent>(['allocate', 'release', 'reserve', 'unreserve', 'expire', 'repair', 'pin', 'unpin', 'conflict']);
 
 function historyEntry(id: string, fields: string[]): HistoryEntry {

@@ -505,6 +505,20 @@ export class RespClient implements RedisConn {
     return reply!;
   }
 
+  async sendOn(lane: string, args: RedisArg[]): Promise<RedisReply> {
+    if (lane === '') throw new Error('failed to send on a lane: the lane needs a name');
+    const [reply] = await this.exec([args], false, lane);
+    if (reply instanceof RedisReplyError) throw reply;
+    return reply!;
+  }
+
+  async endLane(lane: string): Promise<void> {
+    const suffix = ` ${lane}`;
+    const ended = [...this.nodes].filter(([key]) => key.endsWith(suffix));
+    for (const [key] of ended) this.nodes.delete(key);
+    await Promise.all(ended.map(([, n]) => this.quit(n.current())));
+  }
+
   async masters(): Promise<RedisNode[]> {
     if (!this.loc.cluster) {
       const link = await this.node(MASTER).ready();
@@ -566,7 +580,7 @@ export class RespClient implements RedisConn {
    * `write`, WAIT follows the commands on the same link when replicas must
    * confirm, and too few confirmations throw UnconfirmedWriteError.
    */
-  private async exec(commands: RedisArg[][], write: boolean): Promise<Slot[]> {
+  private async exec(commands: RedisArg[][], write: boolean, lane = ''): Promise<Slot[]> {
     const first = commandName(commands[0]!);
     const label = commands.length === 1 ? `run ${first} on` : `run a pipeline of ${commands.length} commands (${first}, …) on`;
     const deadline = Date.now() + this.loc.timeout;
@@ -578,7 +592,7 @@ export class RespClient implements RedisConn {
       let node: NodeConn;
       let link: Link;
       try {
-        node = ask !== undefined ? this.node(ask) : await this.route(commands[routed]!);
+        node = ask !== undefined ? this.node(ask, lane) : await this.route(commands[routed]!, lane);
         // what the link knows of the replicas may be old: a change goes on a fresh link, which learns it again
         if (write && !this.loc.cluster && this.loc.replicas === undefined && node.current() && Date.now() - node.openedAt > TOPOLOGY_TTL_MS) node.retire();
         link = await node.ready();
@@ -692,9 +706,9 @@ export class RespClient implements RedisConn {
     return reply!;
   }
 
-  /** The node a command goes to: the master, or in a cluster the master of its key's slot. */
-  private async route(command: RedisArg[]): Promise<NodeConn> {
-    if (!this.loc.cluster) return this.node(MASTER);
+  /** The node a command goes to: the master, or in a cluster the master of its key's slot; on the lane's own connection to it. */
+  private async route(command: RedisArg[], lane: string): Promise<NodeConn> {
+    if (!this.loc.cluster) return this.node(MASTER, lane);
     const map = await this.slotMap();
     const key = commandKey(command);
     const slot = key === undefined ? undefined : keySlot(key);
@@ -703,11 +717,13 @@ export class RespClient implements RedisConn {
       this.mapStale = true;
       throw new Error(`failed to route to the redis cluster: no master serves slot ${slot ?? '(any)'}`);
     }
-    return this.node(name);
+    return this.node(name, lane);
   }
 
-  private node(name: string): NodeConn {
-    let n = this.nodes.get(name);
+  /** The connection to a server: the shared one, or a lane's own ("NAME LANE" in the table). */
+  private node(name: string, lane = ''): NodeConn {
+    const key = lane === '' ? name : `${name} ${lane}`;
+    let n = this.nodes.get(key);
     if (!n) {
       const at = splitNode(name);
       n = new NodeConn(name, () => {
@@ -716,7 +732,7 @@ export class RespClient implements RedisConn {
         if (!at) throw new Error(`failed to connect to redis: "${name}" is not host:port`);
         return this.openServer(at.host, at.port, deadline, this.loc.connectTimeout, 'plain');
       });
-      this.nodes.set(name, n);
+      this.nodes.set(key, n);
     }
     return n;
   }

@@ -23,6 +23,10 @@ packages=(
   strace         # the durability tests read from a trace that each acknowledgement follows its fsync
   chromium       # the console's tests drive it headless through puppeteer-core (no browser download works here)
   fonts-dejavu-core  # the fonts its pages and screenshots are drawn with
+  bind9-dnsutils # dig asks berth dns its records, over UDP and TCP
+  unbound        # a real recursive resolver forwards the zone to berth dns
+  dnsmasq-base   # ... and another; in the benchmark, the established server beside berth dns
+  dnsperf        # the DNS benchmark's load generator
 )
 
 sudo=""

@@ -1,5 +1,5 @@
 // berth install: links the CNI plugins into a CNI bin dir and puts the
-// agent's systemd unit in place, pointing at this berth.
+// systemd units (the agent's, berth dns's) in place, pointing at this berth.
 import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,14 +10,16 @@ import { once } from '../flags.js';
 import { table, writeJson } from '../output.js';
 
 export const PLUGINS = ['berth-bridge', 'berth-ovs', 'berth-ipam'];
+/** The units in deploy/, each installed with ExecStart pointing at this berth. */
+export const UNITS = ['berth-agent.service', 'berth-dns.service'];
 /** The repository root: above the sources (cli/commands) or the build (dist/cli/commands). */
 const ROOT = dirname(dirname(findUp(dirname(fileURLToPath(import.meta.url)), 'deploy/berth-agent.service') ?? resolve('deploy/x')));
 
 function installBuilder(y: Argv<GlobalArgs>) {
   return y
     .option('cni-bin-dir', { type: 'string', default: '/opt/cni/bin', coerce: once('cni-bin-dir'), describe: 'where container runtimes look for CNI plugins' })
-    .option('unit-dir', { type: 'string', default: '/etc/systemd/system', coerce: once('unit-dir'), describe: 'where the berth-agent.service unit goes' })
-    .option('unit', { type: 'boolean', default: true, describe: 'install the systemd unit too (--no-unit: the plugins only)' })
+    .option('unit-dir', { type: 'string', default: '/etc/systemd/system', coerce: once('unit-dir'), describe: 'where the systemd units go (berth-agent.service, berth-dns.service)' })
+    .option('unit', { type: 'boolean', default: true, describe: 'install the systemd units too (--no-unit: the plugins only)' })
     .option('force', { type: 'boolean', default: false, describe: 'replace plugins of the same name that are not berth links' });
 }
 
@@ -58,11 +60,10 @@ async function install(argv: ArgumentsCamelCase<ArgsOf<typeof installBuilder>>):
       if (!existsSync(target)) throw new Error(`${target} is missing: run the install from a built berth`);
       steps.push(link(target, join(argv.cniBinDir, p), argv.force));
     }
-    if (argv.unit) {
-      const unit = readFileSync(join(ROOT, 'deploy', 'berth-agent.service'), 'utf8')
-        .replace(/^ExecStart=\S+/m, `ExecStart=${join(ROOT, 'bin', 'berth')}`)
+    for (const name of argv.unit ? UNITS : []) {
+      const unit = readFileSync(join(ROOT, 'deploy', name), 'utf8').replace(/^ExecStart=\S+/m, `ExecStart=${join(ROOT, 'bin', 'berth')}`)
         .replace(/^Documentation=.*$/m, `Documentation=file://${join(ROOT, 'README.md')}`);
-      const path = join(argv.unitDir, 'berth-agent.service');
+      const path = join(argv.unitDir, name);
       const same = existsSync(path) && readFileSync(path, 'utf8') === unit;
       if (!same) {
         mkdirSync(dirname(path), { recursive: true });
@@ -73,13 +74,13 @@ async function install(argv: ArgumentsCamelCase<ArgsOf<typeof installBuilder>>):
     }
     if (argv.json) return writeJson(ctx.io.stdout, steps);
     ctx.io.stdout.write(table(null, steps.map((s) => [s.action, s.path, s.target ? `-> ${s.target}` : ''])));
-    if (argv.unit) ctx.io.stdout.write('next: systemctl daemon-reload && systemctl enable --now berth-agent\n');
+    if (argv.unit) ctx.io.stdout.write('next: systemctl daemon-reload && systemctl enable --now berth-agent (and berth-dns, to serve the names)\n');
   } catch (err) {
     reportFailure(ctx, `failed to install: ${causeOf(err)}`);
   }
 }
 
 export const command = 'install';
-export const describe = 'Link the CNI plugins into a CNI bin dir and install the agent unit';
+export const describe = 'Link the CNI plugins into a CNI bin dir and install the systemd units (agent, dns)';
 export const builder = installBuilder;
 export const handler = install;

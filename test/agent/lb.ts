@@ -1,7 +1,8 @@
 // The agent driving the load balancers for real: Docker containers labelled
 // berth.lb.web=8080 become HAProxy servers (health-checked before traffic)
 // and keepalived real servers; `docker stop` drains and removes them;
-// `berth lb show` lists them.
+// `berth lb show` lists them. berth dns, on the same store, names them
+// (A, PTR, and SRV from what the agent publishes) as they come and go.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
@@ -10,9 +11,13 @@ import { join } from 'node:path';
 import t from 'tap';
 import { main } from '../../cli/main.js';
 import { parseLbConfig } from '../../lb/config.js';
+import { openStore } from '../../ipam/open-store.js';
 import { renderHaproxy } from '../../lb/render.js';
 import { agentConfig, bridgeNetwork, startAgent, waitFor } from '../helpers/agent.js';
+import { dataOf, dig, dnsToolsMissing, startBerthDns } from '../helpers/dns.js';
 import { skipWithoutDocker, startDocker } from '../helpers/docker.js';
+import { reverseName } from '../../dns/names.js';
+import { formatIp, parseIp } from '../../core/address.js';
 import { skipWithoutHaproxy, startHaproxy } from '../helpers/haproxy.js';
 import { skipWithoutNetns } from '../helpers/netns.js';
 import { freePort } from '../helpers/redis.js';
@@ -59,6 +64,18 @@ if (!skipWithoutNetns(t) && !skipWithoutDocker(t) && !skipWithoutHaproxy(t)) t.t
   // on Docker's start events alone: the way without containerd's stream stays proven
   const agent = await startAgent(dir, agentConfig(dir, store, netDir, docker, { lb: lbSection, services, containerdSocket: '' }));
   t.teardown(() => agent.kill('SIGKILL'));
+  // berth dns on the agent's store, from before the first container
+  const dnsMissing = dnsToolsMissing(['dig']);
+  if (dnsMissing && process.env.CI === 'true') t.fail(dnsMissing);
+  const dns = dnsMissing ? undefined : await startBerthDns(store);
+  if (dns) t.teardown(() => dns.stop());
+  /** Polls dig until the answer's data is `want` (sorted), or the status is NXDOMAIN when want is null. */
+  const named = async (name: string, type: string, want: string[] | null) =>
+    dns &&
+    waitFor(`${name} ${type} to be ${JSON.stringify(want)}`, async () => {
+      const r = await dig(dns.port, name, type);
+      return (want === null ? r.status === 'NXDOMAIN' : JSON.stringify(dataOf(r)) === JSON.stringify([...want].sort())) ? r : undefined;
+    }, 15000);
   const web = async (name: string, extra: string[] = []) => {
     const r = await docker.run([
       'run', '-d', '--network', 'none', '--name', name, '--label', 'berth.network=lbnet', '--label', 'berth.lb.web=8080', ...extra,
@@ -85,7 +102,6 @@ if (!skipWithoutNetns(t) && !skipWithoutDocker(t) && !skipWithoutHaproxy(t)) t.t
   }
   t.same([...seen].sort(), ['web1', 'web2'], 'HAProxy balances over both containers');
   // published to the store for cluster-wide readers (berth dns's SRV records): the declared service's members only
-  const { openStore } = await import('../../ipam/open-store.js');
   const s = await openStore(store);
   const members = await waitFor('the members in the store', async () => {
     const hosts = await s.listHosts();
@@ -108,6 +124,14 @@ if (!skipWithoutNetns(t) && !skipWithoutDocker(t) && !skipWithoutHaproxy(t)) t.t
   t.equal(await main(['lb', 'show', '--socket', agent.socket], { ...io, stdout: { write: (s: string) => (out += s) } }), 0);
   t.match(out, /web\s+http 127\.0\.0\.1:\d+\s+TCP 192\.0\.2\.10:80\s+2/);
   t.match(out, /web\s+s_10_216_0_\d+_8080\s+10\.216\.0\.\d+:8080\s+ready\s+[0-9a-f]{12}/);
+
+  // berth dns: each container by its owner (its name), and the service's members as SRV
+  const ipOf = Object.fromEntries(members.map((m) => [m.container, m.ip])) as Record<string, string>;
+  if (dns) {
+    t.ok(await named('web1.lbp.berth', 'A', [`A ${ipOf.web1}`]), 'berth dns: web1.lbp.berth A');
+    t.ok(await named(reverseName(parseIp(ipOf.web2, 'ip').hex), 'PTR', ['PTR web2.lbp.berth.']), "and web2's address PTR");
+    t.ok(await named('_web._tcp.berth', 'SRV', ['SRV 0 1 8080 web1.lbp.berth.', 'SRV 0 1 8080 web2.lbp.berth.']), '_web._tcp.berth SRV: both members, from what the agent published');
+  }
 
   // docker restart under load: drained before it stops, back in rotation within a few check intervals of answering
   let load = true;
@@ -134,6 +158,18 @@ if (!skipWithoutNetns(t) && !skipWithoutDocker(t) && !skipWithoutHaproxy(t)) t.t
   await loop;
   t.ok(results.web1After > 0, `the restarted web1 serves again (${results.web1After} requests)`);
   t.equal(results.failed, 0, `no request failed while web1 restarted (${results.ok} answered)`);
+  if (dns) {
+    // hold 0: the restart released web1's address and it took another
+    const s2 = await openStore(store);
+    const now = (await s2.listAddresses('lbp')).find((a) => a.owner === 'web1' && a.state === 'allocated');
+    await s2.close();
+    const ip = formatIp(now!.ip);
+    t.not(ip, ipOf.web1, `web1 came back on a new address (${ipOf.web1} -> ${ip})`);
+    t.ok(await named('web1.lbp.berth', 'A', [`A ${ip}`]), 'berth dns: the name follows it');
+    t.ok(await named(reverseName(now!.ip), 'PTR', ['PTR web1.lbp.berth.']), 'the new address names it');
+    t.ok(await named(reverseName(parseIp(ipOf.web1, 'ip').hex), 'PTR', null), 'the old one no longer');
+    ipOf.web1 = ip;
+  }
 
   // docker stop under load, on the slow path: drained while it still answers (httpd, as pid 1, ignores
   // SIGTERM, and is killed 2 s later), so no request fails; and it was serving right before
@@ -174,4 +210,7 @@ if (!skipWithoutNetns(t) && !skipWithoutDocker(t) && !skipWithoutHaproxy(t)) t.t
   t.ok(await waitFor('another SIGHUP', () => (hupCount() > hupsWithTwo ? true : undefined)), 'and another SIGHUP once its file changed again');
   t.equal((readFileSync(lbSection.haproxy.config, 'utf8').match(/^\s+server /gm) ?? []).length, 1, 'the HAProxy file lists one server');
   t.match(hp.log(), /Server deleted|Server berth_web\/s_\S+ .*maintenance/, 'HAProxy saw the server drained and deleted');
+  if (!dns) return;
+  t.ok(await named('_web._tcp.berth', 'SRV', ['SRV 0 1 8080 web1.lbp.berth.']), 'berth dns: web2 is out of the SRV answer');
+  t.ok(await named('web2.lbp.berth', 'A', null), 'and its name is gone: NXDOMAIN (hold 0: its address is free)');
 });

@@ -12,7 +12,7 @@ async function berth(args: string[]) {
   return { code, stdout, stderr };
 }
 
-t.test('install links the plugins and writes the unit pointing at this berth', async (t) => {
+t.test('install links the plugins and writes the units pointing at this berth', async (t) => {
   const dir = t.testdir({ bin: {}, units: {} });
   const args = ['install', '--cni-bin-dir', join(dir, 'bin'), '--unit-dir', join(dir, 'units')];
   const first = await berth(args);
@@ -25,10 +25,14 @@ t.test('install links the plugins and writes the unit pointing at this berth', a
   t.match(unit, new RegExp(`^ExecStart=${join(BIN, 'berth').replace(/[.]/g, '\\.')} agent$`, 'm'), 'ExecStart runs this berth');
   t.match(unit, new RegExp(`^Documentation=file://${join(BIN, '..', 'README.md').replace(/[.]/g, '\\.')}$`, 'm'), 'Documentation points at its README');
   t.match(unit, /^Restart=always$/m);
+  const dnsUnit = readFileSync(join(dir, 'units', 'berth-dns.service'), 'utf8');
+  t.match(dnsUnit, new RegExp(`^ExecStart=${join(BIN, 'berth').replace(/[.]/g, '\\.')} dns \\$BERTH_DNS_ARGS$`, 'm'), "berth dns's unit too, its flags from its environment file");
+  t.match(dnsUnit, /^EnvironmentFile=-\/etc\/berth\/dns\.env$/m);
+  t.match(dnsUnit, /^Restart=always$/m);
   t.match(first.stdout, /linked/);
   const again = await berth([...args, '--json']);
   t.equal(again.code, 0);
-  t.same(JSON.parse(again.stdout).map((s: { action: string }) => s.action), ['unchanged', 'unchanged', 'unchanged', 'unchanged'], 'idempotent');
+  t.same(JSON.parse(again.stdout).map((s: { action: string }) => s.action), ['unchanged', 'unchanged', 'unchanged', 'unchanged', 'unchanged'], 'idempotent');
   const foreign = join(dir, 'bin', 'berth-ovs');
   await berth(['install', '--cni-bin-dir', join(dir, 'bin'), '--no-unit']);
   // a plugin of the same name that is not ours is not replaced without --force

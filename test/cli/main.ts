@@ -464,7 +464,7 @@ t.test('bad input', async (t) => {
   const create = (...flags: string[]) => ['pool', 'create', 'x', '--subnet', '10.1.0.0/24', ...flags];
 
   // Usage errors from yargs: exit 2.
-  await fails(2, 'a command is required: pool, ip, ipam, agent, status, attachments, lb, install, sd, console (see "berth --help")');
+  await fails(2, 'a command is required: pool, ip, ipam, agent, status, attachments, lb, install, sd, console, dns (see "berth --help")');
   await fails(2, /^berth: Unknown argument: frobnicate/, 'frobnicate');
   await fails(1, /^berth: stateDir must be an absolute path, got "relative"/, 'agent', '--state-dir', 'relative');
   await fails(2, 'pool needs a subcommand: create, ls, show, rm or export (see "berth pool --help")', 'pool');
@@ -478,7 +478,7 @@ t.test('bad input', async (t) => {
   await fails(2, /^berth: Unknown argument/, 'ip', 'show', 'web', '10.0.0.5', 'extra');
 
   // Flag values the pool layer cannot see: exit 2, naming the flag.
-  await fails(2, 'a command is required: pool, ip, ipam, agent, status, attachments, lb, install, sd, console (see "berth --help")', '--json');
+  await fails(2, 'a command is required: pool, ip, ipam, agent, status, attachments, lb, install, sd, console, dns (see "berth --help")', '--json');
   await fails(2, /^berth: --vlan must be an integer from 1 to 4094, got "abc"/, ...create('--vlan', 'abc'));
   await fails(2, /^berth: --vlan must be an integer from 1 to 4094, got "5000"/, ...create('--vlan', '5000'));
   await fails(2, /^berth: --vlan must be an integer from 1 to 4094, got "0"/, ...create('--vlan', '0'));

@@ -40,6 +40,9 @@ t.test('the key each command berth sends is routed by', async (t) => {
   t.equal(commandKey(['HGETALL', 'berth:pools']), 'berth:pools');
   t.equal(commandKey(['XREVRANGE', 'berth:{p}:hist', '+', '-']), 'berth:{p}:hist');
   t.equal(commandKey(['MEMORY', 'USAGE', 'k']), 'k');
+  t.equal(commandKey(['XREAD', 'BLOCK', 1000, 'COUNT', 10, 'STREAMS', 'berth:{p}:hist', '0-0']), 'berth:{p}:hist', 'XREAD: the first stream, after its options');
+  t.equal(commandKey(['XREAD', 'STREAMS', 'berth:{p}:hist', '0-0']), 'berth:{p}:hist');
+  t.equal(commandKey(['XREADGROUP', 'GROUP', 'g', 'c', 'streams', 'k', '>']), 'k');
   for (const keyless of [['TIME'], ['MULTI'], ['EXEC'], ['WAIT', 1, 100], ['ROLE'], ['CONFIG', 'GET', 'x'], ['SCAN', '0'], ['PING'], ['CLUSTER', 'NODES'], ['ASKING'], ['SENTINEL', 'REPLICAS', 'm']]) {
     t.equal(commandKey(keyless), undefined, `${keyless[0]} names no key`);
   }

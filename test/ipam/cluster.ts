@@ -119,6 +119,49 @@ if (!skipWithoutRedis(t)) {
     t.equal((await berth(['--store', url, 'pool', 'show', name])).code, 0, 'registered again');
   });
 
+  t.test('historyAfter follows pools in different slots, on different masters and on one, each woken at once by its own change', async (t) => {
+    const admin = await openStore(url);
+    t.teardown(() => admin.close());
+    // three pools on three masters, and a fourth in another slot of the first one's master
+    const names: string[] = [];
+    for (let i = 0; names.length < 3; i++) {
+      const port = cluster.masterOf(slotOf(`hist${i}`)).port;
+      if (!names.some((n) => cluster.masterOf(slotOf(n)).port === port)) names.push(`hist${i}`);
+    }
+    const home = cluster.masterOf(slotOf(names[0]!));
+    let fourth = 'hist-same';
+    for (let i = 0; cluster.masterOf(slotOf(fourth)) !== home || slotOf(fourth) === slotOf(names[0]!); i++) fourth = `hist-same${i}`;
+    names.push(fourth);
+    t.equal(new Set(names.map((n) => cluster.masterOf(slotOf(n)).port)).size, 3, `pools ${names.join(', ')} on three masters`);
+    for (const [i, name] of names.entries()) await admin.createPool(buildPoolConfig({ name, subnet: `10.${100 + i}.0.0/24`, hold: 0 }));
+    // the wait blocks connections: a follower has a store of its own, as the console and berth dns do
+    const follower = await openStore(url);
+    t.teardown(() => follower.close());
+    let tail = await follower.historyAfter(names, {}, 1000);
+    t.same(Object.keys(tail.cursor).sort(), [...names].sort(), 'every pool is followed from its end');
+    for (const name of [...names, names[0]!]) {
+      const pending = follower.historyAfter(names, tail.cursor, 1000);
+      await sleep(50);
+      const t0 = Date.now();
+      const a = await admin.allocate(name, { containerId: `c-${name}-${Date.now()}`, ifname: 'eth0', owner: 'o' });
+      tail = await pending;
+      // a read of another pool may still be pending from the last call: it must not delay this one
+      while (tail.entries.length === 0) tail = await follower.historyAfter(names, tail.cursor, 1000);
+      const took = Date.now() - t0;
+      t.match(tail.entries, [{ pool: name, event: 'allocate', ip: a.ip }], `${name} (slot ${slotOf(name)} on :${cluster.masterOf(slotOf(name)).port}): its allocation, and only that`);
+      t.ok(took < 500, `heard of within ${took} ms, not after another pool's wait`);
+    }
+    // changes in several slots at once: all of them come, none twice
+    await Promise.all(names.map((name) => admin.allocate(name, { containerId: `d-${name}`, ifname: 'eth0', owner: 'o' })));
+    const seen: string[] = [];
+    for (let i = 0; i < 10 && seen.length < names.length; i++) {
+      tail = await follower.historyAfter(names, tail.cursor, 300);
+      seen.push(...tail.entries.map((e) => e.pool));
+    }
+    t.same(seen.sort(), [...names].sort(), 'one entry of each pool');
+    t.same((await follower.historyAfter(names, tail.cursor, 0)).entries, [], 'read once only');
+  });
+
   t.test('a slot migration in the middle of a run: no answered ADD lost, none twice, and ADDs go on; a client that does not follow it stops', async (t) => {
     const admin = await openStore(url);
     t.teardown(() => admin.close());

@@ -6,8 +6,8 @@ import { parseIp } from '../../core/address.js';
 import type { Store } from '../../ipam/model.js';
 import { openStore } from '../../ipam/open-store.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
-import { ChangeFeed } from '../../console/feed.js';
-import { PoolRecords } from '../../console/records.js';
+import { ChangeFeed } from '../../ipam/change-feed.js';
+import { PoolRecords } from '../../ipam/pool-records.js';
 import { freshStore, PROCESS_STORE_KINDS } from '../helpers/stores.js';
 
 const hex = (ip: string) => parseIp(ip, 'ip').hex;

@@ -1,16 +1,17 @@
-// The non-free records of the pools the pages show, kept in step with the
-// store by the change feed instead of read whole for every page: a pool is
-// read whole once (listAddresses), then only the addresses its history says
-// changed are read again (getAddress). So a /12 with 10,000 addresses in use
-// costs a page what a /24 does, and a live map that refreshes on every change
-// in a busy pool does not read the pool whole each time. Nothing is kept for
-// a pool whose changes the feed is not following (before it follows a new
-// pool, or while it cannot read the store): those pages read the store.
+// The non-free records of pools, kept in step with the store by the change
+// feed instead of read whole at every use (the console's pages, berth dns's
+// zone): a pool is read whole once (listAddresses), then only the addresses
+// its history says changed are read again (getAddress). So a /12 with 10,000
+// addresses in use costs a page what a /24 does, and a live map that
+// refreshes on every change in a busy pool does not read the pool whole each
+// time. Nothing is kept for a pool whose changes the feed is not following
+// (before it follows a new pool, or while it cannot read the store): those
+// readers read the store.
 import { isBerthError } from '../core/errors.js';
-import type { AddressInfo, Store } from '../ipam/model.js';
-import type { ChangeFeed } from './feed.js';
+import type { AddressInfo, Store } from './model.js';
+import type { ChangeFeed } from './change-feed.js';
 
-/** A pool no page has shown for this long is forgotten. */
+/** By default, a pool not listed for this long is forgotten. */
 const IDLE_MS = 10 * 60 * 1000;
 
 interface Cached {
@@ -28,10 +29,12 @@ interface Cached {
 export class PoolRecords {
   private readonly pools = new Map<string, Promise<Cached>>();
 
+  /** `idleMs`: a pool not listed for this long is forgotten (Infinity: kept while it is followed). */
   constructor(
     private readonly store: Store,
     private readonly feed: ChangeFeed,
     private readonly now: () => number = Date.now,
+    private readonly idleMs = IDLE_MS,
   ) {
     feed.subscribe(
       (c) => {
@@ -109,7 +112,7 @@ export class PoolRecords {
   private forgetIdle(): void {
     const now = this.now();
     for (const [pool, entry] of this.pools) {
-      void entry.then((p) => now - p.usedAt > IDLE_MS && this.pools.get(pool) === entry && this.pools.delete(pool), () => {});
+      void entry.then((p) => now - p.usedAt > this.idleMs && this.pools.get(pool) === entry && this.pools.delete(pool), () => {});
     }
   }
 }

@@ -3,7 +3,7 @@
 // again, a new pool is announced and followed, and stop() ends the wait.
 import t from 'tap';
 import type { HistoryCursor, HistoryTail, Store } from '../../ipam/model.js';
-import { ChangeFeed, type Change } from '../../console/feed.js';
+import { ChangeFeed, type Change } from '../../ipam/change-feed.js';
 
 type Answer = HistoryTail | Error;
 
