@@ -40,6 +40,8 @@ async function scenario(t: Test, query: string) {
   // healed only now: the dead master's kernel still retransmits what it had sent, and would let the replicas catch up
   lag.heal();
   await workers.acked(60, promotedAt);
+  // each client (kept, one-shot, the agent's ioredis) finds the new master on its own schedule: wait for one answer from each
+  for (const w of [0, 1, 2]) await workers.acked(1, promotedAt + 1, w);
   const ends = await workers.stop();
   const r = await reconcile(url, 'p', workers.acks);
   const between = workers.acks.filter((a) => a.at >= cutAt && a.at < killedAt).length;
