@@ -34,6 +34,7 @@ import { checkPolicy, PolicyRefusal } from './policy.js';
 import { machineId } from '../cni/berth-ipam/config.js';
 import { verdict } from './reassert.js';
 import { firstIp, resultAddresses } from './result-addresses.js';
+import { Slots } from './slots.js';
 import { StateDir, type AttachmentRecord } from './state.js';
 
 const IFNAME = 'eth0';
@@ -102,13 +103,7 @@ export class Agent {
   /** when each container's latest event reached the agent (ms), for the timing in the "attached" line */
   private readonly eventSeen = new Map<string, number>();
   private inflight = 0;
-  /**
-   * ADDs at a time: in a start storm, a few at a time finish in order instead
-   * of all late together. 8: with 4, 100 containers started at once waited up
-   * to 0.6 s for a slot (p90 0.1 s); with 8, not at all, and p90 from the
-   * start event was 0.25 s instead of 0.5 s (npm run bench, one run each).
-   */
-  private readonly addSlots = new Slots(Number(process.env.BERTH_AGENT_ADD_SLOTS ?? 8));
+  private readonly addSlots: Slots;
   private drained: Array<() => void> = [];
   private gcRunning: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
@@ -143,6 +138,7 @@ export class Agent {
   ) {
     this.state = new StateDir(cfg.stateDir, cfg.syncState);
     this.runtime = new CniRuntime(cfg.cniBinDir, cfg.inProcess, cfg.pluginThreads);
+    this.addSlots = new Slots(cfg.addSlots);
     if (cfg.lb.services.some((s) => s.haproxy)) this.haproxy = new HaproxyLb(cfg.lb, deps.log.child({ lb: 'haproxy' }));
     if (cfg.lb.services.some((s) => s.lvs)) this.keepalived = new KeepalivedLb(cfg.lb, deps.log.child({ lb: 'keepalived' }));
     this.metrics.add(
@@ -804,25 +800,6 @@ export class Agent {
       time: new Date().toISOString(),
       ...(Object.keys(rec.intent.lb).length > 0 ? { lb: rec.intent.lb } : {}),
     });
-  }
-}
-
-/** A FIFO semaphore. */
-class Slots {
-  private used = 0;
-  private readonly waiting: Array<() => void> = [];
-  constructor(private readonly size: number) {}
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.used >= this.size) await new Promise<void>((r) => this.waiting.push(r));
-    else this.used++;
-    try {
-      return await fn();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.used--;
-    }
   }
 }
 
