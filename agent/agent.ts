@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { parseIp } from '../core/address.js';
 import type { Store } from '../ipam/model.js';
 import type { AgentConfig } from './config.js';
-import { CniRuntime, type AttachmentRef } from './cni-runtime.js';
+import type { AttachmentRef, CniRuntime } from './cni-runtime.js';
 import type { ContainerdEvents } from './containerd.js';
 import type { TaskEvent } from './containerd-wire.js';
 import type { ContainerEvent, ContainerInfo, ContainerMeta, DockerEngine } from './docker.js';
@@ -27,15 +27,15 @@ import { LabelError, parseLabels, type AttachIntent } from './labels.js';
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry } from './metrics.js';
 import { loadNetworks, withDefaultStore, type NetworkList } from './netconf.js';
 import { RepeatLimit } from './repeat-limit.js';
-import { HaproxyLb } from '../lb/haproxy.js';
-import { KeepalivedLb } from '../lb/lvs.js';
+import type { HaproxyLb } from '../lb/haproxy.js';
+import type { KeepalivedLb } from '../lb/lvs.js';
 import type { Backend } from '../lb/render.js';
 import { checkPolicy, PolicyRefusal } from './policy.js';
 import { machineId } from '../cni/berth-ipam/config.js';
 import { verdict } from './reassert.js';
 import { firstIp, resultAddresses } from './result-addresses.js';
 import { Slots } from './slots.js';
-import { StateDir, type AttachmentRecord } from './state.js';
+import type { AttachmentRecord, StateDir } from './state.js';
 
 const IFNAME = 'eth0';
 /** how long a container signalled to stop stays out of the load balancers if it does not stop */
@@ -50,6 +50,13 @@ export interface AgentDeps {
   log: Logger;
   /** containerd's event streams, for attaching as soon as a task exists (none: on Docker's start events only) */
   containerd?: ContainerdEvents[];
+  /** the attachment records on disk */
+  state: StateDir;
+  /** runs the network chains (closed by whoever made it, after stop()) */
+  runtime: CniRuntime;
+  /** the load balancers fed with the backends, when a service uses them */
+  haproxy?: HaproxyLb;
+  keepalived?: KeepalivedLb;
 }
 
 /** Why a labelled container is not attached, for status and metrics. */
@@ -136,11 +143,11 @@ export class Agent {
     readonly cfg: AgentConfig,
     private readonly deps: AgentDeps,
   ) {
-    this.state = new StateDir(cfg.stateDir, cfg.syncState);
-    this.runtime = new CniRuntime(cfg.cniBinDir, cfg.inProcess, cfg.pluginThreads);
+    this.state = deps.state;
+    this.runtime = deps.runtime;
+    this.haproxy = deps.haproxy;
+    this.keepalived = deps.keepalived;
     this.addSlots = new Slots(cfg.addSlots);
-    if (cfg.lb.services.some((s) => s.haproxy)) this.haproxy = new HaproxyLb(cfg.lb, deps.log.child({ lb: 'haproxy' }));
-    if (cfg.lb.services.some((s) => s.lvs)) this.keepalived = new KeepalivedLb(cfg.lb, deps.log.child({ lb: 'keepalived' }));
     this.metrics.add(
       new Gauge('berth_agent_attachments', 'Attachments tracked, by network and phase', () => {
         const counts = new Map<string, number>();
@@ -201,7 +208,7 @@ export class Agent {
     for (const t of this.timers) t.unref();
   }
 
-  /** Stops following Docker and waits (bounded) for operations in flight. Attachments stay. */
+  /** Stops following Docker and waits (bounded) for operations in flight. Attachments stay; the runtime is left open. */
   async stop(timeoutMs = 20000): Promise<void> {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
@@ -213,7 +220,6 @@ export class Agent {
     const haproxy = this.haproxy?.close().then(() => this.haproxy!.idle());
     const all = Promise.allSettled([...this.chains.values(), this.reconciling, haproxy]);
     await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
-    await this.runtime.close();
   }
 
   /** DELs that have not succeeded yet. */
