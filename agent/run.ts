@@ -60,7 +60,7 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
   if (cfg.events.webhook) events.addWebhook(cfg.events.webhook);
   const docker = new DockerEngine(cfg.dockerSocket, log);
   const containerd = cfg.containerdSockets.map((socket) => new ContainerdEvents(socket, log, { namespace: cfg.containerdNamespace }));
-  const runtime = new CniRuntime(cfg.cniBinDir, cfg.inProcess, cfg.pluginThreads);
+  const runtime = new CniRuntime(cfg.cniBinDir, cfg.inProcess, cfg.pluginThreads, opts.env.PATH ? { path: opts.env.PATH } : {});
   const agent = new Agent(cfg, {
     docker,
     store,
