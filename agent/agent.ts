@@ -13,7 +13,6 @@
 // waiting for Docker to finish starting it and report so. Until Docker does,
 // its inspect says "not running"; an attachment whose process is alive is
 // then left as it is, never taken for a stopped container's.
-import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { parseIp } from '../core/address.js';
 import type { Store } from '../ipam/model.js';
@@ -21,27 +20,24 @@ import type { AgentConfig } from './config.js';
 import type { AttachmentRef, CniRuntime } from './cni-runtime.js';
 import type { ContainerdEvents } from './containerd.js';
 import type { TaskEvent } from './containerd-wire.js';
-import type { ContainerEvent, ContainerInfo, ContainerMeta, DockerEngine } from './docker.js';
+import { ContainerMetaCache } from './container-meta.js';
+import { decide, decideAttach, readLabels, type DockerView, type ProblemFacts, type Target, type Trigger } from './decide.js';
+import type { ContainerEvent, DockerEngine } from './docker.js';
 import type { AttachmentEvent, EventPublisher } from './events.js';
-import { LabelError, parseLabels, type AttachIntent } from './labels.js';
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry } from './metrics.js';
 import { loadNetworks, withDefaultStore, type NetworkList } from './netconf.js';
 import { RepeatLimit } from './repeat-limit.js';
 import type { HaproxyLb } from '../lb/haproxy.js';
 import type { KeepalivedLb } from '../lb/lvs.js';
 import type { Backend } from '../lb/render.js';
-import { checkPolicy, PolicyRefusal } from './policy.js';
 import { machineId } from '../cni/berth-ipam/config.js';
 import { verdict } from './reassert.js';
+import { isProcessOf, nsInode, ownNsInode } from './proc.js';
 import { firstIp, resultAddresses } from './result-addresses.js';
 import { Slots } from './slots.js';
 import type { AttachmentRecord, StateDir } from './state.js';
 
 const IFNAME = 'eth0';
-/** how long a container signalled to stop stays out of the load balancers if it does not stop */
-const STOP_GRACE_MS = 60000;
-/** containers whose name and labels are kept, read when Docker reports them created (the oldest go first) */
-const KNOWN_MAX = 4096;
 
 export interface AgentDeps {
   docker: DockerEngine;
@@ -104,9 +100,9 @@ export class Agent {
   /** attached before Docker reported the start: its start event finds the address up */
   private readonly upBeforeStart = new Set<string>();
   /** name, berth labels and network mode of each container Docker reported, read once (labels never change) */
-  private readonly known = new Map<string, Promise<ContainerMeta | null>>();
+  private readonly meta: ContainerMetaCache;
   /** the agent's own network namespace: never a container's to attach */
-  private readonly hostNsInode = nsInodeOf('/proc/self/ns/net');
+  private readonly hostNsInode = ownNsInode();
   /** when each container's latest event reached the agent (ms), for the timing in the "attached" line */
   private readonly eventSeen = new Map<string, number>();
   private inflight = 0;
@@ -148,6 +144,7 @@ export class Agent {
     this.haproxy = deps.haproxy;
     this.keepalived = deps.keepalived;
     this.addSlots = new Slots(cfg.addSlots);
+    this.meta = new ContainerMetaCache(deps.docker);
     this.metrics.add(
       new Gauge('berth_agent_attachments', 'Attachments tracked, by network and phase', () => {
         const counts = new Map<string, number>();
@@ -312,8 +309,8 @@ export class Agent {
   private onEvent(e: ContainerEvent): void {
     if (e.action === 'create' || e.action === 'rename') {
       // read its labels now, while nothing waits for them: its task may come any moment
-      this.known.delete(e.id);
-      void this.meta(e.id).catch(() => undefined);
+      this.meta.forget(e.id);
+      void this.meta.get(e.id).catch(() => undefined);
       return;
     }
     if (e.action === 'kill') {
@@ -335,7 +332,7 @@ export class Agent {
       }
     }
     void this.serialize(e.id, () => this.ensure(e.id)).then(() => {
-      if (e.action === 'destroy') this.known.delete(e.id);
+      if (e.action === 'destroy') this.meta.forget(e.id);
     });
   }
 
@@ -348,27 +345,6 @@ export class Agent {
       // a task that never started (its start failed) has no die event from Docker
       void this.serialize(e.containerId, () => this.ensure(e.containerId));
     }
-  }
-
-  /** What Docker said of a container when first asked (its labels never change; a rename asks again). */
-  private meta(id: string): Promise<ContainerMeta | null> {
-    let m = this.known.get(id);
-    if (m) return m;
-    m = this.deps.docker.inspect(id).then((info) => {
-      if (!info && this.known.get(id) === m) this.known.delete(id);
-      return info && metaOf(info);
-    });
-    m.catch(() => {
-      if (this.known.get(id) === m) this.known.delete(id);
-    });
-    this.remember(id, m);
-    return m;
-  }
-
-  private remember(id: string, m: Promise<ContainerMeta | null>): void {
-    this.known.delete(id);
-    this.known.set(id, m);
-    if (this.known.size > KNOWN_MAX) this.known.delete(this.known.keys().next().value!);
   }
 
   /** Runs fn after every earlier operation on the same container. */
@@ -405,102 +381,108 @@ export class Agent {
   }
 
   /**
-   * Makes Docker's view of one container and the agent's agree. `task`: the
-   * process containerd has just made for it, which Docker does not report
-   * yet; attached if it is alive and this container's.
+   * Makes Docker's view of one container and the agent's agree: gathers the
+   * facts, asks decide() (decide.ts) and carries out its action. `task`: the
+   * process containerd has just made for it, which Docker does not report yet.
    */
   async ensure(id: string, task?: { pid: number }): Promise<void> {
     const t0 = Date.now();
     const queuedMs = this.eventSeen.has(id) ? t0 - this.eventSeen.get(id)! : undefined;
-    let info: ContainerInfo | null;
     const timing: Record<string, number | string> = {};
-    let rec = this.records.get(id);
+    const rec = this.records.get(id);
+    let trigger: Trigger;
+    let docker: DockerView | null;
     if (task) {
-      // a late event for a task that has ended, or a process that is not
-      // this container's, attaches nothing: Docker's own events see to the rest
-      if (!isProcessOf(task.pid, id)) return;
-      const meta = await this.meta(id);
-      if (!meta) return; // not this Docker engine's container
-      info = { ...meta, running: true, pid: task.pid };
+      const ofContainer = isProcessOf(task.pid, id);
+      trigger = { kind: 'task', pid: task.pid, ofContainer };
+      // another process's task is ignored whatever Docker says: not asked
+      const meta = ofContainer ? await this.meta.get(id) : null;
+      docker = meta && { name: meta.name, labels: readLabels(meta.labels, meta.name, meta.networkMode, this.cfg.policy) };
       timing.via = 'containerd';
       timing.labelsMs = Date.now() - t0;
     } else {
-      info = await this.deps.docker.inspect(id);
-      if (info) this.remember(id, Promise.resolve(metaOf(info)));
+      const info = await this.deps.docker.inspect(id);
+      if (info) this.meta.remember(info);
+      trigger = { kind: 'docker' };
+      docker = info && { name: info.name, labels: readLabels(info.labels, info.name, info.networkMode, this.cfg.policy), state: { running: info.running, pid: info.pid } };
       timing.via = 'docker';
       timing.inspectMs = Date.now() - t0;
-      // not running yet to Docker, but the process attached is alive: containerd made its task and Docker is still starting it
-      if (info && !info.running && rec && rec.phase !== 'deleting' && rec.nsInode !== 0 && nsInode(rec.pid) === rec.nsInode) {
-        info = { ...info, running: true, pid: rec.pid };
-      }
     }
     if (queuedMs !== undefined) timing.queuedMs = queuedMs;
-    let intent: AttachIntent | null = null;
-    if (info?.running) {
-      try {
-        intent = parseLabels(info.labels, info.name);
-        if (intent && info.networkMode !== 'none') {
-          throw new LabelError('berth.network', `the container must run with --network none (it has "${info.networkMode}")`);
-        }
-        if (intent) checkPolicy(this.cfg.policy, intent, info.name);
-      } catch (err) {
-        if (err instanceof PolicyRefusal && this.problems.get(id)?.error !== err.message) {
-          // refused by the operator's policy: counted and sent once per reason
-          this.m.refusals.inc({ network: intent!.network, label: err.label });
-          this.deps.events.publish({ type: 'refused', detail: err.message, container: id, name: info.name, owner: intent!.owner, network: intent!.network, ip: '', host: this.cfg.hostname, time: new Date().toISOString() });
-        }
-        this.reject(info, (err as Error).message, info.labels['berth.network']);
-        intent = null;
-      }
-    }
-    if (!info?.running || !intent) {
-      // a stopped container has no problem, but one whose ADD just failed may
-      // be one Docker is still starting: that waits for its retry to find out
-      const p = this.problems.get(id);
-      if (!info || (!info.running && !(p?.retryAt !== undefined && p.retryAt > Date.now()))) this.problems.delete(id);
-      this.eventSeen.delete(id);
-      this.taskEvents.delete(id);
-      if (rec) await this.detach(rec, info ? (info.running ? 'unlabelled' : 'stopped') : 'removed');
-      this.startEvents.delete(id);
-      return;
-    }
-    if (rec) {
-      const same = rec.phase === 'attached' && rec.pid === info.pid && nsInode(info.pid) === rec.nsInode && rec.network.name === intent.network;
-      if (same) {
-        // signalled to stop a while ago and still running (it handled the signal): back into the load balancers
-        const since = this.stoppingIds.get(id);
-        if (since !== undefined && Date.now() - since > STOP_GRACE_MS) {
-          this.stoppingIds.delete(id);
-          this.lbSync();
-        }
-        return;
-      }
+    const intent = docker && 'intent' in docker.labels ? docker.labels.intent : null;
+    let network = intent ? this.network(intent.network) : undefined;
+    const stoppingSince = this.stoppingIds.get(id);
+    let action = decide({
+      now: Date.now(),
+      trigger,
+      docker,
+      ...(rec ? { record: { phase: rec.phase, pid: rec.pid, nsInode: rec.nsInode, network: rec.network.name, pidInode: nsInode(rec.pid) } } : {}),
+      ...this.problemFacts(id),
+      ...(stoppingSince !== undefined ? { stoppingSince } : {}),
+      pidInode: nsInode(task ? task.pid : (docker?.state?.pid ?? 0)),
+      hostInode: this.hostNsInode,
+      networkConfigured: network !== undefined,
+      cniConfDir: this.cfg.cniConfDir,
+    });
+    if (action.kind === 'replace') {
       // restarted (new namespace), relabelled, half-added or a DEL still due
-      if (!(await this.detach(rec, rec.phase === 'attached' ? 'restarted' : rec.phase))) return;
-      rec = undefined;
+      if (!(await this.detach(rec!, action.why))) return;
+      network = this.network(action.target.intent.network);
+      action = decideAttach({ now: Date.now(), target: action.target, inode: nsInode(action.target.pid), hostInode: this.hostNsInode, ...this.problemFacts(id), networkConfigured: network !== undefined, cniConfDir: this.cfg.cniConfDir });
     }
-    const failed = this.problems.get(id);
-    if (failed?.retryAt !== undefined && failed.pid === info.pid && Date.now() < failed.retryAt) return; // its ADD failed: not before the backoff
-    await this.attach(info.id, info.name, info.pid, intent, timing);
+    switch (action.kind) {
+      case 'ignore':
+      case 'keep':
+      case 'wait-for-backoff':
+        return;
+      case 'readmit':
+        // signalled to stop a while ago and still running (it handled the signal)
+        this.stoppingIds.delete(id);
+        this.lbSync();
+        return;
+      case 'attach':
+        await this.attach(id, action.target, action.inode, network!, timing);
+        return;
+      case 'reject':
+        if (action.refusal && this.problems.get(id)?.error !== action.error) {
+          // refused by the operator's policy: counted and sent once per reason
+          const { label, owner, network: name } = action.refusal;
+          this.m.refusals.inc({ network: name, label });
+          this.deps.events.publish({ type: 'refused', detail: action.error, container: id, name: docker!.name, owner, network: name, ip: '', host: this.cfg.hostname, time: new Date().toISOString() });
+        }
+        this.reject({ id, name: docker!.name }, action.error, action.network);
+        if (!action.detach) return;
+        await this.notAttached(id, rec, 'unlabelled', false);
+        return;
+      case 'detach':
+        await this.notAttached(id, rec, action.why, action.clearProblem);
+    }
   }
 
-  private async attach(id: string, name: string, pid: number, intent: AttachIntent, timing: Record<string, number | string> = {}): Promise<void> {
+  /** The container is not to be attached: its record, if any, is detached. */
+  private async notAttached(id: string, rec: AttachmentRecord | undefined, why: string, clearProblem: boolean): Promise<void> {
+    if (clearProblem) this.problems.delete(id);
+    this.eventSeen.delete(id);
+    this.taskEvents.delete(id);
+    if (rec) await this.detach(rec, why);
+    this.startEvents.delete(id);
+  }
+
+  /** Why the container is listed as not attached, for decide(). */
+  private problemFacts(id: string): { problem?: ProblemFacts } {
+    const p = this.problems.get(id);
+    return p ? { problem: { error: p.error, ...(p.pid !== undefined ? { pid: p.pid } : {}), ...(p.retryAt !== undefined ? { retryAt: p.retryAt } : {}) } } : {};
+  }
+
+  /** The network `name` from the CNI config dir, read again when it is not known. */
+  private network(name: string): NetworkList | undefined {
+    if (!this.networks.has(name)) this.reloadNetworks();
+    return this.networks.get(name);
+  }
+
+  private async attach(id: string, target: Target, inode: number, network: NetworkList, timing: Record<string, number | string> = {}): Promise<void> {
+    const { name, pid, intent } = target;
     const log = this.deps.log.child({ containerId: id, network: intent.network });
-    let network = this.networks.get(intent.network);
-    if (!network) {
-      this.reloadNetworks();
-      network = this.networks.get(intent.network);
-    }
-    if (!network) {
-      this.reject({ id, name }, `network "${intent.network}" is not configured in ${this.cfg.cniConfDir}`, intent.network);
-      return;
-    }
-    const inode = nsInode(pid);
-    if (!inode) return; // exited meanwhile; its die event follows
-    if (inode === this.hostNsInode) {
-      this.reject({ id, name }, `the container's process ${pid} is in the host's network namespace`, network.name);
-      return;
-    }
     const now = new Date().toISOString();
     const rec: AttachmentRecord = { containerId: id, name, ifname: IFNAME, intent, network, phase: 'adding', pid, nsInode: inode, createdAt: now, updatedAt: now, attempts: 0 };
     const saveStarted = Date.now();
@@ -807,33 +789,6 @@ export class Agent {
       ...(Object.keys(rec.intent.lb).length > 0 ? { lb: rec.intent.lb } : {}),
     });
   }
-}
-
-/** The inode of a process's network namespace, or 0 when the process is gone. */
-export function nsInode(pid: number): number {
-  if (!(pid > 0)) return 0;
-  return nsInodeOf(`/proc/${pid}/ns/net`);
-}
-
-function nsInodeOf(path: string): number {
-  try {
-    return statSync(path).ino;
-  } catch {
-    return 0;
-  }
-}
-
-/** True when `pid` is a live process of container `id`: its cgroup names the container. (attach() refuses the host's namespace.) */
-function isProcessOf(pid: number, id: string): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(id);
-  } catch {
-    return false;
-  }
-}
-
-function metaOf(info: ContainerInfo): ContainerMeta {
-  return { id: info.id, name: info.name, labels: info.labels, networkMode: info.networkMode };
 }
 
 /** The berth-ipam section of a network (the agent gives one that names no store its own), if it has one. */
