@@ -33,6 +33,7 @@ import type { Backend } from '../lb/render.js';
 import { machineId } from '../cni/berth-ipam/config.js';
 import { verdict } from './reassert.js';
 import { isProcessOf, nsInode, ownNsInode } from './proc.js';
+import { AttachTiming, type Look } from './timing.js';
 import { firstIp, resultAddresses } from './result-addresses.js';
 import { Slots } from './slots.js';
 import type { AttachmentRecord, StateDir } from './state.js';
@@ -94,17 +95,12 @@ export class Agent {
   /** broken network config files, logged when new or changed and then every 10 minutes, not at every reconciliation */
   private readonly skippedConfigs = new RepeatLimit(10 * 60 * 1000);
   private readonly chains = new Map<string, Promise<void>>();
-  private readonly startEvents = new Map<string, bigint>();
-  /** when containerd made each container's task (ns), for berth_agent_task_to_ip_seconds */
-  private readonly taskEvents = new Map<string, bigint>();
-  /** attached before Docker reported the start: its start event finds the address up */
-  private readonly upBeforeStart = new Set<string>();
   /** name, berth labels and network mode of each container Docker reported, read once (labels never change) */
   private readonly meta: ContainerMetaCache;
+  /** how long containers wait for their address: the start_to_ip and task_to_ip histograms, the "attached" line's timing */
+  private readonly timing: AttachTiming;
   /** the agent's own network namespace: never a container's to attach */
   private readonly hostNsInode = ownNsInode();
-  /** when each container's latest event reached the agent (ms), for the timing in the "attached" line */
-  private readonly eventSeen = new Map<string, number>();
   private inflight = 0;
   private readonly addSlots: Slots;
   private drained: Array<() => void> = [];
@@ -145,6 +141,7 @@ export class Agent {
     this.keepalived = deps.keepalived;
     this.addSlots = new Slots(cfg.addSlots);
     this.meta = new ContainerMetaCache(deps.docker);
+    this.timing = new AttachTiming(this.m.startToIp, this.m.taskToIp);
     this.metrics.add(
       new Gauge('berth_agent_attachments', 'Attachments tracked, by network and phase', () => {
         const counts = new Map<string, number>();
@@ -325,11 +322,7 @@ export class Agent {
     }
     if (e.action === 'start') {
       this.stoppingIds.delete(e.id);
-      if (this.upBeforeStart.delete(e.id)) this.m.startToIp.observe({}, 0);
-      else {
-        this.startEvents.set(e.id, e.timeNano);
-        this.eventSeen.set(e.id, Date.now());
-      }
+      this.timing.started(e.id, e.timeNano);
     }
     void this.serialize(e.id, () => this.ensure(e.id)).then(() => {
       if (e.action === 'destroy') this.meta.forget(e.id);
@@ -339,7 +332,7 @@ export class Agent {
   /** containerd made a task (attach it now) or a container's init exited (look again). */
   private onTask(e: TaskEvent): void {
     if (e.topic === '/tasks/create' && e.pid > 0) {
-      this.taskEvents.set(e.containerId, e.timeNano);
+      this.timing.taskMade(e.containerId, e.timeNano);
       void this.serialize(e.containerId, () => this.ensure(e.containerId, { pid: e.pid }));
     } else if (e.topic === '/tasks/exit' && e.init) {
       // a task that never started (its start failed) has no die event from Docker
@@ -386,9 +379,7 @@ export class Agent {
    * process containerd has just made for it, which Docker does not report yet.
    */
   async ensure(id: string, task?: { pid: number }): Promise<void> {
-    const t0 = Date.now();
-    const queuedMs = this.eventSeen.has(id) ? t0 - this.eventSeen.get(id)! : undefined;
-    const timing: Record<string, number | string> = {};
+    const look = this.timing.look(id);
     const rec = this.records.get(id);
     let trigger: Trigger;
     let docker: DockerView | null;
@@ -398,17 +389,14 @@ export class Agent {
       // another process's task is ignored whatever Docker says: not asked
       const meta = ofContainer ? await this.meta.get(id) : null;
       docker = meta && { name: meta.name, labels: readLabels(meta.labels, meta.name, meta.networkMode, this.cfg.policy) };
-      timing.via = 'containerd';
-      timing.labelsMs = Date.now() - t0;
+      look.read('containerd');
     } else {
       const info = await this.deps.docker.inspect(id);
       if (info) this.meta.remember(info);
       trigger = { kind: 'docker' };
       docker = info && { name: info.name, labels: readLabels(info.labels, info.name, info.networkMode, this.cfg.policy), state: { running: info.running, pid: info.pid } };
-      timing.via = 'docker';
-      timing.inspectMs = Date.now() - t0;
+      look.read('docker');
     }
-    if (queuedMs !== undefined) timing.queuedMs = queuedMs;
     const intent = docker && 'intent' in docker.labels ? docker.labels.intent : null;
     let network = intent ? this.network(intent.network) : undefined;
     const stoppingSince = this.stoppingIds.get(id);
@@ -441,7 +429,7 @@ export class Agent {
         this.lbSync();
         return;
       case 'attach':
-        await this.attach(id, action.target, action.inode, network!, timing);
+        await this.attach(id, action.target, action.inode, network!, look);
         return;
       case 'reject':
         if (action.refusal && this.problems.get(id)?.error !== action.error) {
@@ -462,10 +450,8 @@ export class Agent {
   /** The container is not to be attached: its record, if any, is detached. */
   private async notAttached(id: string, rec: AttachmentRecord | undefined, why: string, clearProblem: boolean): Promise<void> {
     if (clearProblem) this.problems.delete(id);
-    this.eventSeen.delete(id);
-    this.taskEvents.delete(id);
+    this.timing.forget(id);
     if (rec) await this.detach(rec, why);
-    this.startEvents.delete(id);
   }
 
   /** Why the container is listed as not attached, for decide(). */
@@ -480,19 +466,20 @@ export class Agent {
     return this.networks.get(name);
   }
 
-  private async attach(id: string, target: Target, inode: number, network: NetworkList, timing: Record<string, number | string> = {}): Promise<void> {
+  private async attach(id: string, target: Target, inode: number, network: NetworkList, look: Look): Promise<void> {
     const { name, pid, intent } = target;
     const log = this.deps.log.child({ containerId: id, network: intent.network });
     const now = new Date().toISOString();
     const rec: AttachmentRecord = { containerId: id, name, ifname: IFNAME, intent, network, phase: 'adding', pid, nsInode: inode, createdAt: now, updatedAt: now, attempts: 0 };
-    const saveStarted = Date.now();
+    const saveTimed = look.stopwatch('saveMs');
     await this.state.save(rec);
-    timing.saveMs = Date.now() - saveStarted;
+    saveTimed();
     this.records.set(id, rec);
     const started = process.hrtime.bigint();
+    const slotTimed = look.stopwatch('slotMs');
     try {
       rec.result = await this.addSlots.run(async () => {
-        timing.slotMs = Math.round(Number(process.hrtime.bigint() - started) / 1e6);
+        slotTimed();
         // the wait for a slot can be long in a start storm: the pid must still be this container's
         if (nsInode(pid) !== inode) throw new Error(`the container's process ${pid} exited before its ADD`);
         return this.runtime.add(network, this.ref(rec, `/proc/${pid}/ns/net`));
@@ -510,19 +497,7 @@ export class Agent {
     rec.ip = firstIp(rec.result);
     rec.phase = 'attached';
     this.problems.delete(id);
-    const startedAt = this.startEvents.get(id);
-    this.startEvents.delete(id);
-    if (startedAt !== undefined) this.m.startToIp.observe({}, Math.max(0, Date.now() - Number(startedAt / 1000000n)) / 1000);
-    else if (timing.via === 'containerd') this.upBeforeStart.add(id);
-    const taskAt = this.taskEvents.get(id);
-    this.taskEvents.delete(id);
-    if (taskAt !== undefined) {
-      timing.sinceTaskMs = Math.max(0, Date.now() - Number(taskAt / 1000000n));
-      this.m.taskToIp.observe({}, timing.sinceTaskMs / 1000);
-    }
-    const seen = this.eventSeen.get(id);
-    this.eventSeen.delete(id);
-    log.info({ ip: rec.ip, owner: intent.owner, ms: Math.round(seconds * 1000), ...timing, ...(seen ? { sinceEventMs: Date.now() - seen } : {}) }, 'attached');
+    log.info({ ip: rec.ip, owner: intent.owner, ms: Math.round(seconds * 1000), ...this.timing.attached(id, look) }, 'attached');
     // The event goes out while the record is written: the address is up now,
     // and in a start storm a small write can wait ~0.5 s on a busy disk. If the
     // agent dies before it lands, the record still says "adding", and the
@@ -567,7 +542,7 @@ export class Agent {
       this.announceSoon();
     }
     this.stoppingIds.delete(rec.containerId);
-    this.upBeforeStart.delete(rec.containerId);
+    this.timing.detached(rec.containerId);
     for (const service of Object.keys(rec.intent.lb)) this.warnedServices.delete(`${rec.containerId}/${service}`);
     if (Object.keys(rec.intent.lb).length > 0) this.lbSync();
     return true;
