@@ -24,7 +24,8 @@ import { ContainerMetaCache } from './container-meta.js';
 import { decide, decideAttach, readLabels, type DockerView, type ProblemFacts, type Target, type Trigger } from './decide.js';
 import type { ContainerEvent, DockerEngine } from './docker.js';
 import type { AttachmentEvent, EventPublisher } from './events.js';
-import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry } from './metrics.js';
+import { agentGauges, agentMetrics } from './agent-metrics.js';
+import { Registry } from './metrics.js';
 import { loadNetworks, withDefaultStore, type NetworkList } from './netconf.js';
 import { RepeatLimit } from './repeat-limit.js';
 import type { HaproxyLb } from '../lb/haproxy.js';
@@ -120,16 +121,7 @@ export class Agent {
   ready = false;
   lastReconcile: { at: string; ms: number; error?: string } | undefined;
 
-  private readonly m = {
-    ops: this.metrics.add(new Histogram('berth_agent_cni_duration_seconds', 'Time to run a network chain, by operation', LATENCY_BUCKETS)),
-    startToIp: this.metrics.add(new Histogram('berth_agent_start_to_ip_seconds', "From Docker's start event to the container's address being up (0: up before Docker reported the start)", LATENCY_BUCKETS)),
-    taskToIp: this.metrics.add(new Histogram('berth_agent_task_to_ip_seconds', "From containerd's task create (the container's process made, not yet started) to its address being up", LATENCY_BUCKETS)),
-    errors: this.metrics.add(new Counter('berth_agent_errors_total', 'Failed operations, by operation')),
-    reconciles: this.metrics.add(new Counter('berth_agent_reconciliations_total', 'Full reconciliations run')),
-    gcs: this.metrics.add(new Counter('berth_agent_gc_total', 'CNI GC runs, by network and result')),
-    refusals: this.metrics.add(new Counter('berth_agent_policy_refusals_total', "Containers refused by the agent's label policy, by network and label")),
-    reasserted: this.metrics.add(new Counter('berth_agent_reasserted_total', "Addresses the store had lost and the agent took again for their attachment, by pool")),
-  };
+  private readonly m = agentMetrics(this.metrics);
 
   constructor(
     readonly cfg: AgentConfig,
@@ -142,32 +134,14 @@ export class Agent {
     this.addSlots = new Slots(cfg.addSlots);
     this.meta = new ContainerMetaCache(deps.docker);
     this.timing = new AttachTiming(this.m.startToIp, this.m.taskToIp);
-    this.metrics.add(
-      new Gauge('berth_agent_attachments', 'Attachments tracked, by network and phase', () => {
-        const counts = new Map<string, number>();
-        for (const r of this.records.values()) {
-          const k = `${r.network.name}\0${r.phase}`;
-          counts.set(k, (counts.get(k) ?? 0) + 1);
-        }
-        return [...counts].map(([k, n]) => {
-          const [network, phase] = k.split('\0') as [string, string];
-          return [{ network, phase }, n];
-        });
-      }),
-    );
-    this.metrics.add(new Gauge('berth_agent_del_queue', 'DELs waiting to be retried', () => [[{}, this.deleteQueue().length]]));
-    this.metrics.add(new Gauge('berth_agent_rejected_containers', 'Labelled containers that cannot be attached', () => [[{}, this.problems.size]]));
-    this.metrics.add(new Gauge('berth_agent_address_conflicts', "Attached containers whose address the store gives someone else", () => [[{}, this.conflicts.size]]));
-    this.metrics.add(new Gauge('berth_agent_docker_connected', '1 while the Docker event stream is up', () => [[{}, deps.docker.connected ? 1 : 0]]));
-    this.metrics.add(
-      new Gauge('berth_agent_containerd_connected', "1 while containerd's event stream is up, by socket", () => (deps.containerd ?? []).map((c) => [{ socket: c.socketPath }, c.connected ? 1 : 0])),
-    );
-    this.metrics.add(
-      new Gauge('berth_agent_events_pending', 'Attachment events waiting for delivery, all sinks', () => [[{}, deps.events.pending()]]),
-    );
-    this.metrics.add(
-      new Gauge('berth_agent_events_dropped', 'Attachment events given up on, by sink', () => [...deps.events.stats.dropped].map(([sink, n]) => [{ sink }, n])),
-    );
+    agentGauges(this.metrics, {
+      records: () => this.records.values(),
+      problems: () => this.problems.size,
+      conflicts: () => this.conflicts.size,
+      docker: deps.docker,
+      containerd: deps.containerd ?? [],
+      events: deps.events,
+    });
   }
 
   get docker(): DockerEngine {
