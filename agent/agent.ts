@@ -14,7 +14,6 @@
 // its inspect says "not running"; an attachment whose process is alive is
 // then left as it is, never taken for a stopped container's.
 import type { Logger } from 'pino';
-import { parseIp } from '../core/address.js';
 import type { Store } from '../ipam/model.js';
 import type { AgentConfig } from './config.js';
 import type { AttachmentRef, CniRuntime } from './cni-runtime.js';
@@ -26,13 +25,13 @@ import type { ContainerEvent, DockerEngine } from './docker.js';
 import type { AttachmentEvent, EventPublisher } from './events.js';
 import { agentGauges, agentMetrics } from './agent-metrics.js';
 import { Registry } from './metrics.js';
-import { loadNetworks, withDefaultStore, type NetworkList } from './netconf.js';
+import { loadNetworks, poolOf, withDefaultStore, type NetworkList } from './netconf.js';
 import { RepeatLimit } from './repeat-limit.js';
 import type { HaproxyLb } from '../lb/haproxy.js';
 import type { KeepalivedLb } from '../lb/lvs.js';
 import type { Backend } from '../lb/render.js';
 import { machineId } from '../cni/berth-ipam/config.js';
-import { verdict } from './reassert.js';
+import { Reasserter, type AddressConflict } from './reassert.js';
 import { isProcessOf, nsInode, ownNsInode } from './proc.js';
 import { AttachTiming, type Look } from './timing.js';
 import { firstIp, resultAddresses } from './result-addresses.js';
@@ -70,25 +69,9 @@ export interface Problem {
   pid?: number;
 }
 
-/** An address of an attachment that the store gives someone else (reassert.ts). */
-export interface AddressConflict {
-  containerId: string;
-  name: string;
-  network: string;
-  pool: string;
-  ip: string;
-  /** who the store gives it to */
-  holder: string;
-  since: string;
-}
-
 export class Agent {
   readonly records = new Map<string, AttachmentRecord>();
   readonly problems = new Map<string, Problem>();
-  /** by container id: found at the last re-assertion, kept until resolved */
-  readonly conflicts = new Map<string, AddressConflict>();
-  /** what the store's server is set to that can lose pool data (Store.serverWarnings), as of the last reconciliation */
-  storeWarnings: string[] = [];
   readonly metrics = new Registry();
   private readonly state: StateDir;
   private readonly runtime: CniRuntime;
@@ -100,6 +83,8 @@ export class Agent {
   private readonly meta: ContainerMetaCache;
   /** how long containers wait for their address: the start_to_ip and task_to_ip histograms, the "attached" line's timing */
   private readonly timing: AttachTiming;
+  /** checks the attachments' addresses against the store at each reconciliation */
+  private readonly reasserter: Reasserter;
   /** the agent's own network namespace: never a container's to attach */
   private readonly hostNsInode = ownNsInode();
   private inflight = 0;
@@ -134,6 +119,7 @@ export class Agent {
     this.addSlots = new Slots(cfg.addSlots);
     this.meta = new ContainerMetaCache(deps.docker);
     this.timing = new AttachTiming(this.m.startToIp, this.m.taskToIp);
+    this.reasserter = new Reasserter({ store: deps.store, storeUrl: cfg.store, hostname: cfg.hostname, log: deps.log, reasserted: this.m.reasserted, publish: (type, rec, detail) => this.publish(type, rec, detail) });
     agentGauges(this.metrics, {
       records: () => this.records.values(),
       problems: () => this.problems.size,
@@ -142,6 +128,16 @@ export class Agent {
       containerd: deps.containerd ?? [],
       events: deps.events,
     });
+  }
+
+  /** by container id: addresses of attachments that the store gives someone else, as of the last re-assertion */
+  get conflicts(): ReadonlyMap<string, AddressConflict> {
+    return this.reasserter.conflicts;
+  }
+
+  /** what the store's server is set to that can lose pool data (Store.serverWarnings), as of the last reconciliation */
+  get storeWarnings(): string[] {
+    return this.reasserter.warnings;
   }
 
   get docker(): DockerEngine {
@@ -566,8 +562,8 @@ export class Agent {
       await Promise.all([...ids].map((id) => this.serialize(id, () => this.ensure(id))));
       for (const id of this.problems.keys()) if (!running.some((c) => c.id === id)) this.problems.delete(id);
       if (this.cfg.gc) await this.gc();
-      await this.reassert();
-      await this.checkServer();
+      await this.reasserter.reassert(this.records, (id, fn) => this.serialize(id, fn));
+      await this.reasserter.checkServer();
       this.lbSync(true); // a periodic resync repairs drift
       await this.announce();
       this.m.reconciles.inc();
@@ -579,86 +575,6 @@ export class Agent {
       this.m.errors.inc({ op: 'reconcile', network: '' });
       this.deps.log.error({ err: (err as Error).message }, 'reconciliation failed');
     }
-  }
-
-  /**
-   * Checks every attachment's addresses against the store (reassert.ts): a
-   * lost record is taken again for its attachment, an address the store
-   * gives someone else is a conflict (logged, counted, listed, sent as an
-   * event and, once, recorded in the pool's history). Only addresses of
-   * berth-ipam networks in the agent's own store are checked.
-   */
-  async reassert(): Promise<void> {
-    const seen = new Set<string>();
-    await Promise.all(
-      [...this.records.values()]
-        .filter((r) => r.phase === 'attached')
-        .map((r) =>
-          this.serialize(r.containerId, async () => {
-            const rec = this.records.get(r.containerId);
-            if (rec?.phase !== 'attached') return;
-            const pool = this.ownPool(rec.network);
-            if (!pool) return;
-            try {
-              for (const address of resultAddresses(rec.result)) await this.reassertOne(rec, pool, address, seen);
-            } catch (err) {
-              seen.add(rec.containerId); // not known now: a conflict found before stands
-              this.deps.log.warn({ containerId: rec.containerId, err: (err as Error).message }, 'failed to check the address against the store');
-            }
-          }),
-        ),
-    );
-    for (const id of this.conflicts.keys()) if (!seen.has(id)) this.conflicts.delete(id);
-  }
-
-  private async reassertOne(rec: AttachmentRecord, pool: string, address: string, seen: Set<string>): Promise<void> {
-    const log = this.deps.log.child({ containerId: rec.containerId, network: rec.network.name });
-    const hex = parseIp(address, 'ip').hex;
-    const att = { containerId: rec.containerId, ifname: rec.ifname, owner: rec.intent.owner };
-    const v = verdict(att, await this.deps.store.getAddress(pool, hex));
-    if (v.kind === 'ok') return;
-    const actor = `agent@${this.cfg.hostname}`;
-    if (v.kind === 'retake') {
-      try {
-        await this.deps.store.allocate(pool, { ...att, ip: hex, host: this.cfg.hostname, network: rec.network.name, actor });
-        this.m.reasserted.inc({ pool });
-        log.warn({ ip: address, pool }, 'the store had lost this address: taken again for its attachment');
-        this.publish('reasserted', rec);
-        return;
-      } catch (err) {
-        // taken meanwhile: a conflict, read as it is now
-        log.warn({ ip: address, err: (err as Error).message }, 'failed to take the address again');
-        return;
-      }
-    }
-    seen.add(rec.containerId);
-    const known = this.conflicts.get(rec.containerId);
-    if (known?.ip === address && known.holder === v.holder) return;
-    this.conflicts.set(rec.containerId, { containerId: rec.containerId, name: rec.name, network: rec.network.name, pool, ip: address, holder: v.holder, since: new Date().toISOString() });
-    log.error({ ip: address, pool, holder: v.holder }, 'address conflict: this container uses an address the store gives someone else');
-    const note = `in use by ${rec.containerId}/${rec.ifname} (owner ${rec.intent.owner}) on host ${this.cfg.hostname}, which the store has ${v.holder}`;
-    await this.deps.store.conflict(pool, hex, { note: note.slice(0, 1024), actor }).catch((err: Error) => log.warn({ err: err.message }, 'failed to record the conflict in the pool history'));
-    this.publish('conflict', rec, v.holder);
-  }
-
-  /** Reads the store server's risky settings; each is logged when the set changes (at start, then when fixed or broken). */
-  private async checkServer(): Promise<void> {
-    let warnings: string[];
-    try {
-      warnings = await this.deps.store.serverWarnings();
-    } catch {
-      return; // the store's health says it does not answer
-    }
-    if (warnings.join('\n') !== this.storeWarnings.join('\n')) {
-      for (const w of warnings) this.deps.log.warn({ store: this.deps.store.location }, `the store can lose pool data: ${w}`);
-      if (warnings.length === 0 && this.storeWarnings.length > 0) this.deps.log.info({ store: this.deps.store.location }, 'the store server settings are safe now');
-    }
-    this.storeWarnings = warnings;
-  }
-
-  /** The berth-ipam pool of a network whose store is the agent's, if it is one. */
-  private ownPool(network: NetworkList): string | undefined {
-    return ipamOf(network)?.store === this.cfg.store ? ipamOf(network)!.pool : undefined;
   }
 
   /** CNI GC of every network the agent has attachments on, keeping exactly those attachments. */
@@ -739,18 +655,3 @@ export class Agent {
     });
   }
 }
-
-/** The berth-ipam section of a network (the agent gives one that names no store its own), if it has one. */
-function ipamOf(network: NetworkList): { pool: string; store: unknown } | undefined {
-  for (const p of network.plugins) {
-    const ipam = (p.type === 'berth-ipam' ? p : p.ipam) as Record<string, unknown> | undefined;
-    if (ipam?.type === 'berth-ipam' && typeof ipam.pool === 'string') return { pool: ipam.pool, store: ipam.store };
-  }
-  return undefined;
-}
-
-/** The berth pool a network allocates from, if it is a berth-ipam network. */
-function poolOf(network: NetworkList): string | undefined {
-  return ipamOf(network)?.pool;
-}
-
