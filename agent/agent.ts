@@ -14,6 +14,7 @@
 // its inspect says "not running"; an attachment whose process is alive is
 // then left as it is, never taken for a stopped container's.
 import type { Logger } from 'pino';
+import type { ScrapeTarget } from '../ipam/hosts.js';
 import type { Store } from '../ipam/model.js';
 import type { AgentConfig } from './config.js';
 import type { AttachmentRef, CniRuntime } from './cni-runtime.js';
@@ -24,8 +25,9 @@ import { decide, decideAttach, readLabels, type DockerView, type ProblemFacts, t
 import type { ContainerEvent, DockerEngine } from './docker.js';
 import type { AttachmentEvent, EventPublisher } from './events.js';
 import { agentGauges, agentMetrics } from './agent-metrics.js';
+import { HostAnnouncer, scrapeTargets, serviceMembers } from './announce.js';
 import { Registry } from './metrics.js';
-import { loadNetworks, poolOf, withDefaultStore, type NetworkList } from './netconf.js';
+import { loadNetworks, withDefaultStore, type NetworkList } from './netconf.js';
 import { RepeatLimit } from './repeat-limit.js';
 import type { HaproxyLb } from '../lb/haproxy.js';
 import type { KeepalivedLb } from '../lb/lvs.js';
@@ -83,6 +85,8 @@ export class Agent {
   private readonly meta: ContainerMetaCache;
   /** how long containers wait for their address: the start_to_ip and task_to_ip histograms, the "attached" line's timing */
   private readonly timing: AttachTiming;
+  /** publishes what this host runs to the store */
+  private readonly announcer: HostAnnouncer;
   /** checks the attachments' addresses against the store at each reconciliation */
   private readonly reasserter: Reasserter;
   /** the agent's own network namespace: never a container's to attach */
@@ -92,9 +96,6 @@ export class Agent {
   private drained: Array<() => void> = [];
   private gcRunning: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
-  private announceTimer: NodeJS.Timeout | undefined;
-  /** this machine's identity, published beside the host name (as berth-ipam records it) */
-  private readonly hostId = machineId();
   private reconciling: Promise<void> | undefined;
   private reconcileAgain = false;
   private stopping = false;
@@ -119,6 +120,13 @@ export class Agent {
     this.addSlots = new Slots(cfg.addSlots);
     this.meta = new ContainerMetaCache(deps.docker);
     this.timing = new AttachTiming(this.m.startToIp, this.m.taskToIp);
+    this.announcer = new HostAnnouncer({
+      store: deps.store,
+      hostname: cfg.hostname,
+      hostId: machineId(),
+      log: deps.log,
+      current: () => ({ members: serviceMembers(this.records.values(), new Set(cfg.lb.services.map((s) => s.name)), this.stoppingIds), targets: this.scrapeTargets() }),
+    });
     this.reasserter = new Reasserter({ store: deps.store, storeUrl: cfg.store, hostname: cfg.hostname, log: deps.log, reasserted: this.m.reasserted, publish: (type, rec, detail) => this.publish(type, rec, detail) });
     agentGauges(this.metrics, {
       records: () => this.records.values(),
@@ -176,7 +184,7 @@ export class Agent {
   async stop(timeoutMs = 20000): Promise<void> {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
-    clearTimeout(this.announceTimer);
+    this.announcer.stop();
     this.deps.docker.stop();
     for (const c of this.deps.containerd ?? []) c.stop();
     // HAProxy: warm loops end (a server not in rotation yet stays drained, and
@@ -208,65 +216,14 @@ export class Agent {
     return out;
   }
 
-  /**
-   * Prometheus HTTP service discovery: every attached container with a
-   * berth.metrics label, as a target at its berth address, labelled with
-   * its owner, network, pool, host and services. Always the full list.
-   */
-  scrapeTargets(): Array<{ targets: string[]; labels: Record<string, string> }> {
-    const out: Array<{ targets: string[]; labels: Record<string, string> }> = [];
-    for (const r of [...this.records.values()].sort((a, b) => a.name.localeCompare(b.name))) {
-      const m = r.intent.metrics;
-      if (r.phase !== 'attached' || !r.ip || !m) continue;
-      const target = r.ip.includes(':') ? `[${r.ip}]:${m.port}` : `${r.ip}:${m.port}`;
-      const labels: Record<string, string> = {
-        __metrics_path__: m.path,
-        owner: r.intent.owner,
-        network: r.network.name,
-        pool: poolOf(r.network) ?? '',
-        host: this.cfg.hostname,
-        service: Object.keys(r.intent.lb).sort().join(','),
-        container: r.name,
-      };
-      out.push({ targets: [target], labels });
-    }
-    return out;
+  /** Prometheus HTTP service discovery (/v1/sd): every attached container with a berth.metrics label (announce.ts). */
+  scrapeTargets(): ScrapeTarget[] {
+    return scrapeTargets(this.records.values(), this.cfg.hostname);
   }
 
   /** Hands the current backends to the load balancers (they coalesce); `full` re-reads HAProxy's state to repair drift. */
-  /**
-   * What this host runs, published to the store for cluster-wide readers
-   * (berth dns's SRV records, berth sd), a second after the last change
-   * (a start storm is one write) and at every reconciliation.
-   */
-  private announceSoon(): void {
-    if (this.announceTimer || this.stopping) return;
-    this.announceTimer = setTimeout(() => {
-      this.announceTimer = undefined;
-      void this.announce();
-    }, 1000);
-    this.announceTimer.unref();
-  }
-
-  async announce(): Promise<void> {
-    // the backends of the declared services, as the load balancers have them
-    const declared = new Set(this.cfg.lb.services.map((s) => s.name));
-    const members = [...this.records.values()]
-      .filter((r) => r.phase === 'attached' && r.ip && !this.stoppingIds.has(r.containerId))
-      .flatMap((r) =>
-        Object.entries(r.intent.lb)
-          .filter(([service]) => declared.has(service))
-          .map(([service, port]) => ({ service, ip: r.ip!, port, owner: r.intent.owner, container: r.name, ...(poolOf(r.network) ? { pool: poolOf(r.network)! } : {}) })),
-      );
-    try {
-      await this.deps.store.publishHost({ host: this.cfg.hostname, ...(this.hostId ? { hostId: this.hostId } : {}), at: Date.now(), members, targets: this.scrapeTargets() });
-    } catch (err) {
-      this.deps.log.warn({ err: (err as Error).message }, 'failed to publish what this host runs to the store; the next reconciliation tries again');
-    }
-  }
-
   private lbSync(full = false): void {
-    this.announceSoon();
+    this.announcer.soon();
     if (!this.haproxy && !this.keepalived) return;
     const backends = this.backends();
     if (this.haproxy) void (full ? this.haproxy.resync(backends) : this.haproxy.update(backends));
@@ -474,7 +431,7 @@ export class Agent {
     // restart detaches and attaches again (to the same address: its owner is sticky).
     const saved = this.state.save(rec);
     this.publish('attached', rec);
-    this.announceSoon();
+    this.announcer.soon();
     await saved;
     if (Object.keys(intent.lb).length > 0) this.lbSync();
   }
@@ -509,7 +466,7 @@ export class Agent {
     log.info({ ip: rec.ip, why, attempts: rec.attempts }, 'detached');
     if (wasAttached || rec.ip) {
       this.publish('detached', rec);
-      this.announceSoon();
+      this.announcer.soon();
     }
     this.stoppingIds.delete(rec.containerId);
     this.timing.detached(rec.containerId);
@@ -565,7 +522,7 @@ export class Agent {
       await this.reasserter.reassert(this.records, (id, fn) => this.serialize(id, fn));
       await this.reasserter.checkServer();
       this.lbSync(true); // a periodic resync repairs drift
-      await this.announce();
+      await this.announcer.now();
       this.m.reconciles.inc();
       this.lastReconcile = { at: new Date().toISOString(), ms: Date.now() - started };
       if (!this.ready) this.deps.log.info({ ms: Date.now() - started, attachments: this.records.size }, 'ready');
