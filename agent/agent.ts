@@ -13,34 +13,34 @@
 // waiting for Docker to finish starting it and report so. Until Docker does,
 // its inspect says "not running"; an attachment whose process is alive is
 // then left as it is, never taken for a stopped container's.
-import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { parseIp } from '../core/address.js';
+import type { ScrapeTarget } from '../ipam/hosts.js';
 import type { Store } from '../ipam/model.js';
 import type { AgentConfig } from './config.js';
-import { CniRuntime, type AttachmentRef } from './cni-runtime.js';
+import type { AttachmentRef, CniRuntime } from './cni-runtime.js';
 import type { ContainerdEvents } from './containerd.js';
 import type { TaskEvent } from './containerd-wire.js';
-import type { ContainerEvent, ContainerInfo, ContainerMeta, DockerEngine } from './docker.js';
+import { ContainerMetaCache } from './container-meta.js';
+import { decide, decideAttach, readLabels, type DockerView, type ProblemFacts, type Target, type Trigger } from './decide.js';
+import type { ContainerEvent, DockerEngine } from './docker.js';
 import type { AttachmentEvent, EventPublisher } from './events.js';
-import { LabelError, parseLabels, type AttachIntent } from './labels.js';
-import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry } from './metrics.js';
+import { agentGauges, agentMetrics } from './agent-metrics.js';
+import { HostAnnouncer, scrapeTargets, serviceMembers } from './announce.js';
+import { Registry } from './metrics.js';
 import { loadNetworks, withDefaultStore, type NetworkList } from './netconf.js';
 import { RepeatLimit } from './repeat-limit.js';
-import { HaproxyLb } from '../lb/haproxy.js';
-import { KeepalivedLb } from '../lb/lvs.js';
+import type { HaproxyLb } from '../lb/haproxy.js';
+import type { KeepalivedLb } from '../lb/lvs.js';
 import type { Backend } from '../lb/render.js';
-import { checkPolicy, PolicyRefusal } from './policy.js';
 import { machineId } from '../cni/berth-ipam/config.js';
-import { verdict } from './reassert.js';
+import { Reasserter, type AddressConflict } from './reassert.js';
+import { isProcessOf, nsInode, ownNsInode } from './proc.js';
+import { AttachTiming, type Look } from './timing.js';
 import { firstIp, resultAddresses } from './result-addresses.js';
-import { StateDir, type AttachmentRecord } from './state.js';
+import { Slots } from './slots.js';
+import type { AttachmentRecord, StateDir } from './state.js';
 
 const IFNAME = 'eth0';
-/** how long a container signalled to stop stays out of the load balancers if it does not stop */
-const STOP_GRACE_MS = 60000;
-/** containers whose name and labels are kept, read when Docker reports them created (the oldest go first) */
-const KNOWN_MAX = 4096;
 
 export interface AgentDeps {
   docker: DockerEngine;
@@ -49,6 +49,13 @@ export interface AgentDeps {
   log: Logger;
   /** containerd's event streams, for attaching as soon as a task exists (none: on Docker's start events only) */
   containerd?: ContainerdEvents[];
+  /** the attachment records on disk */
+  state: StateDir;
+  /** runs the network chains (closed by whoever made it, after stop()) */
+  runtime: CniRuntime;
+  /** the load balancers fed with the backends, when a service uses them */
+  haproxy?: HaproxyLb;
+  keepalived?: KeepalivedLb;
 }
 
 /** Why a labelled container is not attached, for status and metrics. */
@@ -64,25 +71,9 @@ export interface Problem {
   pid?: number;
 }
 
-/** An address of an attachment that the store gives someone else (reassert.ts). */
-export interface AddressConflict {
-  containerId: string;
-  name: string;
-  network: string;
-  pool: string;
-  ip: string;
-  /** who the store gives it to */
-  holder: string;
-  since: string;
-}
-
 export class Agent {
   readonly records = new Map<string, AttachmentRecord>();
   readonly problems = new Map<string, Problem>();
-  /** by container id: found at the last re-assertion, kept until resolved */
-  readonly conflicts = new Map<string, AddressConflict>();
-  /** what the store's server is set to that can lose pool data (Store.serverWarnings), as of the last reconciliation */
-  storeWarnings: string[] = [];
   readonly metrics = new Registry();
   private readonly state: StateDir;
   private readonly runtime: CniRuntime;
@@ -90,31 +81,21 @@ export class Agent {
   /** broken network config files, logged when new or changed and then every 10 minutes, not at every reconciliation */
   private readonly skippedConfigs = new RepeatLimit(10 * 60 * 1000);
   private readonly chains = new Map<string, Promise<void>>();
-  private readonly startEvents = new Map<string, bigint>();
-  /** when containerd made each container's task (ns), for berth_agent_task_to_ip_seconds */
-  private readonly taskEvents = new Map<string, bigint>();
-  /** attached before Docker reported the start: its start event finds the address up */
-  private readonly upBeforeStart = new Set<string>();
   /** name, berth labels and network mode of each container Docker reported, read once (labels never change) */
-  private readonly known = new Map<string, Promise<ContainerMeta | null>>();
+  private readonly meta: ContainerMetaCache;
+  /** how long containers wait for their address: the start_to_ip and task_to_ip histograms, the "attached" line's timing */
+  private readonly timing: AttachTiming;
+  /** publishes what this host runs to the store */
+  private readonly announcer: HostAnnouncer;
+  /** checks the attachments' addresses against the store at each reconciliation */
+  private readonly reasserter: Reasserter;
   /** the agent's own network namespace: never a container's to attach */
-  private readonly hostNsInode = nsInodeOf('/proc/self/ns/net');
-  /** when each container's latest event reached the agent (ms), for the timing in the "attached" line */
-  private readonly eventSeen = new Map<string, number>();
+  private readonly hostNsInode = ownNsInode();
   private inflight = 0;
-  /**
-   * ADDs at a time: in a start storm, a few at a time finish in order instead
-   * of all late together. 8: with 4, 100 containers started at once waited up
-   * to 0.6 s for a slot (p90 0.1 s); with 8, not at all, and p90 from the
-   * start event was 0.25 s instead of 0.5 s (npm run bench, one run each).
-   */
-  private readonly addSlots = new Slots(Number(process.env.BERTH_AGENT_ADD_SLOTS ?? 8));
+  private readonly addSlots: Slots;
   private drained: Array<() => void> = [];
   private gcRunning: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
-  private announceTimer: NodeJS.Timeout | undefined;
-  /** this machine's identity, published beside the host name (as berth-ipam records it) */
-  private readonly hostId = machineId();
   private reconciling: Promise<void> | undefined;
   private reconcileAgain = false;
   private stopping = false;
@@ -126,51 +107,45 @@ export class Agent {
   ready = false;
   lastReconcile: { at: string; ms: number; error?: string } | undefined;
 
-  private readonly m = {
-    ops: this.metrics.add(new Histogram('berth_agent_cni_duration_seconds', 'Time to run a network chain, by operation', LATENCY_BUCKETS)),
-    startToIp: this.metrics.add(new Histogram('berth_agent_start_to_ip_seconds', "From Docker's start event to the container's address being up (0: up before Docker reported the start)", LATENCY_BUCKETS)),
-    taskToIp: this.metrics.add(new Histogram('berth_agent_task_to_ip_seconds', "From containerd's task create (the container's process made, not yet started) to its address being up", LATENCY_BUCKETS)),
-    errors: this.metrics.add(new Counter('berth_agent_errors_total', 'Failed operations, by operation')),
-    reconciles: this.metrics.add(new Counter('berth_agent_reconciliations_total', 'Full reconciliations run')),
-    gcs: this.metrics.add(new Counter('berth_agent_gc_total', 'CNI GC runs, by network and result')),
-    refusals: this.metrics.add(new Counter('berth_agent_policy_refusals_total', "Containers refused by the agent's label policy, by network and label")),
-    reasserted: this.metrics.add(new Counter('berth_agent_reasserted_total', "Addresses the store had lost and the agent took again for their attachment, by pool")),
-  };
+  private readonly m = agentMetrics(this.metrics);
 
   constructor(
     readonly cfg: AgentConfig,
     private readonly deps: AgentDeps,
   ) {
-    this.state = new StateDir(cfg.stateDir, cfg.syncState);
-    this.runtime = new CniRuntime(cfg.cniBinDir, cfg.inProcess, cfg.pluginThreads);
-    if (cfg.lb.services.some((s) => s.haproxy)) this.haproxy = new HaproxyLb(cfg.lb, deps.log.child({ lb: 'haproxy' }));
-    if (cfg.lb.services.some((s) => s.lvs)) this.keepalived = new KeepalivedLb(cfg.lb, deps.log.child({ lb: 'keepalived' }));
-    this.metrics.add(
-      new Gauge('berth_agent_attachments', 'Attachments tracked, by network and phase', () => {
-        const counts = new Map<string, number>();
-        for (const r of this.records.values()) {
-          const k = `${r.network.name}\0${r.phase}`;
-          counts.set(k, (counts.get(k) ?? 0) + 1);
-        }
-        return [...counts].map(([k, n]) => {
-          const [network, phase] = k.split('\0') as [string, string];
-          return [{ network, phase }, n];
-        });
-      }),
-    );
-    this.metrics.add(new Gauge('berth_agent_del_queue', 'DELs waiting to be retried', () => [[{}, this.deleteQueue().length]]));
-    this.metrics.add(new Gauge('berth_agent_rejected_containers', 'Labelled containers that cannot be attached', () => [[{}, this.problems.size]]));
-    this.metrics.add(new Gauge('berth_agent_address_conflicts', "Attached containers whose address the store gives someone else", () => [[{}, this.conflicts.size]]));
-    this.metrics.add(new Gauge('berth_agent_docker_connected', '1 while the Docker event stream is up', () => [[{}, deps.docker.connected ? 1 : 0]]));
-    this.metrics.add(
-      new Gauge('berth_agent_containerd_connected', "1 while containerd's event stream is up, by socket", () => (deps.containerd ?? []).map((c) => [{ socket: c.socketPath }, c.connected ? 1 : 0])),
-    );
-    this.metrics.add(
-      new Gauge('berth_agent_events_pending', 'Attachment events waiting for delivery, all sinks', () => [[{}, deps.events.pending()]]),
-    );
-    this.metrics.add(
-      new Gauge('berth_agent_events_dropped', 'Attachment events given up on, by sink', () => [...deps.events.stats.dropped].map(([sink, n]) => [{ sink }, n])),
-    );
+    this.state = deps.state;
+    this.runtime = deps.runtime;
+    this.haproxy = deps.haproxy;
+    this.keepalived = deps.keepalived;
+    this.addSlots = new Slots(cfg.addSlots);
+    this.meta = new ContainerMetaCache(deps.docker);
+    this.timing = new AttachTiming(this.m.startToIp, this.m.taskToIp);
+    this.announcer = new HostAnnouncer({
+      store: deps.store,
+      hostname: cfg.hostname,
+      hostId: machineId(),
+      log: deps.log,
+      current: () => ({ members: serviceMembers(this.records.values(), new Set(cfg.lb.services.map((s) => s.name)), this.stoppingIds), targets: this.scrapeTargets() }),
+    });
+    this.reasserter = new Reasserter({ store: deps.store, storeUrl: cfg.store, hostname: cfg.hostname, log: deps.log, reasserted: this.m.reasserted, publish: (type, rec, detail) => this.publish(type, rec, detail) });
+    agentGauges(this.metrics, {
+      records: () => this.records.values(),
+      problems: () => this.problems.size,
+      conflicts: () => this.conflicts.size,
+      docker: deps.docker,
+      containerd: deps.containerd ?? [],
+      events: deps.events,
+    });
+  }
+
+  /** by container id: addresses of attachments that the store gives someone else, as of the last re-assertion */
+  get conflicts(): ReadonlyMap<string, AddressConflict> {
+    return this.reasserter.conflicts;
+  }
+
+  /** what the store's server is set to that can lose pool data (Store.serverWarnings), as of the last reconciliation */
+  get storeWarnings(): string[] {
+    return this.reasserter.warnings;
   }
 
   get docker(): DockerEngine {
@@ -205,11 +180,11 @@ export class Agent {
     for (const t of this.timers) t.unref();
   }
 
-  /** Stops following Docker and waits (bounded) for operations in flight. Attachments stay. */
+  /** Stops following Docker and waits (bounded) for operations in flight. Attachments stay; the runtime is left open. */
   async stop(timeoutMs = 20000): Promise<void> {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
-    clearTimeout(this.announceTimer);
+    this.announcer.stop();
     this.deps.docker.stop();
     for (const c of this.deps.containerd ?? []) c.stop();
     // HAProxy: warm loops end (a server not in rotation yet stays drained, and
@@ -217,7 +192,6 @@ export class Agent {
     const haproxy = this.haproxy?.close().then(() => this.haproxy!.idle());
     const all = Promise.allSettled([...this.chains.values(), this.reconciling, haproxy]);
     await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
-    await this.runtime.close();
   }
 
   /** DELs that have not succeeded yet. */
@@ -242,65 +216,14 @@ export class Agent {
     return out;
   }
 
-  /**
-   * Prometheus HTTP service discovery: every attached container with a
-   * berth.metrics label, as a target at its berth address, labelled with
-   * its owner, network, pool, host and services. Always the full list.
-   */
-  scrapeTargets(): Array<{ targets: string[]; labels: Record<string, string> }> {
-    const out: Array<{ targets: string[]; labels: Record<string, string> }> = [];
-    for (const r of [...this.records.values()].sort((a, b) => a.name.localeCompare(b.name))) {
-      const m = r.intent.metrics;
-      if (r.phase !== 'attached' || !r.ip || !m) continue;
-      const target = r.ip.includes(':') ? `[${r.ip}]:${m.port}` : `${r.ip}:${m.port}`;
-      const labels: Record<string, string> = {
-        __metrics_path__: m.path,
-        owner: r.intent.owner,
-        network: r.network.name,
-        pool: poolOf(r.network) ?? '',
-        host: this.cfg.hostname,
-        service: Object.keys(r.intent.lb).sort().join(','),
-        container: r.name,
-      };
-      out.push({ targets: [target], labels });
-    }
-    return out;
+  /** Prometheus HTTP service discovery (/v1/sd): every attached container with a berth.metrics label (announce.ts). */
+  scrapeTargets(): ScrapeTarget[] {
+    return scrapeTargets(this.records.values(), this.cfg.hostname);
   }
 
   /** Hands the current backends to the load balancers (they coalesce); `full` re-reads HAProxy's state to repair drift. */
-  /**
-   * What this host runs, published to the store for cluster-wide readers
-   * (berth dns's SRV records, berth sd), a second after the last change
-   * (a start storm is one write) and at every reconciliation.
-   */
-  private announceSoon(): void {
-    if (this.announceTimer || this.stopping) return;
-    this.announceTimer = setTimeout(() => {
-      this.announceTimer = undefined;
-      void this.announce();
-    }, 1000);
-    this.announceTimer.unref();
-  }
-
-  async announce(): Promise<void> {
-    // the backends of the declared services, as the load balancers have them
-    const declared = new Set(this.cfg.lb.services.map((s) => s.name));
-    const members = [...this.records.values()]
-      .filter((r) => r.phase === 'attached' && r.ip && !this.stoppingIds.has(r.containerId))
-      .flatMap((r) =>
-        Object.entries(r.intent.lb)
-          .filter(([service]) => declared.has(service))
-          .map(([service, port]) => ({ service, ip: r.ip!, port, owner: r.intent.owner, container: r.name, ...(poolOf(r.network) ? { pool: poolOf(r.network)! } : {}) })),
-      );
-    try {
-      await this.deps.store.publishHost({ host: this.cfg.hostname, ...(this.hostId ? { hostId: this.hostId } : {}), at: Date.now(), members, targets: this.scrapeTargets() });
-    } catch (err) {
-      this.deps.log.warn({ err: (err as Error).message }, 'failed to publish what this host runs to the store; the next reconciliation tries again');
-    }
-  }
-
   private lbSync(full = false): void {
-    this.announceSoon();
+    this.announcer.soon();
     if (!this.haproxy && !this.keepalived) return;
     const backends = this.backends();
     if (this.haproxy) void (full ? this.haproxy.resync(backends) : this.haproxy.update(backends));
@@ -310,8 +233,8 @@ export class Agent {
   private onEvent(e: ContainerEvent): void {
     if (e.action === 'create' || e.action === 'rename') {
       // read its labels now, while nothing waits for them: its task may come any moment
-      this.known.delete(e.id);
-      void this.meta(e.id).catch(() => undefined);
+      this.meta.forget(e.id);
+      void this.meta.get(e.id).catch(() => undefined);
       return;
     }
     if (e.action === 'kill') {
@@ -326,47 +249,22 @@ export class Agent {
     }
     if (e.action === 'start') {
       this.stoppingIds.delete(e.id);
-      if (this.upBeforeStart.delete(e.id)) this.m.startToIp.observe({}, 0);
-      else {
-        this.startEvents.set(e.id, e.timeNano);
-        this.eventSeen.set(e.id, Date.now());
-      }
+      this.timing.started(e.id, e.timeNano);
     }
     void this.serialize(e.id, () => this.ensure(e.id)).then(() => {
-      if (e.action === 'destroy') this.known.delete(e.id);
+      if (e.action === 'destroy') this.meta.forget(e.id);
     });
   }
 
   /** containerd made a task (attach it now) or a container's init exited (look again). */
   private onTask(e: TaskEvent): void {
     if (e.topic === '/tasks/create' && e.pid > 0) {
-      this.taskEvents.set(e.containerId, e.timeNano);
+      this.timing.taskMade(e.containerId, e.timeNano);
       void this.serialize(e.containerId, () => this.ensure(e.containerId, { pid: e.pid }));
     } else if (e.topic === '/tasks/exit' && e.init) {
       // a task that never started (its start failed) has no die event from Docker
       void this.serialize(e.containerId, () => this.ensure(e.containerId));
     }
-  }
-
-  /** What Docker said of a container when first asked (its labels never change; a rename asks again). */
-  private meta(id: string): Promise<ContainerMeta | null> {
-    let m = this.known.get(id);
-    if (m) return m;
-    m = this.deps.docker.inspect(id).then((info) => {
-      if (!info && this.known.get(id) === m) this.known.delete(id);
-      return info && metaOf(info);
-    });
-    m.catch(() => {
-      if (this.known.get(id) === m) this.known.delete(id);
-    });
-    this.remember(id, m);
-    return m;
-  }
-
-  private remember(id: string, m: Promise<ContainerMeta | null>): void {
-    this.known.delete(id);
-    this.known.set(id, m);
-    if (this.known.size > KNOWN_MAX) this.known.delete(this.known.keys().next().value!);
   }
 
   /** Runs fn after every earlier operation on the same container. */
@@ -403,112 +301,112 @@ export class Agent {
   }
 
   /**
-   * Makes Docker's view of one container and the agent's agree. `task`: the
-   * process containerd has just made for it, which Docker does not report
-   * yet; attached if it is alive and this container's.
+   * Makes Docker's view of one container and the agent's agree: gathers the
+   * facts, asks decide() (decide.ts) and carries out its action. `task`: the
+   * process containerd has just made for it, which Docker does not report yet.
    */
   async ensure(id: string, task?: { pid: number }): Promise<void> {
-    const t0 = Date.now();
-    const queuedMs = this.eventSeen.has(id) ? t0 - this.eventSeen.get(id)! : undefined;
-    let info: ContainerInfo | null;
-    const timing: Record<string, number | string> = {};
-    let rec = this.records.get(id);
+    const look = this.timing.look(id);
+    const rec = this.records.get(id);
+    let trigger: Trigger;
+    let docker: DockerView | null;
     if (task) {
-      // a late event for a task that has ended, or a process that is not
-      // this container's, attaches nothing: Docker's own events see to the rest
-      if (!isProcessOf(task.pid, id)) return;
-      const meta = await this.meta(id);
-      if (!meta) return; // not this Docker engine's container
-      info = { ...meta, running: true, pid: task.pid };
-      timing.via = 'containerd';
-      timing.labelsMs = Date.now() - t0;
+      const ofContainer = isProcessOf(task.pid, id);
+      trigger = { kind: 'task', pid: task.pid, ofContainer };
+      // another process's task is ignored whatever Docker says: not asked
+      const meta = ofContainer ? await this.meta.get(id) : null;
+      docker = meta && { name: meta.name, labels: readLabels(meta.labels, meta.name, meta.networkMode, this.cfg.policy) };
+      look.read('containerd');
     } else {
-      info = await this.deps.docker.inspect(id);
-      if (info) this.remember(id, Promise.resolve(metaOf(info)));
-      timing.via = 'docker';
-      timing.inspectMs = Date.now() - t0;
-      // not running yet to Docker, but the process attached is alive: containerd made its task and Docker is still starting it
-      if (info && !info.running && rec && rec.phase !== 'deleting' && rec.nsInode !== 0 && nsInode(rec.pid) === rec.nsInode) {
-        info = { ...info, running: true, pid: rec.pid };
-      }
+      const info = await this.deps.docker.inspect(id);
+      if (info) this.meta.remember(info);
+      trigger = { kind: 'docker' };
+      docker = info && { name: info.name, labels: readLabels(info.labels, info.name, info.networkMode, this.cfg.policy), state: { running: info.running, pid: info.pid } };
+      look.read('docker');
     }
-    if (queuedMs !== undefined) timing.queuedMs = queuedMs;
-    let intent: AttachIntent | null = null;
-    if (info?.running) {
-      try {
-        intent = parseLabels(info.labels, info.name);
-        if (intent && info.networkMode !== 'none') {
-          throw new LabelError('berth.network', `the container must run with --network none (it has "${info.networkMode}")`);
-        }
-        if (intent) checkPolicy(this.cfg.policy, intent, info.name);
-      } catch (err) {
-        if (err instanceof PolicyRefusal && this.problems.get(id)?.error !== err.message) {
-          // refused by the operator's policy: counted and sent once per reason
-          this.m.refusals.inc({ network: intent!.network, label: err.label });
-          this.deps.events.publish({ type: 'refused', detail: err.message, container: id, name: info.name, owner: intent!.owner, network: intent!.network, ip: '', host: this.cfg.hostname, time: new Date().toISOString() });
-        }
-        this.reject(info, (err as Error).message, info.labels['berth.network']);
-        intent = null;
-      }
-    }
-    if (!info?.running || !intent) {
-      // a stopped container has no problem, but one whose ADD just failed may
-      // be one Docker is still starting: that waits for its retry to find out
-      const p = this.problems.get(id);
-      if (!info || (!info.running && !(p?.retryAt !== undefined && p.retryAt > Date.now()))) this.problems.delete(id);
-      this.eventSeen.delete(id);
-      this.taskEvents.delete(id);
-      if (rec) await this.detach(rec, info ? (info.running ? 'unlabelled' : 'stopped') : 'removed');
-      this.startEvents.delete(id);
-      return;
-    }
-    if (rec) {
-      const same = rec.phase === 'attached' && rec.pid === info.pid && nsInode(info.pid) === rec.nsInode && rec.network.name === intent.network;
-      if (same) {
-        // signalled to stop a while ago and still running (it handled the signal): back into the load balancers
-        const since = this.stoppingIds.get(id);
-        if (since !== undefined && Date.now() - since > STOP_GRACE_MS) {
-          this.stoppingIds.delete(id);
-          this.lbSync();
-        }
-        return;
-      }
+    const intent = docker && 'intent' in docker.labels ? docker.labels.intent : null;
+    let network = intent ? this.network(intent.network) : undefined;
+    const stoppingSince = this.stoppingIds.get(id);
+    let action = decide({
+      now: Date.now(),
+      trigger,
+      docker,
+      ...(rec ? { record: { phase: rec.phase, pid: rec.pid, nsInode: rec.nsInode, network: rec.network.name, pidInode: nsInode(rec.pid) } } : {}),
+      ...this.problemFacts(id),
+      ...(stoppingSince !== undefined ? { stoppingSince } : {}),
+      pidInode: nsInode(task ? task.pid : (docker?.state?.pid ?? 0)),
+      hostInode: this.hostNsInode,
+      networkConfigured: network !== undefined,
+      cniConfDir: this.cfg.cniConfDir,
+    });
+    if (action.kind === 'replace') {
       // restarted (new namespace), relabelled, half-added or a DEL still due
-      if (!(await this.detach(rec, rec.phase === 'attached' ? 'restarted' : rec.phase))) return;
-      rec = undefined;
+      if (!(await this.detach(rec!, action.why))) return;
+      network = this.network(action.target.intent.network);
+      action = decideAttach({ now: Date.now(), target: action.target, inode: nsInode(action.target.pid), hostInode: this.hostNsInode, ...this.problemFacts(id), networkConfigured: network !== undefined, cniConfDir: this.cfg.cniConfDir });
     }
-    const failed = this.problems.get(id);
-    if (failed?.retryAt !== undefined && failed.pid === info.pid && Date.now() < failed.retryAt) return; // its ADD failed: not before the backoff
-    await this.attach(info.id, info.name, info.pid, intent, timing);
+    switch (action.kind) {
+      case 'ignore':
+      case 'keep':
+      case 'wait-for-backoff':
+        return;
+      case 'readmit':
+        // signalled to stop a while ago and still running (it handled the signal)
+        this.stoppingIds.delete(id);
+        this.lbSync();
+        return;
+      case 'attach':
+        await this.attach(id, action.target, action.inode, network!, look);
+        return;
+      case 'reject':
+        if (action.refusal && this.problems.get(id)?.error !== action.error) {
+          // refused by the operator's policy: counted and sent once per reason
+          const { label, owner, network: name } = action.refusal;
+          this.m.refusals.inc({ network: name, label });
+          this.deps.events.publish({ type: 'refused', detail: action.error, container: id, name: docker!.name, owner, network: name, ip: '', host: this.cfg.hostname, time: new Date().toISOString() });
+        }
+        this.reject({ id, name: docker!.name }, action.error, action.network);
+        if (!action.detach) return;
+        await this.notAttached(id, rec, 'unlabelled', false);
+        return;
+      case 'detach':
+        await this.notAttached(id, rec, action.why, action.clearProblem);
+    }
   }
 
-  private async attach(id: string, name: string, pid: number, intent: AttachIntent, timing: Record<string, number | string> = {}): Promise<void> {
+  /** The container is not to be attached: its record, if any, is detached. */
+  private async notAttached(id: string, rec: AttachmentRecord | undefined, why: string, clearProblem: boolean): Promise<void> {
+    if (clearProblem) this.problems.delete(id);
+    this.timing.forget(id);
+    if (rec) await this.detach(rec, why);
+  }
+
+  /** Why the container is listed as not attached, for decide(). */
+  private problemFacts(id: string): { problem?: ProblemFacts } {
+    const p = this.problems.get(id);
+    return p ? { problem: { error: p.error, ...(p.pid !== undefined ? { pid: p.pid } : {}), ...(p.retryAt !== undefined ? { retryAt: p.retryAt } : {}) } } : {};
+  }
+
+  /** The network `name` from the CNI config dir, read again when it is not known. */
+  private network(name: string): NetworkList | undefined {
+    if (!this.networks.has(name)) this.reloadNetworks();
+    return this.networks.get(name);
+  }
+
+  private async attach(id: string, target: Target, inode: number, network: NetworkList, look: Look): Promise<void> {
+    const { name, pid, intent } = target;
     const log = this.deps.log.child({ containerId: id, network: intent.network });
-    let network = this.networks.get(intent.network);
-    if (!network) {
-      this.reloadNetworks();
-      network = this.networks.get(intent.network);
-    }
-    if (!network) {
-      this.reject({ id, name }, `network "${intent.network}" is not configured in ${this.cfg.cniConfDir}`, intent.network);
-      return;
-    }
-    const inode = nsInode(pid);
-    if (!inode) return; // exited meanwhile; its die event follows
-    if (inode === this.hostNsInode) {
-      this.reject({ id, name }, `the container's process ${pid} is in the host's network namespace`, network.name);
-      return;
-    }
     const now = new Date().toISOString();
     const rec: AttachmentRecord = { containerId: id, name, ifname: IFNAME, intent, network, phase: 'adding', pid, nsInode: inode, createdAt: now, updatedAt: now, attempts: 0 };
-    const saveStarted = Date.now();
+    const saveTimed = look.stopwatch('saveMs');
     await this.state.save(rec);
-    timing.saveMs = Date.now() - saveStarted;
+    saveTimed();
     this.records.set(id, rec);
     const started = process.hrtime.bigint();
+    const slotTimed = look.stopwatch('slotMs');
     try {
       rec.result = await this.addSlots.run(async () => {
-        timing.slotMs = Math.round(Number(process.hrtime.bigint() - started) / 1e6);
+        slotTimed();
         // the wait for a slot can be long in a start storm: the pid must still be this container's
         if (nsInode(pid) !== inode) throw new Error(`the container's process ${pid} exited before its ADD`);
         return this.runtime.add(network, this.ref(rec, `/proc/${pid}/ns/net`));
@@ -526,26 +424,14 @@ export class Agent {
     rec.ip = firstIp(rec.result);
     rec.phase = 'attached';
     this.problems.delete(id);
-    const startedAt = this.startEvents.get(id);
-    this.startEvents.delete(id);
-    if (startedAt !== undefined) this.m.startToIp.observe({}, Math.max(0, Date.now() - Number(startedAt / 1000000n)) / 1000);
-    else if (timing.via === 'containerd') this.upBeforeStart.add(id);
-    const taskAt = this.taskEvents.get(id);
-    this.taskEvents.delete(id);
-    if (taskAt !== undefined) {
-      timing.sinceTaskMs = Math.max(0, Date.now() - Number(taskAt / 1000000n));
-      this.m.taskToIp.observe({}, timing.sinceTaskMs / 1000);
-    }
-    const seen = this.eventSeen.get(id);
-    this.eventSeen.delete(id);
-    log.info({ ip: rec.ip, owner: intent.owner, ms: Math.round(seconds * 1000), ...timing, ...(seen ? { sinceEventMs: Date.now() - seen } : {}) }, 'attached');
+    log.info({ ip: rec.ip, owner: intent.owner, ms: Math.round(seconds * 1000), ...this.timing.attached(id, look) }, 'attached');
     // The event goes out while the record is written: the address is up now,
     // and in a start storm a small write can wait ~0.5 s on a busy disk. If the
     // agent dies before it lands, the record still says "adding", and the
     // restart detaches and attaches again (to the same address: its owner is sticky).
     const saved = this.state.save(rec);
     this.publish('attached', rec);
-    this.announceSoon();
+    this.announcer.soon();
     await saved;
     if (Object.keys(intent.lb).length > 0) this.lbSync();
   }
@@ -580,10 +466,10 @@ export class Agent {
     log.info({ ip: rec.ip, why, attempts: rec.attempts }, 'detached');
     if (wasAttached || rec.ip) {
       this.publish('detached', rec);
-      this.announceSoon();
+      this.announcer.soon();
     }
     this.stoppingIds.delete(rec.containerId);
-    this.upBeforeStart.delete(rec.containerId);
+    this.timing.detached(rec.containerId);
     for (const service of Object.keys(rec.intent.lb)) this.warnedServices.delete(`${rec.containerId}/${service}`);
     if (Object.keys(rec.intent.lb).length > 0) this.lbSync();
     return true;
@@ -633,10 +519,10 @@ export class Agent {
       await Promise.all([...ids].map((id) => this.serialize(id, () => this.ensure(id))));
       for (const id of this.problems.keys()) if (!running.some((c) => c.id === id)) this.problems.delete(id);
       if (this.cfg.gc) await this.gc();
-      await this.reassert();
-      await this.checkServer();
+      await this.reasserter.reassert(this.records, (id, fn) => this.serialize(id, fn));
+      await this.reasserter.checkServer();
       this.lbSync(true); // a periodic resync repairs drift
-      await this.announce();
+      await this.announcer.now();
       this.m.reconciles.inc();
       this.lastReconcile = { at: new Date().toISOString(), ms: Date.now() - started };
       if (!this.ready) this.deps.log.info({ ms: Date.now() - started, attachments: this.records.size }, 'ready');
@@ -646,86 +532,6 @@ export class Agent {
       this.m.errors.inc({ op: 'reconcile', network: '' });
       this.deps.log.error({ err: (err as Error).message }, 'reconciliation failed');
     }
-  }
-
-  /**
-   * Checks every attachment's addresses against the store (reassert.ts): a
-   * lost record is taken again for its attachment, an address the store
-   * gives someone else is a conflict (logged, counted, listed, sent as an
-   * event and, once, recorded in the pool's history). Only addresses of
-   * berth-ipam networks in the agent's own store are checked.
-   */
-  async reassert(): Promise<void> {
-    const seen = new Set<string>();
-    await Promise.all(
-      [...this.records.values()]
-        .filter((r) => r.phase === 'attached')
-        .map((r) =>
-          this.serialize(r.containerId, async () => {
-            const rec = this.records.get(r.containerId);
-            if (rec?.phase !== 'attached') return;
-            const pool = this.ownPool(rec.network);
-            if (!pool) return;
-            try {
-              for (const address of resultAddresses(rec.result)) await this.reassertOne(rec, pool, address, seen);
-            } catch (err) {
-              seen.add(rec.containerId); // not known now: a conflict found before stands
-              this.deps.log.warn({ containerId: rec.containerId, err: (err as Error).message }, 'failed to check the address against the store');
-            }
-          }),
-        ),
-    );
-    for (const id of this.conflicts.keys()) if (!seen.has(id)) this.conflicts.delete(id);
-  }
-
-  private async reassertOne(rec: AttachmentRecord, pool: string, address: string, seen: Set<string>): Promise<void> {
-    const log = this.deps.log.child({ containerId: rec.containerId, network: rec.network.name });
-    const hex = parseIp(address, 'ip').hex;
-    const att = { containerId: rec.containerId, ifname: rec.ifname, owner: rec.intent.owner };
-    const v = verdict(att, await this.deps.store.getAddress(pool, hex));
-    if (v.kind === 'ok') return;
-    const actor = `agent@${this.cfg.hostname}`;
-    if (v.kind === 'retake') {
-      try {
-        await this.deps.store.allocate(pool, { ...att, ip: hex, host: this.cfg.hostname, network: rec.network.name, actor });
-        this.m.reasserted.inc({ pool });
-        log.warn({ ip: address, pool }, 'the store had lost this address: taken again for its attachment');
-        this.publish('reasserted', rec);
-        return;
-      } catch (err) {
-        // taken meanwhile: a conflict, read as it is now
-        log.warn({ ip: address, err: (err as Error).message }, 'failed to take the address again');
-        return;
-      }
-    }
-    seen.add(rec.containerId);
-    const known = this.conflicts.get(rec.containerId);
-    if (known?.ip === address && known.holder === v.holder) return;
-    this.conflicts.set(rec.containerId, { containerId: rec.containerId, name: rec.name, network: rec.network.name, pool, ip: address, holder: v.holder, since: new Date().toISOString() });
-    log.error({ ip: address, pool, holder: v.holder }, 'address conflict: this container uses an address the store gives someone else');
-    const note = `in use by ${rec.containerId}/${rec.ifname} (owner ${rec.intent.owner}) on host ${this.cfg.hostname}, which the store has ${v.holder}`;
-    await this.deps.store.conflict(pool, hex, { note: note.slice(0, 1024), actor }).catch((err: Error) => log.warn({ err: err.message }, 'failed to record the conflict in the pool history'));
-    this.publish('conflict', rec, v.holder);
-  }
-
-  /** Reads the store server's risky settings; each is logged when the set changes (at start, then when fixed or broken). */
-  private async checkServer(): Promise<void> {
-    let warnings: string[];
-    try {
-      warnings = await this.deps.store.serverWarnings();
-    } catch {
-      return; // the store's health says it does not answer
-    }
-    if (warnings.join('\n') !== this.storeWarnings.join('\n')) {
-      for (const w of warnings) this.deps.log.warn({ store: this.deps.store.location }, `the store can lose pool data: ${w}`);
-      if (warnings.length === 0 && this.storeWarnings.length > 0) this.deps.log.info({ store: this.deps.store.location }, 'the store server settings are safe now');
-    }
-    this.storeWarnings = warnings;
-  }
-
-  /** The berth-ipam pool of a network whose store is the agent's, if it is one. */
-  private ownPool(network: NetworkList): string | undefined {
-    return ipamOf(network)?.store === this.cfg.store ? ipamOf(network)!.pool : undefined;
   }
 
   /** CNI GC of every network the agent has attachments on, keeping exactly those attachments. */
@@ -806,64 +612,3 @@ export class Agent {
     });
   }
 }
-
-/** A FIFO semaphore. */
-class Slots {
-  private used = 0;
-  private readonly waiting: Array<() => void> = [];
-  constructor(private readonly size: number) {}
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.used >= this.size) await new Promise<void>((r) => this.waiting.push(r));
-    else this.used++;
-    try {
-      return await fn();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.used--;
-    }
-  }
-}
-
-/** The inode of a process's network namespace, or 0 when the process is gone. */
-export function nsInode(pid: number): number {
-  if (!(pid > 0)) return 0;
-  return nsInodeOf(`/proc/${pid}/ns/net`);
-}
-
-function nsInodeOf(path: string): number {
-  try {
-    return statSync(path).ino;
-  } catch {
-    return 0;
-  }
-}
-
-/** True when `pid` is a live process of container `id`: its cgroup names the container. (attach() refuses the host's namespace.) */
-function isProcessOf(pid: number, id: string): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(id);
-  } catch {
-    return false;
-  }
-}
-
-function metaOf(info: ContainerInfo): ContainerMeta {
-  return { id: info.id, name: info.name, labels: info.labels, networkMode: info.networkMode };
-}
-
-/** The berth-ipam section of a network (the agent gives one that names no store its own), if it has one. */
-function ipamOf(network: NetworkList): { pool: string; store: unknown } | undefined {
-  for (const p of network.plugins) {
-    const ipam = (p.type === 'berth-ipam' ? p : p.ipam) as Record<string, unknown> | undefined;
-    if (ipam?.type === 'berth-ipam' && typeof ipam.pool === 'string') return { pool: ipam.pool, store: ipam.store };
-  }
-  return undefined;
-}
-
-/** The berth pool a network allocates from, if it is a berth-ipam network. */
-function poolOf(network: NetworkList): string | undefined {
-  return ipamOf(network)?.pool;
-}
-

@@ -32,21 +32,31 @@ export interface AttachmentRef {
 
 export type RawResult = Record<string, unknown>;
 
+/** The PATH plugins get when the agent was given none. */
+export const DEFAULT_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
+
 export class CniRuntime {
   private readonly workers?: PluginWorkers;
   /** the kept store connections of plugins run on this thread (no plugin threads) */
   private readonly stores?: StoreCache;
 
+  private readonly timeoutMs: number;
+  private readonly path: string;
+
   /**
    * `threads`: how many worker threads run berth's own plugins (0: on the
    * calling thread). Only with `inProcess`; otherwise every plugin is executed.
+   * `opts.path`: the PATH plugins get (the agent passes its own, as libcni
+   * does); `opts.timeoutMs`: how long an executed plugin may take.
    */
   constructor(
     private readonly binDirs: string[],
     private readonly inProcess: boolean,
     threads = 0,
-    private readonly timeoutMs = 60000,
+    opts: { path?: string; timeoutMs?: number } = {},
   ) {
+    this.path = opts.path ?? DEFAULT_PATH;
+    this.timeoutMs = opts.timeoutMs ?? 60000;
     if (inProcess && threads > 0) this.workers = new PluginWorkers(threads);
     else if (inProcess) this.stores = new StoreCache(); // one Redis connection for berth-ipam, not one per call
   }
@@ -144,7 +154,7 @@ export class CniRuntime {
     const env: NodeJS.ProcessEnv = {
       CNI_COMMAND: command,
       CNI_PATH: this.binDirs.join(':'),
-      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+      PATH: this.path,
     };
     if (command !== 'GC') {
       env.CNI_CONTAINERID = att.containerId;

@@ -35,9 +35,9 @@ export function decodeHeader(v: string): string | undefined {
   }
 }
 
-/** The call's environment from the launcher's headers: the CNI_* variables, nothing else, and a PATH of the agent's own. */
-export function callEnv(headers: IncomingMessage['headers']): NodeJS.ProcessEnv | string {
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
+/** The call's environment from the launcher's headers: the CNI_* variables, nothing else, and the agent's PATH, `path`. */
+export function callEnv(headers: IncomingMessage['headers'], path: string): NodeJS.ProcessEnv | string {
+  const env: NodeJS.ProcessEnv = { PATH: path };
   for (const name of PASSED) {
     const raw = headers[`x-${name.toLowerCase()}`];
     if (raw === undefined) continue;
@@ -58,7 +58,8 @@ export class CniServer {
   constructor(
     private readonly run: (type: string, env: NodeJS.ProcessEnv, stdin: string) => Promise<Output>,
     metrics: Registry,
-    private readonly opts: { parallel: number; timeoutMs: number },
+    /** `path`: the PATH the plugins get (the agent's own) */
+    private readonly opts: { parallel: number; timeoutMs: number; path: string },
   ) {
     this.slots = new Slots(opts.parallel);
     this.m = {
@@ -88,7 +89,7 @@ export class CniServer {
       res.writeHead(503, { 'x-berth-not-run': '1', 'content-type': 'text/plain' }).end(this.stopping ? 'the agent is stopping\n' : `no fast path for "${plugin}"\n`);
       return;
     }
-    const env = callEnv(req.headers);
+    const env = callEnv(req.headers, this.opts.path);
     const body = await readBody(req, MAX_BODY);
     if (typeof env === 'string' || body === undefined) {
       answer(res, 1, cniError(CNI_CODES.INVALID_ENV, typeof env === 'string' ? `berth agent: ${env}` : 'berth agent: the network config is larger than 16 MiB'));

@@ -37,6 +37,8 @@ export interface AgentConfig {
   inProcess: boolean;
   /** worker threads that run berth's own plugins when inProcess (0: the agent's main thread) */
   pluginThreads: number;
+  /** ADDs run at once, the rest waiting in arrival order: in a start storm a few at a time finish in order, where all at once finish all late */
+  addSlots: number;
   /** issue CNI GC for the agent's networks on each reconciliation */
   gc: boolean;
   /** fsync every state write (durable across a power loss; slow in a start storm) */
@@ -87,6 +89,7 @@ const FIELDS: Record<string, string> = {
   retryInterval: 'number',
   inProcess: 'boolean',
   pluginThreads: 'number',
+  addSlots: 'number',
   gc: 'boolean',
   syncState: 'boolean',
   logLevel: 'string',
@@ -149,6 +152,7 @@ export function parseAgentConfig(file: unknown, flags: AgentFlags, env: NodeJS.P
     retryInterval: seconds('retryInterval', 5, 0.05),
     inProcess: (f.inProcess as boolean | undefined) ?? true,
     pluginThreads: pluginThreadsOf(f.pluginThreads),
+    addSlots: addSlotsOf(f.addSlots),
     gc: (f.gc as boolean | undefined) ?? true,
     syncState: (f.syncState as boolean | undefined) ?? false,
     logLevel: level as AgentConfig['logLevel'],
@@ -204,6 +208,12 @@ function containerdNamespaceOf(v: unknown): string {
 function pluginThreadsOf(v: unknown): number {
   if (v === undefined) return 1;
   if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 16) throw new ConfigError(`pluginThreads must be an integer from 0 to 16, got ${v}`);
+  return v as number;
+}
+
+function addSlotsOf(v: unknown): number {
+  if (v === undefined) return 8;
+  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 64) throw new ConfigError(`addSlots must be an integer from 1 to 64, got ${v}`);
   return v as number;
 }
 

@@ -91,3 +91,17 @@ export function withDefaultStore(list: NetworkList, store: string): NetworkList 
   });
   return { ...list, plugins };
 }
+
+/** The berth-ipam section of a network (the agent gives one that names no store its own), if it has one. */
+export function ipamOf(network: NetworkList): { pool: string; store: unknown } | undefined {
+  for (const p of network.plugins) {
+    const ipam = (p.type === 'berth-ipam' ? p : p.ipam) as Record<string, unknown> | undefined;
+    if (ipam?.type === 'berth-ipam' && typeof ipam.pool === 'string') return { pool: ipam.pool, store: ipam.store };
+  }
+  return undefined;
+}
+
+/** The berth pool a network allocates from, if it is a berth-ipam network. */
+export function poolOf(network: NetworkList): string | undefined {
+  return ipamOf(network)?.pool;
+}

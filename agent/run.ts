@@ -8,14 +8,18 @@ import { setPriority } from 'node:os';
 import pino from 'pino';
 import { connectRedis, openStore } from '../ipam/open-store.js';
 import { parseStoreUrl, redact } from '../ipam/store-url.js';
+import { HaproxyLb } from '../lb/haproxy.js';
+import { KeepalivedLb } from '../lb/lvs.js';
 import { Agent } from './agent.js';
 import { listenApi, listenMetrics } from './api.js';
+import { CniRuntime } from './cni-runtime.js';
 import type { AgentFlags } from './config.js';
 import { loadAgentConfig } from './config-file.js';
 import { lockStateDir } from './host-lock.js';
 import { ContainerdEvents, watchStreams } from './containerd.js';
 import { DockerEngine } from './docker.js';
 import { EventPublisher } from './events.js';
+import { StateDir } from './state.js';
 
 export interface AgentRunOptions {
   configFile?: string;
@@ -56,7 +60,18 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
   if (cfg.events.webhook) events.addWebhook(cfg.events.webhook);
   const docker = new DockerEngine(cfg.dockerSocket, log);
   const containerd = cfg.containerdSockets.map((socket) => new ContainerdEvents(socket, log, { namespace: cfg.containerdNamespace }));
-  const agent = new Agent(cfg, { docker, store, events, log, containerd });
+  const runtime = new CniRuntime(cfg.cniBinDir, cfg.inProcess, cfg.pluginThreads, opts.env.PATH ? { path: opts.env.PATH } : {});
+  const agent = new Agent(cfg, {
+    docker,
+    store,
+    events,
+    log,
+    containerd,
+    state: new StateDir(cfg.stateDir, cfg.syncState),
+    runtime,
+    ...(cfg.lb.services.some((s) => s.haproxy) ? { haproxy: new HaproxyLb(cfg.lb, log.child({ lb: 'haproxy' })) } : {}),
+    ...(cfg.lb.services.some((s) => s.lvs) ? { keepalived: new KeepalivedLb(cfg.lb, log.child({ lb: 'keepalived' })) } : {}),
+  });
   const server = await listenApi({ agent, store, version: agentVersion(), startedAt }, cfg.socket);
   const metricsServer = cfg.metricsListen ? await listenMetrics({ agent, store }, cfg.metricsListen) : undefined;
   if (cfg.metricsListen) log.info({ metricsListen: `${cfg.metricsListen.host}:${cfg.metricsListen.port}` }, 'serving /metrics and /v1/sd over TCP');
@@ -78,6 +93,7 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
     }));
   unwatchStreams();
   await agent.stop();
+  await runtime.close();
   await events.flush(5000);
   events.close();
   for (const srv of [server, metricsServer]) {

@@ -6,10 +6,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Agent } from '../../agent/agent.js';
+import { CniRuntime } from '../../agent/cni-runtime.js';
 import { parseAgentConfig } from '../../agent/config.js';
 import type { DockerEngine } from '../../agent/docker.js';
 import { EventPublisher } from '../../agent/events.js';
 import { RepeatLimit } from '../../agent/repeat-limit.js';
+import { StateDir } from '../../agent/state.js';
 import { openStore } from '../../ipam/open-store.js';
 
 t.test('RepeatLimit: new or changed at once, the same again only after the interval, gone then back is new', async (t) => {
@@ -43,7 +45,7 @@ t.test('the agent logs a broken config file and a container on an unconfigured n
   };
   const store = await openStore(cfg.store);
   t.teardown(() => store.close());
-  const agent = new Agent(cfg, { docker: docker as unknown as DockerEngine, store, events: new EventPublisher(log), log });
+  const agent = new Agent(cfg, { docker: docker as unknown as DockerEngine, store, events: new EventPublisher(log), log, state: new StateDir(cfg.stateDir, false), runtime: new CniRuntime(cfg.cniBinDir, false) });
   agent.start();
   t.teardown(() => agent.stop());
   const count = (msg: string) => lines.filter((l) => l.msg === msg).length;

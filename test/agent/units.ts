@@ -27,6 +27,7 @@ t.test('agent config: defaults, flags over the file, every bad field named', asy
     hostname: 'host1',
     inProcess: true,
     pluginThreads: 1,
+    addSlots: 8,
     nice: -10,
     events: { stream: 'events' },
   });
@@ -34,6 +35,7 @@ t.test('agent config: defaults, flags over the file, every bad field named', asy
   const f = parseAgentConfig({ store: 'redis://a:1/0', cniBinDir: '/a:/b', socket: '/x/s.sock' }, { store: 'redis://b:2/0', socket: '/y/s.sock' }, {}, 'h');
   t.equal(f.store, 'redis://b:2/0', 'the flag wins over the file');
   t.equal(f.socket, '/y/s.sock');
+  t.equal(parseAgentConfig({ addSlots: 4 }, {}, {}, 'h').addSlots, 4);
   t.same(f.cniBinDir, ['/a', '/b']);
   const bad: Array<[unknown, RegExp]> = [
     [{ sockett: '/x' }, /sockett: unknown field/],
@@ -46,6 +48,9 @@ t.test('agent config: defaults, flags over the file, every bad field named', asy
     [{ nice: 1.5 }, /nice must be an integer/],
     [{ pluginThreads: 17 }, /pluginThreads must be an integer from 0 to 16, got 17/],
     [{ pluginThreads: '2' }, /pluginThreads must be a number, got string/],
+    [{ addSlots: 0 }, /addSlots must be an integer from 1 to 64, got 0/],
+    [{ addSlots: 2.5 }, /addSlots must be an integer from 1 to 64, got 2.5/],
+    [{ addSlots: '8' }, /addSlots must be a number, got string/],
     [{ hostname: 'a b' }, /hostname must be a host name/],
     [{ events: { webhook: { url: 'ftp://x' } } }, /events\.webhook\.url must be an http or https URL/],
     [{ events: { webhook: { url: 'http://x', retries: 0 } } }, /events\.webhook\.retries/],
