@@ -26,15 +26,13 @@ import { checkRecordShape } from './record.js';
 import { BerthError, ValidationError, isBerthError } from '../core/errors.js';
 import * as engine from './engine.js';
 import { checkAllocate, checkConflict, checkHex, checkHistory, checkHistoryAfter, checkRelease, checkReserve } from './requests.js';
-import { TimeQueue } from './time-queue.js';
 import { hostKey, readAnnouncement, type HostAnnouncement } from './hosts.js';
-import { assertNoOverlap, capacity, isAssignable, readPoolConfig, validatePoolName, type PoolConfig } from './pool-config.js';
+import { assertNoOverlap, isAssignable, readPoolConfig, validatePoolName, type PoolConfig } from './pool-config.js';
 import { fail } from './failures.js';
 import { appendWhole, makeDirs, replaceFile, syncDir } from './durable-file.js';
+import { applyEntry, applyFixes, FileTxn, newPool, poolSnapshot, setAddr, usageOf, type JournalEntry, type PoolState } from './file-txn.js';
 import {
   addressInfo,
-  attachmentKey,
-  heldKey,
   type Actor,
   type AddrRecord,
   type AddressInfo,
@@ -88,22 +86,6 @@ export function nextCompactionMark(size: number, limit: number): number {
 }
 /** History file size past which it is rotated to P.jsonl.1. */
 const HISTORY_ROTATE_BYTES = 16 * 1024 * 1024;
-
-interface PoolState {
-  conf: PoolConfig;
-  meta: PoolMeta;
-  addr: Map<string, AddrRecord>;
-  free: TimeQueue;
-  // Indexes, derived from addr and never written to disk.
-  att: Map<string, string>;
-  held: Map<string, Set<string>>;
-  expiry: TimeQueue;
-}
-
-type JournalEntry =
-  | { t: 'create'; conf: PoolConfig; meta: PoolMeta }
-  | { t: 'rm'; pool: string }
-  | { t: 'put'; pool: string; a: Record<string, AddrRecord | null>; f: Record<string, number | null>; m: PoolMeta };
 
 /** What one queued operation did: journal entries to write, and its answer. */
 interface Outcome {
@@ -301,50 +283,12 @@ export class FileStore implements Store {
   }
 
   async snapshot(pool: string): Promise<PoolSnapshot> {
-    return this.read(() => {
-      const p = this.pool(pool);
-      const held = new Set<string>();
-      for (const [owner, set] of p.held) for (const hex of set) held.add(heldKey(owner, hex));
-      return {
-        conf: p.conf,
-        meta: { ...p.meta },
-        addr: new Map(p.addr),
-        att: new Map(p.att),
-        held,
-        expiry: new Map(p.expiry),
-        free: new Map(p.free),
-        now: Date.now(),
-      };
-    });
+    return this.read(() => poolSnapshot(this.pool(pool), Date.now()));
   }
 
   async applyFixes(pool: string, fixes: Fix[], actor?: string): Promise<number> {
     void actor;
-    // The indexes are derived from the records here, so only the free list and
-    // the counters can disagree with them; index fixes have nothing to apply.
-    // Each fix is guarded by the records as they are now, not as checked.
-    return this.change(pool, (txn, p) => {
-      let applied = 0;
-      for (const fix of fixes) {
-        if (fix.kind === 'free') {
-          const used = p.addr.has(fix.key);
-          if (fix.value === null && (used || !isAssignable(p.conf, fix.key))) txn.putFree(fix.key, undefined);
-          else if (fix.value !== null && !used) txn.putFree(fix.key, fix.value);
-          else continue;
-          applied++;
-        } else if (fix.kind === 'meta' && fix.key === 'gen') {
-          p.meta.gen = Math.max(p.meta.gen, Number(fix.value));
-          applied++;
-        } else if (fix.kind === 'meta') {
-          let allocated = 0;
-          for (const rec of p.addr.values()) if (rec.s === 'a') allocated++;
-          p.meta.allocated = allocated;
-          p.meta.reserved = p.addr.size - allocated;
-          applied++;
-        }
-      }
-      return applied;
-    });
+    return this.change(pool, (txn, p) => applyFixes(txn, p, fixes));
   }
 
   /** One directory holds the registry and the pools together: they cannot disagree. */
@@ -400,7 +344,7 @@ export class FileStore implements Store {
   // --- transactions -------------------------------------------------------
 
   /** Runs an engine operation on one pool and notes what it changed for the journal. */
-  private change<T>(pool: string, fn: (txn: engine.PoolTxn, p: PoolState) => T): Promise<T> {
+  private change<T>(pool: string, fn: (txn: FileTxn, p: PoolState) => T): Promise<T> {
     return this.submit(() => {
       const p = this.pool(pool);
       const txn = new FileTxn(p, Date.now());
@@ -851,83 +795,6 @@ export class FileStore implements Store {
   }
 }
 
-/** The engine's view of a pool here: changes go straight to memory and are noted for the journal. */
-class FileTxn implements engine.PoolTxn {
-  readonly conf: PoolConfig;
-  readonly meta: PoolMeta;
-  readonly history: Array<HistoryEntry & { pool: string }> = [];
-  private readonly a: Record<string, AddrRecord | null> = {};
-  private readonly f: Record<string, number | null> = {};
-  private touched = false;
-  private readonly metaBefore: string;
-
-  constructor(
-    private readonly p: PoolState,
-    readonly now: number,
-  ) {
-    this.conf = p.conf;
-    this.meta = p.meta;
-    this.metaBefore = JSON.stringify(p.meta);
-  }
-
-  getAddr(hex: string): AddrRecord | undefined {
-    return this.p.addr.get(hex);
-  }
-  putAddr(hex: string, rec: AddrRecord | undefined): void {
-    setAddr(this.p, hex, rec);
-    this.a[hex] = rec ?? null;
-    this.touched = true;
-  }
-  getAtt(key: string): string | undefined {
-    return this.p.att.get(key);
-  }
-  putAtt(): void {
-    // derived from the records in setAddr
-  }
-  firstHeld(owner: string): string | undefined {
-    let first: string | undefined;
-    for (const hex of this.p.held.get(owner) ?? []) if (first === undefined || hex < first) first = hex;
-    return first;
-  }
-  putHeld(owner: string, hex: string, present: boolean): void {
-    // derived from the records in setAddr; only a stale entry is ever dropped here
-    if (!present) this.p.held.get(owner)?.delete(hex);
-  }
-  expiredHolds(now: number, limit: number): string[] {
-    return this.p.expiry.upTo(now, limit);
-  }
-  countExpired(now: number): number {
-    return this.p.expiry.countUpTo(now);
-  }
-  putExpiry(): void {
-    // derived from the records in setAddr
-  }
-  freeHas(hex: string): boolean {
-    return this.p.free.has(hex);
-  }
-  putFree(hex: string, releasedAt: number | undefined): void {
-    if (releasedAt === undefined) {
-      if (!this.p.free.has(hex)) return;
-      this.p.free.delete(hex);
-      this.f[hex] = null;
-    } else {
-      this.p.free.set(hex, releasedAt);
-      this.f[hex] = releasedAt;
-    }
-    this.touched = true;
-  }
-  oldestFree(): string | undefined {
-    return this.p.free.first();
-  }
-  log(entry: HistoryEntry): void {
-    this.history.push({ ...entry, pool: this.conf.name });
-  }
-  entries(): JournalEntry[] {
-    const changed = this.touched || this.history.length > 0 || JSON.stringify(this.meta) !== this.metaBefore;
-    return changed ? [{ t: 'put', pool: this.conf.name, a: this.a, f: this.f, m: { ...this.meta } }] : [];
-  }
-}
-
 /**
  * Where historyAfter has read a history file to: its inode (0: not there
  * yet), a byte offset, and the time of its first entry, since a file made
@@ -1055,73 +922,6 @@ function hasGoodLine(buf: Buffer, from: number): boolean {
       start = nl + 1;
     }
   }
-}
-
-function newPool(conf: PoolConfig, meta: PoolMeta): PoolState {
-  return { conf, meta: { ...meta }, addr: new Map(), free: new TimeQueue(), att: new Map(), held: new Map(), expiry: new TimeQueue() };
-}
-
-/** Sets an address record and keeps the derived indexes in step. */
-function setAddr(p: PoolState, hex: string, rec: AddrRecord | undefined): void {
-  const old = p.addr.get(hex);
-  if (old) {
-    if (old.s === 'a') {
-      const key = attachmentKey(old.c ?? '', old.i ?? '');
-      if (p.att.get(key) === hex) p.att.delete(key);
-    } else {
-      if (old.o !== undefined) {
-        const set = p.held.get(old.o);
-        set?.delete(hex);
-        if (set && set.size === 0) p.held.delete(old.o);
-      }
-      if (old.u !== undefined) p.expiry.delete(hex);
-    }
-  }
-  if (!rec) {
-    p.addr.delete(hex);
-    return;
-  }
-  p.addr.set(hex, rec);
-  if (rec.s === 'a') {
-    p.att.set(attachmentKey(rec.c ?? '', rec.i ?? ''), hex);
-  } else {
-    if (rec.o !== undefined) {
-      let set = p.held.get(rec.o);
-      if (!set) p.held.set(rec.o, (set = new Set()));
-      set.add(hex);
-    }
-    if (rec.u !== undefined) p.expiry.set(hex, rec.u);
-  }
-}
-
-function applyEntry(pools: Map<string, PoolState>, e: JournalEntry): void {
-  switch (e.t) {
-    case 'create':
-      pools.set(e.conf.name, newPool(e.conf, e.meta));
-      return;
-    case 'rm':
-      pools.delete(e.pool);
-      return;
-    case 'put': {
-      const p = pools.get(e.pool);
-      if (!p) return;
-      for (const [hex, rec] of Object.entries(e.a)) setAddr(p, hex, rec ?? undefined);
-      for (const [hex, time] of Object.entries(e.f)) {
-        if (time === null) p.free.delete(hex);
-        else p.free.set(hex, time);
-      }
-      Object.assign(p.meta, e.m);
-      return;
-    }
-    default:
-      throw new BerthError('STORE_CORRUPT', `unknown journal entry ${JSON.stringify((e as { t: unknown }).t)}`);
-  }
-}
-
-/** A pool's counters as its addresses read at `now`; a read, so nothing is journalled. */
-function usageOf(p: PoolState, now: number): PoolUsage {
-  const { allocated, reserved } = engine.usage(new FileTxn(p, now));
-  return { conf: p.conf, allocated, reserved, capacity: capacity(p.conf).toString() };
 }
 
 function readText(file: string): string {
