@@ -1,7 +1,12 @@
 // Pool throughput: allocate+release pairs from one process with 32 in flight,
 // for a /24 and a /12 pool on both stores, beside a reference run in the same
 // process against the same Redis: a bare HSET+HDEL pair (two round trips, no
-// script), the floor of what one client can do. Then what acknowledging only
+// script), the floor of what one client can do. Each size runs two ways:
+// asking for any address, which a /24 serves from its free list (its 253
+// never-used addresses go in the warm-up) and a /12 from addresses never
+// used (the cursor); and each lane's owner getting its held address back,
+// the same path for both sizes, which the /12-vs-/24 ratio compares. Then
+// the memory of every key of a pool. Then what acknowledging only
 // what a replica holds costs (the same pairs against a master with a replica,
 // without and with WAIT), and how long after the master is SIGKILLed under
 // Sentinel the first ADD succeeds again.
@@ -28,17 +33,17 @@ export interface PairResult {
 }
 
 
-/** Runs `pairs` operations over INFLIGHT lanes and measures each. */
-async function drive(name: string, pairs: number, op: (i: number) => Promise<void>): Promise<PairResult> {
+/** Runs `pairs` operations over INFLIGHT lanes and measures each; op gets the pair's number and its lane's. */
+async function drive(name: string, pairs: number, op: (i: number, lane: number) => Promise<void>): Promise<PairResult> {
   const lat: number[] = [];
   let next = 0;
   const start = process.hrtime.bigint();
   await Promise.all(
-    Array.from({ length: INFLIGHT }, async () => {
+    Array.from({ length: INFLIGHT }, async (_, lane) => {
       while (next < pairs) {
         const i = next++;
         const t0 = process.hrtime.bigint();
-        await op(i);
+        await op(i, lane);
         lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
       }
     }),
@@ -48,16 +53,40 @@ async function drive(name: string, pairs: number, op: (i: number) => Promise<voi
   return { name, pairs, perSecond: pairs / seconds, p50: percentile(lat, 50), p99: percentile(lat, 99) };
 }
 
-async function pairsOn(store: Store, label: string, subnet: string, pairs: number): Promise<PairResult> {
-  const pool = `bench${subnet.split('/')[1]}`;
-  await store.createPool(buildPoolConfig({ name: pool, subnet, hold: 0 }));
-  const op = async (i: number) => {
+/**
+ * Pairs on a new pool of `subnet`, each a new container. 'any': a new owner
+ * each time asks for any address, on a pool without holds; 'held': the owner
+ * is the lane's, and the address its last container released is held for it
+ * (hold 3600 s) and comes back.
+ */
+async function pairsOn(store: Store, label: string, subnet: string, pairs: number, way: 'any' | 'held' = 'any'): Promise<PairResult> {
+  const bits = subnet.split('/')[1];
+  const pool = `${way === 'any' ? 'bench' : 'held'}${bits}`;
+  await store.createPool(buildPoolConfig({ name: pool, subnet, hold: way === 'any' ? 0 : 3600 }));
+  const op = async (i: number, lane: number) => {
     const cid = `c${i}`;
-    await store.allocate(pool, { containerId: cid, ifname: 'eth0', owner: cid });
+    await store.allocate(pool, { containerId: cid, ifname: 'eth0', owner: way === 'any' ? cid : `lane${lane}` });
     await store.release(pool, { containerId: cid, ifname: 'eth0' });
   };
-  await drive('warm-up', Math.min(1000, pairs / 5), (i) => op(1e9 + i));
-  return drive(`${label} /${subnet.split('/')[1]}`, pairs, op);
+  await drive('warm-up', Math.min(1000, pairs / 5), (i, lane) => op(1e9 + i, lane));
+  const path = way === 'held' ? "the owner's held address" : bits === '24' ? 'any address: from the free list' : 'any address: never used';
+  return drive(`${label} /${bits}, ${path}`, pairs, op);
+}
+
+/** MEMORY USAGE (every element counted: SAMPLES 0) of each key of a pool, by the part of its name after the hash tag; and their sum. */
+function poolMemory(server: { cli(...args: string[]): string }, prefix: string, pool: string): { total: number; parts: string } {
+  const tag = `${prefix}:{${pool}}:`;
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    // redis-cli's raw output: the next cursor, then one key a line
+    const [next, ...page] = server.cli('SCAN', cursor, 'MATCH', `${tag}*`, 'COUNT', '1000').split('\n').filter(Boolean);
+    cursor = next!;
+    keys.push(...page);
+  } while (cursor !== '0');
+  if (keys.length === 0) throw new Error(`no keys of pool "${pool}" under ${tag}`);
+  const sizes = keys.sort().map((k) => [k.slice(tag.length), Number(server.cli('MEMORY', 'USAGE', k, 'SAMPLES', '0'))] as const);
+  return { total: sizes.reduce((a, [, n]) => a + n, 0), parts: sizes.map(([part, n]) => `${part} ${n}`).join(', ') };
 }
 
 /** The pool benchmark; returns printable rows. */
@@ -82,7 +111,9 @@ export async function benchIpam(opts: { quick?: boolean } = {}): Promise<string[
     const redis = await openStore(server.url, { redisClient: 'resp' });
     const r24 = await pairsOn(redis, 'redis', '10.1.0.0/24', redisPairs);
     const r12 = await pairsOn(redis, 'redis', '10.16.0.0/12', redisPairs);
-    const memory = await server.cli('MEMORY', 'USAGE', 'berth:{bench12}:pool');
+    const rh24 = await pairsOn(redis, 'redis', '10.2.0.0/24', redisPairs, 'held');
+    const rh12 = await pairsOn(redis, 'redis', '10.32.0.0/12', redisPairs, 'held');
+    const memory = { m24: poolMemory(server, 'berth', 'bench24'), m12: poolMemory(server, 'berth', 'bench12') };
     await redis.close();
     // the agent's client, on its own prefix
     const io = await openStore(`${server.url}?prefix=io`, { redisClient: 'ioredis' });
@@ -92,9 +123,11 @@ export async function benchIpam(opts: { quick?: boolean } = {}): Promise<string[
     const file = await openStore(`file://${dir}`);
     const f24 = await pairsOn(file, 'file', '10.1.0.0/24', filePairs);
     const f12 = await pairsOn(file, 'file', '10.16.0.0/12', filePairs);
+    const fh24 = await pairsOn(file, 'file', '10.2.0.0/24', filePairs, 'held');
+    const fh12 = await pairsOn(file, 'file', '10.32.0.0/12', filePairs, 'held');
     await file.close();
 
-    rows.push(reference, r24, r12, i24, f24, f12);
+    rows.push(reference, r24, r12, rh24, rh12, i24, f24, f12, fh24, fh12);
     const replication = await benchReplication(opts);
     const failover = await benchFailover();
     const lines = [
@@ -102,10 +135,12 @@ export async function benchIpam(opts: { quick?: boolean } = {}): Promise<string[
       table(rows),
       '',
       `redis /24 vs reference pair: ${(r24.perSecond / reference.perSecond).toFixed(2)}x the throughput`,
-      `redis /12 vs /24:            ${(r24.perSecond / r12.perSecond).toFixed(2)}x the cost (target <= 1.5x)`,
-      `file  /12 vs /24:            ${(f24.perSecond / f12.perSecond).toFixed(2)}x the cost`,
-      `redis target >= 5000 pairs/s: /24 ${r24.perSecond >= 5000 ? 'met' : 'MISSED'}, /12 ${r12.perSecond >= 5000 ? 'met' : 'MISSED'}, ioredis /24 ${i24.perSecond >= 5000 ? 'met' : 'MISSED'}`,
-      `a /12 pool's meta hash after ${redisPairs} pairs: ${memory} bytes (MEMORY USAGE)`,
+      `redis /12 vs /24, the same path (the owner's held address): ${(rh24.perSecond / rh12.perSecond).toFixed(2)}x the cost (target <= 1.5x)`,
+      `file  /12 vs /24, the same path (the owner's held address): ${(fh24.perSecond / fh12.perSecond).toFixed(2)}x the cost`,
+      `redis target >= 5000 pairs/s: /24 ${r24.perSecond >= 5000 ? 'met' : 'MISSED'}, /12 ${r12.perSecond >= 5000 ? 'met' : 'MISSED'}, held /24 ${rh24.perSecond >= 5000 ? 'met' : 'MISSED'}, held /12 ${rh12.perSecond >= 5000 ? 'met' : 'MISSED'}, ioredis /24 ${i24.perSecond >= 5000 ? 'met' : 'MISSED'}`,
+      `every key of a pool after its ${redisPairs} pairs (+ warm-up), MEMORY USAGE ... SAMPLES 0, bytes:`,
+      `  /24, any address: ${memory.m24.total} (${memory.m24.parts})`,
+      `  /12, any address: ${memory.m12.total} (${memory.m12.parts})`,
       '',
       ...replication,
       '',
