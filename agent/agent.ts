@@ -38,6 +38,7 @@ import { isProcessOf, nsInode, ownNsInode } from './proc.js';
 import { AttachTiming, type Look } from './timing.js';
 import { firstIp, resultAddresses } from './result-addresses.js';
 import { Slots } from './slots.js';
+import { Coalesced } from '../core/coalesce.js';
 import type { AttachmentRecord, StateDir } from './state.js';
 
 const IFNAME = 'eth0';
@@ -96,8 +97,8 @@ export class Agent {
   private drained: Array<() => void> = [];
   private gcRunning: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
-  private reconciling: Promise<void> | undefined;
-  private reconcileAgain = false;
+  /** one reconciliation at a time; calls during one get one more after it */
+  private readonly reconciliation = new Coalesced(() => this.reconcileOnce(), () => !this.stopping);
   private stopping = false;
   /** containers signalled to stop: out of the load balancers while they finish their requests */
   private readonly stoppingIds = new Map<string, number>();
@@ -190,7 +191,7 @@ export class Agent {
     // HAProxy: warm loops end (a server not in rotation yet stays drained, and
     // the next agent warms it again); removals in flight finish
     const haproxy = this.haproxy?.close().then(() => this.haproxy!.idle());
-    const all = Promise.allSettled([...this.chains.values(), this.reconciling, haproxy]);
+    const all = Promise.allSettled([...this.chains.values(), this.reconciliation.idle(), haproxy]);
     await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
   }
 
@@ -494,19 +495,7 @@ export class Agent {
    */
   reconcile(): Promise<void> {
     if (this.stopping) return Promise.resolve();
-    if (this.reconciling) {
-      this.reconcileAgain = true;
-      return this.reconciling;
-    }
-    this.reconciling = (async () => {
-      do {
-        this.reconcileAgain = false;
-        await this.reconcileOnce();
-      } while (this.reconcileAgain && !this.stopping);
-    })().finally(() => {
-      this.reconciling = undefined;
-    });
-    return this.reconciling;
+    return this.reconciliation.run();
   }
 
   private async reconcileOnce(): Promise<void> {

@@ -23,7 +23,7 @@ function agentBuilder(y: Argv<GlobalArgs>) {
 async function run(argv: ArgumentsCamelCase<ArgsOf<typeof agentBuilder>>): Promise<void> {
   const ctx = contextOf(argv);
   try {
-    const { runAgent } = await import('../../agent/run.js');
+    const { runAgent } = await import('../../agent/daemon.js');
     await runAgent({
       ...(argv.config !== undefined ? { configFile: argv.config } : {}),
       flags: {

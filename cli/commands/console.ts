@@ -21,7 +21,7 @@ function consoleBuilder(y: Argv<GlobalArgs>) {
 async function run(argv: ArgumentsCamelCase<ArgsOf<typeof consoleBuilder>>): Promise<void> {
   const ctx = contextOf(argv);
   try {
-    const { runConsole } = await import('../../console/run.js');
+    const { runConsole } = await import('../../console/daemon.js');
     await runConsole({
       listen: argv.listen,
       store: resolveStoreUrl(argv.store, ctx.io.env),

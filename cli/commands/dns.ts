@@ -18,7 +18,7 @@ async function run(argv: ArgumentsCamelCase<ArgsOf<typeof dnsBuilder>>): Promise
     // checked before anything loads, so a bad flag fails at once
     const { dnsSettings } = await import('../../dns/config.js');
     dnsSettings(argv);
-    const { runDns } = await import('../../dns/run.js');
+    const { runDns } = await import('../../dns/daemon.js');
     await runDns({
       listen: argv.listen,
       zone: argv.zone,

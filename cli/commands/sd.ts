@@ -6,6 +6,7 @@ import { openStore } from '../../ipam/open-store.js';
 import { redact, resolveStoreUrl } from '../../ipam/store-url.js';
 import { causeOf, contextOf, reportFailure, type ArgsOf, type GlobalArgs } from '../context.js';
 import { once } from '../flags.js';
+import { untilStopSignal } from '../../core/signals.js';
 
 export const DEFAULT_SD_LISTEN = '127.0.0.1:9109';
 
@@ -22,15 +23,7 @@ async function run(argv: ArgumentsCamelCase<ArgsOf<typeof sdBuilder>>): Promise<
     const { listenSd } = await import('../../sd/server.js');
     const server = await listenSd(store, at);
     ctx.io.stderr.write(`berth sd: serving /v1/sd from ${redact(url)} at http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${at.port}\n`);
-    await new Promise<void>((resolve) => {
-      const stop = () => {
-        process.off('SIGTERM', stop);
-        process.off('SIGINT', stop);
-        resolve();
-      };
-      process.on('SIGTERM', stop);
-      process.on('SIGINT', stop);
-    });
+    await untilStopSignal();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await store.close();
   } catch (err) {

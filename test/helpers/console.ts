@@ -2,7 +2,7 @@
 // `bin/berth console`, a process of its own; stopped at teardown either way.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { runConsole } from '../../console/run.js';
+import { runConsole } from '../../console/daemon.js';
 import { freePort } from './redis.js';
 
 const BERTH = fileURLToPath(new URL('../../bin/berth', import.meta.url));

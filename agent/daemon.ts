@@ -20,6 +20,7 @@ import { ContainerdEvents, watchStreams } from './containerd.js';
 import { DockerEngine } from './docker.js';
 import { EventPublisher } from './events.js';
 import { StateDir } from './state.js';
+import { untilStopSignal } from '../core/signals.js';
 
 export interface AgentRunOptions {
   configFile?: string;
@@ -80,17 +81,7 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
   // threads made since by a thread that was not reniced (libuv's pool is made on first use)
   renice();
 
-  await (opts.until ??
-    new Promise<void>((resolve) => {
-      const onSignal = (sig: string) => {
-        log.info({ signal: sig }, 'shutting down');
-        process.off('SIGTERM', onSignal);
-        process.off('SIGINT', onSignal);
-        resolve();
-      };
-      process.on('SIGTERM', onSignal);
-      process.on('SIGINT', onSignal);
-    }));
+  await (opts.until ?? untilStopSignal().then((signal) => log.info({ signal }, 'shutting down')));
   unwatchStreams();
   await agent.stop();
   await runtime.close();

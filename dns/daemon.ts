@@ -9,6 +9,7 @@ import { redact } from '../ipam/store-url.js';
 import { dnsSettings, type DnsFlags } from './config.js';
 import { ZoneKeeper } from './keeper.js';
 import { listenDns } from './server.js';
+import { untilStopSignal } from '../core/signals.js';
 
 export interface DnsOptions extends DnsFlags {
   /** the store URL, resolved (flag, BERTH_STORE, default) */
@@ -61,17 +62,7 @@ export async function runDns(opts: DnsOptions): Promise<void> {
   log.info({ listen: `${settings.host.includes(':') ? `[${settings.host}]` : settings.host}:${server.port}`, zone: settings.zone, ttl: settings.ttl, store: redact(opts.store) }, 'berth dns answering');
   opts.onListening?.(server.port);
 
-  await (opts.until ??
-    new Promise<void>((resolve) => {
-      const onSignal = (sig: string) => {
-        log.info({ signal: sig }, 'shutting down');
-        process.off('SIGTERM', onSignal);
-        process.off('SIGINT', onSignal);
-        resolve();
-      };
-      process.on('SIGTERM', onSignal);
-      process.on('SIGINT', onSignal);
-    }));
+  await (opts.until ?? untilStopSignal().then((signal) => log.info({ signal }, 'shutting down')));
   await server.close();
   await feed.stop();
   await keeper.stop();

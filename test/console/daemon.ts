@@ -4,7 +4,7 @@ import t from 'tap';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { main } from '../../cli/main.js';
-import { parseListen } from '../../console/run.js';
+import { parseListen } from '../../console/daemon.js';
 import { freePort } from '../helpers/redis.js';
 
 async function berth(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -17,6 +17,7 @@ import { loadToken, Sessions } from './auth.js';
 import { ChangeFeed, feedWaitMs } from '../ipam/change-feed.js';
 import { PoolRecords } from '../ipam/pool-records.js';
 import { consoleHandler, type Asset } from './server.js';
+import { untilStopSignal } from '../core/signals.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:8089';
 
@@ -85,17 +86,7 @@ export async function runConsole(opts: ConsoleOptions): Promise<void> {
   const host = address.address.includes(':') ? `[${address.address}]` : address.address;
   log.info({ url: `http://${host}:${address.port}/`, store: redact(opts.store), changes: token ? 'with the admin token' : 'none (read-only)', actor }, 'berth console listening');
 
-  await (opts.until ??
-    new Promise<void>((resolve) => {
-      const onSignal = (sig: string) => {
-        log.info({ signal: sig }, 'shutting down');
-        process.off('SIGTERM', onSignal);
-        process.off('SIGINT', onSignal);
-        resolve();
-      };
-      process.on('SIGTERM', onSignal);
-      process.on('SIGINT', onSignal);
-    }));
+  await (opts.until ?? untilStopSignal().then((signal) => log.info({ signal }, 'shutting down')));
   await feed.stop();
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   // Event streams never end by themselves.
