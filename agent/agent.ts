@@ -13,6 +13,12 @@
 // waiting for Docker to finish starting it and report so. Until Docker does,
 // its inspect says "not running"; an attachment whose process is alive is
 // then left as it is, never taken for a stopped container's.
+//
+// Over 400 lines because the container life cycle (event, queue, ensure,
+// attach, detach, retry, reconcile) shares the records and the per-container
+// queue; what to do is decided apart (decide.ts), and timing, metrics,
+// announcements and re-assertion are collaborators (timing.ts, agent-
+// metrics.ts, announce.ts, reassert.ts).
 import type { Logger } from 'pino';
 import type { ScrapeTarget } from '../ipam/hosts.js';
 import type { Store } from '../ipam/model.js';

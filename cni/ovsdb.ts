@@ -2,6 +2,10 @@
 // socket) for berth-ovs: container ports are added to an Open vSwitch bridge in
 // one atomic transaction each, with no ovs-vsctl subprocess. Like the RESP
 // client, only node:net loads, and an idle connection does not hold the process.
+//
+// Over 400 lines because the OVSDB JSON-RPC client and the few transactions
+// berth-ovs needs are read against RFC 7047 side by side; the values and
+// operations section is short and used nowhere else.
 import { connect as netConnect, type Socket } from 'node:net';
 
 /** Where ovsdb-server listens on a Debian host. */

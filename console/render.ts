@@ -2,6 +2,10 @@
 // through the `html` template, which escapes it (console/html.ts). A part of
 // a page that follows the store live is rendered by its own function, so the
 // page and the part fetched on a change are the same markup.
+//
+// Over 400 lines because every page of the console, each a small function over
+// the html template; kept together so the pages share one look and one set of
+// URL helpers.
 import { formatIp, parseCidr, type Cidr } from '../core/address.js';
 import type { AddressInfo, HistoryEntry, PoolUsage } from '../ipam/model.js';
 import { formatRange, type PoolConfig } from '../ipam/pool-config.js';

@@ -1,6 +1,9 @@
 // The console's HTTP handler on node:http: routing, input, session checks and
 // store calls; every page comes from render.ts. A failure is shown as the CLI
 // prints it, "failed to <what>: <cause>", with a status from its error code.
+//
+// Over 400 lines because the console's routes in one table, each a few lines
+// of input checks and one store call; the pages are render.ts's.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseCidr, parseIp } from '../core/address.js';
 import { BerthError, isBerthError, ValidationError } from '../core/errors.js';

@@ -19,6 +19,10 @@
 // `berth ipam check --repair` completes or undoes once it is older than
 // REGISTRY_GRACE_MS; pool keys with no claim are registered again from their
 // own config.
+//
+// Over 400 lines because every Store operation over Redis in one place, each a
+// thin call of its Lua script (ipam/lua) with the same error mapping and the
+// same WAIT rule; the scripts, the connection and the pool records are apart.
 import { readFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -13,6 +13,11 @@
 // keeps them. Updates are coalesced: sync() runs one at a time and once more
 // if anything changed meanwhile. A warming server whose check fails is checked
 // again with bounded backoff for as long as it is wanted (lb/recheck.ts).
+//
+// Over 400 lines because one HAProxy backend's life (Runtime API commands, the
+// file written for reloads, warming with rechecks, drift repair) shares the
+// view of which servers are in which state; the rendering (render.ts), the
+// recheck schedule (recheck.ts) and the Runtime API client (haproxy-api.ts) are apart.
 import { execFile } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { connect as netConnect } from 'node:net';
