@@ -1,11 +1,10 @@
 // containerd's event stream as the agent sees it: the moment a container's
 // task exists (runc has made its namespaces and its init process, which waits
 // to be started), with the init's pid. Docker reports a start only after it
-// has started the task and done its own bookkeeping: in a storm of 100 starts
-// its start event came a median ~0.26 s, and up to 2.2 s, after the task was
-// made (measured here, Docker 20.10 over containerd 1.6). Attaching from
-// here gives the container its address that much sooner, often before its
-// process runs at all.
+// has started the task and done its own bookkeeping, which in a start storm
+// takes its turn with everything else dockerd does. Attaching from here gives
+// the container its address that much sooner, often before its process runs
+// at all.
 //
 // The stream is one gRPC call (server streaming) over HTTP/2 on containerd's
 // unix socket, made with node:http2 and the few messages in

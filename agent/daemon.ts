@@ -113,8 +113,8 @@ function agentVersion(): string {
  * value belongs to a thread: setpriority(2) for the process changes only the
  * calling thread, and a new thread takes its creator's. V8's threads and
  * libuv's pool (where the state files are written) exist before this code
- * runs; left at 0, in a start storm they waited among a hundred runc
- * processes (a 2 KB state write up to 0.4 s) while the main thread had -10.
+ * runs, so each must be reniced, or the state writes would compete at
+ * priority 0 with every runc process of a start storm.
  */
 export function reniceThreads(nice: number): void {
   setPriority(0, nice);

@@ -2,7 +2,7 @@
 // Loads a bundled CNI plugin with a V8 code cache, as v8-compile-cache does
 // for older Node: Node 20 has no built-in compile cache, and compiling the
 // bundle and the functions a call runs is a good part of a plugin's start-up
-// (measured: ~9 ms of a file-store call). The cache sits next to the bundle
+// (~9 ms of a file-store call). The cache sits next to the bundle
 // and is written, best effort, at exit when missing or when V8 rejected it
 // (another Node version); a read-only install simply runs without it.
 const fs = require('node:fs');

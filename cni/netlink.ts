@@ -8,12 +8,11 @@
 //
 // Each request runs on the libuv thread pool (netlinkRequest), not on the
 // JavaScript thread. The kernel does the work of a request inside the
-// sender's sendmsg(): deleting a veth waits there ~15 ms for RCU grace
-// periods, and in a start storm a request first waits, up to seconds, for
-// the lock every link change on the host takes. The netlink package's socket
-// sends from the JavaScript thread, so that wait held up everything else in
-// flight there: a DEL's IPAM release waited for its veth to go, and in the
-// agent a plugin thread's other ADDs waited for one container's veth.
+// sender's sendmsg(): deleting a veth waits there for RCU grace periods,
+// and in a start storm a request first waits for the lock every link change
+// on the host takes. A socket sending from the JavaScript thread would hold
+// up everything else in flight there (a DEL's IPAM release, a plugin
+// thread's other ADDs), so requests are sent from a native worker thread.
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { native } from '../native/index.js';
 import { formatIp, parseCidr, parseIp } from '../core/address.js';
@@ -187,9 +186,8 @@ export class Links {
     // One queue each way, asked for: left to the kernel, a veth gets a queue
     // per CPU, cut to one just after it is registered, and cutting transmit
     // queues waits for an RCU grace period, twice per pair, while holding the
-    // kernel's link lock. In a start storm most of the agent's sleeps in the
-    // kernel were that wait (perf: veth_init_queues > synchronize_rcu_expedited),
-    // and a lookup from another process waited up to 0.85 s for the lock.
+    // kernel's link lock, which every other link change and lookup on the
+    // host then waits for (veth_init_queues > synchronize_rcu_expedited).
     // One queue is what a veth runs with anyway; only `ethtool -L` could have
     // raised it later.
     const peer: rtnl.NewLink = { name: peerName, netnsFd: peerNsFd, queues: 1, ...mtu, ...(opts.peerMac ? { mac: parseMac(opts.peerMac) } : {}) };

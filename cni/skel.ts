@@ -221,7 +221,7 @@ function safeParse(text: string): unknown {
 /**
  * The IO of a real process. stdin and stdout are read and written with plain
  * fd calls: touching process.stdin or process.stdout loads Node's stream and
- * net machinery, ~10 ms of a plugin's start-up (measured).
+ * net machinery, ~10 ms of a plugin's start-up.
  */
 export function processIO(): PluginIO {
   return {

@@ -1,6 +1,6 @@
 // SHA-1 (FIPS 180-4) of a UTF-8 string, as lowercase hex: the name Redis gives
 // a script for EVALSHA. Written out here because loading node:crypto costs
-// ~15 ms of a CNI plugin's start-up (measured), for one hash of a few kB.
+// ~15 ms of a CNI plugin's start-up, for one hash of a few kB.
 
 /** SHA-1 of the UTF-8 bytes of text, as 40 lowercase hex digits. */
 export function sha1Hex(text: string): string {

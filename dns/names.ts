@@ -1,6 +1,6 @@
 // DNS names from berth's keys, and the reverse names of addresses. Pure.
 //
-// The rule (README, DNS): an owner key is split at "/" and its parts taken in
+// The rule (docs/dns.md, Names): an owner key is split at "/" and its parts taken in
 // reverse order, so a Kubernetes-style "ns/pod" reads "pod.ns", most specific
 // first. Each part (and a pool or service name) becomes one label: lower-
 // cased, every run of characters other than a-z, 0-9 and "-" turned into one

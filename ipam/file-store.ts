@@ -65,9 +65,8 @@ import {
 /**
  * The journal is compacted into the snapshot once it is larger than the
  * snapshot, and at least this large. A plugin process replays the whole
- * journal on every call, so its length is paid per call: with a fixed 8 MiB
- * limit a call took ~30 ms at 360 KiB of journal and ~380 ms at 6 MiB
- * (measured). Sized to the snapshot, replaying costs no more than loading the
+ * journal on every call, so its length is paid per call (~380 ms at 6 MiB).
+ * Sized to the snapshot, replaying costs no more than loading the
  * snapshot, and compaction writes no more than the journal it replaces.
  */
 const MIN_COMPACT_BYTES = 64 * 1024;

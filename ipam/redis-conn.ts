@@ -2,8 +2,8 @@
 // ioredis (ipam/ioredis-conn.ts) for the long-lived agent, which needs its
 // reconnection and Sentinel failover handling; and berth's own RESP client
 // (ipam/resp-client.ts) for one-shot processes, the CNI plugins and the CLI,
-// because loading ioredis costs ~85 ms of start-up even bundled (measured,
-// see README) and a plugin must answer within 25 ms of `node -e 0`. Redis
+// because loading ioredis costs ~85 ms of start-up even bundled, more than
+// a plugin's whole budget (docs/performance.md). Redis
 // Cluster is spoken by berth's client only, for every process (see open-store.ts).
 import type { StoreLocation } from './store-url.js';
 

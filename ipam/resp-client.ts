@@ -127,7 +127,7 @@ class Link {
     if (this.waiting.length === 0) this.socket.ref();
     for (const w of waiters) this.waiting.push(w);
     // Written at once: coalescing a tick's writes delays every reply by a hop
-    // under load (measured with bench/ipam.ts: 4,900 pairs/s coalesced, more written at once).
+    // under load, and bench/ipam.ts does more pairs/s this way.
     this.socket.write(payload);
     this.arm();
   }

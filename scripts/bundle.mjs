@@ -1,8 +1,8 @@
 // Bundles each CNI plugin into one CommonJS file, dist/bundle/NAME.cjs.
 //
 // A runtime starts a plugin process per call, so start-up is the plugin's
-// speed. Measured on Node 20 (README, Benchmarks): resolving and reading
-// dozens of module files, and Node's ESM loader itself, were most of it. In
+// speed. On Node 20, resolving and reading dozens of module files, and
+// Node's ESM loader itself, are most of it (docs/performance.md). In
 // CommonJS output esbuild wraps each module in a lazy initializer, so code
 // imported dynamically (the stores, the Redis clients) is still evaluated only
 // when reached. ioredis stays out (plugins use berth's own RESP client); pino

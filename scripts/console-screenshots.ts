@@ -1,4 +1,4 @@
-// Draws the README's console screenshots, docs/img/console-pools.png and
+// Draws the console screenshots of docs/console.md, docs/img/console-pools.png and
 // docs/img/console-map.png, with the tests' Chromium set-up: a console in this
 // process over a temporary file store holding made-up pools.
 //   node --import tsx scripts/console-screenshots.ts

@@ -29,10 +29,9 @@ async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
 /**
  * Bridges this process has found to be bridges, by name: their index. Once
  * known, a bridge is found again by an ioctl lookup (index and flags, read
- * under RCU); sysfs, read on the plugin's thread, waited there up to 0.6 s
- * in a start storm for the lock of the sysfs tree that registering links
- * takes, holding up every other ADD on the thread. A bridge deleted and made
- * again has a new index, and one that is down is looked at again.
+ * under RCU, so it never waits for the link lock that registering links
+ * takes). A bridge deleted and made again has a new index, and one that is
+ * down is looked at again.
  */
 const knownBridges = new Map<string, number>();
 
