@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import type { Agent, Problem } from './agent.js';
 import { resultAddresses } from './result-addresses.js';
 import { Health, readiness, within } from './health.js';
+import type { CniServer } from './cni-serve.js';
 import type { Store } from '../ipam/model.js';
 import { haveIpvs } from '../lb/lvs.js';
 import { Gauge, Registry } from './metrics.js';
@@ -18,6 +19,8 @@ export interface ApiDeps {
   store: Store;
   version: string;
   startedAt: Date;
+  /** the CNI fast path (POST /v1/cni/PLUGIN) */
+  cni?: CniServer;
 }
 
 /** Pool usage for /v1/pools and /metrics, bounded in time so a slow store never hangs a scrape. */
@@ -126,6 +129,12 @@ export async function handle(deps: ApiDeps & { health: Health }, req: IncomingMe
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(`${JSON.stringify(body)}\n`);
   };
+  if (req.method === 'POST' && url.pathname.startsWith('/v1/cni/')) {
+    const plugin = url.pathname.slice('/v1/cni/'.length);
+    if (deps.cni) await deps.cni.handle(plugin, req, res);
+    else res.writeHead(503, { 'x-berth-not-run': '1', 'content-type': 'text/plain' }).end('this agent serves no CNI calls\n');
+    return;
+  }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD' });
     res.end();
@@ -159,7 +168,7 @@ export async function handle(deps: ApiDeps & { health: Health }, req: IncomingMe
         ready: reasons.length === 0,
         reasons,
         reconciled: agent.ready,
-        docker: agent.docker.connected ? 'connected' : 'disconnected',
+        docker: !agent.docker.enabled ? 'off' : agent.docker.connected ? 'connected' : 'disconnected',
         containerd: agent.containerd.map((c) => ({ socket: c.socketPath, connected: c.connected })),
         store: deps.store.location,
         health,
@@ -170,6 +179,7 @@ export async function handle(deps: ApiDeps & { health: Health }, req: IncomingMe
         attachmentErrors: all.filter((a) => a.lastError || a.problem),
         conflicts: [...agent.conflicts.values()],
         lastReconcile: agent.lastReconcile ?? null,
+        cniFastPath: deps.cni?.view() ?? null,
         rssBytes: process.memoryUsage().rss,
       });
       return;

@@ -142,6 +142,16 @@ export class CniRuntime {
     return true;
   }
 
+  /**
+   * Runs one of berth's own plugins with a runtime's environment and stdin,
+   * as its process would (the CNI fast path, cni-serve.ts): on the plugin
+   * threads or this one, with their kept store connections.
+   */
+  async runPlugin(type: string, env: NodeJS.ProcessEnv, stdin: string): Promise<Output> {
+    if (!isOwnPlugin(type)) throw new CniError(CNI_CODES.INVALID_CONFIG, `"${type}" is not one of berth's plugins`);
+    return this.workers ? this.workers.run({ type, env, stdin }) : runOwn(await ownPlugin(type), env, stdin, this.stores);
+  }
+
   private async call(command: string, list: NetworkList, plugin: NetworkList['plugins'][number], att: AttachmentRef, prev: RawResult | undefined): Promise<RawResult | undefined> {
     const conf: Record<string, unknown> = { ...plugin, cniVersion: list.cniVersion, name: list.name };
     const caps = plugin.capabilities as Record<string, unknown> | undefined;
@@ -155,6 +165,8 @@ export class CniRuntime {
       CNI_COMMAND: command,
       CNI_PATH: this.binDirs.join(':'),
       PATH: this.path,
+      // a plugin the agent executes runs itself: its launcher must not hand the call back
+      BERTH_AGENT_SOCKET: '',
     };
     if (command !== 'GC') {
       env.CNI_CONTAINERID = att.containerId;

@@ -66,6 +66,7 @@ export class CniServer {
       calls: metrics.add(new Counter('berth_agent_cni_calls_total', 'CNI calls the fast path served, by plugin, command and result (ok, or the CNI error code)')),
       seconds: metrics.add(new Histogram('berth_agent_cni_call_seconds', 'Time from a fast-path call reaching the agent to its answer, waiting for a slot included', LATENCY_BUCKETS)),
     };
+    metrics.add(new Gauge('berth_agent_cni_calls_peak', 'The most fast-path calls that ran at once since the agent started (at most cniCalls)', () => [[{}, this.peak]]));
     metrics.add(new Gauge('berth_agent_cni_calls_in_flight', 'Fast-path calls running, and waiting for a slot', () => [[{ state: 'running' }, this.slots.busy], [{ state: 'waiting' }, this.slots.waiting]]));
   }
 
@@ -75,6 +76,7 @@ export class CniServer {
   }
 
   private served = 0;
+  private peak = 0;
 
   /** From now on calls are answered "not run", for the launcher to run them itself; resolves when those in flight are done. */
   async stop(): Promise<void> {
@@ -98,7 +100,10 @@ export class CniServer {
     const command = env.CNI_COMMAND ?? '';
     let out: Output;
     try {
-      out = await this.slots.run(() => within(this.run(plugin, env, body), this.opts.timeoutMs, `the call did not finish within ${this.opts.timeoutMs} ms; try again`));
+      out = await this.slots.run(() => {
+        this.peak = Math.max(this.peak, this.slots.busy);
+        return within(this.run(plugin, env, body), this.opts.timeoutMs, `the call did not finish within ${this.opts.timeoutMs} ms; try again`);
+      });
     } catch (err) {
       out = { code: 1, stdout: cniError(CNI_CODES.TRY_AGAIN_LATER, `berth agent: ${(err as Error).message}`), stderr: '' };
     }
@@ -109,8 +114,9 @@ export class CniServer {
   }
 }
 
+/** The plugin's exit code and stdout; with its length, never chunked: the launcher prints the body as it comes. */
 function answer(res: ServerResponse, code: number, stdout: string): void {
-  res.writeHead(200, { 'x-berth-exit': String(code), 'content-type': 'application/json' }).end(stdout);
+  res.writeHead(200, { 'x-berth-exit': String(code), 'content-type': 'application/json', 'content-length': Buffer.byteLength(stdout) }).end(stdout);
 }
 
 function cniError(code: number, msg: string): string {

@@ -39,6 +39,10 @@ export interface AgentConfig {
   pluginThreads: number;
   /** ADDs run at once, the rest waiting in arrival order: in a start storm a few at a time finish in order, where all at once finish all late */
   addSlots: number;
+  /** CNI fast-path calls (from the plugin executables' launcher) run at once; the rest wait, never dropped */
+  cniCalls: number;
+  /** seconds a fast-path call may take before it is answered with CNI error 11 */
+  cniCallTimeout: number;
   /** issue CNI GC for the agent's networks on each reconciliation */
   gc: boolean;
   /** fsync every state write (durable across a power loss; slow in a start storm) */
@@ -90,6 +94,8 @@ const FIELDS: Record<string, string> = {
   inProcess: 'boolean',
   pluginThreads: 'number',
   addSlots: 'number',
+  cniCalls: 'number',
+  cniCallTimeout: 'number',
   gc: 'boolean',
   syncState: 'boolean',
   logLevel: 'string',
@@ -142,7 +148,8 @@ export function parseAgentConfig(file: unknown, flags: AgentFlags, env: NodeJS.P
     store,
     cniConfDir: path('cniConfDir', '/etc/cni/net.d'),
     cniBinDir: binDirs,
-    dockerSocket: path('dockerSocket', '/var/run/docker.sock'),
+    // empty: no Docker, the agent serves CNI calls only
+    dockerSocket: (flags.dockerSocket ?? (f.dockerSocket as string | undefined)) === '' ? '' : path('dockerSocket', '/var/run/docker.sock'),
     containerdSockets: containerdSocketsOf(flags.containerdSocket ?? (f.containerdSocket as string | undefined)),
     containerdNamespace: containerdNamespaceOf(f.containerdNamespace),
     socket,
@@ -153,6 +160,8 @@ export function parseAgentConfig(file: unknown, flags: AgentFlags, env: NodeJS.P
     inProcess: (f.inProcess as boolean | undefined) ?? true,
     pluginThreads: pluginThreadsOf(f.pluginThreads),
     addSlots: addSlotsOf(f.addSlots),
+    cniCalls: cniCallsOf(f.cniCalls),
+    cniCallTimeout: seconds('cniCallTimeout', 60, 1),
     gc: (f.gc as boolean | undefined) ?? true,
     syncState: (f.syncState as boolean | undefined) ?? false,
     logLevel: level as AgentConfig['logLevel'],
@@ -208,6 +217,12 @@ function containerdNamespaceOf(v: unknown): string {
 function pluginThreadsOf(v: unknown): number {
   if (v === undefined) return 1;
   if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 16) throw new ConfigError(`pluginThreads must be an integer from 0 to 16, got ${v}`);
+  return v as number;
+}
+
+function cniCallsOf(v: unknown): number {
+  if (v === undefined) return 16;
+  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 256) throw new ConfigError(`cniCalls must be an integer from 1 to 256, got ${v}`);
   return v as number;
 }
 

@@ -12,7 +12,8 @@ import { HaproxyLb } from '../lb/haproxy.js';
 import { KeepalivedLb } from '../lb/lvs.js';
 import { Agent } from './agent.js';
 import { listenApi, listenMetrics } from './api.js';
-import { CniRuntime } from './cni-runtime.js';
+import { CniRuntime, DEFAULT_PATH } from './cni-runtime.js';
+import { CniServer } from './cni-serve.js';
 import type { AgentFlags } from './config.js';
 import { loadAgentConfig } from './config-file.js';
 import { lockStateDir } from './host-lock.js';
@@ -73,7 +74,12 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
     ...(cfg.lb.services.some((s) => s.haproxy) ? { haproxy: new HaproxyLb(cfg.lb, log.child({ lb: 'haproxy' })) } : {}),
     ...(cfg.lb.services.some((s) => s.lvs) ? { keepalived: new KeepalivedLb(cfg.lb, log.child({ lb: 'keepalived' })) } : {}),
   });
-  const server = await listenApi({ agent, store, version: agentVersion(), startedAt }, cfg.socket);
+  const cni = new CniServer((type, env, stdin) => runtime.runPlugin(type, env, stdin), agent.metrics, {
+    parallel: cfg.cniCalls,
+    timeoutMs: cfg.cniCallTimeout * 1000,
+    path: opts.env.PATH ?? DEFAULT_PATH,
+  });
+  const server = await listenApi({ agent, store, version: agentVersion(), startedAt, cni }, cfg.socket);
   const metricsServer = cfg.metricsListen ? await listenMetrics({ agent, store }, cfg.metricsListen) : undefined;
   if (cfg.metricsListen) log.info({ metricsListen: `${cfg.metricsListen.host}:${cfg.metricsListen.port}` }, 'serving /metrics and /v1/sd over TCP');
   agent.start();
@@ -83,7 +89,10 @@ export async function runAgent(opts: AgentRunOptions): Promise<void> {
 
   await (opts.until ?? untilStopSignal().then((signal) => log.info({ signal }, 'shutting down')));
   unwatchStreams();
+  // calls from now on are answered "not run": their launchers run them themselves
+  const cniDone = cni.stop();
   await agent.stop();
+  await cniDone;
   await runtime.close();
   await events.flush(5000);
   events.close();

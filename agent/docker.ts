@@ -75,13 +75,22 @@ export function berthLabels(labels: Record<string, string> | null | undefined): 
   return out;
 }
 
+/**
+ * Docker as the agent sees it. An empty socket path is no Docker at all
+ * (`--docker-socket ""`, a host where podman, containerd or kubelet run the
+ * plugins through the CNI fast path): no container is labelled, none is
+ * known, and there is no stream to be down.
+ */
 export class DockerEngine {
-  private readonly docker: Docker;
+  private readonly docker?: Docker;
   /** for the event stream only: no request timeout */
-  private readonly events: Docker;
+  private readonly events?: Docker;
   private stream: NodeJS.ReadableStream | undefined;
   private stopped = false;
-  connected = false;
+  /** the event stream is up (always true with no Docker: nothing to wait for) */
+  connected: boolean;
+  /** false for `--docker-socket ""` */
+  readonly enabled: boolean;
 
   /**
    * @param timeoutMs for inspects and lists. Not for the event stream: the
@@ -94,6 +103,9 @@ export class DockerEngine {
     private readonly log: Logger,
     timeoutMs = 30000,
   ) {
+    this.enabled = socketPath !== '';
+    this.connected = !this.enabled;
+    if (!this.enabled) return;
     const Dockerode = loadDockerode();
     this.docker = new Dockerode({ socketPath, timeout: timeoutMs });
     this.events = new Dockerode({ socketPath });
@@ -101,12 +113,14 @@ export class DockerEngine {
 
   /** Running containers that carry berth.network. */
   async listLabelled(): Promise<Array<{ id: string; name: string }>> {
+    if (!this.docker) return [];
     const list = await this.docker.listContainers({ filters: { label: [LABEL_NETWORK], status: ['running'] } });
     return list.map((c) => ({ id: c.Id, name: (c.Names?.[0] ?? c.Id).replace(/^\//, '') }));
   }
 
   /** One container, or null when Docker no longer knows it. */
   async inspect(id: string): Promise<ContainerInfo | null> {
+    if (!this.docker) return null;
     try {
       const c = await this.docker.getContainer(id).inspect();
       return {
@@ -129,11 +143,16 @@ export class DockerEngine {
    * while the engine was away, are only seen by listing.
    */
   watch(onEvent: (e: ContainerEvent) => void, resync: () => void): void {
+    if (!this.events) {
+      resync();
+      return;
+    }
+    const events = this.events;
     let backoff = 250;
     const connect = async (): Promise<void> => {
       if (this.stopped) return;
       try {
-        const stream = (await this.events.getEvents({ filters: { type: ['container'], event: [...ACTIONS] } })) as NodeJS.ReadableStream;
+        const stream = (await events.getEvents({ filters: { type: ['container'], event: [...ACTIONS] } })) as NodeJS.ReadableStream;
         if (this.stopped) {
           // stop() came while this connection was being made: nothing may keep the process alive
           (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();

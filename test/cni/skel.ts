@@ -75,25 +75,28 @@ t.test('VERSION lists every supported version and loads nothing', async (t) => {
   t.equal(h.loaded(), 0, 'the plugin code was never loaded');
 });
 
-t.test('each bin/ plugin answers VERSION from /bin/sh exactly as the skel does, and runs Node for everything else', async (t) => {
+t.test('each bin/ plugin is the launcher: VERSION answered with no Node, as the skel does, and Node runs everything else when no agent serves it', async (t) => {
   const bin = new URL('../../bin/', import.meta.url).pathname;
-  const env = { PATH: process.env.PATH, CNI_COMMAND: 'VERSION' };
+  const env = { PATH: process.env.PATH, CNI_COMMAND: 'VERSION', BERTH_AGENT_SOCKET: '' };
   for (const name of ['berth-bridge', 'berth-ipam', 'berth-ovs']) {
-    // sh alone: no node to be found on PATH (sh's test, read and printf are built in); the config on stdin is read and ignored
-    const sh = spawnSync(`${bin}${name}`, [], { env: { ...env, PATH: '/nonexistent' }, input: JSON.stringify({ cniVersion: '0.4.0', name: 'n' }), encoding: 'utf8' });
-    t.equal(sh.status, 0, `${name} VERSION from sh exits 0 (${sh.stderr})`);
-    t.equal(sh.stdout.trim(), versionAnswer(), `${name}: sh's answer is the skel's`);
-    const byNode = spawnSync(process.execPath, [`${bin}${name}`], { env, input: '', encoding: 'utf8' });
-    t.equal(byNode.stdout.trim(), versionAnswer(), `${name}: run by Node, the same answer`);
-    const bad = spawnSync(`${bin}${name}`, [], { env: { PATH: process.env.PATH, CNI_COMMAND: 'NOPE' }, input: '', encoding: 'utf8' });
+    // no node to be found on PATH; the config on stdin is read and ignored
+    const alone = spawnSync(`${bin}${name}`, [], { env: { ...env, PATH: '/nonexistent' }, input: JSON.stringify({ cniVersion: '0.4.0', name: 'n' }), encoding: 'utf8' });
+    t.equal(alone.status, 0, `${name} VERSION with no Node exits 0 (${alone.stderr})`);
+    t.equal(alone.stdout.trim(), versionAnswer(), `${name}: the launcher's answer is the skel's`);
+    const bad = spawnSync(`${bin}${name}`, [], { env: { PATH: process.env.PATH, CNI_COMMAND: 'NOPE', BERTH_AGENT_SOCKET: '' }, input: '', encoding: 'utf8' });
     t.equal(bad.status, 1, `${name}: any other command goes on to Node`);
     t.equal(JSON.parse(bad.stdout).code, 4, 'which answers with the skel\'s error');
-    // as `berth install` places it: a link in the CNI bin dir, Node finding the bundle through it
+    // as `berth install` places it: a link in the CNI bin dir, the launcher finding its installation through it
     const link = join(t.testdir(), name);
     symlinkSync(`${bin}${name}`, link);
-    const linked = spawnSync(link, [], { env: { PATH: process.env.PATH, CNI_COMMAND: 'NOPE' }, input: '', encoding: 'utf8' });
+    const linked = spawnSync(link, [], { env: { PATH: process.env.PATH, CNI_COMMAND: 'NOPE', BERTH_AGENT_SOCKET: '' }, input: '', encoding: 'utf8' });
     t.equal(JSON.parse(linked.stdout).code, 4, `${name} run through a link reaches its bundle`);
   }
+  const other = join(t.testdir(), 'berth-other');
+  symlinkSync(`${bin}berth-ipam`, other);
+  const r = spawnSync(other, [], { env: { PATH: process.env.PATH, CNI_COMMAND: 'ADD' }, input: '', encoding: 'utf8' });
+  t.equal(r.status, 1, 'run under another name it refuses');
+  t.match(JSON.parse(r.stdout).msg, /berth-bridge, berth-ovs or berth-ipam/);
 });
 
 t.test('unknown or empty CNI_COMMAND: code 4', async (t) => {
