@@ -23,6 +23,8 @@ interface Status {
   conflicts?: Array<{ name: string; network: string; ip: string; holder: string; since: string }>;
   lastReconcile: { at: string; ms: number; error?: string } | null;
   rssBytes: number;
+  /** the CNI fast path (an agent older than the CLI sends none) */
+  cniFastPath?: { served: number; running: number; waiting: number; parallel: number } | null;
 }
 
 /** agent/health.ts's HealthReport, as far as the CLI reads it. */
@@ -59,13 +61,14 @@ function status(argv: SocketArgs): Promise<void> {
     let out = fields([
       ['agent', `berth ${s.version}, pid ${s.pid}, on ${s.host}, since ${s.startedAt}`],
       ['ready', s.ready ? 'yes' : `no: ${(s.reasons ?? ['the first reconciliation has not finished']).join('; ')}`],
-      ['docker', h ? `${h.docker.ok ? 'connected' : 'not connected'} at ${h.docker.socket}` : s.docker],
+      ['docker', s.docker === 'off' ? 'off (serving CNI calls only)' : h ? `${h.docker.ok ? 'connected' : 'not connected'} at ${h.docker.socket}` : s.docker],
       ['containerd', containerdLine(s.containerd ?? [])],
       ['store', h ? `${h.store.location}: ${h.store.ok ? `answering (${h.store.ms} ms)` : 'not answering'}` : s.store],
       ['haproxy', h?.haproxy && `${h.haproxy.ok ? `answering on ${h.haproxy.socket} (worker pid ${h.haproxy.pid})` : `not answering on ${h.haproxy.socket}`}${h.haproxy.lastSyncError ? `; last sync failed: ${h.haproxy.lastSyncError}` : ''}`],
       ['keepalived', h?.keepalived && `rendering ${h.keepalived.config}${h.keepalived.ipvs ? '' : ' (no IPVS on this kernel: not applied here)'}${h.keepalived.lastError ? `; last update failed: ${oneLine(h.keepalived.lastError)}` : ''}`],
       ['attachments', `${s.attachments} attached, ${s.adding} being added, ${s.delQueue} DEL${s.delQueue === 1 ? '' : 's'} queued`],
       ['reconciled', s.lastReconcile ? `${s.lastReconcile.at} in ${s.lastReconcile.ms} ms${s.lastReconcile.error ? ` (failed: ${s.lastReconcile.error})` : ''}` : 'not yet'],
+      ['cni calls', s.cniFastPath ? `${s.cniFastPath.served} served, ${s.cniFastPath.running} running, ${s.cniFastPath.waiting} waiting (at most ${s.cniFastPath.parallel} at once)` : undefined],
       ['memory', `${Math.round(s.rssBytes / 1048576)} MiB RSS`],
     ]);
     if (s.problems.length > 0) {

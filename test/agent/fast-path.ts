@@ -3,7 +3,7 @@
 // no agent answers. A real agent with no Docker (`dockerSocket: ""`) serves
 // berth-ipam calls over a file store; stand-in servers play an agent that is
 // slow, that dies mid-call, or that declines.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ import { formatIp } from '../../core/address.js';
 import { openStore } from '../../ipam/open-store.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
 import { shortDir, startAgent, type AgentProcess } from '../helpers/agent.js';
-import { cniEnv, runCni, type CniRun } from '../helpers/cni.js';
+import { BIN, cniEnv, runCni, type CniRun } from '../helpers/cni.js';
 
 const POOL = 'fast';
 
@@ -122,6 +122,9 @@ t.test('an agent with no Docker serves the call: the same answer as the plugin a
   t.same(back.json!.ips, add.json!.ips, 'the sticky owner gets its address back');
   const after = await agent.get<{ cniFastPath: { served: number; running: number; waiting: number; parallel: number } }>('/v1/status');
   t.match(after.body.cniFastPath, { served: 4, running: 0, waiting: 0, parallel: 16 }, 'berth status shows the calls served');
+  const shown = spawnSync(join(BIN, 'berth'), ['status', '--socket', agent.socket], { encoding: 'utf8' });
+  t.match(shown.stdout, /docker:\s+off \(serving CNI calls only\)/, 'berth status: Docker off');
+  t.match(shown.stdout, /cni calls:\s+4 served, 0 running, 0 waiting \(at most 16 at once\)/, 'berth status: the calls served');
 });
 
 t.test('with no agent the launcher runs the plugin itself: no socket, a dead socket, or an agent that declines', async (t) => {
