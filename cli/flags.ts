@@ -14,6 +14,14 @@ export function once(flag: string): (value: unknown) => string {
   };
 }
 
+/** A flag that may be given once, where "" means none (--docker-socket "", --containerd-socket ""). */
+export function onceOrNone(flag: string): (value: unknown) => string {
+  return (value) => {
+    if (Array.isArray(value)) throw new Error(`--${flag} may be given only once`);
+    return String(value);
+  };
+}
+
 /** A flag that may be repeated: always a list. */
 export function repeated(flag: string): (value: unknown) => string[] {
   return (value) => {

@@ -2,17 +2,17 @@
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 import { ConfigError } from '../../agent/config.js';
 import { causeOf, contextOf, reportFailure, type ArgsOf, type GlobalArgs } from '../context.js';
-import { once } from '../flags.js';
+import { once, onceOrNone } from '../flags.js';
 
 function agentBuilder(y: Argv<GlobalArgs>) {
   return y
     .option('config', { type: 'string', coerce: once('config'), describe: 'JSON config file (default /etc/berth/agent.json, if present)' })
     .option('cni-conf-dir', { type: 'string', coerce: once('cni-conf-dir'), describe: 'where CNI network configs are (default /etc/cni/net.d)' })
     .option('cni-bin-dir', { type: 'string', coerce: once('cni-bin-dir'), describe: 'where CNI plugins are, DIR[:DIR] (default /opt/cni/bin)' })
-    .option('docker-socket', { type: 'string', coerce: once('docker-socket'), describe: "the Docker engine's socket (default /var/run/docker.sock)" })
+    .option('docker-socket', { type: 'string', coerce: onceOrNone('docker-socket'), describe: 'the Docker engine\'s socket (default /var/run/docker.sock; "" for none: the agent serves CNI calls only)' })
     .option('containerd-socket', {
       type: 'string',
-      coerce: once('containerd-socket'),
+      coerce: onceOrNone('containerd-socket'),
       describe: "containerd's socket, followed to attach a container as soon as its task exists (default: /run/containerd/containerd.sock and /var/run/docker/containerd/containerd.sock; \"\" for none)",
     })
     .option('socket', { type: 'string', coerce: once('socket'), describe: "the agent's API socket, root only (default /run/berth/agent.sock)" })

@@ -61,3 +61,13 @@ t.test('agent config: defaults, flags over the file, every bad field named', asy
   }
   t.throws(() => parseAgentConfig({ containerdNamespace: 5 }, {}, {}, 'h'), /containerdNamespace must be a string, got number/);
 });
+
+t.test('no Docker: dockerSocket "" from the flag or the file; the fast-path bounds checked', async (t) => {
+  t.equal(parseAgentConfig(undefined, { dockerSocket: '' }, {}, 'h').dockerSocket, '');
+  t.equal(parseAgentConfig({ dockerSocket: '' }, {}, {}, 'h').dockerSocket, '');
+  t.equal(parseAgentConfig({ dockerSocket: '' }, { dockerSocket: '/run/d.sock' }, {}, 'h').dockerSocket, '/run/d.sock', 'the flag wins');
+  t.throws(() => parseAgentConfig(undefined, { dockerSocket: 'docker.sock' }, {}, 'h'), /dockerSocket must be an absolute path/);
+  t.match(parseAgentConfig(undefined, {}, {}, 'h'), { cniCalls: 16, cniCallTimeout: 60 });
+  for (const bad of [0, 257, 1.5, '8']) t.throws(() => parseAgentConfig({ cniCalls: bad }, {}, {}, 'h'), /cniCalls/, String(bad));
+  t.throws(() => parseAgentConfig({ cniCallTimeout: 0 }, {}, {}, 'h'), /cniCallTimeout must be between 1 and 86400 seconds/);
+});
