@@ -149,7 +149,7 @@ export class CniRuntime {
    */
   async runPlugin(type: string, env: NodeJS.ProcessEnv, stdin: string): Promise<Output> {
     if (!isOwnPlugin(type)) throw new CniError(CNI_CODES.INVALID_CONFIG, `"${type}" is not one of berth's plugins`);
-    return this.workers ? this.workers.run({ type, env, stdin }) : runOwn(await ownPlugin(type), env, stdin, this.stores);
+    return this.workers ? this.workers.run({ type, env, stdin, captureLogs: true }) : runOwn(await ownPlugin(type), env, stdin, this.stores, true);
   }
 
   private async call(command: string, list: NetworkList, plugin: NetworkList['plugins'][number], att: AttachmentRef, prev: RawResult | undefined): Promise<RawResult | undefined> {

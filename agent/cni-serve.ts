@@ -110,13 +110,19 @@ export class CniServer {
     this.served++;
     this.m.calls.inc({ plugin, command, result: out.code === 0 ? 'ok' : String(errorCode(out.stdout)) });
     this.m.seconds.observe({ plugin, command }, Number(process.hrtime.bigint() - started) / 1e9);
-    answer(res, out.code, out.stdout);
+    answer(res, out.code, out.stdout, out.stderr);
   }
 }
 
-/** The plugin's exit code and stdout; with its length, never chunked: the launcher prints the body as it comes. */
-function answer(res: ServerResponse, code: number, stdout: string): void {
-  res.writeHead(200, { 'x-berth-exit': String(code), 'content-type': 'application/json', 'content-length': Buffer.byteLength(stdout) }).end(stdout);
+/**
+ * The plugin's exit code, and its stdout then its stderr (its logs) as the
+ * body, X-Berth-Stdout-Length bytes of stdout first; with the whole length,
+ * never chunked: the launcher passes the body on as it comes.
+ */
+function answer(res: ServerResponse, code: number, stdout: string, stderr = ''): void {
+  const out = Buffer.from(stdout);
+  const body = stderr ? Buffer.concat([out, Buffer.from(stderr)]) : out;
+  res.writeHead(200, { 'x-berth-exit': String(code), 'x-berth-stdout-length': String(out.length), 'content-type': 'application/json', 'content-length': body.length }).end(body);
 }
 
 function cniError(code: number, msg: string): string {

@@ -27,12 +27,19 @@ export function ownPlugin(type: string): Promise<PluginSpec<unknown>> {
   return load();
 }
 
-/** Runs one plugin call in this thread, as its executable would; `stores`: the thread's kept store connections. */
-export async function runOwn(spec: PluginSpec<unknown>, env: NodeJS.ProcessEnv, stdin: string, stores?: StoreCache): Promise<Output> {
+/**
+ * Runs one plugin call in this thread, as its executable would; `stores`:
+ * the thread's kept store connections. Its log lines go to the agent's
+ * stderr, or with `captureLogs` into Output.stderr (the fast path hands them
+ * to the launcher, whose stderr the runtime reads).
+ */
+export async function runOwn(spec: PluginSpec<unknown>, env: NodeJS.ProcessEnv, stdin: string, stores?: StoreCache, captureLogs = false): Promise<Output> {
   const { runPlugin } = await import('../cni/skel.js');
   let stdout = '';
-  const code = await runPlugin(spec, { env, readStdin: async () => stdin, stdout: { write: (t: string) => (stdout += t) }, longLived: true, ...(stores ? { stores } : {}) });
-  return { code, stdout, stderr: '' };
+  let stderr = '';
+  const io = { env, readStdin: async () => stdin, stdout: { write: (t: string) => (stdout += t) }, longLived: true, ...(stores ? { stores } : {}) };
+  const code = await runPlugin(spec, captureLogs ? { ...io, stderr: { write: (t: string) => (stderr += t) } } : io);
+  return { code, stdout, stderr };
 }
 
 /** Loads the named plugins' code (and the Redis client berth-ipam uses) in this thread ahead of their first call. */

@@ -19,6 +19,8 @@ export interface PluginCall {
   type: string;
   env: NodeJS.ProcessEnv;
   stdin: string;
+  /** the log lines come back in Output.stderr (see runOwn) */
+  captureLogs?: boolean;
 }
 
 type Request = { id: number; call: PluginCall } | { id: number; warm: string[] };
@@ -29,7 +31,7 @@ if (!isMainThread && parentPort) {
   // one Redis connection per thread for berth-ipam, not one per call
   const stores = new StoreCache();
   port.on('message', (req: Request) => {
-    const work = 'warm' in req ? warmOwn(req.warm).then(() => undefined) : ownPlugin(req.call.type).then((spec) => runOwn(spec, req.call.env, req.call.stdin, stores));
+    const work = 'warm' in req ? warmOwn(req.warm).then(() => undefined) : ownPlugin(req.call.type).then((spec) => runOwn(spec, req.call.env, req.call.stdin, stores, req.call.captureLogs));
     work.then(
       (out) => port.postMessage({ id: req.id, out } satisfies Reply),
       (err: Error) => port.postMessage({ id: req.id, error: err?.message ?? String(err) } satisfies Reply),

@@ -40,8 +40,11 @@ export function parseLogConfig(raw: unknown, field: string): LogConfig {
   return out;
 }
 
+/** Where log lines go when no log file is configured: an fd, or a sink that takes each line. */
+export type LogSink = number | { write(line: string): unknown };
+
 /** A logger that loads pino on its first enabled line. Default level: warn on stderr, info in a file. */
-export function lazyLogger(conf: LogConfig, base: Record<string, unknown>, stderrFd = 2): Logger {
+export function lazyLogger(conf: LogConfig, base: Record<string, unknown>, stderr: LogSink = 2): Logger {
   const min = LEVELS.indexOf(conf.level ?? (conf.file ? 'info' : 'warn'));
   let pino: Record<Level, (obj: object, msg: string) => void> | undefined;
   const line = (level: Level) => (obj: object, msg: string) => {
@@ -49,7 +52,7 @@ export function lazyLogger(conf: LogConfig, base: Record<string, unknown>, stder
     if (!pino) {
       const load = createRequire(import.meta.url)('pino') as typeof import('pino');
       const factory = (load as unknown as { default?: typeof load }).default ?? load;
-      const dest = conf.file ? factory.destination({ dest: conf.file, sync: true, mkdir: true }) : factory.destination({ fd: stderrFd, sync: true });
+      const dest = conf.file ? factory.destination({ dest: conf.file, sync: true, mkdir: true }) : typeof stderr === 'number' ? factory.destination({ fd: stderr, sync: true }) : stderr;
       pino = factory({ level: LEVELS[min], base }, dest) as unknown as typeof pino;
     }
     pino![level](obj, msg);

@@ -9,7 +9,7 @@ import type { StoreCache } from '../ipam/open-store.js';
 import { fstatSync, readFileSync, writeSync } from 'node:fs';
 import { parseCniArgs } from './args.js';
 import { CNI_CODES, CniError, toCniError } from './errors.js';
-import { lazyLogger, type LogConfig, type Logger } from './log.js';
+import { lazyLogger, type LogConfig, type LogSink, type Logger } from './log.js';
 import { formatResult, parsePrevResult, type CniResult } from './result.js';
 import { atLeast, isSupported, LATEST_VERSION, SUPPORTED_VERSIONS } from './version.js';
 
@@ -70,8 +70,8 @@ export interface PluginIO {
   env: NodeJS.ProcessEnv;
   readStdin(): Promise<string>;
   stdout: { write(text: string): unknown };
-  /** fd for log lines when no log file is configured */
-  stderrFd?: number;
+  /** where log lines go when no log file is configured (default fd 2) */
+  stderr?: LogSink;
   /** the process lives on after this call (the agent), see Request.longLived */
   longLived?: boolean;
   /** see Request.stores */
@@ -97,7 +97,7 @@ export async function runPlugin<C>(spec: PluginSpec<C>, io: PluginIO): Promise<n
     }
     const asked = (safeParse(stdin) as { cniVersion?: unknown } | undefined)?.cniVersion;
     if (isSupported(asked)) version = asked; // errors from here on speak the config's version
-    const req = parseRequest(spec, command as Command, io.env, stdin, io.stderrFd ?? 2);
+    const req = parseRequest(spec, command as Command, io.env, stdin, io.stderr ?? 2);
     version = req.version;
     if (io.longLived) req.longLived = true;
     if (io.stores) req.stores = io.stores;
@@ -128,7 +128,7 @@ export function versionAnswer(): string {
 }
 
 /** Validates the environment and the config of one invocation. */
-export function parseRequest<C>(spec: PluginSpec<C>, command: Command, env: NodeJS.ProcessEnv, stdin: string, stderrFd = 2): Request {
+export function parseRequest<C>(spec: PluginSpec<C>, command: Command, env: NodeJS.ProcessEnv, stdin: string, stderr: LogSink = 2): Request {
   const config = safeParse(stdin);
   if (config === undefined) throw new CniError(CNI_CODES.DECODE_FAILED, 'failed to decode the network configuration: stdin is not JSON');
   if (!config || typeof config !== 'object' || Array.isArray(config)) {
@@ -161,7 +161,7 @@ export function parseRequest<C>(spec: PluginSpec<C>, command: Command, env: Node
   const ifname = perAttachment ? required(env, 'CNI_IFNAME') : '';
   if (perAttachment) validateIfname(ifname, 'CNI_IFNAME');
   const args = parseCniArgs(env.CNI_ARGS, spec.knownArgs);
-  const log = lazyLogger(spec.logConfig(conf), { plugin: spec.name, cmd: command, containerId: containerId || undefined, ifname: ifname || undefined, network: conf.name }, stderrFd);
+  const log = lazyLogger(spec.logConfig(conf), { plugin: spec.name, cmd: command, containerId: containerId || undefined, ifname: ifname || undefined, network: conf.name }, stderr);
   const req: Request = {
     command,
     containerId,

@@ -13,7 +13,7 @@
 //   socket that is missing, refuses or is not ours to open means no agent:
 //   the call runs on Node.
 // - Once a request has reached the agent it is never run a second time:
-//   the agent's answer and exit code are printed unchanged; no answer within
+//   the plugin's stdout, stderr and exit code are passed on unchanged; no answer within
 //   BERTH_AGENT_TIMEOUT_MS (default 120000) is CNI error 11, try again later.
 //   The one exception is an answer that says the agent did not run it
 //   (X-Berth-Not-Run: an agent shutting down, or one without the fast path).
@@ -234,7 +234,15 @@ int main(int argc, char** argv) {
   if (header(ans.data, "X-Berth-Not-Run", value, sizeof value)) run_on_node(plugin, &input);
   int status = atoi(ans.data + 9);
   if (status != 200 || !header(ans.data, "X-Berth-Exit", value, sizeof value)) fail(11, "berth: the agent could not run the call; try again");
+  int code = atoi(value);
   size_t n = ans.len - (size_t)(body - ans.data);
-  if (n && write_all(1, body, n) != 0) return 1;
-  return atoi(value);
+  // the body is the plugin's stdout, then its stderr (its logs): as many bytes of stdout as the header says
+  size_t out = n;
+  if (header(ans.data, "X-Berth-Stdout-Length", value, sizeof value)) {
+    long long len = atoll(value);
+    if (len >= 0 && (size_t)len <= n) out = (size_t)len;
+  }
+  if (out && write_all(1, body, out) != 0) return 1;
+  if (n > out && write_all(2, body + out, n - out) != 0) return 1;
+  return code;
 }

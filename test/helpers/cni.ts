@@ -17,6 +17,8 @@ export interface CniRun {
 export function runCni(bin: string, env: Record<string, string | undefined>, stdin: unknown, timeoutMs = 30000): Promise<CniRun> {
   return new Promise((resolve, reject) => {
     const clean: NodeJS.ProcessEnv = { PATH: process.env.PATH };
+    // a test file run on the fast path (helpers/fast-path.ts) sets it for every plugin it runs
+    if (process.env.BERTH_AGENT_SOCKET !== undefined) clean.BERTH_AGENT_SOCKET = process.env.BERTH_AGENT_SOCKET;
     for (const [k, v] of Object.entries(env)) if (v !== undefined) clean[k] = v;
     const child = spawn(bin.includes('/') ? bin : `${BIN}${bin}`, [], { env: clean, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
