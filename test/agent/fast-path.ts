@@ -4,7 +4,7 @@
 // berth-ipam calls over a file store; stand-in servers play an agent that is
 // slow, that dies mid-call, or that declines.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -169,10 +169,10 @@ t.test('once the agent has the call it is never run twice: a slow agent is code 
   t.same(await allocated(url), [], 'and none of the calls ran on the Node path');
 });
 
-t.test('a burst through the launcher: every call answered, the bound held, none dropped', async (t) => {
+t.test('a burst of 100 through the launcher: every call answered, the bound held, none dropped, the agent within its memory budget', async (t) => {
   const url = await poolStore(t);
   const agent = await noDockerAgent(t, url, { cniCalls: 2 });
-  const N = 40;
+  const N = 100;
   const runs = await Promise.all(Array.from({ length: N }, (_, i) => ipam(agent.socket, 'ADD', `burst-${i}`, conf(url))));
   t.same(runs.filter((r) => r.code !== 0).map((r) => r.stdout), [], 'every call answered with a result');
   const ips = runs.map((r) => r.json!.ips[0].address);
@@ -181,6 +181,9 @@ t.test('a burst through the launcher: every call answered, the bound held, none 
   const peak = /berth_agent_cni_calls_peak (\d+)/.exec(String((await agent.get<string>('/metrics')).body));
   t.ok(peak, 'the peak of calls running at once is exported');
   t.ok(Number(peak![1]) <= 2 && Number(peak![1]) >= 1, `at most cniCalls ran at once (peak ${peak![1]})`);
+  // the agent's peak resident memory over its life, the burst included
+  const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${agent.pid()}/status`, 'utf8'))![1]) / 1024;
+  t.ok(hwm < 120, `the agent's peak RSS ${hwm.toFixed(0)} MiB is under its 120 MiB budget`);
 });
 
 t.test('an agent killed mid-burst: each call is answered or code 11, and a retry leaves one address per owner', async (t) => {
