@@ -2,7 +2,7 @@
 // forms with addresses as text and timestamps as ISO strings, shared by the
 // human and the --json output so both always say the same thing.
 import { formatIp } from '../core/address.js';
-import type { AddressInfo, AddressState, HistoryEntry, HistoryEvent, PoolUsage } from './model.js';
+import type { AddressInfo, AddressState, HistoryEntry, PoolUsage } from './model.js';
 import { capacity, type DnsConfig, type PoolConfig, type Route } from './pool-config.js';
 
 export interface PoolView {
@@ -40,17 +40,8 @@ export interface AddressView {
   pinned?: boolean;
 }
 
-export interface HistoryView {
-  at: string;
-  event: HistoryEvent;
-  ip: string;
-  owner?: string;
-  containerId?: string;
-  ifname?: string;
-  gen?: number;
-  actor?: string;
-  note?: string;
-}
+/** A history entry for display: its time as ISO 8601, its address written out. */
+export type HistoryView = Omit<HistoryEntry, 'at'> & { at: string };
 
 /** A pool with its usage, for display. */
 export function poolView(conf: PoolConfig, usage?: Pick<PoolUsage, 'allocated' | 'reserved' | 'capacity'>): PoolView {
