@@ -508,11 +508,13 @@ export class Agent {
     const started = Date.now();
     try {
       this.reloadNetworks();
+      // only problems known before the listing can be judged by it: a container started since is not in it
+      const judged = new Set(this.problems.keys());
       const running = await this.deps.docker.listLabelled();
       const ids = new Set(running.map((c) => c.id));
       for (const id of this.records.keys()) ids.add(id);
       await Promise.all([...ids].map((id) => this.serialize(id, () => this.ensure(id))));
-      for (const id of this.problems.keys()) if (!running.some((c) => c.id === id)) this.problems.delete(id);
+      for (const id of judged) if (!running.some((c) => c.id === id)) this.problems.delete(id);
       if (this.cfg.gc) await this.gc();
       await this.reasserter.reassert(this.records, (id, fn) => this.serialize(id, fn));
       await this.reasserter.checkServer();
