@@ -34,10 +34,10 @@ async function gone(t: Test, pidFile: string, what: string): Promise<void> {
   t.notOk(alive(pid), `${what} (pid ${pid}) is gone`);
 }
 
-// floods stdout from a process of its own, which outlives a kill of the script unless its pipe closes
+// floods stdout from a process of its own, which outlives a kill of the script unless its pipe closes;
+// each writes its pid before the flood starts, so the kill the flood brings on finds both files
 const FLOOD = (dir: string) => `echo $$ > ${dir}/sh.pid
-yes 'flooding stdout' &
-echo $! > ${dir}/yes.pid
+sh -c 'echo $$ > ${dir}/yes.pid; exec yes flooding' &
 wait`;
 
 t.test('execPlugin', async (t) => {
