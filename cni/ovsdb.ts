@@ -1,6 +1,7 @@
 // berth's own OVSDB client (RFC 7047, JSON-RPC 1.0 over the ovsdb-server unix
-// socket) for berth-ovs: container ports are added to an Open vSwitch bridge in
-// one atomic transaction each, with no ovs-vsctl subprocess. Like the RESP
+// socket) for berth-ovs: a container port is added to an Open vSwitch bridge in
+// one atomic transaction, and removed in two (find it, then delete it where it
+// still is), with no ovs-vsctl subprocess. Like the RESP
 // client, only node:net loads, and an idle connection does not hold the process.
 //
 // Over 400 lines because the OVSDB JSON-RPC client and the few transactions
