@@ -81,7 +81,7 @@ export function requestMessage(type: number, flags: number, seq: number, body: B
  * can name, and naming it EOF would send the reader the wrong way.
  */
 function errnoEntry(errno: number): [name: string, description: string] | undefined {
-  return errno > 0 && errno < 3000 ? getSystemErrorMap().get(-errno) : undefined;
+  return errno < 3000 ? getSystemErrorMap().get(-errno) : undefined;
 }
 
 /** The kernel refused a request: errno and its name (ENODEV, EEXIST, ...) in `code`. */

@@ -241,6 +241,7 @@ t.test('address and route bodies, byte by byte', async (t) => {
 t.test('decoders: the fields of each message, and what is absent stays absent', async (t) => {
   const ifinfo = (index: number, flags: number) => Buffer.from('0000' + '0000' + le32(index) + le32(flags) + le32(0), 'hex');
   t.same(rtnl.decodeLink(ifinfo(0, 0)), { index: 0, flags: 0, name: '' }, 'a bare ifinfomsg');
+  t.same(rtnl.decodeLink(Buffer.concat([ifinfo(2, 0), Buffer.from(attr(3, '00' + Buffer.from('x').toString('hex')), 'hex')])), { index: 2, flags: 0, name: '' }, 'a name ends at its first NUL, even the first byte');
   t.same(rtnl.decodeLink(Buffer.concat([ifinfo(3, 0x1003), Buffer.from(attr(3, Buffer.from('noterm').toString('hex')), 'hex')])), { index: 3, flags: 0x1003, name: 'noterm' }, 'a name without its NUL');
   t.same(
     rtnl.decodeLink(Buffer.concat([ifinfo(3, 0), Buffer.from(attr(3, cstring('br0')) + le16(4 + 8) + le16(18) + attr(2, '00000000'), 'hex')])),
@@ -297,6 +298,8 @@ t.test('answers: malformed framing, unknown errors and unknown request types are
   t.equal(unknown.message, 'the kernel refused message type 999: errno 4095 (unknown error)', 'nor a description (Node\'s map has EOF there: libuv\'s, not the kernel\'s)');
   const eai = t.throws(() => rtnl.answerBodies(msg(2, 1, errno(-3008)), rtnl.RTM.GETLINK, 1)) as unknown as rtnl.KernelError;
   t.equal(eai.code, 'errno 3008', 'a number in libuv\'s resolver range is not named EAI_NONAME');
+  const first = t.throws(() => rtnl.answerBodies(msg(2, 1, errno(-3000)), rtnl.RTM.GETLINK, 1)) as unknown as rtnl.KernelError;
+  t.equal(first.code, 'errno 3000', 'nor the first of that range (EAI_ADDRFAMILY)');
   const remote = t.throws(() => rtnl.answerBodies(msg(2, 1, errno(-121)), rtnl.RTM.GETLINK, 1)) as unknown as rtnl.KernelError;
   t.equal(remote.message, 'the kernel refused RTM_GETLINK: EREMOTEIO (remote I/O error)', 'a real errno is named, however rare');
   t.throws(() => rtnl.answerBodies(Buffer.alloc(0), 999, 1), /^rtnetlink answer of 0 bytes to message type 999 is cut short or malformed$/);
