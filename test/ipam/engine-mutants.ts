@@ -262,6 +262,19 @@ t.test('allocate: an owner gets its lowest held address back first; stale owner 
   t.equal(at(t, p, T0 + 2, (x) => engine.allocate(x, alloc('n3', 'web'))).ip, h('10.0.0.5'), 'no hold left: from the cursor');
 });
 
+t.test('allocate: an owner index entry counts only where the record is a reservation for that owner', async (t) => {
+  const p = newPool();
+  at(t, p, T0, (x) => engine.allocate(x, alloc('c2', 'web')));
+  at(t, p, T0, (x) => engine.reserve(x, h('10.0.0.3'), { owner: 'db' }));
+  // stale: .2 is allocated to web itself, .3 reserved for another owner
+  p.held.add(heldKey('web', h('10.0.0.2')));
+  p.held.add(heldKey('web', h('10.0.0.3')));
+  t.equal(at(t, p, T0 + 1, (x) => engine.allocate(x, alloc('n1', 'web'))).ip, h('10.0.0.4'), 'neither is handed out: from the cursor');
+  t.notOk(p.held.has(heldKey('web', h('10.0.0.2'))), 'both entries dropped');
+  t.notOk(p.held.has(heldKey('web', h('10.0.0.3'))));
+  t.ok(p.held.has(heldKey('db', h('10.0.0.3'))), 'the real reservation keeps its own');
+});
+
 t.test('release by attachment: a hold for the owner, or free; idempotent', async (t) => {
   const p = newPool();
   at(t, p, T0, (x) => engine.allocate(x, alloc('c1', 'web-1')));
