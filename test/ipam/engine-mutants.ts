@@ -331,6 +331,18 @@ t.test('release by address, and by generation', async (t) => {
   t.strictSame(at(t, p, T0 + 2, (x) => engine.release(x, { ip: h('10.0.0.3') })), { released: true, ip: h('10.0.0.3'), state: 'reserved' }, 'no generation: any');
 });
 
+t.test('release by address: the attachment index entry goes only when it names that address', async (t) => {
+  const p = newPool();
+  at(t, p, T0, (x) => engine.allocate(x, alloc('c1', 'web-1')));
+  // a second record for c1/eth0 at .3, which the index now names (a state no
+  // operation makes, as after a lost write): releasing .2 by hand must not
+  // take .3's entry with it
+  p.addr.set(h('10.0.0.3'), { s: 'a', o: 'web-1', c: 'c1', i: 'eth0', g: 1, t: T0 });
+  p.att.set('c1/eth0', h('10.0.0.3'));
+  t.strictSame(engine.release(p.txn(T0 + 1), { ip: h('10.0.0.2') }), { released: true, ip: h('10.0.0.2'), state: 'reserved' });
+  t.equal(p.att.get('c1/eth0'), h('10.0.0.3'), 'the entry for the other address kept');
+});
+
 t.test('reserve: a free address for an owner or no one; an allocated one pinned for its owner only', async (t) => {
   const p = newPool();
   t.strictSame(at(t, p, T0, (x) => engine.reserve(x, h('10.0.0.5'), { owner: 'db', note: 'primary', actor: 'admin' })), {
