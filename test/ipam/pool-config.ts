@@ -339,8 +339,8 @@ t.test('a /30 is the smallest subnet with a network, a broadcast and a default g
   t.equal(capacity(p30), 1n, 'one address left: .6');
 });
 
-t.test('a gateway of the other family is refused even where its bytes fall inside the subnet', async (t) => {
-  // a00:1:: starts with the bytes of 10.0.0.1: compared as text it sorts inside 10.0.0.0/24
+t.test('a gateway of the other family is refused even where its bytes begin like the subnet\'s', async (t) => {
+  // a00:1:: begins with the bytes of 10.0.0.1: the family decides, not a prefix of the bytes
   invalid(t, () => pool({ subnet: '10.0.0.0/24', gateway: 'a00:1::' }), 'gateway', /outside subnet 10\.0\.0\.0\/24/);
 });
 
