@@ -73,6 +73,17 @@ export function requestMessage(type: number, flags: number, seq: number, body: B
   return Buffer.concat([head, body]);
 }
 
+/**
+ * Node's name and description of a kernel errno. Node's map is libuv's, where
+ * a system error is its negated errno and libuv's own codes (EAI_* from -3000,
+ * EFTYPE, ECHARSET, UNKNOWN, EOF up to -4095) sit where no Linux errno does
+ * (the highest is in the low hundreds): a number from there is no errno Node
+ * can name, and naming it EOF would send the reader the wrong way.
+ */
+function errnoEntry(errno: number): [name: string, description: string] | undefined {
+  return errno < 3000 ? getSystemErrorMap().get(-errno) : undefined;
+}
+
 /** The kernel refused a request: errno and its name (ENODEV, EEXIST, ...) in `code`. */
 export class KernelError extends Error {
   constructor(
@@ -80,7 +91,7 @@ export class KernelError extends Error {
     readonly code: string,
     request: string,
   ) {
-    super(`the kernel refused ${request}: ${code} (${getSystemErrorMap().get(-errno)?.[1] ?? 'unknown error'})`);
+    super(`the kernel refused ${request}: ${code} (${errnoEntry(errno)?.[1] ?? 'unknown error'})`);
     this.name = 'KernelError';
   }
 }
@@ -108,7 +119,7 @@ export function answerBodies(bytes: Buffer, type: number, seq: number): Buffer[]
       if (body.length < 4) break;
       const err = LE ? body.readInt32LE(0) : body.readInt32BE(0);
       if (err === 0) return bodies;
-      throw new KernelError(-err, getSystemErrorMap().get(err)?.[0] ?? `errno ${-err}`, RTM_NAMES[type] ?? `message type ${type}`);
+      throw new KernelError(-err, errnoEntry(-err)?.[0] ?? `errno ${-err}`, RTM_NAMES[type] ?? `message type ${type}`);
     }
     bodies.push(body);
   }

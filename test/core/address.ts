@@ -1,5 +1,5 @@
 import t from 'tap';
-import { formatIp, hexInc, parseCidr, parseIp, spanSize, within } from '../../core/address.js';
+import { familyOfHex, formatIp, fromBig, hexInc, hexWidth, parseCidr, parseIp, spanSize, toBig, within } from '../../core/address.js';
 import { invalid } from '../helpers/invalid.js';
 
 t.test('parseIp: IPv4', async (t) => {
@@ -143,7 +143,7 @@ t.test('parseCidr: prefix range and form', async (t) => {
 });
 
 t.test('parseCidr: not a CIDR', async (t) => {
-  invalid(t, () => parseCidr('10.0.0.0', 'subnet'), 'subnet', /must be a CIDR/);
+  invalid(t, () => parseCidr('10.0.0.0', 'subnet'), 'subnet', /^subnet: must be a CIDR like 10\.0\.0\.0\/24, got "10\.0\.0\.0"$/);
   invalid(t, () => parseCidr(undefined, 'subnet'), 'subnet', /got nothing/);
   invalid(t, () => parseCidr(24, 'subnet'), 'subnet', /got number/);
   invalid(t, () => parseCidr('010.0.0.0/8', 'routes[0].dst'), 'routes[0].dst', /not a valid IPv4/);
@@ -184,4 +184,19 @@ t.test('spanSize', async (t) => {
   t.equal(spanSize('00000000', 'ffffffff'), 2n ** 32n);
   t.equal(spanSize('0'.repeat(32), 'f'.repeat(32)), 2n ** 128n);
   t.equal(spanSize(`fd00${'0'.repeat(28)}`, `fd00${'0'.repeat(12)}${'f'.repeat(16)}`), 2n ** 64n);
+});
+
+t.test('widths and families of hex addresses', async (t) => {
+  t.equal(hexWidth(4), 8);
+  t.equal(hexWidth(6), 32);
+  t.equal(familyOfHex('0a000001'), 4);
+  t.equal(familyOfHex(`fd00${'0'.repeat(28)}`), 6);
+  t.equal(toBig('0a000001'), 0x0a000001n);
+  t.equal(fromBig(0x0a000001n, 4), '0a000001', 'padded to 8 digits');
+  t.equal(fromBig(1n, 6), `${'0'.repeat(31)}1`, 'padded to 32 digits');
+});
+
+t.test('what was given is quoted in the message when it is a string', async (t) => {
+  invalid(t, () => parseIp('', 'ip'), 'ip', /^ip: must be an IP address, got ""$/);
+  invalid(t, () => parseCidr('garbage', 'subnet'), 'subnet', /^subnet: must be a CIDR like 10\.0\.0\.0\/24, got "garbage"$/);
 });

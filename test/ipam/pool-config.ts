@@ -329,3 +329,46 @@ t.test('readPoolConfig', async (t) => {
     }
   }
 });
+
+// Edges the cases above leave open (each one a change to pool-config.ts that
+// they let through, found by `npm run mutate`).
+t.test('a /30 is the smallest subnet with a network, a broadcast and a default gateway', async (t) => {
+  const p30 = pool({ subnet: '10.0.0.4/30' });
+  t.strictSame(p30.exclude, ['0a000004', '0a000005', '0a000007']);
+  t.equal(p30.gateway, '0a000005');
+  t.equal(capacity(p30), 1n, 'one address left: .6');
+});
+
+t.test('a gateway of the other family is refused even where its bytes begin like the subnet\'s', async (t) => {
+  // a00:1:: begins with the bytes of 10.0.0.1: the family decides, not a prefix of the bytes
+  invalid(t, () => pool({ subnet: '10.0.0.0/24', gateway: 'a00:1::' }), 'gateway', /outside subnet 10\.0\.0\.0\/24/);
+});
+
+t.test('ranges: two starting at the same address are named in the order given', async (t) => {
+  // the sort is stable: equal starts keep their order, so the message reads as written
+  invalid(t, () => pool({ subnet: '10.0.0.0/24', ranges: ['10.0.0.10-10.0.0.20', '10.0.0.10-10.0.0.12'] }), 'ranges', /^ranges: 10\.0\.0\.10-10\.0\.0\.20 overlaps 10\.0\.0\.10-10\.0\.0\.12$/);
+});
+
+t.test('ranges: each end of FIRST-LAST must be of the subnet\'s family, and a range must be text', async (t) => {
+  // the family is checked before the bounds: the message says which rule broke
+  invalid(t, () => pool({ subnet: '10.0.0.0/24', ranges: ['10.0.0.5-a00:6::'] }), 'ranges[0]', /^ranges\[0\]: 10\.0\.0\.5-a00:6:: is not IPv4 like the subnet$/);
+  invalid(t, () => pool({ subnet: '10.0.0.0/24', ranges: ['a00:1::-10.0.0.6'] }), 'ranges[0]', /is not IPv4 like the subnet$/);
+  invalid(t, () => pool({ subnet: '10.0.0.0/24', ranges: [5 as unknown as string] }), 'ranges[0]', /^ranges\[0\]: must be FIRST-LAST, an address or a CIDR$/);
+});
+
+t.test('vlan and dns: null is the same as absent', async (t) => {
+  t.equal(pool({ subnet: '10.0.0.0/24', vlan: null as unknown as number }).vlan, null);
+  t.strictSame(pool({ subnet: '10.0.0.0/24', dns: null as unknown as PoolSpec['dns'] }).dns, {});
+});
+
+t.test('findOverlap: one shared address is an overlap, at either end; a pool below is not', async (t) => {
+  const a = pool({ name: 'a', subnet: '10.0.0.0/24' });
+  const b = pool({ name: 'b', subnet: '10.0.1.0/24' });
+  t.equal(findOverlap(b, [a]), undefined, 'adjacent, the other below');
+  t.equal(findOverlap(pool({ name: 'lo', subnet: '10.0.0.0/32' }), [a])?.name, 'a', 'the first address');
+  t.equal(findOverlap(pool({ name: 'hi', subnet: '10.0.0.255/32' }), [a])?.name, 'a', 'the last address');
+});
+
+t.test('readPoolConfig: JSON that does not parse is named with the parser\'s reason', async (t) => {
+  t.throws(() => readPoolConfig('{', 'pools/p.json'), { code: 'STORE_CORRUPT', message: /^failed to read pool config at pools\/p\.json: (?!unknown format).*JSON/ });
+});
