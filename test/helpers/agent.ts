@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agentGet } from '../../cli/agent-client.js';
 import { main } from '../../cli/main.js';
+import { atExit } from './at-exit.js';
 import { BIN } from './cni.js';
 import { uniqueName } from './netns.js';
 
@@ -133,22 +134,7 @@ export function shortDir(): string {
   return d;
 }
 
-const exitHooks: Array<() => void> = [];
-/** Runs fn when the test process exits (one process listener for all of them). */
-export function atExit(fn: () => void): void {
-  if (exitHooks.length === 0) {
-    process.once('exit', () => {
-      for (const h of exitHooks) {
-        try {
-          h();
-        } catch {
-          // best effort at exit
-        }
-      }
-    });
-  }
-  exitHooks.push(fn);
-}
+export { atExit };
 
 /**
  * The agent config every Docker test starts from: private paths under DIR,

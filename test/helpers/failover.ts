@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { openStore } from '../../ipam/open-store.js';
 import { checkPool } from '../../ipam/check.js';
 import type { Finding } from '../../ipam/check.js';
+import { atExit } from './at-exit.js';
 
 const WORKER = fileURLToPath(new URL('./failover-worker.ts', import.meta.url));
 
@@ -59,7 +60,7 @@ export class Workers {
         this.stderr[i] = (this.stderr[i]! + d.toString()).slice(-4000);
       });
     });
-    process.once('exit', () => this.kill());
+    atExit(() => this.kill());
   }
 
   /** Resolves once at least n acknowledgements came in since `since` (ms), from one worker if given. */

@@ -6,6 +6,7 @@ import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { atExit } from './at-exit.js';
 
 export interface RedisServer {
   port: number;
@@ -129,13 +130,9 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
     },
   };
   await server.start();
-  process.once('exit', () => {
-    try {
-      (child as ChildProcess | null)?.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    } catch {
-      // best effort at exit
-    }
+  atExit(() => {
+    (child as ChildProcess | null)?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
   });
   return server;
 }

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startRedis, type RedisServer } from './redis.js';
+import { atExit } from './at-exit.js';
 
 /** Source addresses: what a rule matches to cut a node off. */
 export const REPLICA_SOURCE = '127.0.0.2';
@@ -107,7 +108,7 @@ export async function startSentinels(opts: { name?: string; masterPort: number; 
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   };
-  process.once('exit', kill);
+  atExit(kill);
   const ask = (port: number, ...args: string[]) => spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 5000 }).stdout?.trim() ?? '';
   const set: SentinelSet = {
     name,
