@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { formatIp } from '../core/address.js';
 import { openStore } from '../ipam/open-store.js';
 import { buildPoolConfig } from '../ipam/pool-config.js';
-import { startBerthDns, type Resolver } from '../test/helpers/dns.js';
+import { startBerthDns, unboundServer, type Resolver } from '../test/helpers/dns.js';
 import { freePort } from '../test/helpers/redis.js';
 import { percentile } from './stats.js';
 
@@ -54,16 +54,7 @@ async function startUnboundLocal(dir: string, hosts: Array<[string, string]>): P
   writeFileSync(
     conf,
     [
-      'server:',
-      `  interface: 127.0.0.1@${port}`,
-      '  do-daemonize: no',
-      '  username: ""',
-      '  chroot: ""',
-      `  directory: "${dir}"`,
-      `  pidfile: "${join(dir, 'unbound.pid')}"`,
-      '  use-syslog: no',
-      '  logfile: ""',
-      '  verbosity: 0',
+      ...unboundServer(dir, port, 0),
       '  num-threads: 1',
       '  access-control: 127.0.0.0/8 allow',
       '  local-zone: "berth." static',

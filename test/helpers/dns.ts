@@ -122,6 +122,22 @@ export interface Resolver {
 /** A recursive resolver that forwards each of `zones` to 127.0.0.1:berth. */
 export type ResolverKind = 'unbound' | 'dnsmasq';
 
+/** The start of an unbound config for a private foreground instance: on 127.0.0.1@port, its files under dir, logging to stderr. */
+export function unboundServer(dir: string, port: number, verbosity: number): string[] {
+  return [
+    'server:',
+    `  interface: 127.0.0.1@${port}`,
+    '  do-daemonize: no',
+    '  username: ""',
+    '  chroot: ""',
+    `  directory: "${dir}"`,
+    `  pidfile: "${join(dir, 'unbound.pid')}"`,
+    '  use-syslog: no',
+    '  logfile: ""',
+    `  verbosity: ${verbosity}`,
+  ];
+}
+
 /** Starts unbound (forward-zone) or dnsmasq (--server=/ZONE/127.0.0.1#PORT) on a free loopback port, in the foreground. */
 export async function startResolver(kind: ResolverKind, berthPort: number, zones: string[]): Promise<Resolver> {
   const dir = mkdtempSync(join(tmpdir(), `berth-${kind}-`));
@@ -133,16 +149,7 @@ export async function startResolver(kind: ResolverKind, berthPort: number, zones
     writeFileSync(
       conf,
       [
-        'server:',
-        `  interface: 127.0.0.1@${port}`,
-        '  do-daemonize: no',
-        '  username: ""',
-        '  chroot: ""',
-        `  directory: "${dir}"`,
-        `  pidfile: "${join(dir, 'unbound.pid')}"`,
-        '  use-syslog: no',
-        '  logfile: ""',
-        '  verbosity: 1',
+        ...unboundServer(dir, port, 1),
         '  do-ip6: no',
         '  access-control: 127.0.0.0/8 allow',
         // berth dns is on loopback, which unbound refuses to query by default
