@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { openStore } from '../../ipam/open-store.js';
+import { buildPoolConfig } from '../../ipam/pool-config.js';
 import { checkPool } from '../../ipam/check.js';
 import type { Finding } from '../../ipam/check.js';
 import { atExit } from './at-exit.js';
@@ -31,6 +32,25 @@ export interface WorkerEnd {
 }
 
 /** Worker processes allocating from a pool until stop(). */
+/**
+ * The clients of the failover tests on pool "p" (made here in `subnet`):
+ * berth's kept client (4 lanes), one store per ADD as a plugin (2), and
+ * ioredis kept as the agent (`ioredisLanes`); resolves once 150 ADDs are
+ * answered.
+ */
+export async function failoverWorkers(url: string, subnet: string, ioredisLanes = 4): Promise<Workers> {
+  const admin = await openStore(url);
+  await admin.createPool(buildPoolConfig({ name: 'p', subnet, hold: 0 }));
+  await admin.close();
+  const workers = new Workers(url, 'p', [
+    { lanes: 4, mode: 'kept', client: 'resp' },
+    { lanes: 2, mode: 'oneshot', client: 'resp' },
+    { lanes: ioredisLanes, mode: 'kept', client: 'ioredis' },
+  ]);
+  await workers.acked(150);
+  return workers;
+}
+
 export class Workers {
   readonly acks: Ack[] = [];
   private readonly children: ChildProcess[] = [];
@@ -61,6 +81,17 @@ export class Workers {
       });
     });
     atExit(() => this.kill());
+  }
+
+  /**
+   * Waits for one answer from each worker after `since` (each client finds a
+   * new master on its own schedule: ioredis follows the sentinels at its own
+   * pace), then gives each worker's answers after `since`.
+   */
+  async followed(since: number): Promise<number[]> {
+    const workers = [...this.children.keys()];
+    for (const w of workers) await this.acked(1, since + 1, w);
+    return workers.map((w) => this.acks.filter((a) => a.worker === w && a.at > since).length);
   }
 
   /** Resolves once at least n acknowledgements came in since `since` (ms), from one worker if given. */

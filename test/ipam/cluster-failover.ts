@@ -5,10 +5,8 @@
 // control runs the same with ?replicas=0 and must lose answered ADDs.
 import t, { type Test } from 'tap';
 import { keySlot } from '../../ipam/cluster-map.js';
-import { openStore } from '../../ipam/open-store.js';
-import { buildPoolConfig } from '../../ipam/pool-config.js';
 import { RECOMMENDED, startCluster } from '../helpers/cluster.js';
-import { errorCounts, reconcile, Workers } from '../helpers/failover.js';
+import { errorCounts, failoverWorkers, reconcile } from '../helpers/failover.js';
 import { cut, isolate, rulesInForce, skipWithoutIptables } from '../helpers/iptables.js';
 import { skipWithoutRedis } from '../helpers/redis.js';
 import { REPLICA_SOURCE, until } from '../helpers/sentinel.js';
@@ -19,17 +17,9 @@ async function scenario(t: Test, query: string, subnet: string) {
   const cluster = await startCluster({ config: RECOMMENDED });
   t.teardown(() => cluster.stop());
   const url = cluster.url(`timeout=1000${query}`);
-  const admin = await openStore(url);
-  await admin.createPool(buildPoolConfig({ name: 'p', subnet, hold: 0 }));
-  await admin.close();
   const slot = keySlot('berth:{p}:pool');
   const master = cluster.masterOf(slot);
-  const workers = new Workers(url, 'p', [
-    { lanes: 4, mode: 'kept', client: 'resp' },
-    { lanes: 2, mode: 'oneshot', client: 'resp' },
-    { lanes: 2, mode: 'kept', client: 'ioredis' },
-  ]);
-  await workers.acked(150);
+  const workers = await failoverWorkers(url, subnet, 2);
   const lag = cut(t, isolate(master.port, REPLICA_SOURCE));
   const cutAt = Date.now();
   await sleep(1500);
@@ -50,12 +40,10 @@ async function scenario(t: Test, query: string, subnet: string) {
   await master.start();
   await cluster.settled();
   await workers.acked(60, Date.now());
-  // each client (kept, one-shot, the agent's ioredis) finds the new master on its own schedule: wait for one answer from each
-  for (const w of [0, 1, 2]) await workers.acked(1, promotedAt + 1, w);
+  const followed = await workers.followed(promotedAt);
   const ends = await workers.stop();
   const r = await reconcile(url, 'p', workers.acks);
   const between = workers.acks.filter((a) => a.at >= cutAt && a.at < killedAt).length;
-  const followed = [0, 1, 2].map((w) => workers.acks.filter((a) => a.worker === w && a.at > promotedAt).length);
   return { r, ends, between, followed, promoted: promoted.port, promotedIn: promotedAt - killedAt, acks: workers.acks.length };
 }
 

@@ -4,9 +4,7 @@
 // and no address may be answered twice. The control runs the same with
 // ?replicas=0 and must lose answered ADDs, or the test could not fail.
 import t, { type Test } from 'tap';
-import { openStore } from '../../ipam/open-store.js';
-import { buildPoolConfig } from '../../ipam/pool-config.js';
-import { errorCounts, reconcile, Workers } from '../helpers/failover.js';
+import { errorCounts, failoverWorkers, reconcile } from '../helpers/failover.js';
 import { cut, isolate, rulesInForce, skipWithoutIptables } from '../helpers/iptables.js';
 import { skipWithoutRedis } from '../helpers/redis.js';
 import { REPLICA_SOURCE, startHaRedis, until } from '../helpers/sentinel.js';
@@ -17,15 +15,7 @@ async function scenario(t: Test, query: string) {
   const ha = await startHaRedis({ replicas: 2 });
   t.teardown(() => ha.stop());
   const url = ha.sentinels.url(`timeout=1000${query}`);
-  const admin = await openStore(url);
-  await admin.createPool(buildPoolConfig({ name: 'p', subnet: '10.60.0.0/16', hold: 0 }));
-  await admin.close();
-  const workers = new Workers(url, 'p', [
-    { lanes: 4, mode: 'kept', client: 'resp' },
-    { lanes: 2, mode: 'oneshot', client: 'resp' },
-    { lanes: 4, mode: 'kept', client: 'ioredis' },
-  ]);
-  await workers.acked(150);
+  const workers = await failoverWorkers(url, '10.60.0.0/16');
   // the replicas fall behind: the master's changes stop reaching them
   const lag = cut(t, isolate(ha.master.port, REPLICA_SOURCE));
   const cutAt = Date.now();
@@ -40,12 +30,10 @@ async function scenario(t: Test, query: string) {
   // healed only now: the dead master's kernel still retransmits what it had sent, and would let the replicas catch up
   lag.heal();
   await workers.acked(60, promotedAt);
-  // each client (kept, one-shot, the agent's ioredis) finds the new master on its own schedule: wait for one answer from each
-  for (const w of [0, 1, 2]) await workers.acked(1, promotedAt + 1, w);
+  const followed = await workers.followed(promotedAt);
   const ends = await workers.stop();
   const r = await reconcile(url, 'p', workers.acks);
   const between = workers.acks.filter((a) => a.at >= cutAt && a.at < killedAt).length;
-  const followed = [0, 1, 2].map((w) => workers.acks.filter((a) => a.worker === w && a.at > promotedAt).length);
   return { r, ends, between, promoted, followed, acks: workers.acks.length, firstAfter: Math.min(...workers.acks.filter((a) => a.at > killedAt).map((a) => a.at)) - killedAt };
 }
 

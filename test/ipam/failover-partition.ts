@@ -5,9 +5,7 @@
 // lose its address and no address may be answered twice. The control runs
 // the same with ?replicas=0 and must lose answered ADDs.
 import t, { type Test } from 'tap';
-import { openStore } from '../../ipam/open-store.js';
-import { buildPoolConfig } from '../../ipam/pool-config.js';
-import { errorCounts, reconcile, Workers } from '../helpers/failover.js';
+import { errorCounts, failoverWorkers, reconcile } from '../helpers/failover.js';
 import { cut, isolate, rulesInForce, skipWithoutIptables } from '../helpers/iptables.js';
 import { skipWithoutRedis } from '../helpers/redis.js';
 import { replicating, REPLICA_SOURCE, SENTINEL_SOURCE, startHaRedis, until } from '../helpers/sentinel.js';
@@ -17,15 +15,7 @@ async function scenario(t: Test, query: string) {
   const ha = await startHaRedis({ replicas: 2 });
   t.teardown(() => ha.stop());
   const url = ha.sentinels.url(`timeout=1000${query}`);
-  const admin = await openStore(url);
-  await admin.createPool(buildPoolConfig({ name: 'p', subnet: '10.61.0.0/16', hold: 0 }));
-  await admin.close();
-  const workers = new Workers(url, 'p', [
-    { lanes: 4, mode: 'kept', client: 'resp' },
-    { lanes: 2, mode: 'oneshot', client: 'resp' },
-    { lanes: 4, mode: 'kept', client: 'ioredis' },
-  ]);
-  await workers.acked(150);
+  const workers = await failoverWorkers(url, '10.61.0.0/16');
   const old = ha.master;
   const cutAt = Date.now();
   const partition = cut(t, [...isolate(old.port, REPLICA_SOURCE), ...isolate(old.port, SENTINEL_SOURCE)]);
@@ -42,10 +32,10 @@ async function scenario(t: Test, query: string) {
   );
   await replicating(ha.byPort(promoted), 2);
   await workers.acked(30, Date.now());
+  const followed = await workers.followed(promotedAt);
   const ends = await workers.stop();
   const r = await reconcile(url, 'p', workers.acks);
   const during = workers.acks.filter((a) => a.at >= cutAt && a.at < healedAt).length;
-  const followed = [0, 1, 2].map((w) => workers.acks.filter((a) => a.worker === w && a.at > promotedAt).length);
   return { r, ends, during, promoted, followed, acks: workers.acks.length, promotedIn: promotedAt - cutAt };
 }
 
