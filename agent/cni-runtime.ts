@@ -149,7 +149,12 @@ export class CniRuntime {
    */
   async runPlugin(type: string, env: NodeJS.ProcessEnv, stdin: string): Promise<Output> {
     if (!isOwnPlugin(type)) throw new CniError(CNI_CODES.INVALID_CONFIG, `"${type}" is not one of berth's plugins`);
-    return this.workers ? this.workers.run({ type, env, stdin, captureLogs: true }) : runOwn(await ownPlugin(type), env, stdin, this.stores, true);
+    return this.runOwnPlugin(type, env, stdin, true);
+  }
+
+  /** One of berth's own plugins on the plugin threads, or on this thread with its kept store connections. */
+  private async runOwnPlugin(type: string, env: NodeJS.ProcessEnv, stdin: string, captureLogs: boolean): Promise<Output> {
+    return this.workers ? this.workers.run({ type, env, stdin, captureLogs }) : runOwn(await ownPlugin(type), env, stdin, this.stores, captureLogs);
   }
 
   private async call(command: string, list: NetworkList, plugin: NetworkList['plugins'][number], att: AttachmentRef, prev: RawResult | undefined): Promise<RawResult | undefined> {
@@ -176,11 +181,8 @@ export class CniRuntime {
     }
     const stdin = JSON.stringify(conf);
     const own = this.inProcess && isOwnPlugin(plugin.type);
-    const out = !own
-      ? await this.exec(plugin.type, env, stdin)
-      : this.workers
-        ? await this.workers.run({ type: plugin.type, env, stdin })
-        : await runOwn(await ownPlugin(plugin.type), env, stdin, this.stores);
+    // the agent's own attachments log to its stderr (captureLogs false)
+    const out = own ? await this.runOwnPlugin(plugin.type, env, stdin, false) : await this.exec(plugin.type, env, stdin);
     const parsed = pluginOutput(out, `${plugin.type} ${command}`);
     if (command !== 'ADD') return undefined;
     if (!parsed) throw new CniError(CNI_CODES.DECODE_FAILED, `${plugin.type} ADD printed no result`);
