@@ -15,6 +15,7 @@ import { openStore } from '../../ipam/open-store.js';
 import { buildPoolConfig } from '../../ipam/pool-config.js';
 import { shortDir, startAgent, type AgentProcess } from '../helpers/agent.js';
 import { BIN, cniEnv, runCni, type CniRun } from '../helpers/cni.js';
+import { cniCallsServed } from '../helpers/fast-path.js';
 
 const POOL = 'fast';
 
@@ -40,16 +41,6 @@ async function allocated(url: string): Promise<string[]> {
   } finally {
     await store.close();
   }
-}
-
-/** A sample of berth_agent_cni_calls_total with these labels (in any order), 0 when absent. */
-async function served(agent: AgentProcess, labels: string): Promise<number> {
-  const { body } = await agent.get<string>('/metrics');
-  const want = labels.split(',');
-  const line = String(body)
-    .split('\n')
-    .find((l) => l.startsWith('berth_agent_cni_calls_total{') && want.every((w) => l.includes(w)));
-  return line ? Number(line.split(' ').pop()) : 0;
 }
 
 async function noDockerAgent(t: Test, store: string, extra: Record<string, unknown> = {}): Promise<AgentProcess> {
@@ -99,12 +90,12 @@ t.test('an agent with no Docker serves the call: the same answer as the plugin a
   const add = await ipam(agent.socket, 'ADD', 'web-1', conf(url));
   t.equal(add.code, 0, add.stdout);
   t.match(add.json, { cniVersion: '1.0.0', ips: [{ address: /^10\.77\.0\.\d+\/24$/ }] });
-  t.equal(await served(agent, 'plugin="berth-ipam",command="ADD",result="ok"'), 1, 'the agent ran it');
+  t.equal(await cniCallsServed(agent, 'plugin="berth-ipam",command="ADD",result="ok"'), 1, 'the agent ran it');
 
   // the same call on the Node path answers the same: the owner's address
   const again = await ipam('', 'ADD', 'web-1', conf(url));
   t.same(again.json, add.json, 'the plugin alone gives the same result');
-  t.equal(await served(agent, 'plugin="berth-ipam",command="ADD",result="ok"'), 1, 'and the agent was not asked');
+  t.equal(await cniCallsServed(agent, 'plugin="berth-ipam",command="ADD",result="ok"'), 1, 'and the agent was not asked');
 
   // a bad config: the same error, field named, the same exit code, on both paths
   const bad = { ...conf(url), ipam: { type: 'berth-ipam', store: url } };
@@ -113,7 +104,7 @@ t.test('an agent with no Docker serves the call: the same answer as the plugin a
   t.equal(viaAgent.code, 1);
   t.same(viaAgent.json, alone.json, 'the same error either way');
   t.match(viaAgent.json, { code: 7, msg: /pool/ });
-  t.equal(await served(agent, 'plugin="berth-ipam",command="ADD",result="7"'), 1, 'counted by its CNI code');
+  t.equal(await cniCallsServed(agent, 'plugin="berth-ipam",command="ADD",result="7"'), 1, 'counted by its CNI code');
 
   // DEL through the agent releases it; the owner gets it back on the next ADD
   t.equal((await ipam(agent.socket, 'DEL', 'web-1', conf(url))).code, 0);
@@ -177,7 +168,7 @@ t.test('a burst of 100 through the launcher: every call answered, the bound held
   t.same(runs.filter((r) => r.code !== 0).map((r) => r.stdout), [], 'every call answered with a result');
   const ips = runs.map((r) => r.json!.ips[0].address);
   t.equal(new Set(ips).size, N, 'distinct addresses');
-  t.equal(await served(agent, 'plugin="berth-ipam",command="ADD",result="ok"'), N, 'all of them by the agent');
+  t.equal(await cniCallsServed(agent, 'plugin="berth-ipam",command="ADD",result="ok"'), N, 'all of them by the agent');
   const peak = /berth_agent_cni_calls_peak (\d+)/.exec(String((await agent.get<string>('/metrics')).body));
   t.ok(peak, 'the peak of calls running at once is exported');
   t.ok(Number(peak![1]) <= 2 && Number(peak![1]) >= 1, `at most cniCalls ran at once (peak ${peak![1]})`);

@@ -5,8 +5,18 @@
 // a fast path that silently fell back to Node fails.
 import { join } from 'node:path';
 import t from 'tap';
-import { shortDir, startAgent } from './agent.js';
+import { shortDir, startAgent, type AgentProcess } from './agent.js';
 import { BIN } from './cni.js';
+
+/** The fast-path calls the agent has served (berth_agent_cni_calls_total), those with every label given ('plugin="berth-ipam",result="ok"', in any order), or all. */
+export async function cniCallsServed(agent: AgentProcess, labels = ''): Promise<number> {
+  const { body } = await agent.get<string>('/metrics');
+  const want = labels ? labels.split(',') : [];
+  return String(body)
+    .split('\n')
+    .filter((l) => l.startsWith('berth_agent_cni_calls_total{') && want.every((w) => l.includes(w)))
+    .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+}
 
 /** Starts the agent, points the plugins at it, then loads the tests (`load`: an import of the test file). */
 export async function onFastPath(load: () => Promise<unknown>): Promise<void> {
@@ -23,11 +33,7 @@ export async function onFastPath(load: () => Promise<unknown>): Promise<void> {
   process.env.BERTH_AGENT_SOCKET = agent.socket;
   await load();
   t.test('the calls above went through the agent (the fast path), not Node', async (t) => {
-    const { body } = await agent.get<string>('/metrics');
-    const served = String(body)
-      .split('\n')
-      .filter((l) => l.startsWith('berth_agent_cni_calls_total{'))
-      .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+    const served = await cniCallsServed(agent);
     t.ok(served > 0, `the agent served ${served} calls`);
   });
   t.teardown(() => agent.kill('SIGTERM'));
