@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "berth_native",
-      "sources": ["native/berth.cc"],
+      "sources": ["native/berth.cc", "native/dns-udp.cc"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra"]
     },
     {

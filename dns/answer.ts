@@ -30,7 +30,7 @@ interface Decoded extends DecodedPacket {
 
 /** The answer to a query (bytes), or null when none is due (a response, or bytes too short for a header). */
 export function answerQuery(query: Buffer, zone: Zone, transport: Transport): Buffer | null {
-  return respond(query, zone, transport).out;
+  return answerKeepable(query, zone, transport).out;
 }
 
 /** Distinct questions an AnswerCache keeps; when full it starts again empty. */
@@ -40,8 +40,7 @@ const CACHE_ENTRIES = 20_000;
  * answerQuery, remembered per zone: two queries that differ only in their id
  * get the same answer but for its id, so an answer is kept by the query's
  * other bytes and the transport, and reused with the new id until the zone
- * changes. Queries with EDNS options (a client cookie is new in every query)
- * are answered but not kept.
+ * changes; only answers answerKeepable allows are kept.
  */
 export class AnswerCache {
   private zone: Zone | undefined;
@@ -61,7 +60,7 @@ export class AnswerCache {
       out.writeUInt16BE(query.readUInt16BE(0), 0);
       return out;
     }
-    const { out, keep } = respond(query, zone, transport);
+    const { out, keep } = answerKeepable(query, zone, transport);
     if (out && keep) {
       if (this.entries.size >= CACHE_ENTRIES) this.entries.clear();
       this.entries.set(key, out);
@@ -70,8 +69,8 @@ export class AnswerCache {
   }
 }
 
-/** The answer, and whether it may be kept for the same question (answerCache). */
-function respond(query: Buffer, zone: Zone, transport: Transport): { out: Buffer | null; keep: boolean } {
+/** answerQuery, and whether its answer may be given again, with the id replaced, to the same bytes after the id while the zone stays (not when the query has EDNS options: a client cookie is new in every query). */
+export function answerKeepable(query: Buffer, zone: Zone, transport: Transport): { out: Buffer | null; keep: boolean } {
   const out = (bytes: Buffer | null, keep = false) => ({ out: bytes, keep });
   if (query.length < 12) return out(null);
   let q: Decoded;

@@ -69,6 +69,7 @@ export class ZoneKeeper {
   private lastUnnamed = '';
   private hostsFailing = false;
   private readonly now: () => number;
+  private readonly changeListeners = new Set<() => void>();
 
   constructor(private readonly deps: KeeperDeps) {
     this.now = deps.now ?? Date.now;
@@ -78,6 +79,11 @@ export class ZoneKeeper {
   current(): Zone {
     if (!this.zone) throw new Error('the zone is not built yet');
     return this.zone;
+  }
+
+  /** Calls `listener` after each new zone from now on. */
+  onChange(listener: () => void): void {
+    this.changeListeners.add(listener);
   }
 
   /** The pool names for the change feed; reading them keeps the pools' configs here current. */
@@ -179,6 +185,7 @@ export class ZoneKeeper {
     });
     const first = this.zone === undefined;
     this.zone = zone;
+    for (const listener of this.changeListeners) listener();
     this.stats.builds++;
     this.stats.names = report.names;
     this.stats.clashes = report.clashes.length;

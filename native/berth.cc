@@ -24,6 +24,7 @@
 #define _GNU_SOURCE
 #endif
 #include <node_api.h>
+#include "sys-error.h"
 #include <fcntl.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
@@ -47,30 +48,6 @@
 #include <vector>
 
 namespace {
-
-// An Error like Node's own for a failed system call: message, code, errno, syscall.
-napi_value SysError(napi_env env, const char* syscall, int err) {
-  napi_value msg, error, value;
-  napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &msg);
-  napi_create_error(env, nullptr, msg, &error);
-  napi_create_int32(env, -err, &value);
-  napi_set_named_property(env, error, "errno", value);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &value);
-  napi_set_named_property(env, error, "syscall", value);
-  const char* name = err == EWOULDBLOCK ? "EWOULDBLOCK"
-                     : err == EBADF      ? "EBADF"
-                     : err == EINTR      ? "EINTR"
-                     : err == EINVAL     ? "EINVAL"
-                     : err == EPERM      ? "EPERM"
-                     : err == ENOENT     ? "ENOENT"
-                     : err == EMSGSIZE   ? "EMSGSIZE"
-                     : err == ETIMEDOUT  ? "ETIMEDOUT"
-                     : err == EPROTO     ? "EPROTO"
-                                         : "EIO";
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &value);
-  napi_set_named_property(env, error, "code", value);
-  return error;
-}
 
 // Reads (fd, operation); throws a TypeError naming `usage` and returns false when they are not two integers.
 bool FdAndOp(napi_env env, napi_callback_info info, const char* usage, int32_t* fd, int32_t* op) {
@@ -666,6 +643,7 @@ napi_value Init(napi_env env, napi_value exports) {
     napi_create_int32(env, c.value, &v);
     napi_set_named_property(env, exports, c.name, v);
   }
+  DnsUdpInit(env, exports);
   return exports;
 }
 

@@ -25,11 +25,26 @@ export interface Native {
   packetSend(fd: number, ifindex: number, frame: Buffer): void;
   /** sends frames[i] out of link ifindex delaysMs[i] from now, from a detached process that holds only fd */
   packetSendLater(fd: number, ifindex: number, frames: Buffer[], delaysMs: number[]): void;
+  /** binds a UDP socket to host:port (0: a free one) and answers on a thread of its own: from kept answers, else by calling onQuery(query, peer) */
+  udpAnswererOpen(host: string, port: number, onQuery: (query: Buffer, peer: Buffer) => void): { handle: UdpAnswererHandle; port: number };
+  /** sends one datagram to a peer given to onQuery, without waiting; false when it was dropped (the socket's buffer is full) */
+  udpAnswererSend(handle: UdpAnswererHandle, peer: Buffer, bytes: Buffer): boolean;
+  /** answers the same bytes after the id with `answer`, its id replaced, until udpAnswererForget (queries over 322 bytes or answers over 1232 are not kept) */
+  udpAnswererKeep(handle: UdpAnswererHandle, query: Buffer, answer: Buffer): void;
+  /** no kept answer is given again */
+  udpAnswererForget(handle: UdpAnswererHandle): void;
+  /** datagrams answered from kept answers, passed to onQuery, and dropped with onQuery's queue full */
+  udpAnswererStats(handle: UdpAnswererHandle): { kept: number; passed: number; dropped: number };
+  /** stops the thread and closes the socket */
+  udpAnswererClose(handle: UdpAnswererHandle): void;
   LOCK_SH: number;
   LOCK_EX: number;
   LOCK_UN: number;
   LOCK_NB: number;
 }
+
+/** An open UDP answerer (native/dns-udp.cc). */
+export type UdpAnswererHandle = { readonly __udpAnswerer: unique symbol };
 
 let loaded: Native | undefined;
 

@@ -15,11 +15,15 @@ import { freshStore, PROCESS_STORE_KINDS } from '../helpers/stores.js';
 const hex = (ip: string) => parseIp(ip, 'ip').hex;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls dig until `ok` holds, within `timeoutMs`; returns the answer and how long it took. */
+/**
+ * Polls dig until `ok` holds, within `timeoutMs`; returns the answer and how
+ * long it took. Without a cookie dig asks the same bytes each time, so the
+ * answers kept on berth dns's UDP thread are what is being polled.
+ */
 async function until(port: number, name: string, type: string, ok: (r: DigResult) => boolean, timeoutMs = 10_000): Promise<{ r: DigResult; ms: number }> {
   const t0 = Date.now();
   for (;;) {
-    const r = await dig(port, name, type);
+    const r = await dig(port, name, type, ['+nocookie']);
     if (ok(r)) return { r, ms: Date.now() - t0 };
     if (Date.now() - t0 > timeoutMs) throw new Error(`${name} ${type} not as expected within ${timeoutMs} ms: ${r.text}`);
     await sleep(20);
