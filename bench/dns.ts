@@ -1,6 +1,8 @@
 // berth dns against established servers on the same 4,000 names: bin/berth
 // dns on a pool of 4,000 owners, dnsmasq with the same names in a hosts file,
-// unbound with them as local-data; one thread each. Debian's dnsperf asks
+// unbound with them as local-data; one thread each reads UDP (berth's native
+// UDP thread; its JavaScript thread answers the questions that thread has no
+// answer kept for, once per name here). Debian's dnsperf asks
 // each in turn, over UDP on loopback, the 4,000 A questions in random order
 // for a fixed time, rounds alternating; per-query latencies come from
 // dnsperf -v, so p99 is over every answered query.
@@ -93,7 +95,7 @@ export async function benchDns({ quick }: { quick: boolean }): Promise<string[]>
   const missing = ['dnsperf', 'dnsmasq', 'unbound', 'dig'].filter((b) => spawnSync('which', [b]).status !== 0);
   if (missing.length > 0) return [`dns: skipped: ${missing.join(', ')} not installed (scripts/test-deps.sh)`];
   const seconds = quick ? 3 : 8;
-  const rounds = 2;
+  const rounds = 3;
   const dir = mkdtempSync(join(tmpdir(), 'berth-bench-dns-'));
   const stops: Array<() => Promise<void>> = [];
   try {
@@ -138,6 +140,9 @@ export async function benchDns({ quick }: { quick: boolean }): Promise<string[]>
       const best = runs.get(label)!.sort((a, b) => b.qps - a.qps)[0]!;
       out.push(`  ${label.padEnd(42)} ${best.qps.toFixed(0).padStart(10)} ${best.p50.toFixed(3).padStart(8)} ${best.p99.toFixed(3).padStart(8)} ${String(best.lost).padStart(6)}`);
     }
+    const best = (label: string) => Math.max(...runs.get(label)!.map((r) => r.qps));
+    const [berthLabel, dnsmasqLabel, unboundLabel] = servers.map(([label]) => label) as [string, string, string];
+    out.push(`  berth / dnsmasq ${(best(berthLabel) / best(dnsmasqLabel)).toFixed(2)}x, berth / unbound ${(best(berthLabel) / best(unboundLabel)).toFixed(2)}x (best rounds; target: at least 1.00x dnsmasq)`);
     out.push(`  every round: ${[...runs].map(([label, rs]) => `${label.split(' ')[0]} ${rs.map((x) => x.qps.toFixed(0)).join('/')}`).join(', ')}`);
     return out;
   } finally {

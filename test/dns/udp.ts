@@ -59,7 +59,7 @@ function exchange(client: Socket, port: number, bytes: Buffer, ms = 2000): Promi
   });
 }
 
-const addressOf = (answer: Buffer | null) => (packet.decode(answer!).answers ?? []).map((a) => `${a.type} ${a.data}`);
+const addressOf = (answer: Buffer | null) => (packet.decode(answer!).answers ?? []).map((a) => `${a.type} ${String((a as { data?: unknown }).data)}`);
 
 t.test('kept answers: the same bytes as answerQuery with the asker id, forgotten with the zone', async (t) => {
   const source = new Source(zoneWith('10.20.0.2'));
