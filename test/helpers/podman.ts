@@ -68,6 +68,8 @@ export async function setupPodman(dir: string): Promise<Podman> {
       'cgroup_manager = "cgroupfs"',
       'events_logger = "file"',
       'runtime = "runc"',
+      // podman's cleanup (run by conmon when the container exits, where the CNI DEL happens) does not inherit the caller's environment, only what containers.conf sets
+      ...(process.env.BERTH_AGENT_SOCKET !== undefined ? [`env = ["BERTH_AGENT_SOCKET=${process.env.BERTH_AGENT_SOCKET}"]`] : []),
       '',
     ].join('\n'),
   );
